@@ -1,0 +1,65 @@
+"""maskcli: make image segmentation masks and apply them.
+
+The library under the ``maskcli`` command. Everything works on numpy arrays: images are float32 grey H×W or RGB
+H×W×3 in [0, 1]; masks are float32 H×W in [0, 1], hard masks holding exactly 0 and 1.
+
+>>> import maskcli
+>>> image = maskcli.read_image("samples/coins.png")  # doctest: +SKIP
+>>> mask = maskcli.segment(image.pixels, "otsu")  # doctest: +SKIP
+>>> cutout = maskcli.apply(image.pixels, mask, "cutout")  # doctest: +SKIP
+
+Importing this package is cheap: heavy modules (OpenCV, scikit-image, torch) load when first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from maskcli.io.decode import Image
+
+
+def read_image(path: str, **options: Any) -> "Image":
+    """Read an image file (see :func:`maskcli.io.decode.read_image`)."""
+    from maskcli.io.decode import read_image as _read
+
+    return _read(path, **options)
+
+
+def read_mask(path: str) -> "np.ndarray":
+    """Read a mask file into the mask convention (see :func:`maskcli.io.encode.read_mask`)."""
+    from maskcli.io.encode import read_mask as _read
+
+    return _read(path)
+
+
+def write_mask(path: str, mask: "np.ndarray", *, bits: int = 8) -> None:
+    """Write a mask as PNG, atomically (hard masks 1-bit, soft 8- or 16-bit)."""
+    from maskcli.io.encode import encode_mask, write_atomic
+
+    write_atomic(path, encode_mask(mask, bits=bits))
+
+
+def segment(image: "np.ndarray", method: str = "otsu", **options: Any) -> "np.ndarray":
+    """The mask of ``image`` made by the named method with its options.
+
+    Refinement options (``fill_holes``, ``min_size``, ``feather`` ...) are not method options: use
+    :class:`maskcli.refine.Refinement` on the result.
+    """
+    from maskcli.methods import methods
+
+    return methods.create(method, options)(image)
+
+
+def apply(image: "np.ndarray", mask: "np.ndarray", mode: str = "cutout", **options: Any) -> "np.ndarray":
+    """Composite ``image`` with ``mask`` in the named mode (``cutout``, ``color``, ``blur`` ...)."""
+    from maskcli.composite import modes
+
+    return modes.create(mode, options)(image, mask)
+
+
+__all__ = ["__version__", "apply", "read_image", "read_mask", "segment", "write_mask"]

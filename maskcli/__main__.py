@@ -1,0 +1,5 @@
+"""``python -m maskcli``."""
+
+from maskcli.cli.app import run
+
+run()

@@ -1,0 +1,92 @@
+"""The ``maskcli`` command: a thin Typer app over the library.
+
+Each command parses options, builds a library job and runs it through the streaming runner; :func:`main` maps
+errors to exit statuses: 0 all done, 1 some items failed, 2 usage error, 3 setup error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from maskcli import __version__
+from maskcli.cli.report import EXIT_INTERRUPTED, EXIT_SETUP, EXIT_USAGE, error_line
+from maskcli.errors import MaskcliError, OptionError
+
+app = typer.Typer(
+    name="maskcli",
+    help="Make image segmentation masks and apply them, over folders, globs, lists and pipes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"maskcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Make image segmentation masks (segment) and apply them (apply)."""
+
+
+def _register() -> None:
+    from maskcli.cli import apply, evaluate, methods, models, preview, segment
+
+    app.command("segment", no_args_is_help=False)(segment.segment_command)
+    app.command("apply")(apply.apply_command)
+    app.command("methods")(methods.methods_command)
+    app.command("modes")(methods.modes_command)
+    app.add_typer(models.app, name="models")
+    app.command("eval")(evaluate.eval_command)
+    app.command("preview")(preview.preview_command)
+
+
+_register()
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status (never raises for user errors).
+
+    Typer handles usage errors (exit 2), ``--help`` and Ctrl-C (exit 130); the library's own errors are mapped
+    here, each printed as one line.
+    """
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        app(args=argv, prog_name="maskcli")
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except KeyboardInterrupt:
+        print("maskcli: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OptionError as error:
+        error_line(str(error))
+        return EXIT_USAGE
+    except MaskcliError as error:
+        error_line(str(error))
+        return EXIT_SETUP
+    except BrokenPipeError:
+        # A reader such as `head` closed the pipe: stop quietly, as other Unix tools do.
+        sys.stderr.close()
+        return 1
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""Options shared by the batch commands, declared once, and the planning they drive (inputs → items)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Optional
+
+import typer
+
+from maskcli.errors import OptionError, SetupError
+from maskcli.io.sources import STDIN, Destinations, Existing, Item, Source, expand_inputs, read_path_list
+from maskcli.cli.streams import stdin_kind
+
+BATCH = "Inputs and outputs"
+METHOD = "Method"
+CNN = "CNN methods"
+RUN = "Running"
+REPORT = "Reporting"
+
+Inputs = Annotated[
+    Optional[list[str]],
+    typer.Argument(
+        help="Image files, folders, glob patterns, or - for one image on stdin. "
+        "None: read a list of paths (or, for apply, segment's --json records) from stdin.",
+        show_default=False,
+    ),
+]
+Output = Annotated[
+    Optional[Path],
+    typer.Option("--output", "-o", help="Output folder (a file name for one image from stdin; - for stdout).",
+                 rich_help_panel=BATCH, show_default=False),
+]
+Recursive = Annotated[
+    bool, typer.Option("--recursive", "-r", help="Descend into sub-folders; outputs mirror the tree.", rich_help_panel=BATCH)
+]
+FromFile = Annotated[
+    Optional[str],
+    typer.Option("--from-file", "-T", help="Read input paths from this file, one per line (- for stdin).",
+                 rich_help_panel=BATCH, show_default=False),
+]
+Null = Annotated[
+    bool, typer.Option("--null", "-0", help="Paths in lists are NUL-separated (find -print0).", rich_help_panel=BATCH)
+]
+SkipExisting = Annotated[
+    bool, typer.Option("--skip-existing", help="Skip items whose output exists (resume a batch).", rich_help_panel=BATCH)
+]
+Overwrite = Annotated[
+    bool,
+    typer.Option("--overwrite", help="Replace existing outputs. Default: an existing output is an error for that "
+                 "item, and nothing is replaced.", rich_help_panel=BATCH),
+]
+MaxPixels = Annotated[
+    int, typer.Option("--max-pixels", help="Refuse images larger than this many pixels (decompression-bomb guard).",
+                      rich_help_panel=BATCH, min=1)
+]
+Jobs = Annotated[
+    Optional[int],
+    typer.Option("--jobs", "-j", help="Worker processes (threads for the CNN). Default: the number of cores.",
+                 rich_help_panel=RUN, min=1, show_default=False),
+]
+Unordered = Annotated[
+    bool, typer.Option("--unordered", help="Report results as they finish instead of in input order.", rich_help_panel=RUN)
+]
+FailFast = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed item.", rich_help_panel=RUN)]
+Json = Annotated[
+    bool, typer.Option("--json", help="One JSON record per item on stdout (input, output, status, error, timings, "
+                       "method facts).", rich_help_panel=REPORT)
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, warnings or summary; errors only.",
+                                     rich_help_panel=REPORT)]
+
+
+def _method_names() -> list[str]:
+    from maskcli.methods import methods
+
+    return methods.names()
+
+
+MethodName = Annotated[
+        Optional[str],
+        typer.Option("--method", "-m", help="How to make the mask; `maskcli methods` lists them. Default: otsu.",
+                     rich_help_panel=METHOD, show_default=False, autocompletion=_method_names),
+    ]
+Preset = Annotated[
+        Optional[str],
+        typer.Option("--preset", help="Named settings for a kind of data (`maskcli methods --presets`); "
+                     "options given here override it.", rich_help_panel=METHOD, show_default=False),
+    ]
+Polarity = Annotated[
+        Optional[str], typer.Option("--polarity", help="bright | dark | auto: which side of a threshold is "
+                                    "foreground.", rich_help_panel=METHOD, show_default=False)]
+Channel = Annotated[
+        Optional[str], typer.Option("--channel", help="gray | r | g | b | h | s | v | l | a | b*: the channel "
+                                    "thresholded.", rich_help_panel=METHOD, show_default=False)]
+Sigma = Annotated[
+        Optional[float], typer.Option("--sigma", help="Gaussian pre-smoothing in pixels.", rich_help_panel=METHOD,
+                                      show_default=False)]
+Model = Annotated[Optional[str], typer.Option("--model", help="CNN model (`maskcli models`); implies "
+                                                 "--method cnn.", rich_help_panel=CNN, show_default=False)]
+Weights = Annotated[Optional[Path], typer.Option("--weights", help="A local weights file for the model.",
+                                                    rich_help_panel=CNN, show_default=False)]
+Device = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda | cuda:N.",
+                                                  rich_help_panel=CNN, show_default=False)]
+BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help="Images per CNN batch.",
+                                                      rich_help_panel=CNN, min=1, show_default=False)]
+Classes = Annotated[Optional[str], typer.Option("--classes", help="Semantic models: comma-separated class "
+                                                   "names kept as foreground.", rich_help_panel=CNN,
+                                                   show_default=False)]
+
+
+Params = Annotated[
+    Optional[list[str]],
+    typer.Option("--param", "-p", help="A method option as KEY=VALUE (repeatable); see `maskcli methods NAME`.",
+                 rich_help_panel=METHOD, show_default=False),
+]
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def parse_params(params: list[str] | None, option: str = "param") -> dict[str, str]:
+    """``["k=v", ...]`` to a dict; a pair without ``=`` is a usage error naming the option."""
+    parsed: dict[str, str] = {}
+    for pair in params or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise OptionError(f"--{option}", f"expected KEY=VALUE, got {pair!r}")
+        parsed[key.strip().replace("-", "_")] = value.strip()
+    return parsed
+
+
+def existing_policy(skip_existing: bool, overwrite: bool) -> Existing:
+    if skip_existing and overwrite:
+        raise OptionError("--skip-existing", "cannot be combined with --overwrite")
+    return "skip" if skip_existing else "overwrite" if overwrite else "error"
+
+
+def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str | None, null: bool,
+                   allow_records: bool = False) -> tuple[Iterator[Source], str]:
+    """Sources from the arguments, a list file, or stdin; also says what stdin held ("paths", "records", ...)."""
+    streams: list[Iterator[Source]] = []
+    kind = "none"
+    if inputs:
+        if inputs.count(STDIN) and len(inputs) > 1:
+            raise OptionError("inputs", "- (one image on stdin) cannot be mixed with other inputs")
+        streams.append(expand_inputs(inputs, recursive=recursive))
+        kind = "image" if inputs == [STDIN] else "args"
+    if from_file is not None:
+        if from_file == STDIN:
+            stream = sys.stdin.buffer
+        else:
+            try:
+                stream = open(from_file, "rb")  # noqa: SIM115 (read lazily while the batch runs)
+            except OSError as error:
+                raise SetupError(f"cannot read the list {from_file}: {error.strerror or error}") from None
+        streams.append(expand_inputs(read_path_list(stream, null=null), recursive=recursive))
+        kind = "paths"
+    if not streams:
+        kind = stdin_kind()
+        if kind == "paths":
+            streams.append(expand_inputs(read_path_list(sys.stdin.buffer, null=null), recursive=recursive))
+        elif kind == "image":
+            streams.append(expand_inputs([STDIN]))
+        elif kind == "records" and allow_records:
+            return iter(()), kind
+        elif kind == "records":
+            raise OptionError("inputs", "stdin holds JSON records; only `maskcli apply` reads them")
+        else:
+            raise SetupError("no inputs: give image files, folders or patterns, or pipe a list of paths on stdin")
+
+    def chained() -> Iterator[Source]:
+        for stream in streams:
+            yield from stream
+
+    return chained(), kind
+
+
+def plan_outputs(sources: Iterator[Source], *, kind: str, output: Path | None, template: str,
+                 existing: Existing, suffix: Any = None) -> Iterator[Item]:
+    """Items with destinations; one image from stdin goes to stdout unless an output file is named."""
+    if kind == "image":
+        item = Item(0, Source(STDIN, PurePosixPath("stdin")))
+        item.extra["data"] = sys.stdin.buffer.read()
+        if output is not None and str(output) != STDIN:
+            if output.is_dir():
+                raise OptionError("--output", "with one image on stdin, --output names a file, not a folder")
+            if output.exists() and existing != "overwrite":
+                item.error = f"output {output} exists (use --overwrite to replace it)"
+            item.destination = output
+        return iter([item])
+    if output is None or str(output) == STDIN:
+        raise OptionError("--output", "give an output folder with -o/--output (stdout takes one image from stdin)")
+    if output.exists() and not output.is_dir():
+        raise OptionError("--output", f"{output} exists and is not a folder")
+    return Destinations(output, template, existing, suffix=suffix).plan(sources)
+
+
+def method_plan(method: str | None, preset: str | None, params: list[str] | None,
+                 first_class: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The method's name, its options, and refinement settings: preset, then -p pairs, then named flags."""
+    options: dict[str, Any] = {}
+    refinement: dict[str, Any] = {}
+    name = method
+    if preset is not None:
+        from maskcli.presets import get_preset
+
+        chosen = get_preset(preset)
+        if name is not None and name != chosen.method:
+            raise OptionError("--preset", f"preset {preset!r} uses method {chosen.method!r}, not {name!r}")
+        name = chosen.method
+        options.update(chosen.options)
+        refinement.update(chosen.refinement)
+    cnn_flags = [k for k in ("model", "weights", "device", "batch_size", "classes") if first_class.get(k) is not None]
+    if name is None:
+        name = "cnn" if cnn_flags else "otsu"
+    options.update(parse_params(params))
+    options.update({k: v for k, v in first_class.items() if v is not None})
+    return name, options, refinement
+
+

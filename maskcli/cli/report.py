@@ -1,0 +1,122 @@
+"""What the user sees: one error line per failed item, a progress bar on a terminal, JSON records, a summary,
+and the exit status.
+
+Data goes to stdout (records, or an image when writing to stdout); everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import IO, Any
+
+from maskcli.pipeline import Result
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_SETUP = 3
+EXIT_INTERRUPTED = 130
+
+
+def error_line(message: str, path: str | None = None, *, stream: IO[str] | None = None) -> None:
+    """``maskcli: error: <path>: <reason>`` on stderr."""
+    where = f"{path}: " if path else ""
+    print(f"maskcli: error: {where}{message}", file=stream or sys.stderr, flush=True)
+
+
+class Reporter:
+    """Follows a batch's results; :meth:`finish` prints the summary and returns the exit status."""
+
+    def __init__(
+        self,
+        *,
+        json_records: bool = False,
+        quiet: bool = False,
+        verb: str = "written",
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+    ) -> None:
+        self.json_records = json_records
+        self.quiet = quiet
+        self.verb = verb
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self.counts = {"written": 0, "skipped": 0, "failed": 0}
+        self.started = time.perf_counter()
+        self._progress: Any = None
+        self._task: Any = None
+        if not quiet and self.stderr.isatty():
+            self._start_progress()
+
+    def _start_progress(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        console = Console(file=self.stderr)
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self._task = self._progress.add_task("maskcli", total=None, rate="")
+        self._progress.start()
+
+    def _echo_err(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(text, file=self.stderr, flush=True)
+
+    def result(self, result: Result) -> None:
+        self.counts[result.status] += 1
+        if result.status == "failed":
+            self._echo_err(f"maskcli: error: {result.input}: {result.error}")
+        elif not self.quiet:
+            for warning in result.facts.get("warnings", []):
+                self._echo_err(f"maskcli: warning: {result.input}: {warning}")
+        if self.json_records:
+            print(json.dumps(result.record(), default=_jsonable), file=self.stdout, flush=True)
+        if self._progress is not None:
+            done = sum(self.counts.values())
+            rate = done / max(time.perf_counter() - self.started, 1e-9)
+            self._progress.update(self._task, advance=1, rate=f"{rate:.1f} img/s", description=result.input[-40:])
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def summary(self) -> str:
+        elapsed = time.perf_counter() - self.started
+        rate = f", {self.total / elapsed:.1f} img/s" if elapsed > 0 and self.total > 1 else ""
+        c = self.counts
+        return f"maskcli: {c['written']} {self.verb}, {c['skipped']} skipped, {c['failed']} failed in {elapsed:.1f} s{rate}"
+
+    def finish(self, *, interrupted: bool = False) -> int:
+        if self._progress is not None:
+            self._progress.stop()
+        if interrupted:
+            print(f"{self.summary()} (interrupted)", file=self.stderr, flush=True)
+            return EXIT_INTERRUPTED
+        if not self.quiet:
+            print(self.summary(), file=self.stderr, flush=True)
+        return EXIT_SOME_FAILED if self.counts["failed"] else EXIT_OK
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(value)

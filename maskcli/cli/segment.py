@@ -1,0 +1,148 @@
+"""``maskcli segment``: make masks for a batch of images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from maskcli.cli import common as c
+from maskcli.cli.report import Reporter
+from maskcli.cli.streams import binary_stdout
+from maskcli.errors import OptionError
+from maskcli.io.decode import DEFAULT_MAX_PIXELS
+
+REFINE = "Refinement (applied in this order)"
+
+
+def segment_command(
+    inputs: c.Inputs = None,
+    output: c.Output = None,
+    method: c.MethodName = None,
+    preset: c.Preset = None,
+    params: c.Params = None,
+    polarity: c.Polarity = None,
+    channel: c.Channel = None,
+    sigma: c.Sigma = None,
+    model: c.Model = None,
+    weights: c.Weights = None,
+    device: c.Device = None,
+    batch_size: c.BatchSize = None,
+    classes: c.Classes = None,
+    open_radius: Annotated[Optional[int], typer.Option("--open", help="Opening radius (removes thin specks).",
+                                                       rich_help_panel=REFINE, min=0, show_default=False)] = None,
+    close_radius: Annotated[Optional[int], typer.Option("--close", help="Closing radius (bridges small gaps).",
+                                                        rich_help_panel=REFINE, min=0, show_default=False)] = None,
+    erode: Annotated[Optional[int], typer.Option("--erode", help="Erosion radius.", rich_help_panel=REFINE, min=0,
+                                                 show_default=False)] = None,
+    dilate: Annotated[Optional[int], typer.Option("--dilate", help="Dilation radius.", rich_help_panel=REFINE, min=0,
+                                                  show_default=False)] = None,
+    fill_holes: Annotated[Optional[bool], typer.Option("--fill-holes/--no-fill-holes", help="Fill holes inside "
+                                                       "regions.", rich_help_panel=REFINE, show_default=False)] = None,
+    max_hole: Annotated[Optional[int], typer.Option("--max-hole", help="With --fill-holes: fill only holes up to "
+                                                    "this many pixels.", rich_help_panel=REFINE, min=1,
+                                                    show_default=False)] = None,
+    min_size: Annotated[Optional[int], typer.Option("--min-size", help="Remove regions smaller than this many "
+                                                    "pixels.", rich_help_panel=REFINE, min=0,
+                                                    show_default=False)] = None,
+    keep_largest: Annotated[Optional[int], typer.Option("--keep-largest", help="Keep only the K largest "
+                                                        "regions.", rich_help_panel=REFINE, min=1,
+                                                        show_default=False)] = None,
+    refine: Annotated[Optional[str], typer.Option("--refine", help="Refine the mask with grabcut (or guided "
+                                                  "for soft edges) seeded by it.", rich_help_panel=REFINE,
+                                                  show_default=False)] = None,
+    invert: Annotated[Optional[bool], typer.Option("--invert/--no-invert", help="Swap foreground and background.",
+                                                   rich_help_panel=REFINE, show_default=False)] = None,
+    feather: Annotated[Optional[float], typer.Option("--feather", help="Soften edges over this many pixels "
+                                                     "(gives a soft mask).", rich_help_panel=REFINE, min=0,
+                                                     show_default=False)] = None,
+    hard: Annotated[Optional[float], typer.Option("--hard", help="Binarise at this level in (0, 1].",
+                                                  rich_help_panel=REFINE, show_default=False)] = None,
+    soft: Annotated[Optional[bool], typer.Option("--soft/--no-soft", help="Keep soft values (CNN probabilities); "
+                                                 "default for the CNN.", rich_help_panel=REFINE,
+                                                 show_default=False)] = None,
+    mask_bits: Annotated[int, typer.Option("--mask-bits", help="Bits per pixel of soft masks: 8 or 16.",
+                                           rich_help_panel=c.BATCH)] = 8,
+    name: Annotated[str, typer.Option("--name", help="Output name template: {stem} {name} {ext} {relpath} "
+                                      "{index}.", rich_help_panel=c.BATCH)] = "{stem}.png",
+    recursive: c.Recursive = False,
+    from_file: c.FromFile = None,
+    null: c.Null = False,
+    skip_existing: c.SkipExisting = False,
+    overwrite: c.Overwrite = False,
+    max_pixels: c.MaxPixels = DEFAULT_MAX_PIXELS,
+    jobs: c.Jobs = None,
+    unordered: c.Unordered = False,
+    fail_fast: c.FailFast = False,
+    json_records: c.Json = False,
+    quiet: c.Quiet = False,
+) -> None:
+    """Make masks: one PNG per image, hard (0/255) or soft (grey levels).
+
+    \b
+    Examples:
+      maskcli segment photos/ -o masks/                     # Otsu threshold
+      maskcli segment scans/ -o masks/ --preset document
+      maskcli segment shop/ -o masks/ -m cnn --refine guided --soft
+      find . -name '*.tif' | maskcli segment -o masks/ -m li --fill-holes --min-size 50
+      maskcli segment - < photo.jpg > mask.png
+    """
+    from maskcli.pipeline import run
+    from maskcli.jobs.segment import SegmentJob
+
+    method_name, method_options, refinement = c.method_plan(
+        method, preset, params,
+        first_class={"polarity": polarity, "channel": channel, "sigma": sigma, "model": model,
+                     "weights": str(weights) if weights else None, "device": device, "batch_size": batch_size,
+                     "classes": classes},
+    )
+    refine_given = {
+        "open": open_radius, "close": close_radius, "erode": erode, "dilate": dilate, "fill_holes": fill_holes,
+        "max_hole": max_hole, "min_size": min_size, "keep_largest": keep_largest, "refine": refine,
+        "invert": invert, "feather": feather, "hard": hard, "soft": soft,
+    }
+    refinement.update({k: v for k, v in refine_given.items() if v is not None})
+    from maskcli.methods import methods
+
+    method_object = methods.create(method_name, method_options)
+    refiner = _build_refiner(refinement)
+    job = SegmentJob(method_object, refiner, max_pixels=max_pixels, mask_bits=mask_bits)
+    if mask_bits not in (8, 16):
+        raise OptionError("--mask-bits", f"must be 8 or 16, not {mask_bits}")
+
+    sources, kind = c.gather_sources(inputs, recursive=recursive, from_file=from_file, null=null)
+    items = c.plan_outputs(sources, kind=kind, output=output, template=name,
+                           existing=c.existing_policy(skip_existing, overwrite), suffix=".png")
+    drive(items, job, kind=kind, output=output, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
+                 json_records=json_records, quiet=quiet, run=run)
+
+
+def drive(items: Any, job: Any, *, kind: str, output: Path | None, jobs: int | None, unordered: bool,
+          fail_fast: bool, json_records: bool, quiet: bool, run: Any) -> None:
+    """Run a job over planned items, report, and exit with the batch's status; shared by segment and apply."""
+    to_stdout = kind == "image" and (output is None or str(output) == "-")
+    stdout = binary_stdout() if to_stdout else None
+    if to_stdout and json_records:
+        raise OptionError("--json", "records go to stdout, which carries the image; give -o FILE")
+    reporter = Reporter(json_records=json_records, quiet=quiet or to_stdout)
+    try:
+        for result in run(items, job, jobs=jobs or c.default_jobs(), ordered=not unordered, fail_fast=fail_fast):
+            if result.data is not None and stdout is not None:
+                stdout.write(result.data)
+                stdout.flush()
+            reporter.result(result)
+    except KeyboardInterrupt:
+        raise typer.Exit(reporter.finish(interrupted=True)) from None
+    raise typer.Exit(reporter.finish())
+
+
+def _build_refiner(settings: dict[str, Any]) -> Any:
+    from maskcli.refine import Refinement
+
+    if not settings:
+        return None  # nothing asked: the method's mask (hard, or a CNN's probabilities) passes through untouched
+    try:
+        return Refinement(**settings)
+    except TypeError as error:
+        raise OptionError("refinement", str(error)) from None

@@ -1,0 +1,54 @@
+"""The errors maskcli raises.
+
+The library never prints and never exits: it raises one of these, and the CLI maps each kind to an exit status
+(see ``maskcli.cli.report``). Every message names what went wrong and, where it helps, what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class MaskcliError(Exception):
+    """Base class of every error maskcli raises on purpose."""
+
+
+class InputError(MaskcliError):
+    """One input cannot be used: unreadable, not an image, too large, missing its mask.
+
+    This fails one item of a batch; the batch goes on.
+    """
+
+
+class OptionError(MaskcliError, ValueError):
+    """An option has a value that cannot work (a usage error, exit status 2).
+
+    Parameters
+    ----------
+    option : str
+        The option's name, as the user typed it (``block_size``, ``--hard``).
+    message : str
+        What is wrong with the value and what would be right.
+    """
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        super().__init__(f"{option}: {message}")
+
+
+class SetupError(MaskcliError):
+    """The run cannot start: no inputs, weights or device unavailable (exit status 3)."""
+
+
+class WeightsUnavailable(SetupError):
+    """Pretrained weights are missing, corrupt, or of the wrong architecture."""
+
+
+class DeviceUnavailable(SetupError):
+    """The compute device asked for does not exist on this machine."""
+
+
+class ShapeMismatch(InputError):
+    """A mask's size differs from its image's size."""
+
+
+class OutputError(InputError):
+    """An output cannot be written (read-only folder, would overwrite an input, outside the output folder)."""

@@ -1,0 +1,284 @@
+"""Files and bytes to images that follow the one image convention.
+
+An :class:`Image` holds float32 pixels in [0, 1] (grey H×W or RGB H×W×3), its alpha channel apart, upright (EXIF
+orientation applied, so a mask always matches the image as it is displayed), and beside them what a writer needs to
+keep: the source's bit depth, format, ICC profile and EXIF (orientation reset).
+
+Pixels are decoded by OpenCV where it is exact and fastest (8- and 16-bit grey, RGB and RGBA in the common formats)
+and by Pillow otherwise (palette, CMYK, 1-bit, LA, float TIFF ...). Pillow always reads the header first: it
+identifies the format, guards the pixel limit before any pixel is decoded, and carries the metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image as PILImage
+from PIL import ImageOps, UnidentifiedImageError
+
+from maskcli.errors import InputError
+
+# maskcli applies its own limit (``max_pixels``) per call, from the header, before any pixel is decoded; Pillow's
+# process-wide limit would otherwise refuse what the user raised the limit to allow.
+PILImage.MAX_IMAGE_PIXELS = None
+# OpenCV would print its own warnings on stderr; maskcli reports every failure itself, one line per file.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+#: Default pixel limit: 200 megapixels (a 14 142 × 14 142 image, about 2.4 GB as float32 RGB).
+DEFAULT_MAX_PIXELS = 200_000_000
+
+#: Formats maskcli reads, as Pillow names them.
+READABLE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP")  # JPEG also opens MPO (phone photos)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp"})
+
+_ORIENTATION_TAG = 0x0112
+_FAST_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO"}
+
+
+@dataclasses.dataclass
+class Image:
+    """A decoded image: pixels in the one image convention plus what is needed to write it back.
+
+    Attributes
+    ----------
+    pixels : ndarray
+        float32, H×W (grey) or H×W×3 (RGB), values in [0, 1], upright.
+    alpha : ndarray or None
+        float32 H×W in [0, 1] when the source had transparency.
+    bit_depth : int
+        8 or 16: the precision of the source's samples, kept when writing.
+    format : str or None
+        The source's format as Pillow names it (``"JPEG"``, ``"PNG"`` ...), None for arrays.
+    icc_profile, exif : bytes or None
+        Colour profile and EXIF block of the source; the EXIF orientation is reset to 1 (pixels are upright).
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None = None
+    bit_depth: int = 8
+    format: str | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def is_gray(self) -> bool:
+        return self.pixels.ndim == 2
+
+
+def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
+    """Read an image file.
+
+    Raises :class:`~maskcli.errors.InputError` with a one-line reason for anything that is not a readable image:
+    a folder, an empty or truncated file, an unknown format, a declared size over ``max_pixels``.
+
+    >>> from maskcli.io.decode import read_image
+    >>> image = read_image("samples/coins.png")  # doctest: +SKIP
+    >>> image.pixels.dtype, image.is_gray  # doctest: +SKIP
+    (dtype('float32'), True)
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise InputError("is a folder, not an image") from None
+    except PermissionError:
+        raise InputError("permission denied") from None
+    except FileNotFoundError:
+        raise InputError("no such file") from None
+    except OSError as error:  # symlink loops, I/O errors
+        raise InputError(error.strerror or str(error)) from None
+    return decode_image(data, max_pixels=max_pixels)
+
+
+def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
+    """Decode an encoded image held in memory (see :func:`read_image`)."""
+    if not data:
+        raise InputError("empty file")
+    header = _open_header(data, max_pixels)
+    try:
+        exif = header.getexif()  # for a PNG this reads on to the eXIf chunk, past the pixel data
+    except Exception as error:
+        raise InputError(f"cannot decode image ({_reason(error)})") from None
+    orientation = int(exif.get(_ORIENTATION_TAG, 1) or 1)
+    pixels = _decode_fast(data, header) if header.format in _FAST_FORMATS else None
+    if pixels is not None:
+        pixels = _orient(pixels, orientation)
+        image = _from_array(pixels, bgr=True)
+    else:
+        image = _decode_with_pillow(header)
+    image.format = header.format
+    image.icc_profile = header.info.get("icc_profile") or None
+    if len(exif):
+        if orientation != 1:
+            exif[_ORIENTATION_TAG] = 1
+        image.exif = exif.tobytes()
+    return image
+
+
+def _open_header(data: bytes, max_pixels: int) -> PILImage.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            header = PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS)
+    except UnidentifiedImageError:
+        raise InputError("not a readable image (unknown format or corrupt header)") from None
+    except Exception as error:  # Pillow raises many kinds on corrupt headers
+        raise InputError(f"corrupt image header ({_reason(error)})") from None
+    width, height = header.size
+    if width <= 0 or height <= 0:
+        raise InputError(f"image declares an empty size {width}×{height}")
+    if width * height > max_pixels:
+        raise InputError(
+            f"image is {width}×{height} = {width * height:,} pixels, over the limit of {max_pixels:,} "
+            "(raise it with --max-pixels if you trust this file)"
+        )
+    return header
+
+
+def _is_complete(data: bytes, fmt: str | None) -> bool:
+    """Cheap end-of-stream checks: OpenCV would accept or loudly reject a truncated file; Pillow explains it."""
+    if fmt in ("JPEG", "MPO"):
+        return data.rstrip(b"\x00")[-2:] == b"\xff\xd9"
+    if fmt == "PNG":
+        return b"IEND" in data[-64:]
+    return True
+
+
+def _sample_bits(header: PILImage.Image) -> int:
+    if header.mode.startswith("I;16"):
+        return 16
+    if header.format == "PNG" and header.mode in ("RGB", "RGBA"):
+        # Pillow reduces 16-bit colour PNGs to 8 bits; the IHDR's bit depth byte tells the truth.
+        return int(header.fp.getvalue()[24]) if hasattr(header.fp, "getvalue") else 8  # type: ignore[union-attr]
+    if header.format == "TIFF" and header.mode in ("RGB", "RGBA"):
+        bits = header.tag_v2.get(258, (8,))  # type: ignore[attr-defined]
+        return int(bits[0] if isinstance(bits, tuple) else bits)
+    return 8
+
+
+def _decode_fast(data: bytes, header: PILImage.Image) -> np.ndarray | None:
+    """OpenCV decode for plain grey/RGB/RGBA at 8 or 16 bits; None to let Pillow do it."""
+    if header.mode not in ("L", "RGB", "RGBA", "I;16", "I;16B", "I;16L") or not _is_complete(data, header.format):
+        return None
+    if getattr(header, "n_frames", 1) > 1 and header.format != "MPO":
+        return None
+    if _sample_bits(header) not in (8, 16):
+        return None
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.dtype not in (np.uint8, np.uint16):
+        return None
+    if pixels.shape[:2] != (header.size[1], header.size[0]):
+        return None
+    return pixels
+
+
+def _decode_with_pillow(header: PILImage.Image) -> Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            header.load()
+            upright = ImageOps.exif_transpose(header) or header
+    except Exception as error:
+        raise InputError(f"cannot decode image ({_reason(error)})") from None
+    mode = upright.mode
+    if mode in ("P", "PA"):
+        upright = upright.convert("RGBA" if "transparency" in upright.info or mode == "PA" else "RGB")
+    elif mode in ("1", "LA", "L"):
+        upright = upright.convert("LA" if mode == "LA" else "L")
+    elif mode in ("I", "F"):
+        array = np.asarray(upright, dtype=np.float64)
+        scale = 1.0 if mode == "F" and array.size and array.max() <= 1.0 else 65535.0
+        pixels = np.clip(array / scale, 0, 1).astype(np.float32)
+        return Image(pixels=pixels, bit_depth=16)
+    elif mode not in ("RGB", "RGBA", "I;16", "I;16B", "I;16L"):
+        upright = upright.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+    array = np.asarray(upright)
+    if upright.mode == "LA":
+        return _split_alpha(array, gray=True)
+    return _from_array(array, bgr=False)
+
+
+def _split_alpha(array: np.ndarray, *, gray: bool) -> Image:
+    scale = np.float32(1.0 / np.iinfo(array.dtype).max)
+    pixels = array[..., 0] if gray else array[..., :3]
+    return Image(
+        pixels=pixels.astype(np.float32) * scale,
+        alpha=array[..., -1].astype(np.float32) * scale,
+        bit_depth=16 if array.dtype == np.uint16 else 8,
+    )
+
+
+def _from_array(array: np.ndarray, *, bgr: bool) -> Image:
+    """uint8/uint16 H×W, H×W×3 or H×W×4 (BGR order from OpenCV, RGB from Pillow) to an :class:`Image`."""
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("="))
+    alpha = None
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim == 3 and array.shape[2] == 2:
+        return _split_alpha(array, gray=True)
+    if array.ndim == 3 and array.shape[2] == 4:
+        alpha = array[..., 3]
+        array = array[..., :3]
+    if bgr and array.ndim == 3:
+        array = cv2.cvtColor(np.ascontiguousarray(array), cv2.COLOR_BGR2RGB)
+    scale = np.float32(1.0 / np.iinfo(array.dtype).max)
+    pixels = array.astype(np.float32)
+    pixels *= scale
+    return Image(
+        pixels=pixels,
+        alpha=None if alpha is None else alpha.astype(np.float32) * scale,
+        bit_depth=16 if array.dtype == np.uint16 else 8,
+    )
+
+
+def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1–8) to pixels decoded as stored, as Pillow's ``exif_transpose`` does."""
+    transform = _ORIENTATIONS.get(orientation)
+    return pixels if transform is None else np.ascontiguousarray(transform(pixels))
+
+
+_ORIENTATIONS = {
+    2: lambda p: p[:, ::-1],  # mirrored
+    3: lambda p: p[::-1, ::-1],  # upside down
+    4: lambda p: p[::-1],  # mirrored upside down
+    5: lambda p: np.swapaxes(p, 0, 1),  # transpose
+    6: lambda p: np.rot90(p, -1),  # turned: rotate 90° clockwise to show
+    7: lambda p: np.swapaxes(p[::-1, ::-1], 0, 1),  # transverse
+    8: lambda p: np.rot90(p, 1),  # rotate 90° counter-clockwise to show
+}
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).strip().rstrip(".")
+    if "truncated" in text.lower():
+        return "file is truncated"
+    return text or type(error).__name__
+
+
+def image_from_array(array: np.ndarray) -> Image:
+    """Wrap an in-memory uint8/uint16/float array (RGB order) as an :class:`Image`, for library users.
+
+    >>> image_from_array(np.full((2, 2), 255, np.uint8)).pixels.max()
+    1.0
+    """
+    if array.dtype in (np.uint8, np.uint16):
+        return _from_array(array, bgr=False)
+    pixels = np.asarray(array, dtype=np.float32)
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        return Image(pixels=pixels[..., :3].copy(), alpha=pixels[..., 3].copy())
+    return Image(pixels=pixels)

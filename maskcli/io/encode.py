@@ -1,0 +1,201 @@
+"""Masks and images to bytes, and bytes to files atomically.
+
+Masks are written as PNG: a hard mask as 0/255, 1-bit where it helps (smaller files, same pixels); a soft mask as
+8-bit, or 16-bit on request. Images are written in the format asked for, keeping the ICC profile and EXIF where the
+format allows, upright (the orientation tag was reset when decoding).
+
+Every file is written to a hidden temp file in its destination folder and renamed over the destination, so a
+reader never sees a partial file, even when the process is killed mid-write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image as PILImage
+
+from maskcli.errors import OptionError, OutputError
+from maskcli.io.decode import Image
+from maskcli.masks import is_hard
+
+#: Prefix of the temp files: hidden, and recognisable if a killed process leaves one behind.
+TEMP_PREFIX = ".maskcli-tmp-"
+
+#: Output formats by the suffixes that name them.
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+SUFFIX_OF = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "MPO": ".jpg"}
+
+
+def encode_mask(mask: np.ndarray, *, bits: int = 8) -> bytes:
+    """PNG bytes of a mask: hard masks 1-bit black/white, soft ones 8- or 16-bit grey.
+
+    >>> data = encode_mask(np.array([[0, 1]], np.float32))
+    >>> data[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+    True
+    """
+    if bits not in (8, 16):
+        raise OptionError("mask-bits", f"must be 8 or 16, not {bits}")
+    if is_hard(mask):
+        # OpenCV's bilevel PNG: same pixels as 0/255 once read back, an eighth of the raw size.
+        ok, buffer = cv2.imencode(".png", mask.astype(np.uint8) * 255, [cv2.IMWRITE_PNG_BILEVEL, 1])
+    else:
+        peak = 65535 if bits == 16 else 255
+        dtype = np.uint16 if bits == 16 else np.uint8
+        ok, buffer = cv2.imencode(".png", (mask * peak + 0.5).astype(dtype))
+    if not ok:
+        raise OutputError("OpenCV could not encode the mask as PNG")
+    return buffer.tobytes()
+
+
+def mask_from_array(array: np.ndarray) -> np.ndarray:
+    """A mask file's pixels (uint8/uint16, or with channels) to the mask convention.
+
+    A grey file is the mask; a file with alpha gives its alpha; an RGB file gives its grey level.
+
+    >>> mask_from_array(np.array([[0, 255]], np.uint8))
+    array([[0., 1.]], dtype=float32)
+    """
+    if array.ndim == 3:
+        if array.shape[2] in (2, 4):
+            array = array[..., -1]
+        else:
+            array = array[..., :3].max(axis=2) if array.shape[2] >= 3 else array[..., 0]
+    if array.dtype == bool:
+        return array.astype(np.float32)
+    if np.issubdtype(array.dtype, np.integer):
+        return array.astype(np.float32) * np.float32(1.0 / np.iinfo(array.dtype).max)
+    return np.clip(array.astype(np.float32), 0.0, 1.0)
+
+
+def read_mask(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:
+    """Read a mask file (any readable image) into the mask convention; alpha wins when present."""
+    from maskcli.io.decode import DEFAULT_MAX_PIXELS, read_image
+
+    image = read_image(path, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+    return mask_from_image(image)
+
+
+def mask_from_image(image: Image) -> np.ndarray:
+    """The mask a decoded image file carries: its alpha if it has one, else its grey level."""
+    if image.alpha is not None:
+        return image.alpha
+    if image.pixels.ndim == 3:
+        return image.pixels.max(axis=2)
+    return image.pixels
+
+
+def encode_image(
+    pixels: np.ndarray,
+    *,
+    format: str,
+    bit_depth: int = 8,
+    quality: int = 92,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+) -> bytes:
+    """Bytes of an image in ``format`` (PNG, JPEG, WEBP, TIFF).
+
+    ``pixels``: float32 in [0, 1], H×W (grey), H×W×3 (RGB) or H×W×4 (RGBA, straight alpha). 16-bit output is kept
+    where the format holds it (PNG, TIFF); JPEG and WebP are 8-bit. An alpha result asked for as JPEG is an error:
+    flatten it on a background colour first.
+    """
+    format = format.upper()
+    if format == "JPG":
+        format = "JPEG"
+    if format not in ("PNG", "JPEG", "WEBP", "TIFF", "BMP"):
+        raise OptionError("format", f"cannot write {format!r}; choose png, jpg, webp or tiff")
+    has_alpha = pixels.ndim == 3 and pixels.shape[2] == 4
+    if has_alpha and format in ("JPEG", "BMP"):
+        raise OptionError(
+            "format", f"{format} has no transparency; choose png, webp or tiff, or give a background colour"
+        )
+    if not 1 <= quality <= 100:
+        raise OptionError("quality", f"must be between 1 and 100, not {quality}")
+    sixteen = bit_depth == 16 and format in ("PNG", "TIFF")
+    peak, dtype = (65535, np.uint16) if sixteen else (255, np.uint8)
+    scaled = np.clip(pixels, 0.0, 1.0) * peak + 0.5
+    array = scaled.astype(dtype)
+    needs_pillow = bool(icc_profile or exif) or format == "WEBP"
+    if not needs_pillow and format in ("PNG", "JPEG", "TIFF", "BMP"):
+        return _encode_cv2(array, format, quality)
+    return _encode_pillow(array, format, quality, icc_profile, exif)
+
+
+def _encode_cv2(array: np.ndarray, format: str, quality: int) -> bytes:
+    if array.ndim == 3:
+        code = cv2.COLOR_RGBA2BGRA if array.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        array = cv2.cvtColor(array, code)
+    suffix = SUFFIX_OF[format]
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if format == "JPEG" else []
+    ok, buffer = cv2.imencode(suffix, array, params)
+    if not ok:
+        raise OutputError(f"OpenCV could not encode the image as {format}")
+    return buffer.tobytes()
+
+
+def _encode_pillow(
+    array: np.ndarray, format: str, quality: int, icc_profile: bytes | None, exif: bytes | None
+) -> bytes:
+    if array.dtype == np.uint16:
+        if array.ndim == 2:
+            picture = PILImage.fromarray(array, mode="I;16")
+        else:  # Pillow holds no 16-bit colour; OpenCV writes it, without metadata
+            return _encode_cv2(array, format, quality)
+    else:
+        picture = PILImage.fromarray(array)
+    options: dict[str, object] = {}
+    if icc_profile:
+        options["icc_profile"] = icc_profile
+    if exif and format in ("JPEG", "PNG", "WEBP", "TIFF"):
+        options["exif"] = exif
+    if format in ("JPEG", "WEBP"):
+        options["quality"] = quality
+    if format == "PNG":
+        options["compress_level"] = 1  # the speed OpenCV uses by default; the size difference is small
+    buffer = io.BytesIO()
+    picture.save(buffer, format=format, **options)
+    return buffer.getvalue()
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
+
+    The folder is created if missing. On any failure the temp file is removed and :class:`OutputError` says why.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    except PermissionError:
+        raise OutputError(f"cannot write in {path.parent}: permission denied") from None
+    except OSError as error:
+        raise OutputError(f"cannot write in {path.parent}: {error.strerror or error}") from None
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(temp_name, 0o666 & ~_umask())
+        os.replace(temp_name, path)
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        if isinstance(error, OSError):
+            raise OutputError(f"cannot write {path.name}: {error.strerror or error}") from None
+        raise
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; do it once, since it is process-wide.
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+_UMASK: int | None = None

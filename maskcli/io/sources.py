@@ -1,0 +1,247 @@
+"""Command-line inputs to a stream of items, each with a safe destination.
+
+Inputs are files, folders (``recursive`` mirrors the tree under the output folder), glob patterns, lists of paths
+(a file or stdin, newline- or NUL-separated) and ``-`` for one image on stdin. Nothing here reads a pixel: the
+stream is lazy, so a folder of a million files costs no memory up front.
+
+Destinations come from a name template rendered under the output folder. A destination is refused, with a reason
+the item reports, when it would leave the output folder (``..``, absolute parts, symlinks), when it is the item's
+own input, or when it exists and the policy says so: by default an existing output is an error (nothing is ever
+replaced silently); ``skip`` resumes a batch, ``overwrite`` replaces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import io
+import os
+import string
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Literal
+
+from maskcli.errors import OptionError
+from maskcli.io.decode import IMAGE_SUFFIXES
+
+Existing = Literal["error", "skip", "overwrite"]
+STDIN = "-"
+
+
+@dataclasses.dataclass
+class Source:
+    """One input: a path (or ``-`` for stdin) and its path relative to the folder it was found in."""
+
+    path: str
+    relpath: PurePosixPath
+    #: Set when the input could not even be listed (a glob that matches nothing): the item fails with it.
+    error: str | None = None
+
+
+@dataclasses.dataclass
+class Item:
+    """One unit of work: a source, its destination, and anything a command pairs with it (a mask)."""
+
+    index: int
+    source: Source
+    destination: Path | None = None  # None: write to stdout
+    skip: bool = False
+    error: str | None = None
+    #: What a command pairs with the source (apply: the mask file, a record's mask, or None).
+    extra: dict[str, object] = dataclasses.field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.source.path
+
+
+def _is_image_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+def walk_folder(root: Path, *, recursive: bool) -> Iterator[Source]:
+    """Image files of a folder in name order, lazily; sub-folders only when ``recursive``.
+
+    Symlinked folders are not followed (a loop would never end); symlinked files are read like files.
+    """
+    try:
+        entries = sorted(os.scandir(root), key=lambda entry: entry.name)
+    except OSError as error:
+        yield Source(str(root), PurePosixPath(root.name), error=f"cannot list folder: {error.strerror or error}")
+        return
+    stack = [(entries, PurePosixPath())]
+    while stack:
+        entries, prefix = stack.pop()
+        folders = []
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if recursive:
+                        folders.append(entry)
+                    continue
+            except OSError:
+                continue
+            if _is_image_name(entry.name) and not entry.name.startswith("."):
+                yield Source(entry.path, prefix / entry.name)
+        for folder in reversed(folders):
+            try:
+                children = sorted(os.scandir(folder.path), key=lambda entry: entry.name)
+            except OSError as error:
+                reason = f"cannot list folder: {error.strerror or error}"
+                yield Source(folder.path, prefix / folder.name, error=reason)
+                continue
+            stack.append((children, prefix / folder.name))
+
+
+def expand_inputs(inputs: Iterable[str], *, recursive: bool = False) -> Iterator[Source]:
+    """Files, folders, glob patterns and ``-`` to sources, in the order given.
+
+    >>> [s.relpath.name for s in expand_inputs(["samples/*.png"])]  # doctest: +SKIP
+    ['coins.png', ...]
+    """
+    for raw in inputs:
+        if raw == STDIN:
+            yield Source(STDIN, PurePosixPath("stdin"))
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            yield from walk_folder(path, recursive=recursive)
+        elif os.path.lexists(raw):
+            yield Source(raw, PurePosixPath(path.name))
+        elif glob.has_magic(raw):
+            matches = sorted(glob.iglob(raw, recursive=True))
+            files = [m for m in matches if not os.path.isdir(m)]
+            if not files:
+                yield Source(raw, PurePosixPath(path.name), error="no files match this pattern")
+            for match in files:
+                yield Source(match, PurePosixPath(Path(match).name))
+        else:
+            yield Source(raw, PurePosixPath(path.name), error="no such file or folder")
+
+
+def read_path_list(stream: BinaryIO | bytes, *, null: bool = False) -> Iterator[str]:
+    """Paths from a list, lazily: newline-separated (blank lines skipped, ends trimmed), or NUL-separated with
+    ``null`` (as ``find -print0`` writes them, names taken exactly).
+
+    Read as a stream, so ``find ... | maskcli segment`` starts on the first path while ``find`` still runs.
+
+    >>> list(read_path_list(b"a.png\\nb c.jpg\\n\\n"))
+    ['a.png', 'b c.jpg']
+    >>> list(read_path_list(b"a.png\\0b.png\\0", null=True))
+    ['a.png', 'b.png']
+    """
+    if isinstance(stream, bytes):
+        stream = io.BytesIO(stream)
+    separator = b"\0" if null else b"\n"
+    pending = b""
+    while True:
+        chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
+        if not chunk:
+            break
+        pending += chunk
+        *complete, pending = pending.split(separator)
+        for raw in complete:
+            if (path := _list_entry(raw, null)) is not None:
+                yield path
+    if (path := _list_entry(pending, null)) is not None:
+        yield path
+
+
+def _list_entry(raw: bytes, null: bool) -> str | None:
+    text = os.fsdecode(raw) if null else os.fsdecode(raw.rstrip(b"\r")).strip()
+    return text if text.strip() else None
+
+
+class _Fields(string.Formatter):
+    def get_value(self, key, args, kwargs):  # type: ignore[override]
+        if key not in kwargs:
+            raise OptionError("name", f"unknown field {{{key}}} in the name template; use {', '.join(kwargs)}")
+        return kwargs[key]
+
+
+@dataclasses.dataclass
+class Destinations:
+    """Renders and checks destinations under one output folder.
+
+    Template fields: ``{stem}`` (input name without suffix), ``{name}`` (input file name), ``{ext}`` (its suffix,
+    no dot), ``{relpath}`` (the path relative to the input folder, without suffix), ``{index}`` (position in the
+    batch). Unless the template uses ``{relpath}``, outputs mirror the input's sub-folders.
+
+    >>> d = Destinations(Path("out"), "{stem}_mask.png")
+    >>> d.render(Source("in/sub/a.jpg", PurePosixPath("sub/a.jpg")), 0).as_posix()
+    'sub/a_mask.png'
+    """
+
+    output: Path
+    template: str
+    existing: Existing = "error"
+    #: The output's suffix, replacing the template's: fixed (".png"), or chosen per source (by format).
+    suffix: str | Callable[[Source], str | None] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.template.strip():
+            raise OptionError("name", "the name template is empty")
+        self._root = Path(os.path.realpath(self.output))
+        self._taken: dict[Path, str] = {}
+
+    def render(self, source: Source, index: int) -> PurePosixPath:
+        """The destination relative to the output folder (not yet checked)."""
+        rel = source.relpath
+        stem = PurePosixPath(rel.name).stem
+        fields = {
+            "stem": stem,
+            "name": rel.name,
+            "ext": PurePosixPath(rel.name).suffix.lstrip("."),
+            "relpath": str(rel.with_suffix("")) if rel.suffix else str(rel),
+            "index": index,
+        }
+        rendered = _Fields().format(self.template, **fields)
+        relative = PurePosixPath(rendered.replace("\\", "/"))
+        if "{relpath" not in self.template:
+            relative = rel.parent / relative
+        suffix = self.suffix(source) if callable(self.suffix) else self.suffix
+        if suffix:
+            relative = relative.with_suffix(suffix)
+        return relative
+
+    def check(self, source: Source, relative: PurePosixPath) -> tuple[Path | None, str | None]:
+        """The destination for ``source``, or None and why it may not be written."""
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            return None, f"output name {relative.as_posix()!r} would leave the output folder"
+        destination = self.output / relative
+        if os.path.islink(destination):
+            return None, f"{destination} is a symlink; maskcli does not write through links"
+        real_parent = Path(os.path.realpath(destination.parent))
+        if real_parent != self._root and self._root not in real_parent.parents:
+            return None, f"{destination.parent} leads outside the output folder (through a symlink)"
+        real = real_parent / destination.name
+        if source.path != STDIN and os.path.realpath(source.path) == str(real):
+            return None, f"output {destination} is the input itself; choose another output folder or name"
+        owner = self._taken.get(real)
+        if owner is not None and owner != source.path:
+            return None, f"output {destination} is also the output of {owner}; use {{relpath}} or {{ext}} in --name"
+        self._taken[real] = source.path
+        return destination, None
+
+    def plan(self, sources: Iterable[Source]) -> Iterator[Item]:
+        """Items with destinations, each checked; refused ones carry the reason, existing ones the policy."""
+        for index, source in enumerate(sources):
+            item = Item(index, source)
+            if source.error:
+                item.error = source.error
+                yield item
+                continue
+            try:
+                relative = self.render(source, index)
+            except OptionError:
+                raise
+            except (ValueError, IndexError) as error:
+                raise OptionError("name", f"bad name template {self.template!r}: {error}") from None
+            destination, item.error = self.check(source, relative)
+            item.destination = destination
+            if destination is not None and os.path.lexists(destination):
+                if self.existing == "skip":
+                    item.skip = True
+                elif self.existing == "error":
+                    item.error = f"output {destination} exists (use --overwrite to replace or --skip-existing)"
+            yield item

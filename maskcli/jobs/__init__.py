@@ -1,0 +1,1 @@
+"""The jobs the streaming runner drives: making masks (:mod:`.segment`) and applying them (:mod:`.apply`)."""

@@ -1,0 +1,110 @@
+"""Making masks for a batch of images: the job that ``maskcli segment`` runs.
+
+>>> from maskcli.jobs.segment import segment_image
+>>> from maskcli.methods import methods
+>>> import numpy as np
+>>> image = np.zeros((4, 4), np.float32); image[1:3, 1:3] = 1
+>>> segment_image(image, methods.create("otsu")).mask.sum()  # doctest: +SKIP
+4.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol
+
+import numpy as np
+
+from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image, decode_image, read_image
+from maskcli.io.encode import encode_mask, write_atomic
+from maskcli.io.sources import STDIN, Item
+from maskcli.masks import fraction, is_hard
+from maskcli.methods.base import Method, Segmentation
+from maskcli.pipeline import Result, Timer
+
+
+class Refiner(Protocol):
+    """Anything that turns a raw mask into a final one (``maskcli.refine.Refinement``)."""
+
+    def apply(self, mask: np.ndarray, image: np.ndarray) -> np.ndarray: ...
+
+
+def segment_image(image: np.ndarray, method: Method, refiner: Refiner | None = None) -> Segmentation:
+    """The mask of one image: the method, then the refinement chain, with empty or full masks flagged."""
+    (segmentation,) = segment_images([image], method, refiner)
+    return segmentation
+
+
+def segment_images(images: list[np.ndarray], method: Method, refiner: Refiner | None = None) -> list[Segmentation]:
+    """Masks of several images at once (batched methods see them as one batch)."""
+    segmentations = method.compute_batch(images)
+    for image, segmentation in zip(images, segmentations):
+        if refiner is not None:
+            segmentation.mask = refiner.apply(segmentation.mask, image)
+        _flag_degenerate(segmentation)
+    return segmentations
+
+
+def _flag_degenerate(segmentation: Segmentation) -> None:
+    share = fraction(segmentation.mask)
+    segmentation.facts["foreground_fraction"] = round(share, 6)
+    warnings = segmentation.facts.get("warnings", [])
+    if share == 0.0 and not any("empty" in w for w in warnings):
+        segmentation.warn("empty mask: nothing was kept")
+    elif share == 1.0 and not any("full" in w for w in warnings):
+        segmentation.warn("full mask: everything was kept")
+
+
+def load_item(item: Item, max_pixels: int) -> Image:
+    """Decode an item's image, from its file or, for ``-``, from the bytes read from stdin."""
+    if item.source.path == STDIN:
+        data = item.extra.get("data", b"")
+        assert isinstance(data, bytes)
+        return decode_image(data, max_pixels=max_pixels)
+    return read_image(item.source.path, max_pixels=max_pixels)
+
+
+@dataclasses.dataclass
+class SegmentJob:
+    """Decode → method → refinement → PNG mask, for :func:`maskcli.pipeline.run`."""
+
+    method: Method
+    refiner: Refiner | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    mask_bits: int = 8
+
+    @property
+    def batched(self) -> bool:
+        return self.method.batched
+
+    @property
+    def batch_size(self) -> int:
+        return self.method.batch_size
+
+    def load(self, item: Item) -> tuple[Image, Timer]:
+        timer = Timer()
+        with timer("decode"):
+            image = load_item(item, self.max_pixels)
+        return image, timer
+
+    def compute(self, loaded: list[tuple[Image, Timer]]) -> list[Segmentation]:
+        timer = Timer()
+        with timer("compute"):
+            segmentations = segment_images([image.pixels for image, _ in loaded], self.method, self.refiner)
+        share = timer.timings["compute"] / len(loaded)
+        for _, item_timer in loaded:
+            item_timer.timings["compute"] = share
+        return segmentations
+
+    def save(self, item: Item, loaded: tuple[Image, Timer], segmentation: Segmentation) -> Result:
+        image, timer = loaded
+        with timer("encode"):
+            data = encode_mask(segmentation.mask, bits=self.mask_bits)
+        facts: dict[str, Any] = {"method": self.method.name, "width": image.width, "height": image.height}
+        facts["hard"] = is_hard(segmentation.mask)
+        facts.update(segmentation.facts)
+        if item.destination is None:
+            return Result(item.index, item.name, None, "written", facts=facts, timings=timer.timings, data=data)
+        with timer("write"):
+            write_atomic(item.destination, data)
+        return Result(item.index, item.name, str(item.destination), "written", facts=facts, timings=timer.timings)

@@ -1,0 +1,103 @@
+"""The one mask convention: a float32 H×W array in [0, 1]; a hard mask holds exactly 0 and 1.
+
+Every method returns such an array and every compositing mode takes one. Conversions to and from file
+encodings (0/255 bytes, 16-bit) live in ``maskcli.io``; the helpers here work inside the convention.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from maskcli.errors import OptionError, ShapeMismatch
+
+__all__ = ["check_mask", "is_hard", "to_hard", "invert", "resize_mask", "fraction"]
+
+
+def check_mask(mask: np.ndarray) -> np.ndarray:
+    """Return ``mask`` if it follows the convention, else raise ``ValueError`` saying how it breaks it.
+
+    >>> check_mask(np.zeros((2, 3), np.float32)).shape
+    (2, 3)
+    >>> check_mask(np.zeros((2, 3), np.uint8))
+    Traceback (most recent call last):
+    ...
+    ValueError: a mask must be float32, not uint8
+    """
+    if mask.dtype != np.float32:
+        raise ValueError(f"a mask must be float32, not {mask.dtype}")
+    if mask.ndim != 2:
+        raise ValueError(f"a mask must be 2-D (H×W), not of shape {mask.shape}")
+    if mask.size and (np.nanmin(mask) < 0 or np.nanmax(mask) > 1 or np.isnan(mask).any()):
+        raise ValueError("a mask's values must lie in [0, 1]")
+    return mask
+
+
+def is_hard(mask: np.ndarray) -> bool:
+    """True when every value is exactly 0 or 1.
+
+    >>> is_hard(np.array([[0, 1]], np.float32)), is_hard(np.array([[0, 0.5]], np.float32))
+    (True, False)
+    """
+    return bool(np.all((mask == 0) | (mask == 1)))
+
+
+def to_hard(mask: np.ndarray, level: float = 0.5) -> np.ndarray:
+    """Binarise: 1 where ``mask >= level``, else 0.
+
+    ``level`` 0.5 keeps the pixels more likely in than out; a soft mask thresholded at its own hard values is
+    unchanged.
+
+    >>> to_hard(np.array([[0.2, 0.5, 0.9]], np.float32))
+    array([[0., 1., 1.]], dtype=float32)
+    """
+    if not 0.0 < level <= 1.0:
+        raise OptionError("hard", f"level must be in (0, 1], got {level}")
+    return (mask >= level).astype(np.float32)
+
+
+def invert(mask: np.ndarray) -> np.ndarray:
+    """Swap foreground and background: ``1 - mask``.
+
+    >>> invert(np.array([[0, 0.25, 1]], np.float32))
+    array([[1.  , 0.75, 0.  ]], dtype=float32)
+    """
+    return (1.0 - mask).astype(np.float32)
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int], *, hard: bool | None = None) -> np.ndarray:
+    """Scale a mask to ``size`` = (height, width): nearest for hard masks (stays hard), bilinear for soft ones.
+
+    >>> resize_mask(np.array([[0, 1]], np.float32), (2, 4))
+    array([[0., 0., 1., 1.],
+           [0., 0., 1., 1.]], dtype=float32)
+    """
+    import cv2
+
+    height, width = size
+    if mask.shape == (height, width):
+        return mask
+    if hard is None:
+        hard = is_hard(mask)
+    shrinking = height * width < mask.size
+    interpolation = cv2.INTER_NEAREST if hard else (cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    out = cv2.resize(mask, (width, height), interpolation=interpolation)
+    return np.clip(out, 0.0, 1.0, out=out).astype(np.float32, copy=False)
+
+
+def require_same_size(mask: np.ndarray, image_shape: tuple[int, ...], *, what: str = "mask") -> None:
+    """Raise ``ShapeMismatch`` naming both sizes when ``mask`` does not cover the image pixel for pixel."""
+    if mask.shape[:2] != tuple(image_shape[:2]):
+        mh, mw = mask.shape[:2]
+        ih, iw = image_shape[:2]
+        raise ShapeMismatch(
+            f"{what} is {mw}×{mh} but the image is {iw}×{ih} (use --resize-mask to scale the mask)"
+        )
+
+
+def fraction(mask: np.ndarray) -> float:
+    """The foreground fraction: the mean of the mask (the soft area for a soft mask).
+
+    >>> fraction(np.array([[0, 1, 1, 0]], np.float32))
+    0.5
+    """
+    return float(mask.mean()) if mask.size else 0.0

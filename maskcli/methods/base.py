@@ -1,0 +1,83 @@
+"""What a mask method is, and the registry that holds them.
+
+A method is a small dataclass: its fields are its options (declared with :func:`maskcli.registry.option`), and
+calling it on an image returns a mask. ``compute`` returns the mask together with facts worth reporting (the
+threshold used, a confidence score, warnings), which the CLI prints in ``--json`` records.
+
+Images follow the one image convention: float32 H×W (grey) or H×W×3 (RGB) in [0, 1]. Masks follow the one mask
+convention of :mod:`maskcli.masks`.
+
+Adding a method is adding one file to ``maskcli/methods/`` that registers a class::
+
+    @methods.register("mine")
+    @dataclasses.dataclass
+    class Mine(Method):
+        summary: ClassVar[str] = "One line for `maskcli methods`."
+        level: float = option(0.5, "What it does.")
+
+        def compute(self, image):
+            return Segmentation((gray(image) > self.level).astype(np.float32))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from maskcli.registry import Registry
+
+
+@dataclasses.dataclass
+class Segmentation:
+    """A mask and the facts about how it was made.
+
+    ``facts`` holds JSON-friendly values: ``threshold`` (in [0, 1] image units), ``confidence`` (higher is
+    surer), ``warnings`` (a list of strings, e.g. an empty or full mask), and anything method-specific.
+    """
+
+    mask: np.ndarray
+    facts: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def warn(self, message: str) -> None:
+        self.facts.setdefault("warnings", []).append(message)
+
+
+class Method:
+    """Base class of mask methods. Subclasses are dataclasses whose fields are their options."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    #: One example command line, shown by ``maskcli methods NAME``.
+    example: ClassVar[str] = ""
+    #: True when the method always returns a hard mask (the contract test holds it to {0, 1}).
+    hard: ClassVar[bool] = True
+    #: True for methods that run a model best fed in batches in one process (the CNN); others run in
+    #: ``--jobs`` worker processes, one image at a time.
+    batched: ClassVar[bool] = False
+    batch_size: int = 1
+
+    def compute(self, image: np.ndarray) -> Segmentation:
+        raise NotImplementedError
+
+    def compute_batch(self, images: Sequence[np.ndarray]) -> list[Segmentation]:
+        """Masks for several images at once; batched methods override this."""
+        return [self.compute(image) for image in images]
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self.compute(image).mask
+
+
+def _load_all() -> None:
+    """Import every module of this package, so that each registers its methods."""
+    package = importlib.import_module("maskcli.methods")
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_") and info.name != "base":
+            importlib.import_module(f"maskcli.methods.{info.name}")
+
+
+methods: Registry[Method] = Registry("method", loader=_load_all)

@@ -1,0 +1,206 @@
+"""A small registry by decorator, shared by mask methods and compositing modes.
+
+A registry maps a name to a class. Registering a name twice is an error, and so is asking for an unknown one; the
+message lists the valid names. The CLI's choices, help texts and ``maskcli methods`` tables are read from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from maskcli.errors import OptionError
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionInfo:
+    """One option of a registered class, as the CLI and ``maskcli methods NAME`` show it."""
+
+    name: str
+    type: Any
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def type_name(self) -> str:
+        if self.choices:
+            return "|".join(self.choices)
+        return getattr(self.type, "__name__", str(self.type)).replace("NoneType", "none")
+
+
+def option(default: Any, help: str, *, choices: tuple[str, ...] | None = None) -> Any:
+    """Declare a dataclass field as a user-facing option with a help text.
+
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class Demo:
+    ...     sigma: float = option(0.0, "Gaussian pre-smoothing, in pixels.")
+    >>> Demo().sigma
+    0.0
+    """
+    metadata = {"help": help, "choices": choices}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def options_of(cls: type) -> list[OptionInfo]:
+    """The options of a dataclass registered in a registry, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    infos = []
+    for field in dataclasses.fields(cls):
+        if not field.init or field.name.startswith("_"):
+            continue
+        default = field.default
+        if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        infos.append(
+            OptionInfo(
+                name=field.name,
+                type=hints.get(field.name, Any),
+                default=None if default is dataclasses.MISSING else default,
+                help=field.metadata.get("help", ""),
+                choices=field.metadata.get("choices"),
+            )
+        )
+    return infos
+
+
+class Registry(Generic[T]):
+    """Named classes of one kind ("method", "mode").
+
+    >>> modes = Registry("mode")
+    >>> @modes.register("plain")
+    ... class Plain:
+    ...     summary = "Does nothing."
+    >>> modes.names()
+    ['plain']
+    >>> modes.get("plian")
+    Traceback (most recent call last):
+    ...
+    maskcli.errors.OptionError: mode: unknown mode 'plian'; did you mean 'plain'? Valid: plain
+    """
+
+    def __init__(self, kind: str, loader: Callable[[], None] | None = None) -> None:
+        self.kind = kind
+        self._entries: dict[str, type[T]] = {}
+        self._loader = loader
+        self._loaded = loader is None
+
+    def register(self, name: str) -> Callable[[type[T]], type[T]]:
+        def decorate(cls: type[T]) -> type[T]:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            cls.name = name  # type: ignore[attr-defined]
+            self._entries[name] = cls
+            return cls
+
+        return decorate
+
+    def _ensure_loaded(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            assert self._loader is not None
+            self._loader()
+
+    def names(self) -> list[str]:
+        self._ensure_loaded()
+        return sorted(self._entries)
+
+    def items(self) -> Iterator[tuple[str, type[T]]]:
+        self._ensure_loaded()
+        yield from sorted(self._entries.items())
+
+    def __contains__(self, name: object) -> bool:
+        self._ensure_loaded()
+        return name in self._entries
+
+    def get(self, name: str) -> type[T]:
+        self._ensure_loaded()
+        try:
+            return self._entries[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._entries, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise OptionError(
+                self.kind, f"unknown {self.kind} {name!r}{hint} Valid: {', '.join(self.names())}"
+            ) from None
+
+    def create(self, name: str, options: Mapping[str, Any] | None = None) -> T:
+        """Build the named class from user options, converting strings and naming any bad option."""
+        cls = self.get(name)
+        known = {info.name: info for info in options_of(cls)}
+        kwargs = {}
+        for key, value in (options or {}).items():
+            key = key.replace("-", "_")
+            if key not in known:
+                valid = ", ".join(known) or "none"
+                raise OptionError(key, f"{self.kind} {name!r} has no option {key!r} (its options: {valid})")
+            kwargs[key] = coerce(known[key], value)
+        return cls(**kwargs)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def coerce(info: OptionInfo, value: Any) -> Any:
+    """Convert a user's value (often a string from the command line) to the option's type.
+
+    >>> coerce(OptionInfo("k", int, 1, ""), "3")
+    3
+    >>> coerce(OptionInfo("mode", str, "a", "", choices=("a", "b")), "c")
+    Traceback (most recent call last):
+    ...
+    maskcli.errors.OptionError: mode: must be one of a, b, not 'c'
+    """
+    target = info.type
+    if typing.get_origin(target) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(target) if a is not type(None)]
+        if isinstance(value, str) and value.lower() in {"none", ""} and type(None) in typing.get_args(target):
+            return None
+        if value is None:
+            return None
+        target = args[0] if len(args) == 1 else args
+    try:
+        if isinstance(target, list):  # a union of several types: first that converts
+            for candidate in target:
+                try:
+                    return coerce(dataclasses.replace(info, type=candidate), value)
+                except OptionError:
+                    continue
+            raise ValueError
+        if target is bool:
+            if isinstance(value, bool):
+                converted: Any = value
+            elif str(value).lower() in _TRUE:
+                converted = True
+            elif str(value).lower() in _FALSE:
+                converted = False
+            else:
+                raise ValueError
+        elif target is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            converted = int(value)
+        elif target is float:
+            converted = float(value)
+        elif target is str:
+            converted = str(value)
+        elif typing.get_origin(target) is tuple:
+            parts = value.split(",") if isinstance(value, str) else list(value)
+            item_type = typing.get_args(target)[0]
+            converted = tuple(item_type(p.strip() if isinstance(p, str) else p) for p in parts if str(p).strip())
+        else:
+            converted = value
+    except (TypeError, ValueError):
+        raise OptionError(info.name, f"expected {info.type_name}, got {value!r}") from None
+    if info.choices and converted not in info.choices:
+        raise OptionError(info.name, f"must be one of {', '.join(info.choices)}, not {converted!r}")
+    return converted

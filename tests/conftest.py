@@ -1,0 +1,54 @@
+"""Shared fixtures: where the samples and the shared evaluation data live, and small image factories."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
+SHARED = REPO.parent / "shared"
+DATA = SHARED / "data"
+U2NETP = SHARED / "weights" / "u2netp.onnx"
+
+needs_data = pytest.mark.skipif(
+    not DATA.is_dir(), reason="../shared/data (the evaluation sets) is not beside this clone"
+)
+needs_u2netp = pytest.mark.skipif(
+    not U2NETP.is_file(), reason="../shared/weights/u2netp.onnx (the U²-Net-P weights) is not beside this clone"
+)
+
+
+@pytest.fixture
+def samples() -> Path:
+    return SAMPLES
+
+
+def run_cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None, timeout: float = 120,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run ``python -m maskcli`` as a user would, with its real streams."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("COLUMNS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "maskcli", *args],
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        cwd=cwd or REPO,
+        timeout=timeout,
+        env=full_env,
+    )
+
+
+@pytest.fixture
+def blob_image() -> np.ndarray:
+    """A 64×80 grey uint8 image: a bright disc on a dark, slightly noisy background."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :80]
+    disc = (yy - 30) ** 2 + (xx - 42) ** 2 < 15**2
+    image = np.where(disc, 200, 40).astype(np.int16) + rng.integers(-10, 10, disc.shape)
+    return image.clip(0, 255).astype(np.uint8)

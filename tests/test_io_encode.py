@@ -1,0 +1,116 @@
+"""Encoding masks and images, and atomic writes."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from maskcli.errors import OptionError, OutputError
+from maskcli.io import encode
+from maskcli.io.decode import decode_image
+from maskcli.io.encode import TEMP_PREFIX, encode_image, encode_mask, mask_from_array, write_atomic
+
+
+def test_hard_mask_is_one_bit_png_reading_back_as_0_and_255():
+    mask = np.zeros((37, 50), np.float32)
+    mask[5:20, 7:40] = 1
+    data = encode_mask(mask)
+    assert PILImage.open(io.BytesIO(data)).mode == "1"
+    back = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(back, (mask * 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("bits, dtype", [(8, np.uint8), (16, np.uint16)])
+def test_soft_mask_round_trips_within_one_level(bits, dtype):
+    mask = np.linspace(0, 1, 64 * 3, dtype=np.float32).reshape(3, 64)
+    back = cv2.imdecode(np.frombuffer(encode_mask(mask, bits=bits), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert back.dtype == dtype
+    assert np.abs(mask_from_array(back) - mask).max() <= 0.5 / np.iinfo(dtype).max + 1e-7
+
+
+def test_mask_bits_are_checked():
+    with pytest.raises(OptionError, match="mask-bits"):
+        encode_mask(np.zeros((2, 2), np.float32), bits=12)
+
+
+def test_mask_from_array_prefers_alpha():
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[..., 3] = [[0, 255], [255, 0]]
+    assert np.array_equal(mask_from_array(rgba), np.array([[0, 1], [1, 0]], np.float32))
+
+
+def test_rgba_cannot_be_jpeg():
+    with pytest.raises(OptionError, match="no transparency"):
+        encode_image(np.zeros((2, 2, 4), np.float32), format="jpeg")
+
+
+@pytest.mark.parametrize("format", ["PNG", "TIFF"])
+def test_16_bit_output_is_kept(format):
+    pixels = np.linspace(0, 1, 2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)
+    image = decode_image(encode_image(pixels, format=format, bit_depth=16))
+    assert image.bit_depth == 16
+    assert np.abs(image.pixels - pixels).max() < 1e-4
+
+
+def test_metadata_is_kept():
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = PILImage.Exif()
+    exif[0x010F] = "maskcli-test-camera"  # Make
+    pixels = np.full((4, 4, 3), 0.5, np.float32)
+    for format in ("JPEG", "PNG", "WEBP", "TIFF"):
+        data = encode_image(pixels, format=format, icc_profile=profile, exif=exif.tobytes())
+        back = decode_image(data)
+        assert back.icc_profile == profile, format
+        reread = PILImage.Exif()
+        reread.load(back.exif)
+        assert reread[0x010F] == "maskcli-test-camera", format
+
+
+def test_write_atomic_replaces_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "deep" / "out.png"
+    write_atomic(target, b"first")
+    write_atomic(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert [p.name for p in target.parent.iterdir()] == ["out.png"]
+
+
+def test_write_atomic_failure_removes_the_temp_and_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "out.png"
+    target.write_bytes(b"old")
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OutputError, match="No space left"):
+        write_atomic(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def test_write_atomic_interrupted_leaves_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "out.png"
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_only_folder_is_one_clear_error(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(encode.tempfile, "mkstemp", refuse)
+    with pytest.raises(OutputError, match="permission denied"):
+        write_atomic(tmp_path / "out.png", b"x")

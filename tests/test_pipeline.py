@@ -1,0 +1,117 @@
+"""The streaming runner: order, isolation of failures, fail-fast, batching, skipped and refused items."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import PurePosixPath
+
+import numpy as np
+import pytest
+
+from maskcli.errors import InputError, OptionError
+from maskcli.io.sources import Item, Source
+from maskcli.pipeline import Result, run
+
+
+@dataclasses.dataclass
+class SquareJob:
+    """A job over integers: fails on negative ones, records how batches were formed."""
+
+    batched: bool = False
+    batch_size: int = 1
+
+    def load(self, item: Item) -> int:
+        value = int(item.source.path)
+        if value < 0:
+            raise InputError("negative input")
+        return value
+
+    def compute(self, loaded: list[int]) -> list[int]:
+        if 13 in loaded:
+            raise ValueError("unlucky batch")
+        return [(value * value, len(loaded)) for value in loaded]
+
+    def save(self, item: Item, loaded: int, computed) -> Result:
+        square, batch = computed
+        return Result(item.index, item.name, None, "written", facts={"square": square, "batch": batch})
+
+
+def items(values):
+    for index, value in enumerate(values):
+        yield Item(index, Source(str(value), PurePosixPath(f"{value}.png")))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_results_in_input_order_with_failures_isolated(jobs):
+    values = [3, -1, 4, 5, -9, 2]
+    results = list(run(items(values), SquareJob(), jobs=jobs))
+    assert [r.input for r in results] == [str(v) for v in values]
+    assert [r.status for r in results] == ["written", "failed", "written", "written", "failed", "written"]
+    assert [r.facts.get("square") for r in results] == [9, None, 16, 25, None, 4]
+    assert results[1].error == "negative input"
+    assert results[0].relpath == "3.png"
+
+
+def test_unordered_yields_every_item_once():
+    results = list(run(items(range(12)), SquareJob(), jobs=2, ordered=False))
+    assert sorted(r.facts["square"] for r in results) == [v * v for v in range(12)]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_fail_fast_stops_early(jobs):
+    results = list(run(items([1, 2, -3, 4, 5, 6, 7, 8]), SquareJob(), jobs=jobs, fail_fast=True))
+    assert results[-1].status == "failed" and len(results) == 3
+
+
+def test_bugs_become_one_line_errors():
+    (result,) = list(run(items([13]), SquareJob(), jobs=1))
+    assert result.status == "failed"
+    assert result.error.startswith("internal error: ValueError: unlucky batch at test_pipeline.py:")
+
+
+def test_batched_jobs_form_batches_and_isolate_a_bad_batch():
+    job = SquareJob(batched=True, batch_size=4)
+    results = list(run(items([1, 2, 3, 4, 5, 13, 7, -8, 9]), job, jobs=2))
+    assert [r.input for r in results] == ["1", "2", "3", "4", "5", "13", "7", "-8", "9"]
+    assert [r.facts.get("batch") for r in results[:4]] == [4, 4, 4, 4]
+    # the batch holding 13 failed as a whole and was retried one by one: only 13 fails
+    assert [r.status for r in results[4:]] == ["written", "failed", "written", "failed", "written"]
+    assert results[4].facts["batch"] == 1
+
+
+def test_refused_and_skipped_items_are_reported_without_work():
+    planned = list(items([1, 2, 3]))
+    planned[0].error = "output exists"
+    planned[1].skip = True
+    results = list(run(planned, SquareJob(), jobs=2))
+    assert [r.status for r in results] == ["failed", "skipped", "written"]
+    assert results[0].error == "output exists"
+
+
+def test_batched_order_is_kept_around_skipped_items():
+    planned = list(items([1, 2, 3, 4]))
+    planned[1].skip = True
+    results = list(run(planned, SquareJob(batched=True, batch_size=8), jobs=1))
+    assert [r.input for r in results] == ["1", "2", "3", "4"]
+
+
+def test_jobs_must_be_positive():
+    with pytest.raises(OptionError, match="jobs"):
+        list(run(items([1]), SquareJob(), jobs=0))
+
+
+def test_items_are_pulled_lazily():
+    pulled = []
+
+    def endless():
+        index = 0
+        while True:
+            pulled.append(index)
+            yield Item(index, Source(str(index), PurePosixPath(f"{index}.png")))
+            index += 1
+
+    results = run(endless(), SquareJob(), jobs=2)
+    first = [next(results) for _ in range(3)]
+    results.close()
+    assert [r.facts["square"] for r in first] == [0, 1, 4]
+    assert len(pulled) < 40  # a bounded window, not the whole (endless) stream
