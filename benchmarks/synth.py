@@ -1,0 +1,67 @@
+"""Reproducible benchmark inputs: one-megapixel photo-like JPEGs (and matching masks) made from a seed.
+
+The images are committed as this generator, not as files. Each is a smooth, lit background with a few textured
+blobs in front and camera-like noise, so decoders, thresholds and edge detectors do realistic amounts of work
+(a flat synthetic image would compress and threshold unrealistically fast).
+
+    python benchmarks/synth.py /tmp/bench 200         # 200 JPEGs in /tmp/bench
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+#: 1152 × 864 ≈ 1.0 megapixel, a 4:3 camera frame.
+SIZE = (864, 1152)
+
+
+def make_image(rng: np.random.Generator, size: tuple[int, int] = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """One BGR uint8 photo-like image and its 0/255 foreground mask."""
+    height, width = size
+    yy, xx = np.mgrid[:height, :width].astype(np.float32)
+    # A lit backdrop: a colour gradient with a soft vignette.
+    base = rng.uniform(40, 120, 3).astype(np.float32)
+    tilt = rng.uniform(-40, 40, 3).astype(np.float32)
+    gradient = (xx / width)[..., None] * tilt + base
+    vignette = 1 - 0.35 * (((xx - width / 2) / width) ** 2 + ((yy - height / 2) / height) ** 2)[..., None]
+    image = gradient * vignette
+    mask = np.zeros((height, width), np.uint8)
+    for _ in range(int(rng.integers(2, 5))):
+        centre = (int(rng.uniform(0.2, 0.8) * width), int(rng.uniform(0.2, 0.8) * height))
+        axes = (int(rng.uniform(0.08, 0.22) * width), int(rng.uniform(0.08, 0.25) * height))
+        blob = np.zeros_like(mask)
+        cv2.ellipse(blob, centre, axes, float(rng.uniform(0, 180)), 0, 360, 255, -1)
+        colour = rng.uniform(140, 240, 3).astype(np.float32)
+        stripes = 18 * np.sin(xx / rng.uniform(4, 12) + yy / rng.uniform(6, 20))[..., None]
+        image = np.where(blob[..., None] > 0, colour + stripes, image)
+        mask |= blob
+    image += rng.normal(0, 6, image.shape).astype(np.float32)
+    image = cv2.GaussianBlur(image, (0, 0), 0.8)
+    return np.clip(image, 0, 255).astype(np.uint8), mask
+
+
+def make_jpegs(folder: Path, count: int, seed: int = 0, quality: int = 90, masks: Path | None = None) -> Path:
+    """Write ``count`` JPEGs named ``00000.jpg`` … into ``folder`` (and their PNG masks into ``masks``).
+
+    The same seed always gives the same files; existing files of the right name are kept, so a second call is cheap.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    if masks is not None:
+        masks.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        image, mask = make_image(rng)
+        path = folder / f"{index:05d}.jpg"
+        if not path.exists():
+            cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if masks is not None and not (masks / f"{index:05d}.png").exists():
+            cv2.imwrite(str(masks / f"{index:05d}.png"), mask)
+    return folder
+
+
+if __name__ == "__main__":
+    make_jpegs(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 200)
