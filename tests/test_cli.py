@@ -38,13 +38,14 @@ def lines(stream: bytes) -> list[str]:
     return stream.decode().strip().splitlines()
 
 
-def test_version_and_help_do_not_import_torch():
+def test_version_help_and_thresholds_do_not_import_torch(tmp_path):
     code = (
         "import sys; from maskcli.cli.app import main; "
         "status = main(sys.argv[1:]); "
         "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(status)"
     )
-    for args in (["--version"], ["--help"], ["segment", "--help"], ["apply", "--help"], ["methods"]):
+    otsu = ["segment", str(SAMPLES / "coins.png"), "-o", str(tmp_path), "--method", "otsu", "--quiet"]
+    for args in (["--version"], ["--help"], ["segment", "--help"], ["apply", "--help"], ["methods"], otsu):
         done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, cwd=REPO)
         assert done.returncode == 0, (args, done.stderr.decode())
     version = run_cli("--version")

@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from maskcli.errors import OptionError
-from maskcli.io.sources import Destinations, Source, expand_inputs, read_path_list
+from maskcli.io.sources import Destinations, Source, expand_inputs, listed_files, read_path_list
 
 
 @pytest.fixture
@@ -132,3 +132,17 @@ def test_listing_is_lazy(tmp_path):
     first = next(planned)
     assert first.source.path == "0.png"
     assert os.listdir(tmp_path) == []
+
+
+def test_list_entries_are_files_exactly(tmp_path):
+    (tmp_path / "sub.png").mkdir()
+    (tmp_path / "a*.png").write_bytes(b"x")
+    sources = list(listed_files([str(tmp_path / "sub.png"), str(tmp_path / "a*.png"), str(tmp_path / "gone.png")]))
+    assert [s.relpath.name for s in sources] == ["sub.png", "a*.png", "gone.png"]
+    assert [s.error for s in sources] == [None, None, "no such file"]
+
+
+def test_an_empty_folder_is_an_error_not_silence(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (source,) = expand_inputs([str(tmp_path / "empty")])
+    assert source.error == "no images in this folder (sub-folders are searched with --recursive)"

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from maskcli.errors import OptionError, SetupError
-from maskcli.io.sources import STDIN, Destinations, Existing, Item, Source, expand_inputs, read_path_list
+from maskcli.io.sources import STDIN, Destinations, Existing, Item, Source, expand_inputs, listed_files, read_path_list
 from maskcli.cli.streams import stdin_kind
 
 BATCH = "Inputs and outputs"
@@ -160,12 +160,12 @@ def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str 
                 stream = open(from_file, "rb")  # noqa: SIM115 (read lazily while the batch runs)
             except OSError as error:
                 raise SetupError(f"cannot read the list {from_file}: {error.strerror or error}") from None
-        streams.append(expand_inputs(read_path_list(stream, null=null), recursive=recursive))
+        streams.append(listed_files(read_path_list(stream, null=null)))
         kind = "paths"
     if not streams:
         kind = stdin_kind()
         if kind == "paths":
-            streams.append(expand_inputs(read_path_list(sys.stdin.buffer, null=null), recursive=recursive))
+            streams.append(listed_files(read_path_list(sys.stdin.buffer, null=null)))
         elif kind == "image":
             streams.append(expand_inputs([STDIN]))
         elif kind == "records" and allow_records:

@@ -105,7 +105,13 @@ def expand_inputs(inputs: Iterable[str], *, recursive: bool = False) -> Iterator
             continue
         path = Path(raw)
         if path.is_dir():
-            yield from walk_folder(path, recursive=recursive)
+            found = False
+            for source in walk_folder(path, recursive=recursive):
+                found = True
+                yield source
+            if not found:
+                hint = "" if recursive else " (sub-folders are searched with --recursive)"
+                yield Source(raw, PurePosixPath(path.name), error=f"no images in this folder{hint}")
         elif os.path.lexists(raw):
             yield Source(raw, PurePosixPath(path.name))
         elif glob.has_magic(raw):
@@ -117,6 +123,17 @@ def expand_inputs(inputs: Iterable[str], *, recursive: bool = False) -> Iterator
                 yield Source(match, PurePosixPath(Path(match).name))
         else:
             yield Source(raw, PurePosixPath(path.name), error="no such file or folder")
+
+
+def listed_files(paths: Iterable[str]) -> Iterator[Source]:
+    """Entries of a path list (``find … | maskcli``) as sources, each taken as one file, exactly.
+
+    A list is already explicit, so nothing in it is expanded: a folder listed by ``find`` is an error for that
+    entry (not a second, recursive walk), and a name with ``*`` in it is a name, not a pattern.
+    """
+    for raw in paths:
+        error = None if os.path.lexists(raw) else "no such file"
+        yield Source(raw, PurePosixPath(Path(raw).name), error=error)
 
 
 def read_path_list(stream: BinaryIO | bytes, *, null: bool = False) -> Iterator[str]:
