@@ -154,6 +154,14 @@ def run(
         from maskcli.errors import OptionError
 
         raise OptionError("jobs", f"must be at least 1, not {jobs}")
+    if not job.batched and jobs > 1:
+        # Starting worker processes costs more than one image takes: a lone item (one file, or one image on
+        # stdin) runs here, and only a second item starts the pool.
+        items = iter(items)
+        head = list(itertools.islice(items, 2))
+        items = itertools.chain(head, items)
+        if len(head) < 2:
+            jobs = 1
     if job.batched:
         results = _run_batched(items, job, threads=jobs, ordered=ordered)
     elif jobs == 1:
