@@ -115,3 +115,22 @@ def test_items_are_pulled_lazily():
     results.close()
     assert [r.facts["square"] for r in first] == [0, 1, 4]
     assert len(pulled) < 40  # a bounded window, not the whole (endless) stream
+
+
+@dataclasses.dataclass
+class PidJob(SquareJob):
+    """Reports which process computed each item."""
+
+    def compute(self, loaded: list[int]) -> list[int]:
+        import os
+
+        return [(os.getpid(), len(loaded)) for _ in loaded]
+
+
+def test_a_lone_item_runs_here_and_two_start_the_workers():
+    import os
+
+    (lone,) = run(items([1]), PidJob(), jobs=2)
+    assert lone.facts["square"] == os.getpid()
+    pair = list(run(items([1, 2]), PidJob(), jobs=2))
+    assert all(result.facts["square"] != os.getpid() for result in pair)
