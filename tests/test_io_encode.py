@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
+from conftest import SAMPLES
 from maskcli.errors import OptionError, OutputError
 from maskcli.io import encode
 from maskcli.io.decode import decode_image
@@ -114,3 +115,15 @@ def test_read_only_folder_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(encode.tempfile, "mkstemp", refuse)
     with pytest.raises(OutputError, match="permission denied"):
         write_atomic(tmp_path / "out.png", b"x")
+
+
+def test_png_keeps_icc_and_exif_at_16_bits_of_colour():
+    icc = PILImage.open(SAMPLES / "chelsea.png").info["icc_profile"]
+    exif = PILImage.Exif()
+    exif[0x010E] = "a test picture"  # ImageDescription
+    pixels = np.random.default_rng(1).random((5, 7, 3)).astype(np.float32)
+    data = encode_image(pixels, format="PNG", bit_depth=16, icc_profile=icc, exif=exif.tobytes())
+    image = decode_image(data)
+    assert image.bit_depth == 16 and image.icc_profile == icc
+    assert PILImage.open(io.BytesIO(data)).getexif()[0x010E] == "a test picture"
+    assert np.abs(image.pixels - pixels).max() <= 0.5 / 65535 + 1e-7

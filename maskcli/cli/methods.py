@@ -21,7 +21,7 @@ def _table(registry: Registry[Any], title: str) -> None:
     Console().print(table)
 
 
-def _detail(registry: Registry[Any], name: str) -> None:
+def _detail(registry: Registry[Any], name: str, flag: str = "-p") -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -31,7 +31,7 @@ def _detail(registry: Registry[Any], name: str) -> None:
     doc = (cls.__doc__ or "").strip().split("\n\n")[0]
     if doc and not doc.startswith(cls.__name__ + "("):
         console.print(doc, markup=False)
-    table = Table(title="options (-p KEY=VALUE)", title_justify="left")
+    table = Table(title=f"options ({flag} KEY=VALUE)", title_justify="left")
     for column in ("option", "type", "default", "meaning"):
         table.add_column(column)
     for info in options_of(cls):
@@ -80,4 +80,4 @@ def modes_command(
     if name is None:
         _table(modes, "compositing modes (maskcli apply --mode NAME)")
     else:
-        _detail(modes, name)
+        _detail(modes, name, flag="-s")

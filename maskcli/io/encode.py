@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 import cv2
@@ -119,12 +121,28 @@ def encode_image(
         raise OptionError("quality", f"must be between 1 and 100, not {quality}")
     sixteen = bit_depth == 16 and format in ("PNG", "TIFF")
     peak, dtype = (65535, np.uint16) if sixteen else (255, np.uint8)
-    scaled = np.clip(pixels, 0.0, 1.0) * peak + 0.5
-    array = scaled.astype(dtype)
+    array = _quantise(pixels, peak, dtype)
+    if format == "PNG":
+        # OpenCV writes PNG twice as fast as Pillow and holds 16-bit colour; metadata goes in as chunks.
+        return _with_png_chunks(_encode_cv2(array, format, quality), icc_profile, exif)
     needs_pillow = bool(icc_profile or exif) or format == "WEBP"
-    if not needs_pillow and format in ("PNG", "JPEG", "TIFF", "BMP"):
+    if not needs_pillow and format in ("JPEG", "TIFF", "BMP"):
         return _encode_cv2(array, format, quality)
     return _encode_pillow(array, format, quality, icc_profile, exif)
+
+
+def _quantise(pixels: np.ndarray, peak: int, dtype: type) -> np.ndarray:
+    """Float [0, 1] to integers, rounded to nearest and saturated.
+
+    For 8 bits OpenCV does it in one pass (about 1 ms per RGBA megapixel, against 19 ms for numpy's clip, scale,
+    round and cast, which were the largest cost of a cut-out after PNG encoding).
+
+    >>> _quantise(np.array([[-0.1, 0.0, 0.5, 1.0, 1.5]], np.float32), 255, np.uint8)
+    array([[  0,   0, 128, 255, 255]], dtype=uint8)
+    """
+    if dtype is np.uint8 and pixels.dtype == np.float32 and (pixels.ndim == 2 or pixels.shape[2] in (3, 4)):
+        return cv2.convertScaleAbs(cv2.max(pixels, 0.0), alpha=float(peak))
+    return (np.clip(pixels, 0.0, 1.0) * peak + 0.5).astype(dtype)
 
 
 def _encode_cv2(array: np.ndarray, format: str, quality: int) -> bytes:
@@ -139,13 +157,37 @@ def _encode_cv2(array: np.ndarray, format: str, quality: int) -> bytes:
     return buffer.tobytes()
 
 
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def _with_png_chunks(png: bytes, icc_profile: bytes | None, exif: bytes | None) -> bytes:
+    """Insert an ICC profile (iCCP) and EXIF (eXIf) right after the PNG's header chunk, where readers expect them.
+
+    >>> from PIL import Image as PILImage
+    >>> png = _encode_cv2(np.zeros((2, 3), np.uint8), "PNG", 90)
+    >>> exif = PILImage.Exif(); exif[0x0110] = "maskcli"
+    >>> PILImage.open(io.BytesIO(_with_png_chunks(png, None, exif.tobytes()))).getexif()[0x0110]
+    'maskcli'
+    """
+    if not icc_profile and not exif:
+        return png
+    header_end = 8 + 8 + 13 + 4  # signature, then IHDR: length, type, 13 bytes of data, CRC
+    extra = b""
+    if icc_profile:
+        extra += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile))
+    if exif:
+        extra += _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif)
+    return png[:header_end] + extra + png[header_end:]
+
+
 def _encode_pillow(
     array: np.ndarray, format: str, quality: int, icc_profile: bytes | None, exif: bytes | None
 ) -> bytes:
     if array.dtype == np.uint16:
         if array.ndim == 2:
             picture = PILImage.fromarray(array, mode="I;16")
-        else:  # Pillow holds no 16-bit colour; OpenCV writes it, without metadata
+        else:  # Pillow holds no 16-bit colour (PNG, the usual case, never comes here)
             return _encode_cv2(array, format, quality)
     else:
         picture = PILImage.fromarray(array)
@@ -156,8 +198,6 @@ def _encode_pillow(
         options["exif"] = exif
     if format in ("JPEG", "WEBP"):
         options["quality"] = quality
-    if format == "PNG":
-        options["compress_level"] = 1  # the speed OpenCV uses by default; the size difference is small
     buffer = io.BytesIO()
     picture.save(buffer, format=format, **options)
     return buffer.getvalue()

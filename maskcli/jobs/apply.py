@@ -43,7 +43,7 @@ def output_format(input_suffix: str, requested: str | None, alpha: bool) -> str:
     >>> output_format(".png", "jpg", alpha=True)
     Traceback (most recent call last):
     ...
-    maskcli.errors.OptionError: --format: JPEG has no transparency; choose png, webp or tiff, or a mode with a background
+    maskcli.errors.OptionError: --format: JPEG has no transparency; choose png, webp or tiff, or flatten the result on a colour with -b (e.g. -b white)
     """
     if requested:
         format = FORMATS.get("." + requested.lower().lstrip("."))
@@ -51,7 +51,8 @@ def output_format(input_suffix: str, requested: str | None, alpha: bool) -> str:
             raise OptionError("--format", f"unknown format {requested!r}; choose png, jpg, webp or tiff")
         if alpha and format not in _ALPHA_FORMATS:
             raise OptionError(
-                "--format", f"{format} has no transparency; choose png, webp or tiff, or a mode with a background"
+                "--format", f"{format} has no transparency; choose png, webp or tiff, or flatten the result on a "
+                "colour with -b (e.g. -b white)"
             )
         return format
     format = FORMATS.get(input_suffix.lower(), "PNG")

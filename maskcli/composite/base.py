@@ -1,0 +1,61 @@
+"""What a compositing mode is, and the registry that holds them.
+
+A mode is a small dataclass: its fields are its options (declared with :func:`maskcli.registry.option`), and
+calling it with an image and its mask returns the composite::
+
+    @modes.register("mine")
+    @dataclasses.dataclass
+    class Mine(Mode):
+        summary: ClassVar[str] = "One line for `maskcli modes`."
+        amount: float = option(0.5, "What it does.")
+
+        def __call__(self, pixels, mask):
+            return blend(pixels, pixels * self.amount, mask)
+
+Images follow the one image convention (float32 H×W grey or H×W×3 RGB in [0, 1]); the mask is float32 H×W in
+[0, 1], already fitted to the image. A mode returns float32 in [0, 1]: H×W×4 RGBA (straight alpha) when
+``output_alpha`` is true, else H×W×3 or H×W. Modes are pickled to worker processes, so anything cached (a
+background image) lives in a field that ``__getstate__`` drops.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any, ClassVar
+
+import numpy as np
+
+from maskcli.registry import Registry
+
+
+class Mode:
+    """Base class of compositing modes. Subclasses are dataclasses whose fields are their options."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    #: One example command line, shown by ``maskcli modes NAME``.
+    example: ClassVar[str] = ""
+
+    @property
+    def output_alpha(self) -> bool:
+        """True when the result is RGBA (the CLI then refuses formats without transparency)."""
+        return False
+
+    def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Caches (fields whose names start with "_cache") are rebuilt in each worker process.
+        return {key: (None if key.startswith("_cache") else value) for key, value in self.__dict__.items()}
+
+
+def _load_all() -> None:
+    """Import every module of this package, so that each registers its modes."""
+    package = importlib.import_module("maskcli.composite")
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_") and info.name not in ("base", "blend", "colors"):
+            importlib.import_module(f"maskcli.composite.{info.name}")
+
+
+modes: Registry[Mode] = Registry("mode", loader=_load_all)

@@ -1,0 +1,129 @@
+"""Cropping to the subject: the mask's bounding box with a margin, optionally on a square canvas."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+
+from maskcli.composite.base import Mode, modes
+from maskcli.composite.blend import as_rgb, blend, estimate_foreground, with_alpha
+from maskcli.composite.colors import parse_color
+from maskcli.errors import InputError, OptionError
+from maskcli.registry import option
+
+__all__ = ["Crop", "parse_margin", "crop_box"]
+
+
+def parse_margin(text: str | float) -> tuple[float, bool]:
+    """A margin as ``(value, is_percent)``: ``"12"`` is 12 pixels, ``"5%"`` is 5 % of the subject's longer side.
+
+    >>> parse_margin("12"), parse_margin("5%")
+    ((12.0, False), (5.0, True))
+    """
+    raw = str(text).strip()
+    percent = raw.endswith("%")
+    try:
+        value = float(raw.rstrip("%").strip())
+    except ValueError:
+        raise OptionError("margin", f"expected pixels (10) or a percentage (5%), got {raw!r}") from None
+    if not value >= 0 or value != value:
+        raise OptionError("margin", f"must be at least 0, got {raw!r}")
+    return value, percent
+
+
+def crop_box(mask: np.ndarray, *, margin: str | float = 0, square: bool = False,
+             cutoff: float = 0.05) -> tuple[int, int, int, int]:
+    """The crop ``(top, left, bottom, right)`` (ends exclusive) around the pixels where ``mask > cutoff``.
+
+    The box grows by the margin on every side. Without ``square`` it stays within the image; with it, the shorter
+    side grows to the longer one about the subject's centre, and the box may reach past the image (padding).
+
+    Raises :class:`~maskcli.errors.InputError` when no pixel is above the cut-off.
+
+    >>> mask = np.zeros((10, 10), np.float32); mask[2:4, 3:8] = 1; mask[9, 9] = 0.01
+    >>> crop_box(mask), crop_box(mask, margin=1), crop_box(mask, margin="20%")
+    ((2, 3, 4, 8), (1, 2, 5, 9), (1, 2, 5, 9))
+    >>> crop_box(mask, square=True)
+    (1, 3, 6, 8)
+    """
+    inside = mask > cutoff
+    rows = np.flatnonzero(inside.any(axis=1))
+    if rows.size == 0:
+        raise InputError("mask is empty: nothing to crop" + (f" (no value above cutoff {cutoff})" if cutoff else ""))
+    cols = np.flatnonzero(inside[rows[0]:rows[-1] + 1].any(axis=0))
+    top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    value, percent = parse_margin(margin)
+    pad = round(value * max(bottom - top, right - left) / 100) if percent else round(value)
+    top, left, bottom, right = top - pad, left - pad, bottom + pad, right + pad
+    height, width = mask.shape
+    if not square:
+        return max(top, 0), max(left, 0), min(bottom, height), min(right, width)
+    side = max(bottom - top, right - left)
+    # Centre the square on the subject; an odd leftover pixel goes after it.
+    top -= (side - (bottom - top)) // 2
+    left -= (side - (right - left)) // 2
+    return top, left, top + side, left + side
+
+
+@modes.register("crop")
+@dataclasses.dataclass
+class Crop(Mode):
+    """The image cropped to the subject's bounding box plus a margin; a square canvas centres the subject.
+
+    Where the square reaches past the image the padding is ``background`` (transparent by default with
+    ``cutout``, else white). With ``cutout`` the crop is RGBA with the mask as alpha.
+    """
+
+    summary: ClassVar[str] = "Crop to the mask's bounding box plus a margin (px or %), optionally square."
+    example: ClassVar[str] = "maskcli apply products/ --masks masks/ --mode crop -s margin=5% -s square=yes -o crops/"
+
+    margin: str = option("0", "Margin around the subject: pixels (10) or percent of its longer side (5%).")
+    square: bool = option(False, "A square canvas with the subject centred.")
+    cutoff: float = option(0.05, "Mask values at or below this do not count towards the box.")
+    cutout: bool = option(False, "Cut the subject out (RGBA, mask as alpha) instead of keeping the pixels.")
+    decontaminate: bool = option(True, "With cutout: estimate the subject's colour in the soft edge.")
+    background: str | None = option(None, "Padding colour (default: transparent with cutout, else white).")
+    _rgba: Any = dataclasses.field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        parse_margin(self.margin)
+        if not 0.0 <= self.cutoff < 1.0:
+            raise OptionError("cutoff", f"must be in [0, 1), got {self.cutoff}")
+        default = "transparent" if self.cutout else "white"
+        self._rgba = parse_color(self.background or default, option="background")
+
+    @property
+    def output_alpha(self) -> bool:
+        return self._rgba[3] < 1.0
+
+    def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        top, left, bottom, right = crop_box(mask, margin=self.margin, square=self.square, cutoff=self.cutoff)
+        height, width = mask.shape
+        # The part of the box inside the image, and where it lands on the canvas.
+        t, l, b, r = max(top, 0), max(left, 0), min(bottom, height), min(right, width)
+        region = pixels[t:b, l:r]
+        alpha = mask[t:b, l:r]
+        if self.cutout:
+            if self.decontaminate:
+                region = estimate_foreground(region, alpha)
+        else:
+            alpha = np.ones(alpha.shape, np.float32)
+        r_, g_, b_, a_ = self._rgba
+        grey_pad = r_ == g_ == b_
+        if self.output_alpha:
+            content = with_alpha(region, alpha)
+            fill: Any = np.array((r_, g_, b_, a_), np.float32)
+        else:
+            if region.ndim == 2 and not grey_pad:
+                region = as_rgb(region)
+            colour = np.float32(r_) if region.ndim == 2 else np.array((r_, g_, b_), np.float32)
+            content = blend(region, colour, alpha) if self.cutout else region
+            fill = colour
+        if (t, l, b, r) == (top, left, bottom, right):
+            return np.ascontiguousarray(content)
+        canvas = np.empty((bottom - top, right - left) + content.shape[2:], np.float32)
+        canvas[...] = fill
+        canvas[t - top:b - top, l - left:r - left] = content
+        return canvas
