@@ -50,6 +50,15 @@ def _register() -> None:
     app.command("methods")(methods.methods_command)
     app.command("modes")(methods.modes_command)
 
+    from maskcli.cli import models
+
+    app.add_typer(models.app, name="models")
+
+    from maskcli.cli import evaluate, preview
+
+    app.command("eval")(evaluate.eval_command)
+    app.command("preview")(preview.preview_command)
+
 
 _register()
 

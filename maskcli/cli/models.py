@@ -1,0 +1,104 @@
+"""``maskcli models``: the CNN model zoo, whether each model's weights are cached, downloading and details."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    help="The pretrained CNN models: list them (with whether their weights are cached), download one, show one.",
+    invoke_without_command=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _size(spec: object) -> str:
+    size_bytes = getattr(spec, "size_bytes", None)
+    if size_bytes:
+        return f"{size_bytes / 1e6:.1f} MB"
+    return f"~{getattr(spec, 'size_mb'):.0f} MB"
+
+
+@app.callback()
+def models_command(ctx: typer.Context) -> None:
+    """List the models; `maskcli models info NAME` shows one, `maskcli models download NAME` fetches one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from maskcli.cnn import specs, weights
+
+    table = Table(title="CNN models (maskcli segment --model NAME)", title_justify="left")
+    table.add_column("name", no_wrap=True)
+    for column in ("kind", "size", "licence", "input", "cached"):
+        table.add_column(column, overflow="fold")
+    for name, spec in specs.SPECS.items():
+        cached = weights.find_cached(spec)
+        label = f"{name} (default)" if name == specs.DEFAULT_MODEL else name
+        input_size = f"{spec.input_size}×{spec.input_size}" if spec.kind == "salient" else f"short side {spec.input_size}"
+        table.add_row(label, spec.kind, _size(spec), spec.licence.split(";")[0], input_size,
+                      f"yes: {cached}" if cached else "no")
+    console = Console()
+    console.print(table)
+    console.print(f"cache: {weights.cache_dir()} (set MASKCLI_HOME to move it)", highlight=False)
+
+
+@app.command("info")
+def info_command(name: Annotated[str, typer.Argument(help="The model's name.")]) -> None:
+    """Show everything known about one model, and where its weights are (or would be) cached."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from maskcli.cnn import specs, weights
+
+    spec = specs.get(name)
+    table = Table(title=f"model {spec.name}", title_justify="left", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for field in dataclasses.fields(spec):
+        value = getattr(spec, field.name)
+        if field.name == "categories":
+            value = ", ".join(value) if value else "none (class-agnostic foreground)"
+        table.add_row(field.name, "unknown" if value is None else str(value))
+    table.add_row("checksum", spec.checksum())
+    cached = weights.find_cached(spec)
+    table.add_row("cache path", str(weights.cache_path(spec)))
+    table.add_row("cached", f"yes: {cached}" if cached else "no")
+    Console().print(table)
+
+
+@app.command("download")
+def download_command(
+    name: Annotated[str, typer.Argument(help="The model's name (`maskcli models`).")],
+    force: Annotated[bool, typer.Option("--force", help="Download again even if a verified file is cached.")] = False,
+) -> None:
+    """Download a model's weights into the cache and verify their checksum."""
+    from maskcli.cnn import specs, weights
+
+    spec = specs.get(name)
+    cached = weights.find_cached(spec)
+    if cached is not None and not force:
+        weights.verify(spec, cached)
+        print(f"maskcli: {spec.name}: already cached at {cached}", file=sys.stderr)
+        return
+    if weights.offline_mode():
+        weights.download(spec)  # raises the one clear message
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+        with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                      TransferSpeedColumn(), console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(spec.filename, total=None)
+            path = weights.download(spec, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    else:
+        path = weights.download(spec)
+    print(f"maskcli: {spec.name}: downloaded and verified: {path}", file=sys.stderr)
+
+
+__all__ = ["app"]

@@ -1,0 +1,209 @@
+"""Running a segmentation CNN over batches of images: pre-processing, inference, soft masks at full size.
+
+A :class:`Segmenter` holds one loaded model. :func:`segmenter` keeps one per (model, weights, device,
+precision) in this process, so a batch of thousands of images loads the weights once. Each call:
+
+1. resizes every image to the model's input (U²-Net: 320×320 with Lanczos; torchvision models: shorter side 520,
+   aspect kept, with ``cv2.INTER_AREA``), and normalises it as its spec says;
+2. stacks images of equal input shape into one tensor (different shapes run as separate sub-batches, so a
+   mask never depends on its batch neighbours);
+3. runs the model under ``torch.inference_mode()`` (no autograd graph, nothing kept between calls: memory stays
+   flat), with fp16 autocast and ``channels_last`` on GPU;
+4. post-processes **at model resolution** into one probability channel (U²-Net: the fused map d0, min-max
+   normalised; semantic models: softmax over the classes, summed over the chosen ones), and only then resizes that
+   one channel to each image's full size.
+
+>>> import numpy as np, torch
+>>> from maskcli.cnn import specs
+>>> stand_in = torch.nn.Conv2d(3, 1, 1)  # any module with U²-Net's output shape; see build_model for the real one
+>>> seg = Segmenter(specs.get("u2netp"), stand_in)
+>>> [m.shape for m in seg.predict([np.zeros((30, 40, 3), np.float32), np.ones((20, 10), np.float32)])]
+[(30, 40), (20, 10)]
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from maskcli.cnn.device import DevicePlan, autocast_dtype
+from maskcli.cnn.specs import ModelSpec
+from maskcli.errors import WeightsUnavailable
+
+
+def _set_threads() -> None:
+    # torch sizes its pool from the machine's cores, not the cores this process may use (cgroups, taskset);
+    # more threads than cores only adds contention with the decode threads.
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 1
+    if torch.get_num_threads() > usable:
+        torch.set_num_threads(usable)
+
+
+def build_model(spec: ModelSpec, path: Union[str, Path]) -> nn.Module:
+    """The spec's architecture with the weights of ``path`` loaded, on the CPU, in eval mode.
+
+    Raises
+    ------
+    WeightsUnavailable
+        The file cannot be read, or holds another architecture (missing, unexpected or mis-shaped tensors).
+    """
+    if spec.weights_format == "onnx":
+        from maskcli.cnn.models import u2net
+
+        model = getattr(u2net, spec.builder)()
+        u2net.load_onnx_weights(model, path)
+        return model.eval()
+    from torchvision.models import segmentation
+
+    # The auxiliary head only helps training; the published files carry it, random or custom ones may not.
+    model = getattr(segmentation, spec.builder)(weights=None, weights_backbone=None,
+                                                 num_classes=len(spec.categories), aux_loss=False)
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip and OS errors alike mean "not a torch state dict"
+        raise WeightsUnavailable(f"cannot read {path} as a torch state dict for model {spec.name!r}: "
+                                 f"{type(error).__name__}: {error}") from None
+    if isinstance(state, dict) and isinstance(state.get("model", state.get("state_dict")), dict):
+        state = state.get("model", state.get("state_dict"))  # training checkpoints wrap the weights
+    if not isinstance(state, dict):
+        raise WeightsUnavailable(f"{path} is not a state dict (it holds a {type(state).__name__})")
+    state = {k: v for k, v in state.items() if not k.startswith("aux_classifier.")}
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshaped = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or misshaped:
+        details = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)):
+            if keys:
+                details.append(f"{len(keys)} {label} (e.g. {keys[0]})")
+        raise WeightsUnavailable(f"{path} does not hold the weights of {spec.name} ({spec.builder}, "
+                                 f"{len(spec.categories)} classes): {'; '.join(details)}")
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def _input_size(spec: ModelSpec, height: int, width: int) -> tuple[int, int]:
+    """(height, width) the image is resized to."""
+    if spec.kind == "salient":
+        return spec.input_size, spec.input_size
+    scale = spec.input_size / min(height, width)  # torchvision's resize_size: the shorter side
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.shape[2] == 4:
+        return image[:, :, :3]
+    return image
+
+
+class Segmenter:
+    """One loaded model and the pre- and post-processing of its spec.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        What the model is and how its input is prepared.
+    model : torch.nn.Module
+        The loaded model (see :func:`build_model`), on the CPU; it is moved to ``plan.device``.
+    plan : DevicePlan, optional
+        Device, precision and memory format; default the CPU in fp32, channels_last (see :mod:`.device`).
+    classes : tuple of int
+        Semantic models: the output channels summed into the foreground.
+    """
+
+    def __init__(self, spec: ModelSpec, model: nn.Module, plan: Optional[DevicePlan] = None,
+                 classes: Sequence[int] = ()) -> None:
+        self.spec = spec
+        self.plan = plan or DevicePlan("cpu", "fp32", True)
+        self.classes = list(classes) or [i for i, c in enumerate(spec.categories) if c != "__background__"]
+        self.device = torch.device(self.plan.device)
+        self.model = model.to(self.device)
+        if self.plan.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._mean = np.asarray(spec.mean, np.float32)
+        self._std = np.asarray(spec.std, np.float32)
+        self._lock = threading.Lock()  # one batch at a time through the model (threads may share a segmenter)
+        if self.plan.device == "cpu":
+            _set_threads()
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """One image (float32 H×W or H×W×3 in [0, 1]) as the model's C×h×w float32 input."""
+        rgb = _rgb(np.asarray(image, np.float32))
+        height, width = _input_size(self.spec, *rgb.shape[:2])
+        # The spec's resize (ModelSpec.interpolation): Lanczos for U²-Net, as its reference pre-processing;
+        # INTER_AREA (an antialiased shrink, like torchvision's) for the torchvision models.
+        flag = cv2.INTER_LANCZOS4 if self.spec.interpolation == "lanczos" else cv2.INTER_AREA
+        resized = cv2.resize(rgb, (width, height), interpolation=flag)
+        if self.spec.scale_by_max:
+            resized = resized / max(float(resized.max()), 1e-6)
+        normalised = (resized - self._mean) / self._std
+        return np.ascontiguousarray(normalised.transpose(2, 0, 1), dtype=np.float32)
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Model-resolution probability maps N×h×w (float32) for a normalised batch N×3×h×w."""
+        batch = batch.to(self.device, non_blocking=True)
+        if self.plan.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        dtype = autocast_dtype(self.plan)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            out = self.model(batch)
+            if self.spec.kind == "salient":
+                fused = out[:, 0].float()
+                low = fused.amin(dim=(1, 2), keepdim=True)
+                high = fused.amax(dim=(1, 2), keepdim=True)
+                # The reference post-processing: the fused map stretched to [0, 1] per image.
+                return (fused - low) / (high - low).clamp_min(1e-8)
+            logits = out["out"].float()
+            return torch.softmax(logits, dim=1)[:, self.classes].sum(dim=1).clamp_(0.0, 1.0)
+
+    def probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Model-resolution probability maps, one per image, in order (float32 h×w)."""
+        inputs = [self.preprocess(image) for image in images]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, tensor in enumerate(inputs):
+            groups.setdefault(tensor.shape, []).append(index)
+        maps: list[Any] = [None] * len(inputs)
+        with self._lock:
+            for indices in groups.values():
+                batch = torch.from_numpy(np.stack([inputs[i] for i in indices]))
+                out = self._forward(batch).cpu().numpy()
+                for slot, index in enumerate(indices):
+                    maps[index] = out[slot].copy()  # a view would keep the whole batch alive
+        return maps
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Soft masks (float32 H×W in [0, 1]) at each image's full size."""
+        masks = []
+        for image, small in zip(images, self.probabilities(images)):
+            height, width = image.shape[:2]
+            mask = small if small.shape == (height, width) else cv2.resize(
+                small, (width, height), interpolation=cv2.INTER_LINEAR)
+            masks.append(np.clip(mask, 0.0, 1.0, out=mask).astype(np.float32, copy=False))
+        return masks
+
+
+_LOADED: dict[tuple[Any, ...], Segmenter] = {}
+_LOADING = threading.Lock()
+
+
+def segmenter(spec: ModelSpec, path: Union[str, Path], plan: DevicePlan, classes: Sequence[int] = ()) -> Segmenter:
+    """The process's segmenter for this model, weights file, device and classes, loading it the first time."""
+    key = (spec.name, str(Path(path).resolve()), plan, tuple(classes))
+    with _LOADING:
+        if key not in _LOADED:
+            _LOADED[key] = Segmenter(spec, build_model(spec, path), plan, classes)
+        return _LOADED[key]

@@ -1,0 +1,1 @@
+"""Architectures maskcli defines itself (the torchvision ones are built by torchvision)."""

@@ -1,0 +1,241 @@
+"""Finding a model's weights file: ``--weights PATH``, then the cache, then a verified download.
+
+Resolution order, for a :class:`~maskcli.cnn.specs.ModelSpec`:
+
+1. a local file the user names (``--weights PATH``); its checksum is not checked, since it may be the user's own
+   training, but loading it checks the architecture;
+2. the cache: ``$MASKCLI_HOME/models/``, else the platform's user cache folder (``~/.cache/maskcli/models`` on
+   Linux); for torchvision models also torchvision's own hub cache (``torch.hub.get_dir()/checkpoints``);
+3. a download from the spec's URL, checked against its checksum, written to a temporary file in the cache and
+   renamed into place only once verified, so an interrupted or corrupt download never leaves a file that looks
+   valid.
+
+``MASKCLI_OFFLINE=1`` forbids step 3. Whenever no file can be had, one :class:`WeightsUnavailable` says which
+model, which file was expected, where it is published and how to provide it.
+
+>>> import tempfile
+>>> from unittest import mock
+>>> from maskcli.cnn import specs
+>>> with mock.patch.dict(os.environ, {"MASKCLI_HOME": tempfile.mkdtemp()}):
+...     resolve(specs.get("u2netp"), offline=True)
+Traceback (most recent call last):
+...
+maskcli.errors.WeightsUnavailable: no weights for model 'u2netp': ...u2netp.onnx does not exist ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO, Optional, Union
+
+from maskcli.cnn.specs import ModelSpec
+from maskcli.errors import WeightsUnavailable
+
+#: ``progress(done_bytes, total_bytes_or_None)``, called as a download advances (the CLI draws a bar with it).
+Progress = Callable[[int, Optional[int]], None]
+#: ``fetch(url) -> (stream, total_bytes_or_None)``: the network, replaceable in tests.
+Fetch = Callable[[str], "tuple[BinaryIO, Optional[int]]"]
+
+_CHUNK = 1 << 20
+
+
+def cache_dir() -> Path:
+    """The folder that holds downloaded weights: ``$MASKCLI_HOME/models``, else the user cache folder.
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"MASKCLI_HOME": "/srv/maskcli"}):
+    ...     cache_dir().as_posix()
+    '/srv/maskcli/models'
+    """
+    home = os.environ.get("MASKCLI_HOME")
+    if home:
+        return Path(home).expanduser() / "models"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("maskcli")) / "models"
+
+
+def cache_path(spec: ModelSpec) -> Path:
+    """Where the cache keeps ``spec``'s file (whether or not it is there)."""
+    return cache_dir() / spec.filename
+
+
+def torch_hub_checkpoints() -> Path:
+    """torchvision's download folder, ``torch.hub.get_dir()/checkpoints``, without importing torch for it.
+
+    torch.hub's rule: ``$TORCH_HOME/hub``, else ``$XDG_CACHE_HOME/torch/hub``, else ``~/.cache/torch/hub``; if
+    torch is already imported its answer (which honours ``torch.hub.set_dir``) is used.
+    """
+    if "torch" in sys.modules:
+        import torch.hub
+
+        return Path(torch.hub.get_dir()) / "checkpoints"
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.join("~", ".cache")), "torch"
+    )
+    return Path(torch_home).expanduser() / "hub" / "checkpoints"
+
+
+def find_cached(spec: ModelSpec) -> Optional[Path]:
+    """The cached file of ``spec``, if any (maskcli's cache first, then torchvision's)."""
+    candidates = [cache_path(spec)]
+    if spec.torchvision_file:
+        candidates.append(torch_hub_checkpoints() / spec.filename)
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def offline_mode() -> bool:
+    """True when ``MASKCLI_OFFLINE`` is set to a true value: no download is attempted."""
+    return os.environ.get("MASKCLI_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _unavailable(spec: ModelSpec, reason: str) -> WeightsUnavailable:
+    return WeightsUnavailable(
+        f"no weights for model {spec.name!r}: {cache_path(spec)} does not exist and {reason}. "
+        f"Download {spec.url} to that path, run `maskcli models download {spec.name}`, "
+        f"or pass --weights PATH (a local file)."
+    )
+
+
+def digest(path: Union[str, Path], algorithm: str = "sha256") -> str:
+    """The hex digest of a file, read in chunks."""
+    hasher = hashlib.new(algorithm)
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(_CHUNK), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _matches(spec: ModelSpec, sha256: str, md5: str) -> bool:
+    if spec.sha256:
+        return sha256.startswith(spec.sha256.lower())
+    if spec.md5:
+        return md5 == spec.md5.lower()
+    return True  # nothing published to check against: loading still checks the architecture
+
+
+def verify(spec: ModelSpec, path: Union[str, Path]) -> Path:
+    """Check a cached file against the spec's checksum; a mismatch is a :class:`WeightsUnavailable`.
+
+    A verified file gets a small ``.verified`` stamp (its size and modification time), so the hash of a large
+    file is computed once, not on every run.
+    """
+    path = Path(path)
+    stamp = path.with_name(path.name + ".verified")
+    status = path.stat()
+    mark = f"{status.st_size} {status.st_mtime_ns}"
+    try:
+        if stamp.read_text() == mark:
+            return path
+    except OSError:
+        pass
+    sha256, md5 = digest(path, "sha256"), digest(path, "md5")
+    if not _matches(spec, sha256, md5):
+        expected = spec.checksum()
+        found = f"md5:{md5}" if expected.startswith("md5") else f"sha256:{sha256}"
+        raise WeightsUnavailable(
+            f"the weights file {path} for model {spec.name!r} is corrupt or not the published file: checksum "
+            f"{found}, expected {expected}. Delete it and run `maskcli models download {spec.name}`, or pass "
+            f"--weights PATH."
+        )
+    try:
+        stamp.write_text(mark)
+    except OSError:
+        pass  # a read-only cache still works; it is hashed again next time
+    return path
+
+
+def _urllib_fetch(url: str) -> tuple[BinaryIO, Optional[int]]:
+    request = urllib.request.Request(url, headers={"User-Agent": "maskcli"})
+    response = urllib.request.urlopen(request, timeout=30)  # noqa: S310 (https URLs from the specs)
+    length = response.headers.get("Content-Length")
+    return response, int(length) if length and length.isdigit() else None
+
+
+def download(spec: ModelSpec, *, progress: Optional[Progress] = None, fetch: Optional[Fetch] = None,
+             destination: Optional[Path] = None) -> Path:
+    """Download ``spec``'s file into the cache, verify it, and return its path.
+
+    The bytes go to a temporary file beside the destination, hashed as they arrive; only a complete file with
+    the right checksum is renamed into place. Any network failure is a :class:`WeightsUnavailable`.
+    """
+    if offline_mode():
+        raise _unavailable(spec, "downloads are off (MASKCLI_OFFLINE is set)")
+    destination = destination or cache_path(spec)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WeightsUnavailable(f"cannot create the weights cache {destination.parent}: {error}") from None
+    fetch = fetch or _urllib_fetch
+    handle, temp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
+    sha256, md5 = hashlib.sha256(), hashlib.md5()
+    try:
+        with os.fdopen(handle, "wb") as out:
+            try:
+                stream, total = fetch(spec.url)
+                done = 0
+                with stream:
+                    for chunk in iter(lambda: stream.read(_CHUNK), b""):
+                        out.write(chunk)
+                        sha256.update(chunk)
+                        md5.update(chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(done, total)
+            except (urllib.error.URLError, OSError, ValueError) as error:  # no network, refused, timed out
+                reason = getattr(error, "reason", None) or error
+                raise _unavailable(spec, f"the download from {spec.url} failed ({reason})") from None
+            if total is not None and done != total:
+                raise _unavailable(spec, f"the download stopped after {done} of {total} bytes")
+        if not _matches(spec, sha256.hexdigest(), md5.hexdigest()):
+            raise WeightsUnavailable(
+                f"the download of model {spec.name!r} from {spec.url} has checksum sha256:{sha256.hexdigest()}, "
+                f"expected {spec.checksum()}; it was discarded"
+            )
+        os.replace(temp_name, destination)
+    except BaseException:
+        try:
+            os.unlink(temp_name)
+        except OSError:
+            pass
+        raise
+    verify(spec, destination)  # writes the stamp
+    return destination
+
+
+def resolve(spec: ModelSpec, weights: Union[str, Path, None] = None, *, offline: Optional[bool] = None,
+            progress: Optional[Progress] = None, fetch: Optional[Fetch] = None) -> Path:
+    """The weights file to load for ``spec``: ``weights`` if given, else the cache, else a download.
+
+    Parameters
+    ----------
+    weights : path, optional
+        A local file (``--weights``). It must exist; its checksum is not checked.
+    offline : bool, optional
+        Forbid downloading (default: the ``MASKCLI_OFFLINE`` environment variable).
+    progress, fetch : callable, optional
+        See :func:`download`.
+
+    Raises
+    ------
+    WeightsUnavailable
+        No file, a file with the wrong checksum, or a failed download.
+    """
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise WeightsUnavailable(f"--weights {weights}: no such file (weights for model {spec.name!r})")
+        return path
+    cached = find_cached(spec)
+    if cached is not None:
+        return verify(spec, cached)
+    if offline_mode() if offline is None else offline:
+        raise _unavailable(spec, "downloads are off (MASKCLI_OFFLINE is set)")
+    return download(spec, progress=progress, fetch=fetch)
