@@ -24,6 +24,15 @@ needs_u2netp = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test downloads or sees a user's cache: an empty private cache per test, downloads off unless a test
+    injects its own fetch. The CLI's subprocesses inherit this environment."""
+    monkeypatch.setenv("MASKCLI_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MASKCLI_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+
 @pytest.fixture
 def samples() -> Path:
     return SAMPLES

@@ -27,14 +27,6 @@ OFFLINE = {"MASKCLI_OFFLINE": "1"}
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
-@pytest.fixture(autouse=True)
-def _no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # Tests never download: an empty private cache, and downloads off unless a test injects its own fetch.
-    monkeypatch.setenv("MASKCLI_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("MASKCLI_OFFLINE", "1")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-
-
 def _horses(count: int) -> list[tuple[np.ndarray, np.ndarray]]:
     names = sorted(os.listdir(HORSES / "images"))
     step = max(1, len(names) // count)
