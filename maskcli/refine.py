@@ -411,6 +411,11 @@ class Refinement:
         """The level at which regions are found (and the output binarised): ``hard`` or 0.5."""
         return self.hard if self.hard is not None else 0.5
 
+    @property
+    def needs_color(self) -> bool:
+        """Only the GrabCut and guided refinements look at the image; the rest work on the mask alone."""
+        return self.refine is not None
+
     def apply(self, mask: np.ndarray, image: np.ndarray) -> np.ndarray:
         """The refined mask (float32 H×W in [0, 1]); ``image`` guides GrabCut and the guided filter."""
         out = np.asarray(mask, dtype=np.float32)

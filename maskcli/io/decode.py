@@ -79,8 +79,8 @@ class Image:
         return self.pixels.ndim == 2
 
 
-def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
-    """Read an image file.
+def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS, gray: bool = False) -> Image:
+    """Read an image file (``gray``: as grey levels, Rec. 601 luma, for callers that look at nothing else).
 
     Raises :class:`~maskcli.errors.InputError` with a one-line reason for anything that is not a readable image:
     a folder, an empty or truncated file, an unknown format, a declared size over ``max_pixels``.
@@ -101,10 +101,10 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
         raise InputError("no such file") from None
     except OSError as error:  # symlink loops, I/O errors
         raise InputError(error.strerror or str(error)) from None
-    return decode_image(data, max_pixels=max_pixels)
+    return decode_image(data, max_pixels=max_pixels, gray=gray)
 
 
-def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
+def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, gray: bool = False) -> Image:
     """Decode an encoded image held in memory (see :func:`read_image`)."""
     if not data:
         raise InputError("empty file")
@@ -114,12 +114,14 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
     except Exception as error:
         raise InputError(f"cannot decode image ({_reason(error)})") from None
     orientation = int(exif.get(_ORIENTATION_TAG, 1) or 1)
-    pixels = _decode_fast(data, header) if header.format in _FAST_FORMATS else None
+    pixels = _decode_fast(data, header, gray=gray) if header.format in _FAST_FORMATS else None
     if pixels is not None:
         pixels = _orient(pixels, orientation)
         image = _from_array(pixels, bgr=True)
     else:
         image = _decode_with_pillow(header)
+    if gray and image.pixels.ndim == 3:
+        image.pixels = cv2.cvtColor(image.pixels, cv2.COLOR_RGB2GRAY)
     image.format = header.format
     image.icc_profile = header.info.get("icc_profile") or None
     if len(exif):
@@ -186,15 +188,22 @@ def _sample_bits(header: PILImage.Image) -> int:
     return 8
 
 
-def _decode_fast(data: bytes, header: PILImage.Image) -> np.ndarray | None:
-    """OpenCV decode for plain grey/RGB/RGBA at 8 or 16 bits; None to let Pillow do it."""
+def _decode_fast(data: bytes, header: PILImage.Image, *, gray: bool = False) -> np.ndarray | None:
+    """OpenCV decode for plain grey/RGB/RGBA at 8 or 16 bits; None to let Pillow do it.
+
+    With ``gray`` a colour image comes out as grey levels, and the alpha channel is dropped (orientation is
+    applied by the caller, as for colour).
+    """
     if header.mode not in ("L", "RGB", "RGBA", "I;16", "I;16B", "I;16L") or not _is_complete(data, header.format):
         return None
     if getattr(header, "n_frames", 1) > 1 and header.format != "MPO":
         return None
     if _sample_bits(header) not in (8, 16):
         return None
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    flags = cv2.IMREAD_UNCHANGED
+    if gray and header.mode in ("RGB", "RGBA"):
+        flags = cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH | cv2.IMREAD_IGNORE_ORIENTATION
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if pixels is None or pixels.dtype not in (np.uint8, np.uint16):
         return None
     if pixels.shape[:2] != (header.size[1], header.size[0]):

@@ -55,13 +55,18 @@ def _flag_degenerate(segmentation: Segmentation) -> None:
         segmentation.warn("full mask: everything was kept")
 
 
-def load_item(item: Item, max_pixels: int) -> Image:
-    """Decode an item's image, from its file or, for ``-``, from the bytes read from stdin."""
+def load_item(item: Item, max_pixels: int, *, gray: bool = False) -> Image:
+    """Decode an item's image, from its file or, for ``-``, from the bytes read from stdin (``gray``: as grey)."""
     if item.source.path == STDIN:
         data = item.extra.get("data", b"")
         assert isinstance(data, bytes)
-        return decode_image(data, max_pixels=max_pixels)
-    return read_image(item.source.path, max_pixels=max_pixels)
+        return decode_image(data, max_pixels=max_pixels, gray=gray)
+    return read_image(item.source.path, max_pixels=max_pixels, gray=gray)
+
+
+def needs_color(method: Method, refiner: Refiner | None) -> bool:
+    """Whether the method or the refinement looks at colour (GrabCut and the guided filter do)."""
+    return method.needs_color or bool(getattr(refiner, "needs_color", refiner is not None))
 
 
 @dataclasses.dataclass
@@ -84,7 +89,7 @@ class SegmentJob:
     def load(self, item: Item) -> tuple[Image, Timer]:
         timer = Timer()
         with timer("decode"):
-            image = load_item(item, self.max_pixels)
+            image = load_item(item, self.max_pixels, gray=not needs_color(self.method, self.refiner))
         return image, timer
 
     def compute(self, loaded: list[tuple[Image, Timer]]) -> list[Segmentation]:

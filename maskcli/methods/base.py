@@ -61,6 +61,15 @@ class Method:
     batched: ClassVar[bool] = False
     batch_size: int = 1
 
+    @property
+    def needs_color(self) -> bool:
+        """False when the method only ever looks at the grey plane, so images may be decoded straight to grey.
+
+        Methods with a ``channel`` option look at that one channel; on ``gray`` a colour decode is wasted work
+        (a JPEG decoded to grey skips the chroma planes: about twice as fast, which is most of a threshold's cost).
+        """
+        return getattr(self, "channel", None) != "gray"
+
     def compute(self, image: np.ndarray) -> Segmentation:
         raise NotImplementedError
 
