@@ -262,8 +262,7 @@ def _from_array(array: np.ndarray, *, bgr: bool) -> Image:
     if bgr and array.ndim == 3:
         array = cv2.cvtColor(np.ascontiguousarray(array), cv2.COLOR_BGR2RGB)
     scale = np.float32(1.0 / np.iinfo(array.dtype).max)
-    pixels = array.astype(np.float32)
-    pixels *= scale
+    pixels = np.multiply(array, scale, dtype=np.float32)  # one pass, not a cast and then a scale
     return Image(
         pixels=pixels,
         alpha=None if alpha is None else alpha.astype(np.float32) * scale,

@@ -34,8 +34,10 @@ FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".ti
 SUFFIX_OF = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "MPO": ".jpg"}
 
 
-def encode_mask(mask: np.ndarray, *, bits: int = 8) -> bytes:
+def encode_mask(mask: np.ndarray, *, bits: int = 8, hard: bool | None = None) -> bytes:
     """PNG bytes of a mask: hard masks 1-bit black/white, soft ones 8- or 16-bit grey.
+
+    ``hard`` says whether the mask is hard when the caller already knows (it is checked otherwise).
 
     >>> data = encode_mask(np.array([[0, 1]], np.float32))
     >>> data[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
@@ -43,9 +45,9 @@ def encode_mask(mask: np.ndarray, *, bits: int = 8) -> bytes:
     """
     if bits not in (8, 16):
         raise OptionError("mask-bits", f"must be 8 or 16, not {bits}")
-    if is_hard(mask):
+    if is_hard(mask) if hard is None else hard:
         # OpenCV's bilevel PNG: same pixels as 0/255 once read back, an eighth of the raw size.
-        ok, buffer = cv2.imencode(".png", mask.astype(np.uint8) * 255, [cv2.IMWRITE_PNG_BILEVEL, 1])
+        ok, buffer = cv2.imencode(".png", _quantise(mask, 255, np.uint8), [cv2.IMWRITE_PNG_BILEVEL, 1])
     else:
         peak = 65535 if bits == 16 else 255
         dtype = np.uint16 if bits == 16 else np.uint8

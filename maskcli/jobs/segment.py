@@ -103,10 +103,11 @@ class SegmentJob:
 
     def save(self, item: Item, loaded: tuple[Image, Timer], segmentation: Segmentation) -> Result:
         image, timer = loaded
+        hard = is_hard(segmentation.mask)
         with timer("encode"):
-            data = encode_mask(segmentation.mask, bits=self.mask_bits)
+            data = encode_mask(segmentation.mask, bits=self.mask_bits, hard=hard)
         facts: dict[str, Any] = {"method": self.method.name, "width": image.width, "height": image.height}
-        facts["hard"] = is_hard(segmentation.mask)
+        facts["hard"] = hard
         facts.update(segmentation.facts)
         if item.destination is None:
             return Result(item.index, item.name, None, "written", facts=facts, timings=timer.timings, data=data)
