@@ -1,0 +1,79 @@
+"""``maskcli preview``: overlays of masks on their images, and a contact sheet to look over many at once."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED
+
+SHEET = "Contact sheet"
+LOOK = "Overlay"
+
+
+def _color(text: str) -> tuple[float, float, float]:
+    from maskcli.composite.colors import parse_color
+
+    red, green, blue, _ = parse_color(text, option="--color")
+    return (red, green, blue)
+
+
+def preview_command(
+    images: Annotated[Path, typer.Argument(help="Folder (or file) of images.", show_default=False)],
+    masks: Annotated[Path, typer.Argument(help="Folder (or file) of their masks, paired by relative path and "
+                                          "stem.", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write one overlay PNG per image here "
+                                                   "(sub-folders mirrored).", show_default=False)] = None,
+    sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Write a contact sheet: one PNG grid of labelled "
+                                                  "thumbnails.", rich_help_panel=SHEET, show_default=False)] = None,
+    columns: Annotated[int, typer.Option("--columns", help="Thumbnails per row.", rich_help_panel=SHEET, min=1)
+                       ] = 6,
+    cell: Annotated[int, typer.Option("--cell", help="Thumbnail square side, in pixels.", rich_help_panel=SHEET,
+                                      min=16)] = 160,
+    gt: Annotated[Optional[Path], typer.Option("--gt", help="Ground-truth masks: order the sheet worst IoU first "
+                                               "and show each IoU in its label.", rich_help_panel=SHEET,
+                                               show_default=False)] = None,
+    color: Annotated[str, typer.Option("--color", help="Tint and outline colour.", rich_help_panel=LOOK)
+                     ] = "#ff4040",
+    opacity: Annotated[float, typer.Option("--opacity", help="Tint strength in [0, 1].", rich_help_panel=LOOK,
+                                           min=0.0, max=1.0)] = 0.4,
+    outline: Annotated[int, typer.Option("--outline", help="Outline width in pixels (0: none).",
+                                         rich_help_panel=LOOK, min=0)] = 2,
+    stretch: Annotated[Optional[bool], typer.Option("--stretch/--no-stretch", help="Stretch dim images to their "
+                                                    "0.5-99.5 percentiles for display. Default: 16-bit images "
+                                                    "only.", rich_help_panel=LOOK, show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing overlays.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr; errors only.")] = False,
+) -> None:
+    """Overlays (tinted, outlined masks over their images) and a contact sheet to look over a folder at once.
+
+    \b
+    Examples:
+      maskcli preview photos/ masks/ -o overlays/
+      maskcli preview photos/ masks/ --sheet sheet.png --columns 8 --cell 200
+      maskcli preview cells/ masks/ --sheet worst.png --gt truth/    # worst IoU first
+    """
+    from maskcli.preview import write_previews
+
+    report = write_previews(images, masks, output=output, sheet=sheet, truths=gt, columns=columns, cell=cell,
+                            overwrite=overwrite, stretch=stretch, color=_color(color), opacity=opacity,
+                            outline=outline)
+    for path, reason in report.pairing.problems:
+        print(f"maskcli: warning: {path}: {reason}", file=sys.stderr)
+    for path in report.pairing.unpaired_sources:
+        print(f"maskcli: warning: {path}: no mask of the same name; not shown", file=sys.stderr)
+    for path in report.pairing.unpaired_truths:
+        print(f"maskcli: warning: {path}: mask without an image; not shown", file=sys.stderr)
+    for key in report.unpaired_masks_of_truth:
+        print(f"maskcli: warning: {key}: no ground truth of the same name; placed last, without an IoU",
+              file=sys.stderr)
+    for result in report.failed:
+        print(f"maskcli: error: {result.image}: {result.error}", file=sys.stderr)
+    if not quiet:
+        done = len(report.results) - len(report.failed)
+        where = f"; sheet {report.sheet}" if report.sheet else ""
+        print(f"maskcli: {done} previewed, {len(report.failed)} failed{where}", file=sys.stderr)
+    raise typer.Exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)

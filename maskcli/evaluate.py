@@ -1,0 +1,542 @@
+"""Scoring masks against ground truth, and ranking methods on a user's own images.
+
+Two questions, one module:
+
+* **How good are these masks?** :func:`evaluate_folders` pairs prediction files with truth files by relative path
+  and stem (``sub/a.jpg``'s mask ``sub/a.png`` pairs with the truth ``sub/a.png``), scores each pair with
+  :func:`maskcli.metrics.score`, and lists what could not be paired on either side.
+* **Which method for my data?** :func:`compare_methods` runs each method (with its options and refinement) on each
+  image that has a truth, times it, scores it, and ranks the methods by mean IoU.
+
+Files are streamed: only the paths are listed up front, and one image (with its masks) is in memory at a time.
+Nothing here prints; results come back as data and the CLI shows them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from maskcli.errors import InputError, MaskcliError, OptionError, SetupError
+from maskcli.io.sources import Source, walk_folder
+from maskcli.metrics import SCORE_KEYS, score
+from maskcli.registry import OptionInfo, coerce, options_of
+
+__all__ = [
+    "Pair",
+    "Pairing",
+    "ImageScore",
+    "Evaluation",
+    "MethodSpec",
+    "MethodResult",
+    "Ranking",
+    "pair_key",
+    "pair_files",
+    "evaluate_pairs",
+    "evaluate_folders",
+    "mean_scores",
+    "worst_first",
+    "parse_method_specs",
+    "compare_methods",
+]
+
+
+@dataclasses.dataclass
+class Pair:
+    """A prediction (or an image) and its truth, found under the same key."""
+
+    key: str
+    source: str
+    truth: str
+
+
+@dataclasses.dataclass
+class Pairing:
+    """Pairs in key order, and the files of each side that found no partner (or whose listing failed)."""
+
+    pairs: list[Pair]
+    unpaired_sources: list[str]
+    unpaired_truths: list[str]
+    #: Files (or folders) that could not be listed or share a key with another file, with the reason.
+    problems: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class ImageScore:
+    """The scores of one image (or why it could not be scored)."""
+
+    key: str
+    source: str
+    truth: str
+    scores: dict[str, float] = dataclasses.field(default_factory=dict)
+    error: str | None = None
+    #: Seconds the method (and refinement) took on this image, when a method made the mask.
+    seconds: float | None = None
+    #: The method's facts (threshold, confidence, warnings), when a method made the mask.
+    facts: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def record(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        record: dict[str, Any] = {"key": self.key, "source": self.source, "truth": self.truth, "error": self.error}
+        record.update({k: _round(v) for k, v in self.scores.items()})
+        if self.seconds is not None:
+            record["ms"] = round(self.seconds * 1000, 2)
+        if self.facts:
+            record["facts"] = self.facts
+        return record
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """Scores of a folder of predictions against a folder of truths."""
+
+    images: list[ImageScore]
+    pairing: Pairing
+    level: float
+    tolerance: float
+
+    @property
+    def scored(self) -> list[ImageScore]:
+        return [image for image in self.images if image.ok]
+
+    @property
+    def failed(self) -> list[ImageScore]:
+        return [image for image in self.images if not image.ok]
+
+    @property
+    def means(self) -> dict[str, float]:
+        return mean_scores(self.images)
+
+
+def _round(value: Any) -> Any:
+    return round(value, 6) if isinstance(value, float) and math.isfinite(value) else value
+
+
+def pair_key(relpath: PurePosixPath | str) -> str:
+    """The key that pairs files: the relative path without its suffix.
+
+    >>> pair_key(PurePosixPath("sub/a.jpg")), pair_key("b.png")
+    ('sub/a', 'b')
+    """
+    path = PurePosixPath(relpath)
+    return str(path.with_suffix("")) if path.suffix else str(path)
+
+
+def _listing(path: Path) -> Iterator[Source]:
+    if path.is_dir():
+        yield from walk_folder(path, recursive=True)
+    elif path.exists():
+        yield Source(str(path), PurePosixPath(path.name))
+    else:
+        yield Source(str(path), PurePosixPath(path.name), error="no such file or folder")
+
+
+def pair_files(sources: str | os.PathLike[str], truths: str | os.PathLike[str]) -> Pairing:
+    """Pair the image files under ``sources`` with those under ``truths`` by relative path and stem.
+
+    Both folders are walked recursively. Two single files pair with each other whatever their names. A key held by
+    two files of one side (``a.png`` and ``a.jpg``) pairs its first file in name order; the others are reported
+    in ``problems``. Only paths are held, never pixels.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> scratch = tempfile.TemporaryDirectory(); root = Path(scratch.name)
+    >>> for name in ("pred/a.png", "pred/sub/b.png", "pred/c.png", "gt/a.png", "gt/sub/b.png", "gt/d.png"):
+    ...     (root / name).parent.mkdir(parents=True, exist_ok=True); _ = (root / name).write_bytes(b"")
+    >>> pairing = pair_files(root / "pred", root / "gt")
+    >>> [p.key for p in pairing.pairs], pairing.unpaired_sources, pairing.unpaired_truths
+    (['a', 'sub/b'], ['c.png'], ['d.png'])
+    >>> scratch.cleanup()
+    """
+    sources, truths = Path(sources), Path(truths)
+    problems: list[tuple[str, str]] = []
+    if sources.is_file() and truths.is_file():
+        return Pairing([Pair(pair_key(sources.name), str(sources), str(truths))], [], [])
+    if not sources.exists():
+        raise SetupError(f"{sources}: no such file or folder")
+    if not truths.exists():
+        raise SetupError(f"{truths}: no such file or folder")
+    truth_index: dict[str, Source] = {}
+    for source in _listing(truths):
+        if source.error:
+            problems.append((source.path, source.error))
+            continue
+        key = pair_key(source.relpath)
+        if key in truth_index:
+            problems.append((source.path, f"same name as {truth_index[key].path}; only that one is used"))
+            continue
+        truth_index[key] = source
+    pairs: list[Pair] = []
+    unpaired_sources: list[str] = []
+    seen: dict[str, str] = {}
+    for source in _listing(sources):
+        if source.error:
+            problems.append((source.path, source.error))
+            continue
+        key = pair_key(source.relpath)
+        if key in seen:
+            problems.append((source.path, f"same name as {seen[key]}; only that one is used"))
+            continue
+        seen[key] = source.path
+        truth = truth_index.get(key)
+        if truth is None:
+            unpaired_sources.append(str(source.relpath))
+        else:
+            pairs.append(Pair(key, source.path, truth.path))
+    unpaired_truths = [str(s.relpath) for k, s in truth_index.items() if k not in seen]
+    pairs.sort(key=lambda pair: pair.key)
+    return Pairing(pairs, unpaired_sources, sorted(unpaired_truths), problems)
+
+
+def _read_mask(path: str) -> np.ndarray:
+    from maskcli.io.encode import read_mask
+
+    return read_mask(path)
+
+
+def evaluate_pairs(pairs: Iterable[Pair], *, level: float = 0.5, tolerance: float = 2) -> Iterator[ImageScore]:
+    """Score each pair, lazily: one line of :class:`ImageScore` per pair, failures carrying their reason."""
+    for pair in pairs:
+        try:
+            prediction = _read_mask(pair.source)
+            truth = _read_mask(pair.truth)
+            yield ImageScore(pair.key, pair.source, pair.truth, score(prediction, truth, level=level,
+                                                                      tolerance=tolerance))
+        except InputError as error:
+            yield ImageScore(pair.key, pair.source, pair.truth, error=str(error))
+
+
+def evaluate_folders(
+    predictions: str | os.PathLike[str],
+    truths: str | os.PathLike[str],
+    *,
+    level: float = 0.5,
+    tolerance: float = 2,
+) -> Evaluation:
+    """Pair and score a folder of predicted masks against a folder of true masks.
+
+    Raises :class:`~maskcli.errors.SetupError` when a folder is missing or nothing pairs.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from maskcli.io.encode import encode_mask, write_atomic
+    >>> scratch = tempfile.TemporaryDirectory(); root = Path(scratch.name)
+    >>> truth = np.zeros((4, 4), np.float32); truth[:2] = 1
+    >>> write_atomic(root / "gt" / "a.png", encode_mask(truth))
+    >>> write_atomic(root / "pred" / "a.png", encode_mask(np.ones((4, 4), np.float32)))
+    >>> result = evaluate_folders(root / "pred", root / "gt")
+    >>> result.means["iou"], result.images[0].key
+    (0.5, 'a')
+    >>> scratch.cleanup()
+    """
+    _check_level(level, tolerance)
+    pairing = pair_files(predictions, truths)
+    if not pairing.pairs:
+        raise SetupError(f"no prediction in {predictions} has a truth of the same name in {truths}")
+    images = list(evaluate_pairs(pairing.pairs, level=level, tolerance=tolerance))
+    return Evaluation(images, pairing, level, tolerance)
+
+
+def _check_level(level: float, tolerance: float) -> None:
+    if not 0.0 < level <= 1.0:
+        raise OptionError("--level", f"must be in (0, 1], not {level}")
+    if tolerance < 0:
+        raise OptionError("--tolerance", f"must be 0 or more pixels, not {tolerance}")
+
+
+def mean_scores(images: Iterable[ImageScore]) -> dict[str, float]:
+    """Mean of each score over the images that were scored (failed ones are left out); empty if none.
+
+    >>> mean_scores([ImageScore("a", "", "", {"iou": 1.0}), ImageScore("b", "", "", {"iou": 0.5}),
+    ...              ImageScore("c", "", "", error="unreadable")])
+    {'iou': 0.75}
+    """
+    totals: dict[str, float] = {}
+    count = 0
+    for image in images:
+        if not image.ok:
+            continue
+        count += 1
+        for key, value in image.scores.items():
+            totals[key] = totals.get(key, 0.0) + value
+    return {key: totals[key] / count for key in _ordered(totals)} if count else {}
+
+
+def _ordered(keys: Iterable[str]) -> list[str]:
+    keys = list(keys)
+    return [k for k in SCORE_KEYS if k in keys] + [k for k in keys if k not in SCORE_KEYS]
+
+
+def worst_first(images: Iterable[ImageScore], key: str = "iou") -> list[ImageScore]:
+    """Images by ascending ``key`` score (ties by name); failed images come first, since they are worst of all.
+
+    >>> [i.key for i in worst_first([ImageScore("a", "", "", {"iou": 0.9}), ImageScore("b", "", "", {"iou": 0.2})])]
+    ['b', 'a']
+    """
+    return sorted(images, key=lambda i: (i.ok, i.scores.get(key, -1.0) if i.ok else -1.0, i.key))
+
+
+# -- comparing methods ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class MethodSpec:
+    """One contender: a label, a registered method, its options, and refinement settings (``maskcli.refine``)."""
+
+    label: str
+    method: str
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    refinement: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class MethodResult:
+    """One method's scores on every image, and its means."""
+
+    spec: MethodSpec
+    images: list[ImageScore]
+    #: The score the ranking uses (``iou``, or ``iou_both`` for sets scored on both classes).
+    rank_key: str = "iou"
+
+    @property
+    def means(self) -> dict[str, float]:
+        return mean_scores(self.images)
+
+    @property
+    def mean(self) -> float:
+        """The ranking score; NaN when no image was scored."""
+        return self.means.get(self.rank_key, float("nan"))
+
+    @property
+    def seconds_per_image(self) -> float:
+        """Median seconds per image: the first call of a method can pay a one-off setup (loading a model's
+        weights) that a mean would spread over the images; NaN when no image was timed."""
+        times = [i.seconds for i in self.images if i.ok and i.seconds is not None]
+        return float(np.median(times)) if times else float("nan")
+
+    @property
+    def failed(self) -> list[ImageScore]:
+        return [image for image in self.images if not image.ok]
+
+
+@dataclasses.dataclass
+class Ranking:
+    """Methods ranked best first by mean ``rank_key``, with what could not be paired."""
+
+    results: list[MethodResult]
+    pairing: Pairing
+    level: float
+    tolerance: float
+    rank_key: str = "iou"
+
+    @property
+    def best(self) -> MethodResult:
+        return self.results[0]
+
+
+def parse_method_specs(text: str | Sequence[str]) -> list[MethodSpec]:
+    """Contenders from the ``--methods`` syntax.
+
+    Entries are separated by commas; each is ``NAME`` or ``NAME:KEY=VALUE[:KEY=VALUE...]`` for a registered
+    method with options, or ``preset:NAME[:KEY=VALUE...]`` for a named preset (its method, options and
+    refinement; the pairs given override its method options). A key that is not an option of the method but is
+    a refinement setting (``fill_holes``, ``min_size`` ...) goes to the refinement. The label of an entry is the
+    entry as written. Several strings (a repeated option) are joined.
+
+    Examples
+    --------
+    >>> [(s.label, s.method, s.options) for s in parse_method_specs("otsu,li:sigma=1:polarity=dark")]
+    [('otsu', 'otsu', {}), ('li:sigma=1:polarity=dark', 'li', {'sigma': '1', 'polarity': 'dark'})]
+    >>> parse_method_specs("li:sigma")
+    Traceback (most recent call last):
+    ...
+    maskcli.errors.OptionError: --methods: expected KEY=VALUE after the method name in 'li:sigma', got 'sigma'
+    """
+    texts = [text] if isinstance(text, str) else list(text)
+    entries = [entry.strip() for chunk in texts for entry in chunk.split(",") if entry.strip()]
+    if not entries:
+        raise OptionError("--methods", "give at least one method, e.g. --methods otsu,li")
+    specs = []
+    labels: set[str] = set()
+    for entry in entries:
+        spec = _parse_entry(entry)
+        if spec.label in labels:
+            raise OptionError("--methods", f"{spec.label!r} is listed twice")
+        labels.add(spec.label)
+        specs.append(spec)
+    return specs
+
+
+def _parse_entry(entry: str) -> MethodSpec:
+    head, *rest = entry.split(":")
+    head = head.strip()
+    preset_name = None
+    if head == "preset":
+        if not rest or not rest[0].strip() or "=" in rest[0]:
+            raise OptionError("--methods", f"expected preset:NAME, got {entry!r}")
+        preset_name, *rest = rest
+        preset_name = preset_name.strip()
+    pairs: list[list[str]] = []
+    for piece in rest:
+        if "=" in piece:
+            key, _, value = piece.partition("=")
+            pairs.append([key.strip(), value.strip()])
+        elif pairs:  # a colon inside a value (a Windows path): glue it back on
+            pairs[-1][1] += ":" + piece
+        else:
+            raise OptionError("--methods", f"expected KEY=VALUE after the method name in {entry!r}, got {piece!r}")
+    overrides = {key.replace("-", "_"): value for key, value in pairs}
+    if any(not key for key in overrides):
+        raise OptionError("--methods", f"an option without a name in {entry!r}")
+    if preset_name is not None:
+        from maskcli.presets import get_preset
+
+        preset = get_preset(preset_name)
+        options, refinement = dict(preset.options), dict(preset.refinement)
+        method = preset.method
+    else:
+        if not head:
+            raise OptionError("--methods", f"an entry without a method name: {entry!r}")
+        method, options, refinement = head, {}, {}
+    settings = _refinement_settings()
+    for key, value in overrides.items():
+        if key in settings and not _is_method_option(method, key):
+            refinement[key] = coerce(settings[key], value)  # the text "1" must reach Refinement as 1
+        else:
+            options[key] = value  # methods.create converts these, naming any unknown option
+    return MethodSpec(entry, method, options, refinement)
+
+
+def _is_method_option(method: str, key: str) -> bool:
+    from maskcli.methods import methods
+
+    return method in methods and key in {info.name for info in options_of(methods.get(method))}
+
+
+def _refinement_settings() -> dict[str, OptionInfo]:
+    try:
+        from maskcli.refine import Refinement
+    except ImportError:
+        return {}
+    return {info.name: info for info in options_of(Refinement)}
+
+
+def _build(spec: MethodSpec) -> tuple[Any, Any]:
+    from maskcli.methods import methods
+
+    method = methods.create(spec.method, spec.options)
+    refiner = None
+    if spec.refinement:
+        from maskcli.refine import Refinement
+
+        try:
+            refiner = Refinement(**spec.refinement)
+        except TypeError as error:
+            raise OptionError("refinement", f"{spec.label}: {error}") from None
+    return method, refiner
+
+
+def compare_methods(
+    images: str | os.PathLike[str],
+    truths: str | os.PathLike[str],
+    specs: Sequence[MethodSpec | tuple[str, str, dict[str, Any], dict[str, Any]]],
+    *,
+    level: float = 0.5,
+    tolerance: float = 2,
+    both_classes: bool = False,
+    limit: int | None = None,
+    progress: Callable[[str, ImageScore], None] | None = None,
+) -> Ranking:
+    """Run each method on each image that has a truth, score it, and rank the methods by mean IoU.
+
+    Parameters
+    ----------
+    images, truths : path
+        Folders (walked recursively) of images and of their true masks, paired by relative path and stem.
+    specs : list of MethodSpec or (label, method, options, refinement)
+        The contenders. Every method is built before any image is read, so a bad option fails at once.
+    level, tolerance : float
+        Binarisation level and boundary tolerance in pixels, as in :func:`maskcli.metrics.score`.
+    both_classes : bool
+        Rank by the mean of foreground and background IoU (``iou_both``), for sets where the foreground covers
+        most of each image.
+    limit : int, optional
+        Score only the first ``limit`` pairs (in key order).
+    progress : callable, optional
+        Called as ``progress(label, image_score)`` after each method on each image.
+
+    Returns
+    -------
+    Ranking
+        Best first; a method that failed on every image ranks last. The time per image is the method's and the
+        refinement's, decoding excluded (it is shared by all methods); ``seconds_per_image`` is its median.
+
+    Each image is decoded once and every method runs on it before the next is read, so memory holds one image.
+    """
+    from maskcli.io.decode import read_image
+    from maskcli.jobs.segment import segment_image
+
+    _check_level(level, tolerance)
+    specs = [spec if isinstance(spec, MethodSpec) else MethodSpec(*spec) for spec in specs]
+    if not specs:
+        raise OptionError("--methods", "give at least one method")
+    built = [_build(spec) for spec in specs]
+    pairing = pair_files(images, truths)
+    pairs = pairing.pairs[:limit] if limit is not None else pairing.pairs
+    if not pairs:
+        raise SetupError(f"no image in {images} has a truth of the same name in {truths}")
+    rank_key = "iou_both" if both_classes else "iou"
+    results = [MethodResult(spec, [], rank_key) for spec in specs]
+    for pair in pairs:
+        try:
+            image = read_image(pair.source).pixels
+            truth = _read_mask(pair.truth)
+        except InputError as error:
+            for result in results:
+                failed = ImageScore(pair.key, pair.source, pair.truth, error=str(error))
+                result.images.append(failed)
+                if progress is not None:
+                    progress(result.spec.label, failed)
+            continue
+        for result, (method, refiner) in zip(results, built):
+            entry = ImageScore(pair.key, pair.source, pair.truth)
+            try:
+                started = time.perf_counter()
+                segmentation = segment_image(image, method, refiner)
+                entry.seconds = time.perf_counter() - started
+                entry.facts = _plain_facts(segmentation.facts)
+                entry.scores = score(segmentation.mask, truth, level=level, tolerance=tolerance)
+            except (OptionError, SetupError):
+                raise  # a bad option or missing weights would fail every image the same way
+            except MaskcliError as error:
+                entry.error = str(error)
+            except Exception as error:  # one image breaking a method must not end the comparison
+                entry.error = f"{type(error).__name__}: {error}"
+            result.images.append(entry)
+            if progress is not None:
+                progress(result.spec.label, entry)
+    results.sort(key=lambda r: (-r.mean if math.isfinite(r.mean) else math.inf))
+    return Ranking(results, pairing, level, tolerance, rank_key)
+
+
+def _plain_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """Facts with numpy scalars turned into Python ones, so records serialise."""
+    plain: dict[str, Any] = {}
+    for key, value in facts.items():
+        if isinstance(value, np.generic):
+            value = value.item()
+        plain[key] = value
+    return plain

@@ -1,0 +1,344 @@
+"""Looking over masks: overlays (a tint and an outline over the image) and contact sheets (one grid of thumbnails).
+
+The drawing functions are pure: :func:`overlay_image`, :func:`thumbnail` and :func:`contact_sheet` return float32
+RGB arrays in [0, 1]. :func:`write_previews` reads a folder of images and their masks, writes an overlay per image
+and one contact sheet, streaming: one image is in memory at a time, beside the sheet being filled.
+
+Sheet layout (all in pixels): each cell is a ``cell`` × ``cell`` square holding the thumbnail (scaled to fit,
+centred) above a ``label_height`` strip holding its name; cells are ``gap`` apart and ``gap`` from the edges. For
+``n`` tiles in ``columns`` columns the sheet uses ``c = min(columns, n)`` columns and ``r = ceil(n / c)`` rows, so
+it is ``c·cell + (c+1)·gap`` wide and ``r·(cell + label_height) + (r+1)·gap`` high.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from maskcli.errors import InputError, OptionError, SetupError
+
+__all__ = [
+    "SheetLayout",
+    "overlay_image",
+    "thumbnail",
+    "contact_sheet",
+    "PreviewResult",
+    "PreviewReport",
+    "write_previews",
+]
+
+#: Sheet background and label colours (RGB in [0, 1]): dark grey, so that both bright and dark images stand out.
+BACKGROUND = (0.12, 0.12, 0.12)
+TEXT = (0.92, 0.92, 0.92)
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+@dataclasses.dataclass(frozen=True)
+class SheetLayout:
+    """Where each tile of a contact sheet goes.
+
+    >>> layout = SheetLayout.for_count(7, columns=3, cell=100, label_height=20, gap=4)
+    >>> layout.rows, layout.columns, layout.width, layout.height
+    (3, 3, 316, 376)
+    >>> layout.origin(4)  # row 1, column 1: (y, x) of the thumbnail's top-left corner
+    (128, 108)
+    """
+
+    count: int
+    rows: int
+    columns: int
+    cell: int
+    label_height: int
+    gap: int
+
+    @classmethod
+    def for_count(cls, count: int, *, columns: int = 6, cell: int = 160, label_height: int = 18,
+                  gap: int = 4) -> SheetLayout:
+        if count < 1:
+            raise SetupError("nothing to put on the contact sheet")
+        if columns < 1:
+            raise OptionError("--columns", f"must be 1 or more, not {columns}")
+        if cell < 16:
+            raise OptionError("--cell", f"must be at least 16 pixels, not {cell}")
+        if label_height < 0 or gap < 0:
+            raise OptionError("label_height", "label height and gap must not be negative")
+        used = min(columns, count)
+        return cls(count, math.ceil(count / used), used, cell, label_height, gap)
+
+    @property
+    def width(self) -> int:
+        return self.columns * self.cell + (self.columns + 1) * self.gap
+
+    @property
+    def height(self) -> int:
+        return self.rows * (self.cell + self.label_height) + (self.rows + 1) * self.gap
+
+    def origin(self, index: int) -> tuple[int, int]:
+        """(y, x) of tile ``index``'s thumbnail square; its label strip lies just below it."""
+        row, column = divmod(index, self.columns)
+        return (self.gap + row * (self.cell + self.label_height + self.gap),
+                self.gap + column * (self.cell + self.gap))
+
+    def canvas(self) -> np.ndarray:
+        return np.full((self.height, self.width, 3), BACKGROUND, np.float32)
+
+
+def _stretch(pixels: np.ndarray) -> np.ndarray:
+    """Spread the 0.5–99.5 percentiles over [0, 1], for images that use a sliver of their range."""
+    low, high = np.percentile(pixels, (0.5, 99.5))
+    if high <= low:
+        return pixels
+    return np.clip((pixels - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+def overlay_image(pixels: np.ndarray, mask: np.ndarray, *, color: tuple[float, float, float] = (1.0, 0.25, 0.25),
+                  opacity: float = 0.4, outline: int = 2, level: float = 0.5, stretch: bool = False) -> np.ndarray:
+    """The image with its mask tinted and outlined (:func:`maskcli.composite.overlay.overlay`), as float32 RGB.
+
+    A mask of another size is scaled to the image first (a preview is for the eye; ``maskcli eval`` is strict).
+    ``stretch`` spreads the image's 0.5–99.5 percentiles over the full range first, for dim images.
+
+    Examples
+    --------
+    >>> image = np.zeros((4, 4), np.float32)
+    >>> out = overlay_image(image, np.ones((2, 2), np.float32), color=(1, 0, 0), opacity=0.5, outline=0)
+    >>> out.shape, out[0, 0].tolist()
+    ((4, 4, 3), [0.5, 0.0, 0.0])
+    """
+    from maskcli.composite.overlay import overlay
+    from maskcli.masks import resize_mask
+
+    if stretch:
+        pixels = _stretch(pixels)
+    mask = resize_mask(mask, pixels.shape[:2])
+    return overlay(pixels, mask, color=color, opacity=opacity, outline=outline, level=level)
+
+
+def _scaled(array: np.ndarray, cell: int) -> np.ndarray:
+    """``array`` scaled so that its longer side is ``cell`` pixels (area averaging when shrinking)."""
+    height, width = array.shape[:2]
+    scale = min(cell / width, cell / height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if size == (width, height):
+        return array
+    return cv2.resize(array, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def thumbnail(pixels: np.ndarray, cell: int) -> np.ndarray:
+    """The image scaled to fit a ``cell`` × ``cell`` square (aspect kept), centred on the sheet's background.
+
+    Examples
+    --------
+    >>> t = thumbnail(np.ones((10, 20, 3), np.float32), 8)
+    >>> t.shape, float(t[4, 4, 0]), round(float(t[0, 4, 0]), 2)  # an 8×4 band in the middle
+    ((8, 8, 3), 1.0, 0.12)
+    """
+    from maskcli.composite.blend import as_rgb
+
+    small = _scaled(as_rgb(pixels), cell)
+    new_h, new_w = small.shape[:2]
+    square = np.full((cell, cell, 3), BACKGROUND, np.float32)
+    top, left = (cell - new_h) // 2, (cell - new_w) // 2
+    square[top:top + new_h, left:left + new_w] = np.clip(small, 0.0, 1.0)
+    return square
+
+
+def _fit_text(text: str, width: int, height: int) -> tuple[str, float, int]:
+    """The text (cut at the start with '..' if needed), font scale and thickness that fit ``width`` × ``height``."""
+    scale = max(0.3, (height - 4) / 22)  # Hershey Simplex is about 22 px tall (cap height and descent) at scale 1
+    thickness = 1
+    shown = text
+    while shown:
+        (text_w, _), _ = cv2.getTextSize(shown, _FONT, scale, thickness)
+        if text_w <= width - 4:
+            return shown, scale, thickness
+        # Names of a series differ at their ends (t01, t02 ...): keep the end, drop the start.
+        shown = ".." + shown[3:] if shown.startswith("..") else ".." + shown[1:]
+        if len(shown) <= 3:
+            break
+    return "", scale, thickness
+
+
+def _label(text: str, width: int, height: int) -> np.ndarray:
+    strip = np.zeros((height, width, 3), np.uint8)
+    strip[:] = np.round(np.asarray(BACKGROUND) * 255).astype(np.uint8)
+    shown, scale, thickness = _fit_text(text, width, height)
+    if shown and height >= 6:
+        (_, text_h), baseline = cv2.getTextSize(shown, _FONT, scale, thickness)
+        y = (height + text_h) // 2 - max(0, baseline // 2 - 1)
+        color = tuple(int(round(c * 255)) for c in TEXT)
+        cv2.putText(strip, shown, (2, y), _FONT, scale, color, thickness, cv2.LINE_AA)
+    return strip.astype(np.float32) / 255
+
+
+def _place(canvas: np.ndarray, layout: SheetLayout, index: int, label: str, pixels: np.ndarray) -> None:
+    y, x = layout.origin(index)
+    canvas[y:y + layout.cell, x:x + layout.cell] = thumbnail(pixels, layout.cell)
+    if layout.label_height:
+        canvas[y + layout.cell:y + layout.cell + layout.label_height, x:x + layout.cell] = _label(
+            label, layout.cell, layout.label_height)
+
+
+def contact_sheet(tiles: Iterable[tuple[str, np.ndarray]], *, count: int | None = None, columns: int = 6,
+                  cell: int = 160, label_height: int = 18, gap: int = 4) -> np.ndarray:
+    """One float32 RGB grid of labelled thumbnails, row by row in the order given (see the module's layout).
+
+    Parameters
+    ----------
+    tiles : iterable of (label, pixels)
+        Labels and images (grey or RGB float32); consumed lazily when ``count`` is given.
+    count : int, optional
+        The number of tiles, when ``tiles`` is a stream; otherwise it is read into a list first.
+    columns, cell, label_height, gap : int
+        The grid: columns at most, square cell side, label strip height and spacing, in pixels.
+
+    Examples
+    --------
+    >>> tiles = [(f"img{i}", np.full((30, 40), i / 4, np.float32)) for i in range(5)]
+    >>> contact_sheet(tiles, columns=2, cell=32, label_height=10, gap=2).shape
+    (134, 70, 3)
+    """
+    if count is None:
+        tiles = list(tiles)
+        count = len(tiles)
+    layout = SheetLayout.for_count(count, columns=columns, cell=cell, label_height=label_height, gap=gap)
+    canvas = layout.canvas()
+    for index, (label, pixels) in enumerate(tiles):
+        if index >= count:
+            raise ValueError(f"more tiles than the count of {count}")
+        _place(canvas, layout, index, label, pixels)
+    return canvas
+
+
+# -- folders ------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class PreviewResult:
+    """One image's preview: where its overlay went, its IoU against the truth, or why it failed."""
+
+    key: str
+    image: str
+    mask: str
+    output: str | None = None
+    iou: float | None = None
+    error: str | None = None
+
+
+@dataclasses.dataclass
+class PreviewReport:
+    """What :func:`write_previews` did: one result per pair (in sheet order), and what could not be paired."""
+
+    results: list[PreviewResult]
+    pairing: Any  # maskcli.evaluate.Pairing of images with masks
+    unpaired_masks_of_truth: list[str] = dataclasses.field(default_factory=list)
+    sheet: str | None = None
+
+    @property
+    def failed(self) -> list[PreviewResult]:
+        return [r for r in self.results if r.error]
+
+
+def _load(result: PreviewResult, stretch: bool | None) -> tuple[np.ndarray, np.ndarray]:
+    from maskcli.io.decode import read_image
+    from maskcli.io.encode import read_mask
+
+    image = read_image(result.image)
+    pixels = image.pixels
+    # 16-bit scientific images often use a sliver of their range (the hela_* nuclei: under 2 %): show them stretched.
+    if stretch or (stretch is None and image.bit_depth == 16):
+        pixels = _stretch(pixels)
+    return pixels, read_mask(result.mask)
+
+
+def write_previews(
+    images: str | os.PathLike[str],
+    masks: str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    sheet: str | os.PathLike[str] | None = None,
+    truths: str | os.PathLike[str] | None = None,
+    columns: int = 6,
+    cell: int = 160,
+    overwrite: bool = False,
+    stretch: bool | None = None,
+    color: tuple[float, float, float] = (1.0, 0.25, 0.25),
+    opacity: float = 0.4,
+    outline: int = 2,
+) -> PreviewReport:
+    """Overlays of each image with its mask (``output/<relpath>.png``) and a contact sheet of them (``sheet``).
+
+    Images and masks pair by relative path and stem, as in :func:`maskcli.evaluate.pair_files`. With ``truths``,
+    each mask is scored against its truth, the sheet lists images worst IoU first, and the labels show the IoU.
+    An existing overlay is an item error unless ``overwrite``; an overlay never replaces an input. ``stretch``
+    (None: 16-bit images only) spreads dim images over the full range for display.
+    """
+    from maskcli.evaluate import pair_files
+    from maskcli.io.encode import encode_image, read_mask, write_atomic
+    from maskcli.masks import resize_mask
+    from maskcli.metrics import iou as iou_of
+
+    if output is None and sheet is None:
+        raise OptionError("--output", "give an output folder for overlays (-o), a contact sheet (--sheet), or both")
+    if sheet is not None and Path(sheet).suffix.lower() != ".png":
+        raise OptionError("--sheet", f"the contact sheet is a PNG file; {Path(sheet).name} does not end in .png")
+    pairing = pair_files(images, masks)
+    if not pairing.pairs:
+        raise SetupError(f"no image in {images} has a mask of the same name in {masks}")
+    layout = None
+    if sheet is not None:  # checked before any work, so a bad --columns or --cell fails at once
+        layout = SheetLayout.for_count(len(pairing.pairs), columns=columns, cell=cell)
+    results = [PreviewResult(p.key, p.source, p.truth) for p in pairing.pairs]
+    unpaired: list[str] = []
+    if truths is not None:
+        truth_of = {p.key: p.truth for p in pair_files(masks, truths).pairs}
+        for result in results:
+            if result.key not in truth_of:
+                unpaired.append(result.key)
+                continue
+            try:
+                result.iou = iou_of(read_mask(result.mask), read_mask(truth_of[result.key]))
+            except InputError as error:
+                result.error = f"cannot score against {truth_of[result.key]}: {error}"
+        # Worst first: failures, then ascending IoU, then images without a truth.
+        results.sort(key=lambda r: (r.error is None, r.iou is None, r.iou if r.iou is not None else 0.0, r.key))
+    canvas = layout.canvas() if layout is not None else None
+    root = Path(output) if output is not None else None
+    inputs = {os.path.realpath(path) for pair in pairing.pairs for path in (pair.source, pair.truth)}
+    for index, result in enumerate(results):
+        label = result.key if result.iou is None else f"{result.key} {result.iou:.2f}"
+        try:
+            if result.error:
+                raise InputError(result.error)
+            pixels, mask = _load(result, stretch)
+            style = {"color": color, "opacity": opacity, "outline": outline}
+            picture = overlay_image(pixels, mask, **style) if root is not None else None
+            if root is not None:
+                destination = root / f"{result.key}.png"
+                if os.path.realpath(destination) in inputs:
+                    raise InputError(f"overlay {destination} would replace an input; choose another folder")
+                if destination.exists() and not overwrite:
+                    raise InputError(f"output {destination} exists (use --overwrite to replace it)")
+                write_atomic(destination, encode_image(picture, format="PNG"))
+                result.output = str(destination)
+            if canvas is not None:
+                # Drawn at thumbnail size, so the outline stays as wide on the sheet as asked for.
+                small = _scaled(pixels, cell)
+                tile = overlay_image(small, resize_mask(mask, small.shape[:2], hard=False), **style)
+                _place(canvas, layout, index, label, tile)
+        except InputError as error:
+            result.error = result.error or str(error)
+            if canvas is not None:  # the cell stays, marked, so the grid still reads in order
+                _place(canvas, layout, index, f"FAILED {result.key}", np.zeros((cell, cell), np.float32))
+    report = PreviewReport(results, pairing, unpaired)
+    if canvas is not None and sheet is not None:
+        write_atomic(sheet, encode_image(canvas, format="PNG"))
+        report.sheet = str(sheet)
+    return report
