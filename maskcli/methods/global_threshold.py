@@ -189,14 +189,13 @@ def compare(plane: np.ndarray, threshold: float | np.ndarray, polarity: str) -> 
 
 
 @dataclasses.dataclass
-class ThresholdMethod(Method):
-    """Shared options and the shared compute of the global thresholds; subclasses only compute a value."""
+class PlaneMethod(Method):
+    """The options every threshold shares, global or local: which side, which channel, how much smoothing."""
 
     polarity: str = option("bright", "Which side is foreground: bright (above), dark (at or below), auto (the "
                            "smaller side that touches the border less; see choose_polarity).", choices=POLARITIES)
     channel: str = option("gray", "Channel thresholded: " + " | ".join(CHANNELS) + ".")
     sigma: float = option(0.0, "Gaussian pre-smoothing in pixels (0: none).")
-    bins: int = option(256, "Histogram bins over the image's own range (more, e.g. 4096, for 16-bit detail).")
 
     def __post_init__(self) -> None:
         if self.polarity not in POLARITIES:
@@ -204,6 +203,16 @@ class ThresholdMethod(Method):
         self.channel = check_channel(self.channel)
         if not self.sigma >= 0 or not np.isfinite(self.sigma):
             raise OptionError("sigma", f"must be ≥ 0 pixels, got {self.sigma}")
+
+
+@dataclasses.dataclass
+class ThresholdMethod(PlaneMethod):
+    """Shared options and the shared compute of the global thresholds; subclasses only compute a value."""
+
+    bins: int = option(256, "Histogram bins over the image's own range (more, e.g. 4096, for 16-bit detail).")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if not 2 <= self.bins <= 65536:
             raise OptionError("bins", f"must be between 2 and 65536, got {self.bins}")
 

@@ -23,10 +23,9 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from maskcli.color import CHANNELS, check_channel
 from maskcli.errors import OptionError
-from maskcli.methods.base import Method, Segmentation, methods
-from maskcli.methods.global_threshold import POLARITIES, choose_polarity, compare, histogram, prepare
+from maskcli.methods.base import Segmentation, methods
+from maskcli.methods.global_threshold import PlaneMethod, choose_polarity, compare, histogram, prepare
 from maskcli.registry import option
 
 __all__ = ["local_mean_std", "LocalThreshold", "Niblack", "Sauvola", "Background"]
@@ -48,20 +47,8 @@ def local_mean_std(plane: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarr
 
 
 @dataclasses.dataclass
-class LocalMethod(Method):
-    """Shared options and compute of the local thresholds; subclasses return a threshold image."""
-
-    polarity: str = option("bright", "Which side is foreground: bright (above the local level), dark (below), "
-                           "auto (the smaller side that touches the border less).", choices=POLARITIES)
-    channel: str = option("gray", "Channel thresholded: " + " | ".join(CHANNELS) + ".")
-    sigma: float = option(0.0, "Gaussian pre-smoothing in pixels (0: none).")
-
-    def __post_init__(self) -> None:
-        if self.polarity not in POLARITIES:
-            raise OptionError("polarity", f"must be one of {', '.join(POLARITIES)}, not {self.polarity!r}")
-        self.channel = check_channel(self.channel)
-        if not self.sigma >= 0 or not np.isfinite(self.sigma):
-            raise OptionError("sigma", f"must be ≥ 0 pixels, got {self.sigma}")
+class LocalMethod(PlaneMethod):
+    """Shared compute of the local thresholds; subclasses return a threshold image."""
 
     def _odd_window(self, name: str, value: int) -> None:
         if value < 3 or value % 2 == 0:
