@@ -75,7 +75,7 @@ def test_em_preset_on_both_classes():
 
 def test_subject_preset_grabcut_on_horses():
     pairs = load("weizmann_horses", step=10)
-    assert preset_score("subject", pairs) >= 0.74  # measured 0.766 on this tenth (0.672 on all 100)
+    assert preset_score("subject", pairs) >= 0.74  # measured 0.766 on this tenth (0.678 on all 100)
 
 
 def test_auto_polarity_is_at_least_as_good_as_either_fixed_polarity(nuclei, horses):
