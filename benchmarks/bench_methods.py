@@ -152,7 +152,7 @@ def main() -> None:
         lines.append(f"| {method} | {rate:.1f} | {rate / floor:.2f} | " + " | ".join(im_cells) + " |")
         print(lines[-1], flush=True)
     lines += ["", "Where maskcli's time goes (median ms per image, --jobs 1, from --json records); the floor decodes "
-              "straight to grey, maskcli decodes to float32 RGB:", "",
+              "straight to 8-bit grey, maskcli to float32 grey (colour when a method or refinement needs it); the stages of one image overlap those of its neighbours in three threads:", "",
               "| method | decode | compute | encode | write |", "| --- | ---: | ---: | ---: | ---: |"]
     for method in [m for m in ("fixed", "otsu", "canny", "local") if m in args.methods]:
         times = stage_times(images, work / f"t_{method}", method)
