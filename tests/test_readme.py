@@ -1,0 +1,20 @@
+"""The README opens with the two commands a new user runs; CI must run the second one exactly."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import REPO
+
+
+def _opening_commands() -> list[str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"```sh\n(.+?)\n```", text)[:2]
+
+
+def test_ci_runs_the_readme_test_command_exactly():
+    demo, tests = _opening_commands()
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
+    assert ci == tests
+    assert demo.startswith("python3 -m venv .venv && ") and "maskcli segment samples/" in demo
+    assert "maskcli apply samples/" in demo
