@@ -33,6 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from common import imagemagick, write_report  # noqa: E402
 from synth import make_jpegs  # noqa: E402
 
 
@@ -74,32 +75,14 @@ def run_floor(pairs: list[tuple[str, str]], out: Path, processes: int) -> None:
             pool.map(_floor_worker, chunks)
 
 
-def imagemagick() -> str | None:
-    """The ``convert`` of ImageMagick, installed with apt-get if needed; None when it cannot be had."""
-    def real(command: str) -> bool:
-        try:
-            done = subprocess.run([command, "-version"], capture_output=True, text=True)
-        except OSError:
-            return False
-        return "ImageMagick" in done.stdout
-
-    if real("convert"):
-        return "convert"
-    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "imagemagick"], capture_output=True)
-        if real("convert"):
-            return "convert"
-    return None
-
-
-def run_imagemagick(convert: str, pairs: list[tuple[str, str]], out: Path, processes: int) -> None:
+def run_imagemagick(convert: list[str], pairs: list[tuple[str, str]], out: Path, processes: int) -> None:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
 
     def one(pair: tuple[str, str]) -> None:
         image_path, mask_path = pair
         target = out / (Path(image_path).stem + ".png")
-        subprocess.run([convert, "-limit", "thread", "1", image_path, mask_path, "-alpha", "off",
+        subprocess.run([*convert, "-limit", "thread", "1", image_path, mask_path, "-alpha", "off",
                         "-compose", "CopyOpacity", "-composite", str(target)], check=True)
 
     with ThreadPoolExecutor(processes) as pool:  # threads only wait: the work is in the convert processes
@@ -140,7 +123,7 @@ def main() -> None:
         raise SystemExit(f"{images} holds {len(paths)} JPEGs, not {args.count}")
     pairs = [(str(p), str(masks / (p.stem + ".png"))) for p in paths]
     n = args.processes
-    convert = imagemagick()
+    convert = imagemagick("convert")
 
     plan = {
         "floor": lambda: run_floor(pairs, work / "floor", n),
@@ -189,11 +172,7 @@ def main() -> None:
         lines += ["", "ImageMagick was not available: its row and ratio are missing."]
     lines += ["", "img/s includes start-up (maskcli's imports and worker processes, one `convert` per image); CPU "
               "time per image is the sum over all processes, and is the steadier figure on a shared machine."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    write_report(lines, args.out)
 
 
 if __name__ == "__main__":

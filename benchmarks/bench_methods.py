@@ -30,6 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from common import imagemagick, write_report  # noqa: E402
 from synth import make_jpegs  # noqa: E402
 
 #: maskcli method → the ImageMagick operator doing the same job (None: no counterpart).
@@ -46,24 +47,6 @@ METHODS = {
 }
 OPTIONS = {"color_range": ["-p", "key=green"], "local": ["-p", "block_size=25"]}
 SLOW_IM = {"-canny", "-lat"}
-
-
-def _real_imagemagick() -> list[str] | None:
-    """The mogrify command of a real ImageMagick (installed with apt-get if none is found), or None."""
-    for candidate in (["magick", "mogrify"], ["mogrify"], ["/usr/bin/mogrify"]):
-        if shutil.which(candidate[0]) is None:
-            continue
-        try:
-            version = subprocess.run([*candidate, "-version"], capture_output=True, text=True, timeout=20).stdout
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if "ImageMagick" in version and "Stands in" not in version:
-            return candidate
-    if shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "imagemagick"], capture_output=True)
-        if shutil.which("mogrify"):
-            return ["mogrify"]
-    return None
 
 
 def floor_rate(paths: list[str], out: Path) -> float:
@@ -129,7 +112,7 @@ def main() -> None:
         shutil.rmtree(images, ignore_errors=True)
         make_jpegs(images, args.count, seed=0)
     paths = sorted(str(p) for p in images.glob("*.jpg"))
-    mogrify = _real_imagemagick()
+    mogrify = imagemagick("mogrify")
 
     best = lambda f: max(f() for _ in range(args.repeat))  # noqa: E731
     floor = best(lambda: floor_rate(paths, work / "floor"))
@@ -157,11 +140,7 @@ def main() -> None:
     for method in [m for m in ("fixed", "otsu", "canny", "local") if m in args.methods]:
         times = stage_times(images, work / f"t_{method}", method)
         lines.append(f"| {method} | " + " | ".join(f"{times[k]:.1f}" for k in times) + " |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    write_report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from common import write_report  # noqa: E402
 from synth import make_jpegs  # noqa: E402
 
 
@@ -137,11 +138,7 @@ def main() -> None:
     lines += [f"| {name} | {rate} | {rss} |" for name, rate, rss in rows]
     lines += ["", "| ratio | value | target |", "| --- | ---: | ---: |"]
     lines += [f"| {name} | {value:.2f} | {'≥ %.2f' % target if target else ''} |" for name, value, target in ratios]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    write_report(lines, args.out)
 
 
 if __name__ == "__main__":

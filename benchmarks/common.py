@@ -1,0 +1,43 @@
+"""What the speed benchmarks share: finding ImageMagick, and writing a Markdown report."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+
+def imagemagick(tool: str) -> list[str] | None:
+    """The command of a real ImageMagick ``tool`` (``convert``, ``mogrify``), or None when none can be had.
+
+    A program of that name that is not ImageMagick does not count. When none is found and we run as root with
+    apt-get, ImageMagick is installed (``apt-get install -y imagemagick``) and looked for again.
+    """
+
+    def found() -> list[str] | None:
+        for candidate in (["magick", tool], [tool], [f"/usr/bin/{tool}"]):
+            if shutil.which(candidate[0]) is None:
+                continue
+            try:
+                version = subprocess.run([*candidate, "-version"], capture_output=True, text=True, timeout=20).stdout
+            except (OSError, subprocess.SubprocessError):
+                continue
+            if "ImageMagick" in version and "Stands in" not in version:
+                return candidate
+        return None
+
+    command = found()
+    if command is None and shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "imagemagick"], capture_output=True)
+        command = found()
+    return command
+
+
+def write_report(lines: list[str], out: Path | None) -> None:
+    """Print the report, and write it to ``out`` when given."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
