@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
 from maskcli.evaluate import MethodSpec, compare_methods, parse_method_specs  # noqa: E402
-from quality import BOTH_CLASSES, DATA, WEIGHTS  # noqa: E402
+from quality import BOTH_CLASSES, DATA, WEIGHTS, set_names  # noqa: E402
 
 
 def correlate(confidences: list[float], scores: list[float]) -> tuple[float, float]:
@@ -84,8 +84,7 @@ def main() -> None:
         else:
             why = f"no weights at {args.weights}" if "cnn" in methods else "not registered"
             notes.append(f"cnn left out: {why}")
-    names = args.sets.split(",") if args.sets else sorted(p.name for p in args.data.iterdir()
-                                                           if (p / "images").is_dir() and (p / "masks").is_dir())
+    names = set_names(args.data, args.sets)
     started = time.perf_counter()
     rows = []
     for name in names:

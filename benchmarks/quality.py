@@ -38,6 +38,14 @@ WEIGHTS = REPO.parent / "shared" / "weights" / "u2netp.onnx"
 #: Sets scored on both classes (mean IoU of the mask and of its inverse); see the module docstring.
 BOTH_CLASSES = {"isbi2012_em"}
 
+
+def set_names(data: Path, chosen: str | None) -> list[str]:
+    """The sets asked for (comma-separated), else every folder of ``data`` with ``images/`` and ``masks/``."""
+    if chosen:
+        return chosen.split(",")
+    return sorted(p.name for p in data.iterdir() if (p / "images").is_dir() and (p / "masks").is_dir())
+
+
 #: Mean IoU of the plain-library baselines (both-class IoU for isbi2012_em is not given there: foreground IoU).
 BASELINES = {
     "fluo_nuclei": {"all-foreground": 0.166, "otsu": 0.431, "li": 0.560, "canny": 0.084, "grabcut": 0.218},
@@ -121,8 +129,7 @@ def main() -> None:
     notes += [f"{label} left out (--skip)" for label in sorted(skip)]
     specs, unusable = usable(merge_identical([s for s in specs if s.label not in skip]))
     notes += unusable
-    names = args.sets.split(",") if args.sets else sorted(p.name for p in args.data.iterdir()
-                                                           if (p / "images").is_dir() and (p / "masks").is_dir())
+    names = set_names(args.data, args.sets)
     started = time.perf_counter()
     sections = []
     for name in names:
