@@ -161,11 +161,12 @@ def run(
         if len(head) < 2:
             jobs = 1
     if job.batched:
-        results = _run_batched(items, job, threads=jobs, ordered=ordered)
+        results = _run_in_process(items, job, threads=jobs, ordered=ordered)
     elif jobs == 1:
         # One process, three stages: the next image decodes and the last mask encodes while this one computes
-        # (OpenCV and zlib release the GIL). Otsu on 1 MP JPEGs: 73 → 120 img/s against a plain loop.
-        results = _run_batched(items, job, threads=1, ordered=ordered)
+        # (OpenCV and zlib release the GIL). Otsu on 200 one-megapixel JPEGs went from 73 to 115 img/s
+        # (benchmarks/bench_segment.py).
+        results = _run_in_process(items, job, threads=1, ordered=ordered)
     else:
         results = _run_processes(items, job, jobs=jobs, ordered=ordered)
     try:
@@ -263,8 +264,9 @@ def _outcome(item: Item, future: futures.Future[Result]) -> Result:
         return failed(item, error)
 
 
-def _run_batched(items: Iterable[Item], job: Job, *, threads: int, ordered: bool) -> Iterator[Result]:
-    """One model in this process: decode ahead in threads, compute in batches, save behind in threads."""
+def _run_in_process(items: Iterable[Item], job: Job, *, threads: int, ordered: bool) -> Iterator[Result]:
+    """Everything in this process: decode ahead in threads, compute here (in batches for a model), save behind in
+    threads. Used for batched jobs and for ``--jobs 1``."""
     batch_size = max(1, job.batch_size)
     decoders = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="maskcli-decode")
     savers = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="maskcli-save")

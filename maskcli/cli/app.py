@@ -43,19 +43,13 @@ def _root(
 
 
 def _register() -> None:
-    from maskcli.cli import apply, methods, segment
+    from maskcli.cli import apply, evaluate, methods, models, preview, segment
 
     app.command("segment", no_args_is_help=False)(segment.segment_command)
     app.command("apply")(apply.apply_command)
     app.command("methods")(methods.methods_command)
     app.command("modes")(methods.modes_command)
-
-    from maskcli.cli import models
-
     app.add_typer(models.app, name="models")
-
-    from maskcli.cli import evaluate, preview
-
     app.command("eval")(evaluate.eval_command)
     app.command("preview")(preview.preview_command)
 

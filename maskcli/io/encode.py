@@ -54,7 +54,7 @@ def encode_mask(mask: np.ndarray, *, bits: int = 8, hard: bool | None = None) ->
     else:
         peak = 65535 if bits == 16 else 255
         dtype = np.uint16 if bits == 16 else np.uint8
-        ok, buffer = cv2.imencode(".png", (mask * peak + 0.5).astype(dtype))
+        ok, buffer = cv2.imencode(".png", _quantise(mask, peak, dtype))
     if not ok:
         raise OutputError("OpenCV could not encode the mask as PNG")
     return buffer.tobytes()
