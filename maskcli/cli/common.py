@@ -58,8 +58,7 @@ MaxPixels = Annotated[
 ]
 Jobs = Annotated[
     Optional[int],
-    typer.Option("--jobs", "-j", help="Worker processes (threads for the CNN). Default: the number of cores; 1 on "
-                 "two cores or fewer, where one process overlapping its stages is faster.",
+    typer.Option("--jobs", "-j", help="Worker processes (threads for the CNN). Default: the number of cores.",
                  rich_help_panel=RUN, min=1, show_default=False),
 ]
 Unordered = Annotated[
@@ -120,16 +119,10 @@ Params = Annotated[
 
 
 def default_jobs() -> int:
-    """Worker processes by default: one per core, except on two cores or fewer.
-
-    A single process already overlaps decoding, computing and encoding over about two cores; on two cores it beat
-    two worker processes (Otsu on 200 one-megapixel JPEGs: 115 against 99 img/s, benchmarks/results/segment.md).
-    """
     try:
-        cores = len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return 1 if cores <= 2 else cores
+        return max(1, os.cpu_count() or 1)
 
 
 def parse_params(params: list[str] | None, option: str = "param") -> dict[str, str]:
