@@ -113,7 +113,7 @@ def segment_command(
 
     sources, kind = c.gather_sources(inputs, recursive=recursive, from_file=from_file, null=null)
     items = c.plan_outputs(sources, kind=kind, output=output, template=name,
-                           existing=c.existing_policy(skip_existing, overwrite), suffix=".png")
+                           existing=c.existing_policy(skip_existing, overwrite), suffix=".png", max_pixels=max_pixels)
     drive(items, job, kind=kind, output=output, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
                  json_records=json_records, quiet=quiet, run=run)
 
