@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image as PILImage
 
-from maskcli.errors import OptionError, OutputError
+from maskcli.errors import OptionError, OutputError, WriteStopped
 from maskcli.io.decode import Image
 from maskcli.masks import is_hard
 
@@ -208,6 +208,21 @@ def _encode_pillow(
     return buffer.getvalue()
 
 
+_STOPPING = False
+
+
+def stop_writes() -> None:
+    """From now on, :func:`write_atomic` in this process renames nothing: a stopping run leaves no new file."""
+    global _STOPPING
+    _STOPPING = True
+
+
+def resume_writes() -> None:
+    """Allow renames again (a new run in the same process, after an interrupted one)."""
+    global _STOPPING
+    _STOPPING = False
+
+
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
 
@@ -225,6 +240,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
         os.chmod(temp_name, 0o666 & ~_umask())
+        if _STOPPING:
+            raise WriteStopped(f"{path}: not written, the run is stopping")
         os.replace(temp_name, path)
     except BaseException as error:
         with contextlib.suppress(OSError):
