@@ -127,7 +127,7 @@ def drive(items: Any, job: Any, *, kind: str, output: Path | None, jobs: int | N
         raise OptionError("--json", "records go to stdout, which carries the image; give -o FILE")
     reporter = Reporter(json_records=json_records, quiet=quiet or to_stdout)
     try:
-        for result in run(items, job, jobs=jobs or c.default_jobs(), ordered=not unordered, fail_fast=fail_fast):
+        for result in run(items, job, jobs=jobs, ordered=not unordered, fail_fast=fail_fast):
             if result.data is not None and stdout is not None:
                 stdout.write(result.data)
                 stdout.flush()
