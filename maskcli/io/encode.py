@@ -153,8 +153,13 @@ def _quantise(pixels: np.ndarray, peak: int, dtype: type) -> np.ndarray:
 
     >>> _quantise(np.array([[-0.1, 0.0, 0.5, 1.0, 1.5]], np.float32), 255, np.uint8)
     array([[  0,   0, 128, 255, 255]], dtype=uint8)
+    >>> _quantise(np.array([[1.0]], np.float32), 255, np.uint8).shape
+    (1, 1)
     """
-    if dtype is np.uint8 and pixels.dtype == np.float32 and (pixels.ndim == 2 or pixels.shape[2] in (3, 4)):
+    # OpenCV reads a 1×1 array next to a scalar as a scalar too (cv2.max of a 1×1 and 0.0 gives 4×1): numpy there.
+    one_pixel = pixels.shape[0] * pixels.shape[1] == 1
+    if dtype is np.uint8 and pixels.dtype == np.float32 and (pixels.ndim == 2 or pixels.shape[2] in (3, 4)) \
+            and not one_pixel:
         return cv2.convertScaleAbs(cv2.max(pixels, 0.0), alpha=float(peak))
     return (np.clip(pixels, 0.0, 1.0) * peak + 0.5).astype(dtype)
 
