@@ -7,15 +7,14 @@ runs in this process (``--jobs 1``), as a user's command would.
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import run_main
 from PIL import Image as PILImage
 
-from maskcli.cli.app import main
 from maskcli.composite import modes
 
 HEIGHT, WIDTH = 12, 16
@@ -83,14 +82,6 @@ def tree(tmp_path_factory) -> tuple[Path, Path, dict[str, np.ndarray]]:
     return images, masks, expected
 
 
-def _run(args: list[str], capsys) -> tuple[int, str]:
-    handler = signal.getsignal(signal.SIGTERM)
-    try:
-        status = main(args)
-    finally:
-        signal.signal(signal.SIGTERM, handler)
-    return status, capsys.readouterr().err
-
 
 def _read(path: Path) -> np.ndarray:
     pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -106,7 +97,7 @@ def test_every_mode_on_every_input_kind_in_every_format(mode, fmt, tree, tmp_pat
     images, masks, expected = tree
     out = tmp_path / "out"
     settings = [s.format(background=expected["background"]) for s in SETTINGS.get(mode, [])]
-    status, err = _run(["apply", str(images), "--masks", str(masks), "--mode", mode, *settings, "-f", fmt,
+    status, err = run_main(["apply", str(images), "--masks", str(masks), "--mode", mode, *settings, "-f", fmt,
                         "-o", str(out), "--jobs", "1", "-q"], capsys)
     assert "internal error" not in err and "Traceback" not in err, err
     if mode in ("cutout", "crop") and fmt == "jpg" and status != 0:

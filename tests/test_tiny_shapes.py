@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import run_main
 
-from maskcli.cli.app import main
 from maskcli.composite import modes
 from maskcli.io.encode import encode_mask
 from maskcli.methods import methods
@@ -20,14 +19,6 @@ SHAPES = [(1, 1), (1, 7), (7, 1), (2, 2)]
 METHOD_OPTIONS = {"color_range": ["-p", "key=green"]}
 MODE_OPTIONS = {"enhance": ["-s", "contrast=1.5"]}
 
-
-def _main(args: list[str], capsys) -> tuple[int, str]:
-    handler = signal.getsignal(signal.SIGTERM)
-    try:
-        status = main(args)
-    finally:
-        signal.signal(signal.SIGTERM, handler)
-    return status, capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +43,7 @@ def test_encoded_mask_keeps_its_shape(shape):
 @pytest.mark.parametrize("method", [name for name in methods.names() if name != "cnn"])
 def test_every_method_gives_masks_of_the_image_size_and_apply_takes_them(method, images, tmp_path, capsys):
     masks = tmp_path / "masks"
-    status, err = _main(["segment", str(images), "-o", str(masks), "-m", method, *METHOD_OPTIONS.get(method, []),
+    status, err = run_main(["segment", str(images), "-o", str(masks), "-m", method, *METHOD_OPTIONS.get(method, []),
                          "--jobs", "1", "-q"], capsys)
     assert status == 0, err
     for path in sorted(images.iterdir()):
@@ -65,7 +56,7 @@ def test_every_method_gives_masks_of_the_image_size_and_apply_takes_them(method,
         if mode in ("image", "crop"):
             continue  # crop may refuse an empty mask; image needs a background file: both covered elsewhere
         out = tmp_path / mode
-        status, err = _main(["apply", str(images), "--masks", str(masks), "--mode", mode,
+        status, err = run_main(["apply", str(images), "--masks", str(masks), "--mode", mode,
                              *MODE_OPTIONS.get(mode, []), "-o", str(out), "--jobs", "1", "-q"], capsys)
         assert status == 0, f"{mode}: {err}"
         for path in sorted(images.iterdir()):
