@@ -27,7 +27,7 @@ KEEP_SUBJECT = {"blur", "color", "crop", "cutout", "desaturate", "dim", "image"}
 
 
 def _sources() -> dict[str, tuple[str, np.ndarray, int]]:
-    """name -> (file name, expected pixels as float in [0, 1] (grey H×W or RGB H×W×3), bits a lossless format keeps)."""
+    """name -> (file name, expected pixels in [0, 1] (grey H×W or RGB H×W×3), bits a lossless format keeps)."""
     yy, xx = np.mgrid[:HEIGHT, :WIDTH]
     grey8 = ((xx * 16 + yy) % 256).astype(np.uint8)
     rgb8 = np.dstack([grey8, 255 - grey8, (yy * 20).astype(np.uint8)])
