@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -117,13 +116,6 @@ Params = Annotated[
     typer.Option("--param", "-p", help="A method option as KEY=VALUE (repeatable); see `maskcli methods NAME`.",
                  rich_help_panel=METHOD, show_default=False),
 ]
-
-
-def default_jobs() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def parse_params(params: list[str] | None, option: str = "param") -> dict[str, str]:

@@ -134,7 +134,7 @@ def drive(items: Any, job: Any, *, kind: str, output: Path | None, jobs: int | N
             stdout.flush()
         reporter.result(result)
 
-    results = run(items, job, jobs=jobs or c.default_jobs(), ordered=not unordered, fail_fast=fail_fast)
+    results = run(items, job, jobs=jobs, ordered=not unordered, fail_fast=fail_fast)
     try:
         with batch_running():
             for result in results:

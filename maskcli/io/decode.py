@@ -52,7 +52,8 @@ class Image:
     alpha : ndarray or None
         float32 H×W in [0, 1] when the source had transparency.
     bit_depth : int
-        8 or 16: the precision of the source's samples, kept when writing.
+        8, 16 or 32: the precision of the source's samples, kept when writing (32: float samples, as in a
+        float32 TIFF, kept as float where the output format holds it).
     format : str or None
         The source's format as Pillow names it (``"JPEG"``, ``"PNG"`` ...), None for arrays.
     icc_profile, exif : bytes or None
@@ -194,6 +195,8 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, gray: boo
     except Exception as error:
         raise InputError(f"cannot decode image ({_reason(error)})") from None
     orientation = int(exif.get(_ORIENTATION_TAG, 1) or 1)
+    if header.format == "TIFF":
+        _keep_descriptive_tags(exif)
     pixels = _decode_fast(data, header, gray=gray) if header.format in _FAST_FORMATS else None
     if pixels is not None:
         pixels = _orient(pixels, orientation)
@@ -225,6 +228,20 @@ def _read_exif(header: PILImage.Image) -> PILImage.Exif:
     if raw:
         exif.load(raw)
     return exif
+
+
+#: TIFF tags that describe a picture rather than lay out its pixels (Pillow's EXIF of a TIFF is its whole first
+#: directory): size, strips, sample format and predictor must come from the pixels written, not from the source,
+#: or a cropped or re-encoded TIFF is unreadable.
+_DESCRIPTIVE_TIFF_TAGS = frozenset({
+    0x010E, 0x010F, 0x0110, _ORIENTATION_TAG, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, 0x013B, 0x8298,
+    0x8769, 0x8825,  # the EXIF and GPS directories
+})
+
+
+def _keep_descriptive_tags(exif: PILImage.Exif) -> None:
+    for tag in [tag for tag in exif if tag not in _DESCRIPTIVE_TIFF_TAGS]:
+        del exif[tag]
 
 
 def _open_header(data: bytes, max_pixels: int) -> PILImage.Image:
@@ -305,10 +322,12 @@ def _decode_with_pillow(header: PILImage.Image) -> Image:
     elif mode in ("1", "LA", "L"):
         upright = upright.convert("LA" if mode == "LA" else "L")
     elif mode in ("I", "F"):
-        array = np.asarray(upright, dtype=np.float64)
-        scale = 1.0 if mode == "F" and array.size and array.max() <= 1.0 else 65535.0
-        pixels = np.clip(array / scale, 0, 1).astype(np.float32)
-        return Image(pixels=pixels, bit_depth=16)
+        array = np.asarray(upright, dtype=np.float32)
+        # Float samples in [0, 1] are the convention already (and are written back as float); anything else is
+        # read as 16-bit levels.
+        unit = mode == "F" and bool(array.size) and float(np.nanmax(array)) <= 1.0
+        pixels = np.clip(array if unit else array * np.float32(1 / 65535), 0, 1)
+        return Image(pixels=np.nan_to_num(pixels, copy=False), bit_depth=32 if unit else 16)
     elif mode not in ("RGB", "RGBA", "I;16", "I;16B", "I;16L"):
         upright = upright.convert("RGB")  # CMYK, YCbCr, LAB, HSV
     array = np.asarray(upright)
