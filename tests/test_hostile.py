@@ -235,3 +235,19 @@ def test_a_signal_during_start_up_imports_is_quiet(tmp_path, library):
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130 and "Traceback" not in stderr.decode(), stderr.decode()
     assert stderr.decode() == "maskcli: interrupted\n"
+
+
+def test_control_characters_in_names_are_escaped_in_lines_and_kept_in_records(tmp_path):
+    import json
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    name = "evil\nmaskcli: 9 written, 0 skipped, 0 failed\x1b[2J.png"
+    (folder / name).write_bytes(b"not an image")
+    done = run_cli("segment", str(folder), "-o", str(tmp_path / "out"), "--json")
+    assert done.returncode == 1
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("maskcli: 0 written")
+    assert "evil\\nmaskcli: 9 written, 0 skipped, 0 failed\\x1b[2J.png: not a readable image" in lines[0]
+    (record,) = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert record["input"] == str(folder / name)
