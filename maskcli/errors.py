@@ -38,6 +38,10 @@ class SetupError(MaskcliError):
     """The run cannot start: no inputs, weights or device unavailable (exit status 3)."""
 
 
+class OutputUnavailable(SetupError):
+    """The output folder can take no file (read-only, no permission, full): the batch stops (exit status 3)."""
+
+
 class WeightsUnavailable(SetupError):
     """Pretrained weights are missing, corrupt, or of the wrong architecture."""
 

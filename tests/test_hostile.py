@@ -251,3 +251,34 @@ def test_control_characters_in_names_are_escaped_in_lines_and_kept_in_records(tm
     assert "evil\\nmaskcli: 9 written, 0 skipped, 0 failed\\x1b[2J.png: not a readable image" in lines[0]
     (record,) = [json.loads(line) for line in done.stdout.decode().splitlines()]
     assert record["input"] == str(folder / name)
+
+
+@pytest.mark.parametrize("code", ["EROFS", "EACCES", "ENOSPC"])
+def test_an_output_folder_that_takes_no_file_stops_the_batch(tmp_path, monkeypatch, capsys, code):
+    import errno
+    import tempfile
+
+    from synth_for_tests import write_many
+
+    from maskcli.cli.app import main
+
+    folder = write_many(tmp_path / "in", count=30)
+    out = tmp_path / "out"
+    attempts = []
+    real_mkstemp, real_replace = tempfile.mkstemp, os.replace
+
+    def failing(*args, **kwargs):
+        attempts.append(args)
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    if code == "ENOSPC":  # the temp file is made, then the disk is full
+        monkeypatch.setattr(tempfile, "mkstemp", lambda *a, **k: (attempts.append(a), real_mkstemp(*a, **k))[1])
+        monkeypatch.setattr(os, "replace", lambda *a: failing(*a) if str(a[1]).startswith(str(out)) else
+                            real_replace(*a))
+    else:
+        monkeypatch.setattr(tempfile, "mkstemp", failing)
+    assert main(["segment", str(folder), "-o", str(out), "--jobs", "1"]) == 3
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("maskcli: error: cannot write") and "stopping" in lines[0]
+    assert len(attempts) < 10  # stopped at the first failures, not one per item of the batch
+    assert not out.is_dir() or not os.listdir(out)  # no temp file left

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from maskcli.errors import Interrupted, OptionError, WriteStopped
+from maskcli.errors import Interrupted, OptionError
 from maskcli.io.encode import stop_writes
 from maskcli.io.sources import Item
 from maskcli.pipeline import (FATAL, GRACE_S, Job, Result, failed, finished_results, needs_work, process_item,
@@ -165,7 +165,7 @@ def _compute_batch(
 def _save(job: Job, item: Item, loaded: Any, computed: Any) -> Result:
     try:
         return saved(job, item, loaded, computed)
-    except WriteStopped:
+    except FATAL:
         raise
     except Exception as error:
         return failed(item, error)
