@@ -282,3 +282,34 @@ def test_an_output_folder_that_takes_no_file_stops_the_batch(tmp_path, monkeypat
     assert len(lines) == 1 and lines[0].startswith("maskcli: error: cannot write") and "stopping" in lines[0]
     assert len(attempts) < 10  # stopped at the first failures, not one per item of the batch
     assert not out.is_dir() or not os.listdir(out)  # no temp file left
+
+
+def _gifs(folder):
+    from PIL import Image as PILImage
+
+    folder.mkdir(exist_ok=True)
+    yy, xx = np.mgrid[:40, :70]
+    frames = [PILImage.fromarray(np.where((yy - 20) ** 2 + (xx - 20 - 10 * k) ** 2 < 100, 220, 30).astype(np.uint8))
+              for k in range(3)]
+    frames[0].save(folder / "still.gif")
+    frames[0].save(folder / "moving.gif", save_all=True, append_images=frames[1:], duration=100)
+    return folder
+
+
+def test_gif_first_frame_is_read_with_a_warning_for_more(tmp_path):
+    import json
+
+    folder = _gifs(tmp_path / "gifs")
+    done = run_cli("segment", str(folder), "-o", str(tmp_path / "masks"), "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stderr.decode().splitlines()[0] == (
+        f"maskcli: warning: {folder / 'moving.gif'}: GIF with 3 frames; only the first is used")
+    records = {os.path.basename(r["input"]): r for r in map(json.loads, done.stdout.decode().splitlines())}
+    assert records["still.gif"].get("warnings", []) == []
+    mask = cv2.imread(str(tmp_path / "masks" / "moving.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (40, 70) and mask[20, 20] == 255 and mask[20, 40] == 0  # the first frame's disc
+    cut = run_cli("apply", str(folder / "still.gif"), "-m", "otsu", "-o", str(tmp_path / "cut"))
+    assert cut.returncode == 0, cut.stderr.decode()
+    assert cv2.imread(str(tmp_path / "cut" / "still.png"), cv2.IMREAD_UNCHANGED).shape == (40, 70, 4)
+    piped = run_cli("segment", "-", stdin=(folder / "still.gif").read_bytes())
+    assert piped.returncode == 0 and piped.stdout.startswith(b"\x89PNG")

@@ -170,6 +170,8 @@ class ApplyJob:
                                 icc_profile=image.icc_profile, exif=image.exif)
         facts = {"mode": self.mode.name, "format": format, "width": int(pixels.shape[1]),
                  "height": int(pixels.shape[0]), **facts}
+        if image.warnings:
+            facts["warnings"] = [*image.warnings, *facts.get("warnings", [])]
         if item.destination is None:
             return Result(item.index, item.name, None, "written", facts=facts, timings=timer.timings, data=data)
         with timer("write"):
