@@ -34,6 +34,14 @@ class OptionError(MaskcliError, ValueError):
         super().__init__(f"{option}: {message}")
 
 
+class OutputExists(OptionError):
+    """An output that exists would be replaced and ``overwrite`` was not asked for (a usage error)."""
+
+    def __init__(self, option: str, path: str) -> None:
+        self.path = path
+        super().__init__(option, f"{path} exists; allow replacing it (overwrite) or choose another file")
+
+
 class SetupError(MaskcliError):
     """The run cannot start: no inputs, weights or device unavailable (exit status 3)."""
 

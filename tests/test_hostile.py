@@ -313,3 +313,21 @@ def test_gif_first_frame_is_read_with_a_warning_for_more(tmp_path):
     assert cv2.imread(str(tmp_path / "cut" / "still.png"), cv2.IMREAD_UNCHANGED).shape == (40, 70, 4)
     piped = run_cli("segment", "-", stdin=(folder / "still.gif").read_bytes())
     assert piped.returncode == 0 and piped.stdout.startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_two_runs_into_one_folder_both_finish_with_every_mask_whole(tmp_path):
+    from synth_for_tests import write_many
+
+    big = write_many(tmp_path / "big", count=80, size=(300, 400))
+    masks = tmp_path / "masks"
+    runs = [_start(["segment", str(big), "-o", str(masks), "--skip-existing", "--jobs", "2", "-q"], tmp_path)
+            for _ in range(2)]
+    outcomes = [process.communicate(timeout=300) for process in runs]
+    for process, (_, stderr) in zip(runs, outcomes):
+        assert process.returncode == 0, stderr.decode()
+        assert stderr.decode() == ""
+    assert sorted(os.listdir(masks)) == sorted(os.listdir(big))
+    for name in os.listdir(masks):
+        mask = cv2.imread(str(masks / name), cv2.IMREAD_UNCHANGED)
+        assert mask is not None and mask.shape == (300, 400) and set(np.unique(mask)) <= {0, 255}
