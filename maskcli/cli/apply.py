@@ -46,7 +46,7 @@ def apply_command(
                                                  rich_help_panel=MASKS, show_default=False)] = None,
     alpha: Annotated[bool, typer.Option("--alpha", help="Use each image's own alpha channel as its mask.",
                                         rich_help_panel=MASKS)] = False,
-    method: c.MethodName = None,
+    method: c.ApplyMethodName = None,
     preset: c.Preset = None,
     params: c.Params = None,
     polarity: c.Polarity = None,

@@ -68,9 +68,11 @@ def build_model(spec: ModelSpec, path: Union[str, Path]) -> nn.Module:
                                                  num_classes=len(spec.categories), aux_loss=False)
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle, zip and OS errors alike mean "not a torch state dict"
-        raise WeightsUnavailable(f"cannot read {path} as a torch state dict for model {spec.name!r}: "
-                                 f"{type(error).__name__}: {error}") from None
+    except Exception:  # pickle, zip and OS errors alike mean "not a torch state dict"; torch's own text is
+        # many lines about weights_only that say nothing about the cause
+        hint = " (an ONNX file, the format of the u2net models)" if str(path).lower().endswith(".onnx") else ""
+        raise WeightsUnavailable(f"{path} is not a weights file for model {spec.name!r}: it cannot be read as a "
+                                 f"torch state dict{hint}") from None
     if isinstance(state, dict) and isinstance(state.get("model", state.get("state_dict")), dict):
         state = state.get("model", state.get("state_dict"))  # training checkpoints wrap the weights
     if not isinstance(state, dict):
