@@ -334,3 +334,98 @@ def test_coco_reader_matches_by_path_then_stem(tmp_path) -> None:
     assert coco.find("train/x.png").id == 1 and coco.find("x.png").id == 1 and coco.find("y.tif").id == 2
     assert coco.find("z.png") is None
     assert coco.mask(coco.find("y.png")).shape == (3, 4)  # no annotations: an empty mask
+
+
+# --- label images from a semantic model, through the whole path with random weights ------------------------------
+
+
+@pytest.mark.slow
+def test_segment_labels_from_a_semantic_model_then_apply_and_export(tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    from torchvision.models import segmentation
+
+    from maskcli.cnn import specs
+
+    torch.manual_seed(0)
+    weights = tmp_path / "deeplab.pth"
+    torch.save(segmentation.deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None,
+                                                         num_classes=21).state_dict(), weights)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    for name, shape in (("a", (60, 80, 3)), ("b", (50, 40, 3))):
+        cv2.imwrite(str(photos / f"{name}.png"), (rng.random(shape) * 255).astype(np.uint8))
+    out = tmp_path / "labels"
+    model = ["--model", "deeplabv3-mobilenet-v3", "--weights", str(weights)]
+    done = run_cli("segment", str(photos), "-o", str(out), *model, "--labels", "--json")
+    ok(done)
+    classes = list(specs.VOC_CATEGORIES[1:])
+    assert json.loads((out / "labels.json").read_text())["classes"] == {str(i): c for i, c in
+                                                                        enumerate(classes, start=1)}
+    records = {Path(r["input"]).stem: r for r in map(json.loads, done.stdout.decode().splitlines())}
+    labels = cv2.imread(str(out / "a.png"), cv2.IMREAD_UNCHANGED)
+    assert labels.dtype == np.uint8 and labels.shape == (60, 80) and labels.max() <= 20
+    found = [classes[v - 1] for v in np.unique(labels) if v]
+    assert found and records["a"]["classes_found"] == found  # random weights: one class tends to win everywhere
+
+    # The same maps as the library's, pixel for pixel.
+    from maskcli.methods import methods
+
+    method = methods.create("cnn", {"model": "deeplabv3-mobilenet-v3", "weights": str(weights), "device": "cpu"})
+    image = cv2.cvtColor(cv2.imread(str(photos / "a.png")), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+    (made,) = method.compute_labels([image])
+    np.testing.assert_array_equal(made.labels, labels)
+
+    # apply picks classes from the label images; export turns them into a COCO file of those classes.
+    pick = found[0]
+    cutouts = tmp_path / "cutouts"
+    ok(run_cli("apply", str(photos), "--masks", str(out), "--class", pick, "-o", str(cutouts), "-q"))
+    alpha = cv2.imread(str(cutouts / "a.png"), cv2.IMREAD_UNCHANGED)[:, :, 3]
+    np.testing.assert_array_equal(alpha > 0, labels == classes.index(pick) + 1)
+    target = tmp_path / "classes.json"
+    ok(run_cli("export", str(out), "--images", str(photos), "-o", str(target)))
+    document = json.loads(target.read_text())
+    assert [c["name"] for c in document["categories"]] == classes
+    first = [a for a in document["annotations"] if a["image_id"] == 1]
+    assert sorted(classes[a["category_id"] - 1] for a in first) == sorted(found)
+
+    done = run_cli("segment", str(photos), "-o", str(tmp_path / "x"), "-m", "otsu", "--labels")
+    assert done.returncode == 2
+    assert error_lines(done) == ["maskcli: error: labels: method 'otsu' has no classes; label images come from "
+                                 "a semantic CNN model (--model deeplabv3-resnet50 ...)"]
+    done = run_cli("segment", str(photos), "-o", str(out), *model, "--classes", "dog", "--labels")
+    assert done.returncode == 2 and "labels.json exists with other classes" in done.stderr.decode()
+
+
+def test_label_maps_pick_the_most_probable_chosen_class() -> None:
+    """A stand-in for a semantic model whose scores follow the colour: person where red, dog where green,
+    the background where black."""
+    torch = pytest.importorskip("torch")
+    from maskcli.cnn import specs
+    from maskcli.cnn.infer import Segmenter
+
+    spec = specs.get("deeplabv3-resnet50")
+    person, dog = spec.categories.index("person"), spec.categories.index("dog")
+
+    class ByColour(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 21, 1)
+            with torch.no_grad():
+                self.conv.weight.zero_()
+                self.conv.bias.fill_(-100.0)
+                self.conv.bias[0] = 0.0
+                self.conv.weight[person, 0] = self.conv.weight[dog, 1] = 10.0
+                self.conv.bias[person] = self.conv.bias[dog] = 0.0
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return {"out": self.conv(x)}
+
+    image = np.zeros((40, 90, 3), np.float32)
+    image[:, :30, 0] = 1.0   # red: person
+    image[:, 60:, 1] = 1.0   # green: dog
+    both = Segmenter(spec, ByColour(), classes=(person, dog)).predict_labels([image])[0]
+    assert both.shape == (40, 90) and both.dtype == np.uint8
+    assert (both[:, :25] == 1).all() and (both[:, 35:55] == 0).all() and (both[:, 65:] == 2).all()
+    only_dog = Segmenter(spec, ByColour(), classes=(dog,)).predict_labels([image])[0]
+    assert (only_dog[:, :55] == 0).all() and (only_dog[:, 65:] == 1).all()  # person counts as the rest
