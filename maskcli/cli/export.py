@@ -108,7 +108,7 @@ def export_command(
     reporter = Reporter(quiet=quiet, verb="exported")
     results = []
     try:
-        for result in run(items, job, jobs=jobs or c.default_jobs()):
+        for result in run(items, job, jobs=jobs):
             reporter.result(result)
             results.append(result)
     except KeyboardInterrupt:
