@@ -149,6 +149,11 @@ def test_coco_export_loads_with_pycocotools_and_comes_back_exactly(horses, tmp_p
     ok(scored)
     assert json.loads(scored.stdout)["mean"]["iou"] == 1.0 and json.loads(scored.stdout)["count"] == 6
 
+    from maskcli.evaluate import compare_methods
+
+    ranking = compare_methods(images, target, [("otsu", "otsu", {}, {})], classes=["horse"])
+    assert len(ranking.best.images) == 6 and not ranking.best.failed and 0 < ranking.best.mean < 1
+
     via_coco, via_folder = tmp_path / "a", tmp_path / "b"
     ok(run_cli("apply", str(images), "--masks", str(target), "--class", "horse", "-o", str(via_coco), "-q"))
     ok(run_cli("apply", str(images), "--masks", str(masks), "-o", str(via_folder), "-q"))
