@@ -125,6 +125,22 @@ Params = Annotated[
 ]
 
 
+def split_names(values: list[str] | None) -> list[str] | None:
+    """Names from a repeatable, comma-separated option (``--class a,b --class c``); None when none given.
+
+    >>> split_names(["person,dog", " cat "])
+    ['person', 'dog', 'cat']
+    """
+    names = [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
+    return names or None
+
+
+def warn(message: str, quiet: bool = False) -> None:
+    """``maskcli: warning: ...`` on stderr, unless quiet."""
+    if not quiet:
+        print(f"maskcli: warning: {message}", file=sys.stderr, flush=True)
+
+
 def parse_params(params: list[str] | None, option: str = "param") -> dict[str, str]:
     """``["k=v", ...]`` to a dict; a pair without ``=`` is a usage error naming the option."""
     parsed: dict[str, str] = {}

@@ -36,7 +36,8 @@ def eval_command(
     source: Annotated[Path, typer.Argument(metavar="PRED|IMAGES", help="Folder (or file) of predicted masks; "
                                            "with --methods, of images.", show_default=False)],
     truth: Annotated[Path, typer.Argument(metavar="GT", help="Folder (or file) of true masks, paired by "
-                                          "relative path and stem.", show_default=False)],
+                                          "relative path and stem; or a COCO file (.json) or a folder of label "
+                                          "images (with labels.json), paired by file name.", show_default=False)],
     methods: Annotated[Optional[list[str]], typer.Option(
         "--methods", metavar="SPECS",
         help="Run these methods on IMAGES and rank them by mean IoU. Comma-separated entries: NAME, "
@@ -58,6 +59,10 @@ def eval_command(
     both_classes: Annotated[bool, typer.Option("--both-classes", help="Rank and summarise by the mean IoU of "
                                                "foreground and background (for sets where the foreground covers "
                                                "most of each image).", rich_help_panel=SCORING)] = False,
+    classes: Annotated[Optional[list[str]], typer.Option("--class", help="With a COCO file or label images: the "
+                                                         "classes that make the mask (repeatable or "
+                                                         "comma-separated; default all).", rich_help_panel=SCORING,
+                                                         show_default=False)] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="With --methods: images processed at once "
                                                 "(processes; threads for the CNN). Default: 1, so that the "
                                                 "times are free of contention.", rich_help_panel=SCORING,
@@ -93,8 +98,10 @@ def eval_command(
       maskcli eval --methods otsu,li,canny,cnn photos/ truth/
       maskcli eval --methods "li:sigma=1,otsu:fill_holes=1,preset:nuclei" cells/ truth/
       maskcli eval --methods otsu,li em/ truth/ --both-classes
+      maskcli eval masks/ annotations.json --class horse   # truth from a COCO file
     """
     from maskcli import evaluate
+    from maskcli.cli.common import split_names
 
     if csv_file is not None and str(csv_file) == "-" and json_output:
         raise OptionError("--csv", "- (stdout) cannot be combined with --json, which also writes to stdout")
@@ -110,7 +117,8 @@ def eval_command(
         with _Progress(enabled=not quiet and not json_output) as progress:
             ranking = evaluate.compare_methods(source, truth, specs, level=level, tolerance=tolerance,
                                                both_classes=both_classes, limit=limit, progress=progress.step,
-                                               jobs=jobs or 1, fail_fast=fail_fast)
+                                               jobs=jobs or 1, fail_fast=fail_fast,
+                                               classes=split_names(classes))
         _warn_unpaired(ranking.pairing, "an image")
         if csv_file is not None:
             _write_csv(csv_file, [(r.spec.label, image) for r in ranking.results for image in r.images])
@@ -129,7 +137,8 @@ def eval_command(
     for flag, given in (("--limit", limit is not None), ("--jobs", jobs is not None), ("--fail-fast", fail_fast)):
         if given:
             raise OptionError(flag, "only applies with --methods")
-    result = evaluate.evaluate_folders(source, truth, level=level, tolerance=tolerance)
+    result = evaluate.evaluate_folders(source, truth, level=level, tolerance=tolerance,
+                                       classes=split_names(classes))
     _warn_unpaired(result.pairing, "a prediction")
     if csv_file is not None:
         _write_csv(csv_file, [(None, image) for image in result.images])

@@ -11,7 +11,7 @@ from maskcli.cli import common as c
 from maskcli.cli.entry import batch_running
 from maskcli.cli.report import Reporter
 from maskcli.cli.streams import binary_stdout
-from maskcli.errors import OptionError
+from maskcli.errors import MaskcliError, OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS
 
 REFINE = "Refinement (applied in this order)"
@@ -63,6 +63,9 @@ def segment_command(
     soft: Annotated[Optional[bool], typer.Option("--soft/--no-soft", help="Keep soft values (CNN probabilities); "
                                                  "default for the CNN.", rich_help_panel=REFINE,
                                                  show_default=False)] = None,
+    labels: Annotated[bool, typer.Option("--labels", help="Semantic models: write label images (the index of "
+                                         "the winning --classes class per pixel, 0 elsewhere) and a labels.json "
+                                         "legend, instead of masks.", rich_help_panel=c.CNN)] = False,
     mask_bits: Annotated[int, typer.Option("--mask-bits", help="Bits per pixel of soft masks: 8 or 16.",
                                            rich_help_panel=c.BATCH)] = 8,
     name: Annotated[str, typer.Option("--name", help="Output name template: {stem} {name} {ext} {relpath} "
@@ -88,6 +91,7 @@ def segment_command(
       maskcli segment shop/ -o masks/ -m cnn --refine guided --soft
       find . -name '*.tif' | maskcli segment -o masks/ -m li --fill-holes --min-size 50
       maskcli segment - < photo.jpg > mask.png
+      maskcli segment photos/ -o labels/ --model deeplabv3-resnet50 --classes person,dog --labels
     """
     from maskcli.pipeline import run
     from maskcli.jobs.segment import SegmentJob
@@ -108,13 +112,15 @@ def segment_command(
 
     method_object = methods.create(method_name, method_options)
     refiner = _build_refiner(refinement)
-    job = SegmentJob(method_object, refiner, max_pixels=max_pixels, mask_bits=mask_bits)
+    job = SegmentJob(method_object, refiner, max_pixels=max_pixels, mask_bits=mask_bits, labels=labels)
     if mask_bits not in (8, 16):
         raise OptionError("--mask-bits", f"must be 8 or 16, not {mask_bits}")
 
     sources, kind = c.gather_sources(inputs, recursive=recursive, from_file=from_file, null=null)
     items = c.plan_outputs(sources, kind=kind, output=output, template=name,
                            existing=c.existing_policy(skip_existing, overwrite), suffix=".png", max_pixels=max_pixels)
+    if labels:
+        _write_legend(output, job.class_names, kind=kind, overwrite=overwrite)
     drive(items, job, kind=kind, output=output, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
                  json_records=json_records, quiet=quiet, run=run)
 
@@ -150,6 +156,25 @@ def drive(items: Any, job: Any, *, kind: str, output: Path | None, jobs: int | N
             report(result)
         raise typer.Exit(reporter.finish(interrupted=True)) from None
     raise typer.Exit(reporter.finish())
+
+
+def _write_legend(output: Path | None, classes: list[str], *, kind: str, overwrite: bool) -> None:
+    """The legend of the label images, written before them; one that says otherwise is kept unless
+    ``--overwrite`` (the folder's older label images would lose their meaning)."""
+    from maskcli.formats.labels import LEGEND, has_legend, legend_for, read_legend, write_legend
+
+    if kind == "image" or output is None:
+        raise OptionError("--labels", "label images come with a legend: give an output folder with -o")
+    legend = legend_for(classes)
+    if has_legend(output) and not overwrite:
+        try:
+            same = read_legend(output) == legend
+        except MaskcliError:
+            same = False
+        if not same:
+            raise OptionError("--labels", f"{output / LEGEND} exists with other classes (use --overwrite to "
+                                          "replace it, or another output folder)")
+    write_legend(output, legend)
 
 
 def _build_refiner(settings: dict[str, Any]) -> Any:
