@@ -50,7 +50,6 @@ def eval_command(
     weights: c.Weights = None,
     device: c.Device = None,
     batch_size: c.BatchSize = None,
-    classes: c.Classes = None,
     level: Annotated[float, typer.Option("--level", help="Binarise soft masks at this level for the region and "
                                          "boundary scores (MAE uses the soft values).", rich_help_panel=SCORING)
                      ] = 0.5,
@@ -107,8 +106,8 @@ def eval_command(
         raise OptionError("--csv", "- (stdout) cannot be combined with --json, which also writes to stdout")
     rank_key = "iou_both" if both_classes else "iou"
     cnn_options = {key: value for key, value in (("model", model), ("weights", str(weights) if weights else None),
-                                                 ("device", device), ("batch_size", batch_size),
-                                                 ("classes", classes)) if value is not None}
+                                                 ("device", device), ("batch_size", batch_size))
+                   if value is not None}
     if cnn_options and not methods:
         raise OptionError("--" + next(iter(cnn_options)).replace("_", "-"),
                           "applies to the cnn entries of --methods; scoring existing masks runs no model")
