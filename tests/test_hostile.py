@@ -328,6 +328,7 @@ def test_two_runs_into_one_folder_both_finish_with_every_mask_whole(tmp_path):
         assert process.returncode == 0, stderr.decode()
         assert stderr.decode() == ""
     assert sorted(os.listdir(masks)) == sorted(os.listdir(big))
+    assert not os.listdir(_private_tmp(tmp_path))  # the worker pools left no temp folder (pymp-*)
     for name in os.listdir(masks):
         mask = cv2.imread(str(masks / name), cv2.IMREAD_UNCHANGED)
         assert mask is not None and mask.shape == (300, 400) and set(np.unique(mask)) <= {0, 255}
