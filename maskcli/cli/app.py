@@ -43,7 +43,7 @@ def _root(
 
 
 def _register() -> None:
-    from maskcli.cli import apply, evaluate, methods, models, preview, segment
+    from maskcli.cli import apply, evaluate, methods, models, preview, segment, train
 
     app.command("segment", no_args_is_help=False)(segment.segment_command)
     app.command("apply")(apply.apply_command)
@@ -52,6 +52,7 @@ def _register() -> None:
     app.add_typer(models.app, name="models")
     app.command("eval")(evaluate.eval_command)
     app.command("preview")(preview.preview_command)
+    app.command("train")(train.train_command)
 
 
 _register()
