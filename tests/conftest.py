@@ -64,3 +64,17 @@ def blob_image() -> np.ndarray:
     disc = (yy - 30) ** 2 + (xx - 42) ** 2 < 15**2
     image = np.where(disc, 200, 40).astype(np.int16) + rng.integers(-10, 10, disc.shape)
     return image.clip(0, 255).astype(np.uint8)
+
+
+def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run the CLI in this process (fast, for wide grids of small cases): exit status and stderr."""
+    import signal
+
+    from maskcli.cli.app import main
+
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        status = main(args)
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    return status, capsys.readouterr().err

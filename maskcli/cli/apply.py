@@ -38,8 +38,13 @@ def apply_command(
                                                       "#00ff00, 0,255,0) or image, for modes that take one.",
                                                       rich_help_panel=MODE, show_default=False)] = None,
     masks: Annotated[Optional[Path], typer.Option("--masks", "-M", help="Folder of per-image masks, matched by "
-                                                  "relative path and stem.", rich_help_panel=MASKS,
-                                                  show_default=False)] = None,
+                                                  "relative path and stem; or a COCO file (.json) or a folder of "
+                                                  "label images (with labels.json), matched by file name.",
+                                                  rich_help_panel=MASKS, show_default=False)] = None,
+    classes_kept: Annotated[Optional[list[str]], typer.Option("--class", help="With a COCO file or label images "
+                                                              "as --masks: the classes that make the mask "
+                                                              "(repeatable or comma-separated; default all).",
+                                                              rich_help_panel=MASKS, show_default=False)] = None,
     mask_name: Annotated[str, typer.Option("--mask-name", help="Mask file name template within --masks.",
                                            rich_help_panel=MASKS)] = "{stem}.png",
     mask: Annotated[Optional[Path], typer.Option("--mask", help="One static mask file for every image.",
@@ -100,6 +105,7 @@ def apply_command(
       maskcli apply photos/ -m cnn --mode blur -s strength=25 -o portraits/
       maskcli apply cells/ --masks masks/ --mode enhance -s contrast=1.5 -o bright/
       maskcli segment photos/ -o masks/ --json | maskcli apply --mode cutout -o cutouts/
+      maskcli apply photos/ --masks annotations.json --class horse -o cutouts/
     """
     from maskcli.composite import modes
     from maskcli.jobs.apply import ApplyJob, output_format
@@ -124,7 +130,7 @@ def apply_command(
     if len(chosen) > 1:
         raise OptionError(chosen[1], f"choose one mask source, not {' and '.join(chosen)}")
 
-    method_object = refiner = None
+    method_object = refiner = annotations = None
     if wants_method:
         method_name, method_options, refinement = c.method_plan(method, preset, params, first_class)
         method_object = methods.create(method_name, method_options)
@@ -136,9 +142,17 @@ def apply_command(
         source_kind = "records"
         sources = _records_sources(sys.stdin)
     elif masks is not None:
-        if not masks.is_dir():
-            raise OptionError("--masks", f"{masks} is not a folder")
-        source_kind = "folder"
+        from maskcli.formats.sources import open_mask_set
+
+        annotations = open_mask_set(masks, c.split_names(classes_kept))
+        if annotations is not None:
+            for problem in annotations.problems:
+                c.warn(problem, quiet)
+            source_kind = "annotations"
+        elif not masks.is_dir():
+            raise OptionError("--masks", f"{masks} is neither a folder nor a COCO file (.json)")
+        else:
+            source_kind = "folder"
     elif mask is not None:
         if not mask.is_file():
             raise OptionError("--mask", f"{mask} is not a file")
@@ -155,7 +169,10 @@ def apply_command(
     if edge_settings and refine != "matting":
         raise OptionError("--matting-solver", "the matting options work with --refine matting")
     edge = _build_refiner({"refine": refine, **edge_settings}) if refine is not None else None
+    if classes_kept and source_kind != "annotations":
+        raise OptionError("--class", "picks classes of a COCO file or label images given as --masks")
     job = ApplyJob(mode_object, source_kind, static_mask=mask, method=method_object, refiner=refiner, edge=edge,
+                   annotations=annotations if source_kind == "annotations" else None,
                    resize_mask=resize_mask, hard=hard, feather=feather, invert=invert, format=format,
                    quality=quality, max_pixels=max_pixels)
 
@@ -163,7 +180,8 @@ def apply_command(
         return SUFFIX_OF[output_format(PurePosixPath(source.relpath.name).suffix, format, alpha_out)]
 
     items = c.plan_outputs(sources, kind="args" if kind == "records" else kind, output=output, template=name,
-                           existing=c.existing_policy(skip_existing, overwrite), suffix=suffix_for)
+                           existing=c.existing_policy(skip_existing, overwrite), suffix=suffix_for,
+                           max_pixels=max_pixels)
     if source_kind == "folder":
         items = _pair_masks(items, masks, mask_name)  # type: ignore[arg-type]
     elif source_kind == "records":

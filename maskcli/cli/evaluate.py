@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED
+from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, escape, say
 from maskcli.errors import OptionError
 
 SCORING = "Scoring"
@@ -35,7 +35,8 @@ def eval_command(
     source: Annotated[Path, typer.Argument(metavar="PRED|IMAGES", help="Folder (or file) of predicted masks; "
                                            "with --methods, of images.", show_default=False)],
     truth: Annotated[Path, typer.Argument(metavar="GT", help="Folder (or file) of true masks, paired by "
-                                          "relative path and stem.", show_default=False)],
+                                          "relative path and stem; or a COCO file (.json) or a folder of label "
+                                          "images (with labels.json), paired by file name.", show_default=False)],
     methods: Annotated[Optional[list[str]], typer.Option(
         "--methods", "-M", metavar="SPECS",
         help="Run these methods on IMAGES and rank them by mean IoU. Comma-separated entries: NAME, "
@@ -50,6 +51,16 @@ def eval_command(
     both_classes: Annotated[bool, typer.Option("--both-classes", help="Rank and summarise by the mean IoU of "
                                                "foreground and background (for sets where the foreground covers "
                                                "most of each image).", rich_help_panel=SCORING)] = False,
+    classes: Annotated[Optional[list[str]], typer.Option("--class", help="With a COCO file or label images: the "
+                                                         "classes that make the mask (repeatable or "
+                                                         "comma-separated; default all).", rich_help_panel=SCORING,
+                                                         show_default=False)] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="With --methods: images processed at once "
+                                                "(processes; threads for the CNN). Default: 1, so that the "
+                                                "times are free of contention.", rich_help_panel=SCORING,
+                                                min=1, show_default=False)] = None,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="With --methods: stop at the first image that "
+                                            "fails.", rich_help_panel=SCORING)] = False,
     limit: Annotated[Optional[int], typer.Option("--limit", help="With --methods: score only the first N "
                                                  "pairs.", rich_help_panel=SCORING, min=1, show_default=False)
                      ] = None,
@@ -79,8 +90,10 @@ def eval_command(
       maskcli eval --methods otsu,li,canny,cnn photos/ truth/
       maskcli eval --methods "li:sigma=1,otsu:fill_holes=1,preset:nuclei" cells/ truth/
       maskcli eval --methods otsu,li em/ truth/ --both-classes
+      maskcli eval masks/ annotations.json --class horse   # truth from a COCO file
     """
     from maskcli import evaluate
+    from maskcli.cli.common import split_names
 
     if csv_file is not None and str(csv_file) == "-" and json_output:
         raise OptionError("--csv", "- (stdout) cannot be combined with --json, which also writes to stdout")
@@ -89,7 +102,9 @@ def eval_command(
         specs = evaluate.parse_method_specs(methods)
         with _Progress(enabled=not quiet and not json_output) as progress:
             ranking = evaluate.compare_methods(source, truth, specs, level=level, tolerance=tolerance,
-                                               both_classes=both_classes, limit=limit, progress=progress.step)
+                                               both_classes=both_classes, limit=limit, progress=progress.step,
+                                               jobs=jobs or 1, fail_fast=fail_fast,
+                                               classes=split_names(classes))
         _warn_unpaired(ranking.pairing, "an image")
         if csv_file is not None:
             _write_csv(csv_file, [(r.spec.label, image) for r in ranking.results for image in r.images])
@@ -105,9 +120,11 @@ def eval_command(
         _report_failures([(r.spec.label, i) for r in ranking.results for i in r.failed])
         raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
 
-    if limit is not None:
-        raise OptionError("--limit", "only applies with --methods")
-    result = evaluate.evaluate_folders(source, truth, level=level, tolerance=tolerance)
+    for flag, given in (("--limit", limit is not None), ("--jobs", jobs is not None), ("--fail-fast", fail_fast)):
+        if given:
+            raise OptionError(flag, "only applies with --methods")
+    result = evaluate.evaluate_folders(source, truth, level=level, tolerance=tolerance,
+                                       classes=split_names(classes))
     _warn_unpaired(result.pairing, "a prediction")
     if csv_file is not None:
         _write_csv(csv_file, [(None, image) for image in result.images])
@@ -138,7 +155,7 @@ def _rounded(values: dict[str, float]) -> dict[str, float]:
 
 
 def _err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    say(text)
 
 
 def _warn_unpaired(pairing: Any, what: str) -> None:
@@ -192,11 +209,14 @@ def _print_scores(images: list[Any], means: dict[str, float], both_classes: bool
     table.add_column("image", footer="mean", no_wrap=True)
     for key, header in columns:
         table.add_column(header, justify="right", footer=_fmt(means.get(key)))
-    for image in images:
+    from rich.text import Text
+
+    for image in images:  # names are text, never markup, and escaped to one line
         if image.ok:
-            table.add_row(image.key, *(_fmt(image.scores.get(key)) for key, _ in columns))
+            table.add_row(Text(escape(image.key)), *(_fmt(image.scores.get(key)) for key, _ in columns))
         else:
-            table.add_row(image.key, f"[red]{image.error}[/red]", *([""] * (len(columns) - 1)))
+            table.add_row(Text(escape(image.key)), Text(escape(str(image.error)), style="red"),
+                          *([""] * (len(columns) - 1)))
     _console().print(table)
 
 
@@ -222,7 +242,7 @@ def _print_ranking(ranking: Any, worst: int | None) -> None:
         for result in ranking.results:
             listed = worst_first(result.images, key)[:worst]
             text = ", ".join(f"{i.key} ({_fmt(i.scores.get(key))})" if i.ok else f"{i.key} (failed)" for i in listed)
-            console.print(f"worst for {result.spec.label}: {text}", markup=False)
+            console.print(escape(f"worst for {result.spec.label}: {text}"), markup=False)
 
 
 def _ranking_document(ranking: Any, worst: int | None) -> dict[str, Any]:
