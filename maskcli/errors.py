@@ -38,6 +38,10 @@ class SetupError(MaskcliError):
     """The run cannot start: no inputs, weights or device unavailable (exit status 3)."""
 
 
+class OutputUnavailable(SetupError):
+    """The output folder can take no file (read-only, no permission, full): the batch stops (exit status 3)."""
+
+
 class WeightsUnavailable(SetupError):
     """Pretrained weights are missing, corrupt, or of the wrong architecture."""
 
@@ -52,3 +56,16 @@ class ShapeMismatch(InputError):
 
 class OutputError(InputError):
     """An output cannot be written (read-only folder, would overwrite an input, outside the output folder)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped (Ctrl-C, SIGTERM); ``finished`` holds the results of items that completed meanwhile,
+    so every file left on disk can be reported."""
+
+    def __init__(self, finished: list[object] | None = None) -> None:
+        super().__init__()
+        self.finished = list(finished or [])
+
+
+class WriteStopped(MaskcliError):
+    """A write was abandoned (its temp file removed) because the run is stopping."""

@@ -42,3 +42,243 @@ def test_stdin_is_read_no_further_than_the_pixel_limit(tmp_path):
     assert done.returncode == 1
     assert "more than 16,778,816 bytes" in done.stderr.decode()
     assert not (tmp_path / "m.png").exists()
+
+
+def _photo(path, seed, shape=(48, 64, 3)):
+    rng = np.random.default_rng(seed)
+    image = (rng.random(shape) * 255).astype(np.uint8)
+    image[10:30, 20:40] = 250
+    assert cv2.imwrite(str(path), image)
+    return path
+
+
+def _digests(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_no_output_replaces_any_input_of_the_batch(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    _photo(folder / "cat.jpg", 1)
+    _photo(folder / "cat.png", 2)
+    before = _digests(folder)
+    segment = run_cli("segment", str(folder), "-o", str(folder), "--overwrite")
+    apply = run_cli("apply", str(folder), "-m", "otsu", "-o", str(folder), "--overwrite", "-f", "jpg", "-b", "white",
+                    "--mode", "color")
+    assert _digests(folder) == before
+    for done in (segment, apply):
+        assert done.returncode == 1
+        errors = done.stderr.decode().splitlines()[:-1]
+        assert len(errors) == 2 and all("input" in line for line in errors), errors
+
+
+def test_masks_folder_and_hard_links_are_inputs_too(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    _photo(images / "a.png", 3)
+    cv2.imwrite(str(masks / "a.png"), np.full((48, 64), 255, np.uint8))
+    before = _digests(masks)
+    done = run_cli("apply", str(images), "--masks", str(masks), "-o", str(masks), "--overwrite")
+    assert done.returncode == 1 and _digests(masks) == before
+    assert f"output {masks / 'a.png'} is {masks / 'a.png'}, an input of this batch" in done.stderr.decode()
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(images / "a.png", out / "a.png")  # the same file under another name
+    done = run_cli("segment", str(images), "-o", str(out), "--overwrite")
+    assert done.returncode == 1 and "is the input itself" in done.stderr.decode()
+    assert _digests(images) == _digests(out)
+
+
+def test_an_input_given_twice_is_processed_once(tmp_path):
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    _photo(folder / "a.png", 4)
+    _photo(folder / "b.png", 5)
+    done = run_cli("segment", str(folder), str(folder), str(folder / "a.png"), str(tmp_path / "shop/./b.png"),
+                   "-o", str(tmp_path / "m"), "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    assert [line.count('"written"') for line in done.stdout.decode().splitlines()] == [1, 1]
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stream:
+                    parent = int(stream.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def many(tmp_path):
+    from synth_for_tests import write_many
+
+    return write_many(tmp_path / "many", count=120, size=(600, 800))
+
+
+def _start(args, tmp_path, **kwargs):
+    import subprocess
+
+    from conftest import REPO
+
+    env = {**os.environ, "TMPDIR": str(_private_tmp(tmp_path))}
+    return subprocess.Popen([sys.executable, "-m", "maskcli", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def _private_tmp(tmp_path):
+    folder = tmp_path / "tmp"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _wait_for(condition, limit=60.0):
+    import time
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+def test_no_process_outlives_a_killed_parent(tmp_path, many):
+    import signal
+
+    process = _start(["segment", str(many), "-o", str(tmp_path / "out"), "--jobs", "2", "-q"], tmp_path)
+    try:
+        # the fork server and two workers are up and busy
+        assert _wait_for(lambda: len(_descendants(process.pid)) >= 3 and (tmp_path / "out").is_dir())
+        below = _descendants(process.pid)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        assert _wait_for(lambda: not any(_alive(pid) for pid in below), limit=20), [
+            pid for pid in below if _alive(pid)]
+    finally:
+        process.kill()
+        process.communicate()
+
+
+def _written(stdout: bytes) -> set[str]:
+    import json
+
+    return {os.path.basename(r["output"]) for r in map(json.loads, stdout.decode().splitlines())
+            if r["status"] == "written"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_run_and_every_file_left_is_reported(tmp_path, many, jobs, signal_name):
+    import signal
+
+    out = tmp_path / "out"
+    process = _start(["segment", str(many), "-o", str(out), "--jobs", jobs, "--json"], tmp_path)
+    try:
+        assert _wait_for(lambda: out.is_dir() and len(os.listdir(out)) >= 3)
+        process.send_signal(getattr(signal, signal_name))
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr.decode()
+    assert "Traceback" not in stderr.decode() and stderr.decode().endswith("(interrupted)\n"), stderr.decode()
+    left = set(os.listdir(out))
+    assert left == _written(stdout) and 3 <= len(left) < 120
+    assert not os.listdir(_private_tmp(tmp_path))  # no temp folders (pymp-*) left behind
+
+
+def test_fail_fast_reports_every_file_it_leaves(tmp_path, many):
+    (many / "00002.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    done = run_cli("segment", str(many), "-o", str(out), "--jobs", "2", "--json", "--fail-fast")
+    assert done.returncode == 1
+    assert set(os.listdir(out)) == _written(done.stdout) and len(os.listdir(out)) < 119
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watches the imports through /proc")
+@pytest.mark.parametrize("library", ["_multiarray_umath", "cv2"])
+def test_a_signal_during_start_up_imports_is_quiet(tmp_path, library):
+    import signal
+
+    process = _start(["segment", str(SAMPLES / "coins.png"), "-o", str(tmp_path / "out")], tmp_path)
+
+    def importing() -> bool:
+        try:
+            with open(f"/proc/{process.pid}/maps") as maps:
+                return library in maps.read()
+        except OSError:
+            return True
+
+    _wait_for(importing, limit=30)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130 and "Traceback" not in stderr.decode(), stderr.decode()
+    assert stderr.decode() == "maskcli: interrupted\n"
+
+
+def test_control_characters_in_names_are_escaped_in_lines_and_kept_in_records(tmp_path):
+    import json
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    name = "evil\nmaskcli: 9 written, 0 skipped, 0 failed\x1b[2J.png"
+    (folder / name).write_bytes(b"not an image")
+    done = run_cli("segment", str(folder), "-o", str(tmp_path / "out"), "--json")
+    assert done.returncode == 1
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("maskcli: 0 written")
+    assert "evil\\nmaskcli: 9 written, 0 skipped, 0 failed\\x1b[2J.png: not a readable image" in lines[0]
+    (record,) = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert record["input"] == str(folder / name)
+
+
+@pytest.mark.parametrize("code", ["EROFS", "EACCES", "ENOSPC"])
+def test_an_output_folder_that_takes_no_file_stops_the_batch(tmp_path, monkeypatch, capsys, code):
+    import errno
+    import tempfile
+
+    from synth_for_tests import write_many
+
+    from maskcli.cli.app import main
+
+    folder = write_many(tmp_path / "in", count=30)
+    out = tmp_path / "out"
+    attempts = []
+    real_mkstemp, real_replace = tempfile.mkstemp, os.replace
+
+    def failing(*args, **kwargs):
+        attempts.append(args)
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    if code == "ENOSPC":  # the temp file is made, then the disk is full
+        monkeypatch.setattr(tempfile, "mkstemp", lambda *a, **k: (attempts.append(a), real_mkstemp(*a, **k))[1])
+        monkeypatch.setattr(os, "replace", lambda *a: failing(*a) if str(a[1]).startswith(str(out)) else
+                            real_replace(*a))
+    else:
+        monkeypatch.setattr(tempfile, "mkstemp", failing)
+    assert main(["segment", str(folder), "-o", str(out), "--jobs", "1"]) == 3
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("maskcli: error: cannot write") and "stopping" in lines[0]
+    assert len(attempts) < 10  # stopped at the first failures, not one per item of the batch
+    assert not out.is_dir() or not os.listdir(out)  # no temp file left

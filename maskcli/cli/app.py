@@ -6,13 +6,17 @@ errors to exit statuses: 0 all done, 1 some items failed, 2 usage error, 3 setup
 
 from __future__ import annotations
 
-import signal
+import contextlib
+import os
 import sys
+import threading
+import time
 from typing import Annotated, Optional
 
 import typer
 
 from maskcli import __version__
+from maskcli.cli import entry
 from maskcli.cli.report import EXIT_INTERRUPTED, EXIT_SETUP, EXIT_USAGE, error_line
 from maskcli.errors import MaskcliError, OptionError
 
@@ -58,21 +62,28 @@ def _register() -> None:
 _register()
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status (never raises for user errors).
 
     Typer handles usage errors (exit 2), ``--help`` and Ctrl-C (exit 130); the library's own errors are mapped
     here, each printed as one line.
     """
-    signal.signal(signal.SIGTERM, _terminate)
+    previous = entry.install(ready=True)
+    try:
+        return _main(argv)
+    finally:
+        entry.restore(previous)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         app(args=argv, prog_name="maskcli")
     except SystemExit as done:
-        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        status = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if entry.interrupted() and status != EXIT_INTERRUPTED:
+            print("maskcli: interrupted", file=sys.stderr)  # a signal outside a batch unwound the command
+            return EXIT_INTERRUPTED
+        return status
     except KeyboardInterrupt:
         print("maskcli: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -90,4 +101,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    status = main()
+    if status == EXIT_INTERRUPTED:
+        _exit_promptly(status)
+    sys.exit(status)
+
+
+def _exit_promptly(status: int) -> None:
+    """After an interrupt, threads still inside a long decode or computation would hold the interpreter's exit
+    until they return; their results are not wanted and they write nothing (writes were stopped): end now."""
+    deadline = time.monotonic() + 0.3
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.current_thread()):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED
+from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, escape, say
 from maskcli.errors import OptionError
 
 SCORING = "Scoring"
@@ -155,7 +155,7 @@ def _rounded(values: dict[str, float]) -> dict[str, float]:
 
 
 def _err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    say(text)
 
 
 def _warn_unpaired(pairing: Any, what: str) -> None:
@@ -209,11 +209,14 @@ def _print_scores(images: list[Any], means: dict[str, float], both_classes: bool
     table.add_column("image", footer="mean", no_wrap=True)
     for key, header in columns:
         table.add_column(header, justify="right", footer=_fmt(means.get(key)))
-    for image in images:
+    from rich.text import Text
+
+    for image in images:  # names are text, never markup, and escaped to one line
         if image.ok:
-            table.add_row(image.key, *(_fmt(image.scores.get(key)) for key, _ in columns))
+            table.add_row(Text(escape(image.key)), *(_fmt(image.scores.get(key)) for key, _ in columns))
         else:
-            table.add_row(image.key, f"[red]{image.error}[/red]", *([""] * (len(columns) - 1)))
+            table.add_row(Text(escape(image.key)), Text(escape(str(image.error)), style="red"),
+                          *([""] * (len(columns) - 1)))
     _console().print(table)
 
 
@@ -239,7 +242,7 @@ def _print_ranking(ranking: Any, worst: int | None) -> None:
         for result in ranking.results:
             listed = worst_first(result.images, key)[:worst]
             text = ", ".join(f"{i.key} ({_fmt(i.scores.get(key))})" if i.ok else f"{i.key} (failed)" for i in listed)
-            console.print(f"worst for {result.spec.label}: {text}", markup=False)
+            console.print(escape(f"worst for {result.spec.label}: {text}"), markup=False)
 
 
 def _ranking_document(ranking: Any, worst: int | None) -> dict[str, Any]:

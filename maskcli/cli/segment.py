@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from maskcli.cli import common as c
+from maskcli.cli.entry import batch_running
 from maskcli.cli.report import Reporter
 from maskcli.cli.streams import binary_stdout
 from maskcli.errors import MaskcliError, OptionError
@@ -132,13 +133,27 @@ def drive(items: Any, job: Any, *, kind: str, output: Path | None, jobs: int | N
     if to_stdout and json_records:
         raise OptionError("--json", "records go to stdout, which carries the image; give -o FILE")
     reporter = Reporter(json_records=json_records, quiet=quiet or to_stdout)
+
+    def report(result: Any) -> None:
+        if result.data is not None and stdout is not None:
+            stdout.write(result.data)
+            stdout.flush()
+        reporter.result(result)
+
+    results = run(items, job, jobs=jobs, ordered=not unordered, fail_fast=fail_fast)
     try:
-        for result in run(items, job, jobs=jobs, ordered=not unordered, fail_fast=fail_fast):
-            if result.data is not None and stdout is not None:
-                stdout.write(result.data)
-                stdout.flush()
-            reporter.result(result)
-    except KeyboardInterrupt:
+        with batch_running():
+            for result in results:
+                report(result)
+    except KeyboardInterrupt as stop:
+        finished = getattr(stop, "finished", None)
+        if finished is None:  # it came while reporting: the runner stops its workers and says what finished
+            try:
+                results.throw(stop)
+            except KeyboardInterrupt as inner:
+                finished = getattr(inner, "finished", [])
+        for result in finished:  # every file left on disk is reported
+            report(result)
         raise typer.Exit(reporter.finish(interrupted=True)) from None
     raise typer.Exit(reporter.finish())
 

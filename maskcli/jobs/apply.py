@@ -122,6 +122,11 @@ class ApplyJob:
         return state
 
     @property
+    def reads(self) -> list[Path]:
+        """Files every item reads (the static mask): no output may replace them."""
+        return [self.static_mask] if self.mask_source == "file" and self.static_mask is not None else []
+
+    @property
     def batched(self) -> bool:
         return self.mask_source == "method" and self.method is not None and self.method.batched
 
