@@ -199,7 +199,7 @@ class ApplyJob:
                 raise InputError("image has no alpha channel to use as its mask")
             return image.alpha
         if self.mask_source == "annotations":
-            return self.annotations.mask(item.source.relpath, (image.height, image.width))
+            return self.annotations.load(item, image, max_pixels=self.max_pixels)
         if self.mask_source == "file":
             if self._static is None:
                 assert self.static_mask is not None
