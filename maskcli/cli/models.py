@@ -42,8 +42,8 @@ def models_command(ctx: typer.Context) -> None:
         cached = weights.find_cached(spec)
         label = f"{name} (default)" if name == specs.DEFAULT_MODEL else name
         input_size = f"{spec.input_size}×{spec.input_size}" if spec.kind == "salient" else f"short side {spec.input_size}"
-        table.add_row(label, spec.kind, _size(spec), spec.licence.split(";")[0], input_size,
-                      f"yes: {cached}" if cached else "no")
+        where = "shipped in the package" if weights.bundled_path(spec) else f"yes: {cached}" if cached else "no"
+        table.add_row(label, spec.kind, _size(spec), spec.licence.split(";")[0], input_size, where)
     console = Console()
     console.print(table)
     console.print(f"cache: {weights.cache_dir()} (set MASKCLI_HOME to move it)", highlight=False)
@@ -63,18 +63,26 @@ def info_command(name: Annotated[str, typer.Argument(help="The model's name, or 
         _checkpoint_info(Path(name))
         return
     spec = specs.get(name)
-    table = Table(title=f"model {spec.name}", title_justify="left", show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
+    rows = []
     for field in dataclasses.fields(spec):
         value = getattr(spec, field.name)
         if field.name == "categories":
             value = ", ".join(value) if value else "none (class-agnostic foreground)"
-        table.add_row(field.name, "unknown" if value is None else str(value))
-    table.add_row("checksum", spec.checksum())
+        rows.append((field.name, "unknown" if value is None else str(value)))
+    rows.append(("checksum", spec.checksum()))
     cached = weights.find_cached(spec)
-    table.add_row("cache path", str(weights.cache_path(spec)))
-    table.add_row("cached", f"yes: {cached}" if cached else "no")
+    rows.append(("cache path", str(weights.cache_path(spec))))
+    rows.append(("cached", f"yes: {cached}" if cached else "no"))
+    if not sys.stdout.isatty():
+        # Piped or redirected: one unwrapped "field: value" line each, so a URL or checksum can be copied whole.
+        for field_name, value in rows:
+            print(f"{field_name}: {value}")
+        return
+    table = Table(title=f"model {spec.name}", title_justify="left", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for field_name, value in rows:
+        table.add_row(field_name, value)
     Console().print(table)
 
 
@@ -111,6 +119,11 @@ def download_command(
     from maskcli.cnn import specs, weights
 
     spec = specs.get(name)
+    bundled = weights.bundled_path(spec)
+    if bundled is not None:
+        weights.verify(spec, bundled)
+        print(f"maskcli: {spec.name}: shipped with maskcli at {bundled}; nothing to download", file=sys.stderr)
+        return
     cached = weights.find_cached(spec)
     if cached is not None and not force:
         weights.verify(spec, cached)
