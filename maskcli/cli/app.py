@@ -64,7 +64,7 @@ def _interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register() -> None:
-    from maskcli.cli import apply, evaluate, export, methods, models, preview, segment
+    from maskcli.cli import apply, evaluate, export, methods, models, preview, segment, train
 
     app.command("segment", no_args_is_help=False)(_interruptible(segment.segment_command))
     app.command("apply")(_interruptible(apply.apply_command))
@@ -76,6 +76,7 @@ def _register() -> None:
     app.command("eval")(_interruptible(evaluate.eval_command))
     app.command("preview")(_interruptible(preview.preview_command))
     app.command("export")(_interruptible(export.export_command))
+    app.command("train")(_interruptible(train.train_command))
 
 
 _register()

@@ -62,6 +62,10 @@ def apply_command(
     device: c.Device = None,
     batch_size: c.BatchSize = None,
     classes: c.Classes = None,
+    refine: c.refine_option(MASKS) = None,  # type: ignore[valid-type]
+    matting_solver: c.MattingSolver = None,
+    matting_band: c.MattingBand = None,
+    matting_max_side: c.MattingMaxSide = None,
     hard: Annotated[Optional[float], typer.Option("--hard", help="Binarise the mask at this level in (0, 1].",
                                                   rich_help_panel=MASKS, show_default=False)] = None,
     feather: Annotated[float, typer.Option("--feather", help="Soften the mask's edge over this many pixels.",
@@ -161,9 +165,13 @@ def apply_command(
         raise OptionError("--masks", "say where masks come from: --masks DIR, --mask FILE, --alpha, --method NAME, "
                           "or pipe `maskcli segment --json` records")
 
+    edge_settings = c.matting_settings(matting_solver, matting_band, matting_max_side)
+    if edge_settings and refine != "matting":
+        raise OptionError("--matting-solver", "the matting options work with --refine matting")
+    edge = _build_refiner({"refine": refine, **edge_settings}) if refine is not None else None
     if classes_kept and source_kind != "annotations":
         raise OptionError("--class", "picks classes of a COCO file or label images given as --masks")
-    job = ApplyJob(mode_object, source_kind, static_mask=mask, method=method_object, refiner=refiner,
+    job = ApplyJob(mode_object, source_kind, static_mask=mask, method=method_object, refiner=refiner, edge=edge,
                    annotations=annotations if source_kind == "annotations" else None,
                    resize_mask=resize_mask, hard=hard, feather=feather, invert=invert, format=format,
                    quality=quality, max_pixels=max_pixels)
@@ -178,6 +186,8 @@ def apply_command(
         items = _pair_masks(items, masks, mask_name)  # type: ignore[arg-type]
     elif source_kind == "records":
         items = _record_masks(items)
+    elif source_kind == "annotations":
+        items = _pair_set(items, annotations)
     drive(items, job, kind=kind, output=output, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
                  json_records=json_records, quiet=quiet, run=run)
 
@@ -194,6 +204,19 @@ def _pair_masks(items: Iterator[Item], folder: Path, template: str) -> Iterator[
                 item.error = str(error)
         elif item.source.path == "-" and not item.error:
             item.error = "--masks pairs files by name; an image on stdin needs --mask FILE, --alpha or --method"
+        yield item
+
+
+def _pair_set(items: Iterator[Item], annotations: Any) -> Iterator[Item]:
+    """An image that a COCO file or label folder has no mask for fails while planning, saying so."""
+    from maskcli.errors import InputError
+
+    for item in items:
+        if not item.error and not item.skip:
+            try:
+                annotations.pair(item.source)
+            except InputError as error:
+                item.error = str(error)
         yield item
 
 

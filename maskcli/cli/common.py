@@ -117,6 +117,31 @@ Classes = Annotated[Optional[str], typer.Option("--classes", help="Semantic mode
                                                    "names kept as foreground.", rich_help_panel=CNN,
                                                    show_default=False)]
 
+MATTING = "Alpha matting (--refine matting; needs pymatting)"
+MattingSolver = Annotated[Optional[str], typer.Option(
+    "--matting-solver", help="pymatting's alpha solver: cf (closed-form, default), knn, lkm, rw, sm.",
+    rich_help_panel=MATTING, show_default=False)]
+MattingBand = Annotated[Optional[float], typer.Option(
+    "--matting-band", help="Half-width of the unknown band around the edge, as a fraction of the long side "
+    "(default 0.03); the mask's own soft pixels join it.", rich_help_panel=MATTING, show_default=False)]
+MattingMaxSide = Annotated[Optional[int], typer.Option(
+    "--matting-max-side", help="Solve the band's bounding box at most this many pixels on its long side, then "
+    "upsample alpha (default 800): bounds time and memory.", rich_help_panel=MATTING, show_default=False)]
+
+
+def refine_option(panel: str) -> Any:
+    """``--refine``, shown in ``panel`` of the help (segment's refinement chain, apply's masks)."""
+    return Annotated[Optional[str], typer.Option(
+        "--refine", help="Refine the mask against the image: matting (an alpha matte for hair and fur), guided "
+        "(soft edges snapped to the image's) or grabcut (re-segmented, seeded by the mask).",
+        rich_help_panel=panel, show_default=False)]
+
+
+def matting_settings(solver: str | None, band: float | None, max_side: int | None) -> dict[str, Any]:
+    """The matting options given on the command line, as refinement settings."""
+    given = {"matting_solver": solver, "matting_band": band, "matting_max_side": max_side}
+    return {key: value for key, value in given.items() if value is not None}
+
 
 Params = Annotated[
     Optional[list[str]],

@@ -49,9 +49,10 @@ def segment_command(
     keep_largest: Annotated[Optional[int], typer.Option("--keep-largest", help="Keep only the K largest "
                                                         "regions.", rich_help_panel=REFINE, min=1,
                                                         show_default=False)] = None,
-    refine: Annotated[Optional[str], typer.Option("--refine", help="Refine the mask with grabcut (or guided "
-                                                  "for soft edges) seeded by it.", rich_help_panel=REFINE,
-                                                  show_default=False)] = None,
+    refine: c.refine_option(REFINE) = None,  # type: ignore[valid-type]
+    matting_solver: c.MattingSolver = None,
+    matting_band: c.MattingBand = None,
+    matting_max_side: c.MattingMaxSide = None,
     invert: Annotated[Optional[bool], typer.Option("--invert/--no-invert", help="Swap foreground and background.",
                                                    rich_help_panel=REFINE, show_default=False)] = None,
     feather: Annotated[Optional[float], typer.Option("--feather", help="Soften edges over this many pixels "
@@ -88,6 +89,7 @@ def segment_command(
       maskcli segment photos/ -o masks/                     # Otsu threshold
       maskcli segment scans/ -o masks/ --preset document
       maskcli segment shop/ -o masks/ -m cnn --refine guided --soft
+      maskcli segment pets/ -o alphas/ -m cnn --refine matting
       find . -name '*.tif' | maskcli segment -o masks/ -m li --fill-holes --min-size 50
       maskcli segment - < photo.jpg > mask.png
       maskcli segment photos/ -o labels/ --model deeplabv3-resnet50 --classes person,dog --labels
@@ -107,6 +109,7 @@ def segment_command(
         "invert": invert, "feather": feather, "hard": hard, "soft": soft,
     }
     refinement.update({k: v for k, v in refine_given.items() if v is not None})
+    refinement.update(c.matting_settings(matting_solver, matting_band, matting_max_side))
     from maskcli.methods import methods
 
     method_object = methods.create(method_name, method_options)

@@ -93,6 +93,8 @@ class ApplyJob:
     static_mask: Path | None = None
     method: Method | None = None
     refiner: Refiner | None = None
+    #: Applied to every mask, whatever its source, once fitted to its image (``apply --refine matting``).
+    edge: Refiner | None = None
     #: ``annotations``: a COCO file's or a label folder's masks (``maskcli.formats.sources``).
     annotations: Any = None
     resize_mask: bool = False
@@ -159,7 +161,10 @@ class ApplyJob:
         for (image, _, item_timer), mask, item_facts in zip(loaded, masks, facts):
             assert mask is not None
             with item_timer("composite"):
-                fitted = self.adjust(self.fit(mask, image))
+                fitted = self.fit(mask, image)
+                if self.edge is not None:
+                    fitted = self.edge.apply(fitted, image.pixels)
+                fitted = self.adjust(fitted)
                 results.append((self.mode(image.pixels, fitted), item_facts))
         return results
 
@@ -194,7 +199,7 @@ class ApplyJob:
                 raise InputError("image has no alpha channel to use as its mask")
             return image.alpha
         if self.mask_source == "annotations":
-            return self.annotations.mask(item.source.relpath, (image.height, image.width))
+            return self.annotations.load(item, image, max_pixels=self.max_pixels)
         if self.mask_source == "file":
             if self._static is None:
                 assert self.static_mask is not None
