@@ -1,0 +1,148 @@
+"""The onnxruntime engine: ONNX-format weights (U²-Net-P) run as they are published, without torch.
+
+An optional extra (``pip install 'maskcli[onnx]'``). Where it is installed, the CPU path of a model whose weights
+are an ONNX file runs here by default: the graph is the same file the torch port loads its weights from, so the
+masks agree (IoU ≥ 0.999 on the horses, ``tests/test_cnn_speed.py``), and a run never imports torch, which is
+2.5 s of a one-image run. Measured against the torch port (fp32, channels_last) on 2 cores, see
+``benchmarks/results/rembg.md``.
+
+The interface the segmenter uses is small: :meth:`OnnxModel.run` takes a normalised batch N×3×h×w (float32)
+and returns the model-resolution foreground probability N×h×w, post-processed as its spec says.
+
+Threads: a session made with one intra-op thread runs on the thread that calls it, so several threads can share
+it and push one image each (one per free core, :func:`maskcli.cnn.device.free_cores`); a lone image goes through a
+second session that spreads it over the free cores. Spinning is off: a waiting thread sleeps instead of burning
+a core another process (or our own decoder) needs.
+
+>>> available() in (True, False)
+True
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from maskcli.cnn.specs import ModelSpec
+from maskcli.errors import DeviceUnavailable, SetupError, WeightsUnavailable
+
+#: What to install when the engine is asked for and missing.
+INSTALL_HINT = "pip install 'maskcli[onnx]'"
+
+
+def available() -> bool:
+    """Whether onnxruntime is installed (checked without importing it)."""
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def salient_map(fused: np.ndarray) -> np.ndarray:
+    """U²-Net's reference post-processing: the fused map (N×h×w) stretched to [0, 1] per image.
+
+    >>> salient_map(np.array([[[1.0, 3.0]]], np.float32)).tolist()
+    [[[0.0, 1.0]]]
+    """
+    low = fused.min(axis=(1, 2), keepdims=True)
+    high = fused.max(axis=(1, 2), keepdims=True)
+    return ((fused - low) / np.maximum(high - low, 1e-8)).astype(np.float32, copy=False)
+
+
+def class_probability(logits: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+    """Semantic models: softmax over the classes (N×C×h×w), summed over ``classes``, in [0, 1].
+
+    >>> class_probability(np.zeros((1, 4, 1, 1), np.float32), [1, 2]).tolist()
+    [[[0.5]]]
+    """
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    chosen = shifted[:, list(classes)].sum(axis=1) / shifted.sum(axis=1)
+    return np.clip(chosen, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+class OnnxModel:
+    """One ONNX model file under onnxruntime.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model (its ``kind`` says how the first output is post-processed).
+    path : str or Path
+        The ONNX file.
+    device : str
+        ``"cpu"`` or ``"cuda:N"`` (the latter needs onnxruntime's CUDA provider, ``onnxruntime-gpu``).
+    threads : int
+        Cores a lone image may spread over (the "wide" session); batches run one image per calling thread.
+    classes : sequence of int
+        Semantic models: the output channels summed into the foreground.
+
+    Raises
+    ------
+    SetupError
+        onnxruntime is not installed.
+    DeviceUnavailable
+        A CUDA device was asked for and this onnxruntime has no CUDA provider.
+    WeightsUnavailable
+        The file is not an ONNX model onnxruntime can load.
+    """
+
+    def __init__(self, spec: ModelSpec, path: Union[str, Path], device: str = "cpu", threads: int = 1,
+                 classes: Sequence[int] = ()) -> None:
+        if not available():
+            raise SetupError(f"the onnxruntime engine is not installed ({INSTALL_HINT})")
+        import onnxruntime
+
+        self._ort = onnxruntime
+        self.spec = spec
+        self.path = str(path)
+        self.classes = list(classes)
+        self.threads = max(1, threads)
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+                raise DeviceUnavailable(f"device {device}: this onnxruntime {onnxruntime.__version__} has no CUDA "
+                                        "provider (install onnxruntime-gpu, or use the torch engine)")
+            index = int(device.partition(":")[2] or 0)
+            self._providers: list[Any] = [("CUDAExecutionProvider", {"device_id": index})]
+        else:
+            self._providers = ["CPUExecutionProvider"]
+        self._sessions: dict[int, Any] = {}
+        self._lock = threading.Lock()
+        narrow = self._session(1)  # loads and checks the file now: a bad file fails before the first image
+        self.input_name = narrow.get_inputs()[0].name
+
+    def _session(self, threads: int) -> Any:
+        with self._lock:
+            if threads not in self._sessions:
+                options = self._ort.SessionOptions()
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+                options.execution_mode = self._ort.ExecutionMode.ORT_SEQUENTIAL
+                options.log_severity_level = 3  # warnings about unused initialisers are not the user's concern
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                try:
+                    session = self._ort.InferenceSession(self.path, options, providers=self._providers)
+                except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/NoSuchFile kinds
+                    raise WeightsUnavailable(f"onnxruntime cannot load {self.path} for model {self.spec.name!r}: "
+                                             f"{type(error).__name__}: {error}") from None
+                self._sessions[threads] = session
+            return self._sessions[threads]
+
+    def run(self, batch: np.ndarray, threads: Optional[int] = None) -> np.ndarray:
+        """Foreground probability N×h×w (float32) for a normalised batch N×3×h×w.
+
+        ``threads`` (default 1) is how many cores this call may spread over; several threads may call at once.
+        The published U²-Net-P graph has a fixed batch of 1, so a batch runs image by image.
+        """
+        session = self._session(max(1, min(threads or 1, self.threads)))
+        maps = []
+        for image in batch:
+            out = session.run(None, {self.input_name: np.ascontiguousarray(image[None], dtype=np.float32)})[0]
+            if self.spec.kind == "salient":
+                maps.append(salient_map(out[:, 0]))
+            else:
+                maps.append(class_probability(out, self.classes))
+        return np.concatenate(maps)
+
+
+__all__ = ["INSTALL_HINT", "OnnxModel", "available", "class_probability", "salient_map"]
