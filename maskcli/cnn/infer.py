@@ -6,8 +6,8 @@ device, precision, engine) in this process, so a batch of thousands of images lo
 imports torch only where a torch model runs, so the onnxruntime path never loads it.
 
 **On the CPU** each image goes its own way through the model, as many at once as there are free cores
-(:func:`maskcli.cnn.device.free_cores`, asked again every few seconds), each on one thread; a lone image spreads
-over the free cores instead. Per image:
+(:func:`maskcli.cnn.device.free_cores`, asked again every few seconds), each on one thread; with torch, a lone
+image spreads over the free cores instead (onnxruntime keeps to one thread, see :mod:`.onnxrt`). Per image:
 
 1. resize to the model's input with OpenCV (U²-Net: 320×320 with Lanczos; torchvision models: shorter side 520,
    aspect kept, ``cv2.INTER_AREA``) and normalise as the spec says;
@@ -298,10 +298,10 @@ class Segmenter:
             logits = out["out"].float()
             return torch.softmax(logits, dim=1)[:, self.classes].sum(dim=1).clamp_(0.0, 1.0)
 
-    def _run_host(self, batch: np.ndarray, threads: int) -> np.ndarray:
-        """Model-resolution maps N×h×w for a normalised host batch, on ``threads`` cores (CPU)."""
+    def _run_host(self, batch: np.ndarray) -> np.ndarray:
+        """Model-resolution maps N×h×w for a normalised host batch (CPU)."""
         if self.engine == "onnxruntime":
-            return self.model.run(batch, threads=threads)
+            return self.model.run(batch)  # one thread per call, always (see maskcli.cnn.onnxrt)
         import torch
 
         return self._forward(torch.from_numpy(batch)).cpu().numpy()
@@ -329,8 +329,8 @@ class Segmenter:
             self._free = (time.monotonic(), free)
         return free
 
-    def _one(self, image: np.ndarray, threads: int, full_size: bool) -> np.ndarray:
-        small = self._run_host(self.preprocess(image)[None], threads)[0]
+    def _one(self, image: np.ndarray, full_size: bool) -> np.ndarray:
+        small = self._run_host(self.preprocess(image)[None])[0]
         if not full_size:
             return small.copy()
         height, width = image.shape[:2]
@@ -344,10 +344,9 @@ class Segmenter:
             free = self.free_cores()
             workers = min(len(images), free)
             if workers <= 1:
-                # A lone image (or one free core): this thread, spread over the free cores.
-                threads = free if len(images) == 1 else 1
-                self._set_torch_threads(threads)
-                return [self._one(image, threads, full_size) for image in images]
+                # A lone image (or one free core): this thread; torch spreads a lone image over the free cores.
+                self._set_torch_threads(free if len(images) == 1 else 1)
+                return [self._one(image, full_size) for image in images]
             self._set_torch_threads(1)
             if self._workers is None or self._worker_count < workers:  # grows, never shrinks: threads are cheap
                 if self._workers is not None:
@@ -356,7 +355,7 @@ class Segmenter:
                 self._worker_count = workers
             # Interleaved shares, one per worker: `workers` images in flight at once, never more.
             shares = [list(range(start, len(images), workers)) for start in range(workers)]
-            done = self._workers.map(lambda share: [self._one(images[i], 1, full_size) for i in share], shares)
+            done = self._workers.map(lambda share: [self._one(images[i], full_size) for i in share], shares)
             out: list[Any] = [None] * len(images)
             for share, masks in zip(shares, done):
                 for index, mask in zip(share, masks):
@@ -448,7 +447,7 @@ def segmenter(spec: ModelSpec, path: Union[str, Path], plan: DevicePlan, classes
         if key not in _LOADED:
             if chosen == "onnxruntime":
                 channels = list(classes) or [i for i, c in enumerate(spec.categories) if c != "__background__"]
-                model: Any = onnxrt.OnnxModel(spec, path, plan.device, devices.usable_cores(), channels)
+                model: Any = onnxrt.OnnxModel(spec, path, plan.device, channels)
             else:
                 model = build_model(spec, path)
             _LOADED[key] = Segmenter(spec, model, plan, classes)

@@ -9,10 +9,13 @@ masks agree (IoU ≥ 0.999 on the horses, ``tests/test_cnn_speed.py``), and a ru
 The interface the segmenter uses is small: :meth:`OnnxModel.run` takes a normalised batch N×3×h×w (float32)
 and returns the model-resolution foreground probability N×h×w, post-processed as its spec says.
 
-Threads: a session made with one intra-op thread runs on the thread that calls it, so several threads can share
-it and push one image each (one per free core, :func:`maskcli.cnn.device.free_cores`); a lone image goes through a
-second session that spreads it over the free cores. Spinning is off: a waiting thread sleeps instead of burning
-a core another process (or our own decoder) needs.
+Threads: the session has one intra-op thread, so it runs on the thread that calls it, and several threads
+share it, one image each (one per free core, :func:`maskcli.cnn.device.free_cores`). Measured on 2 shared cores
+(U²-Net-P, 320×320, CPU seconds per image, interleaved): onnxruntime 0.46 on one thread, torch with
+channels_last 0.56, a frozen TorchScript graph 0.71; and independent images scale over cores where one image's
+many small layers split over threads do not. A lone image runs on one thread too: a second, wider session costs
+more to create (0.1 s of CPU) than it saves. Spinning is off: a waiting thread sleeps instead of burning a core
+another process (or our own decoder) needs.
 
 >>> available() in (True, False)
 True
@@ -21,9 +24,8 @@ True
 from __future__ import annotations
 
 import importlib.util
-import threading
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 
@@ -72,8 +74,6 @@ class OnnxModel:
         The ONNX file.
     device : str
         ``"cpu"`` or ``"cuda:N"`` (the latter needs onnxruntime's CUDA provider, ``onnxruntime-gpu``).
-    threads : int
-        Cores a lone image may spread over (the "wide" session); batches run one image per calling thread.
     classes : sequence of int
         Semantic models: the output channels summed into the foreground.
 
@@ -87,7 +87,7 @@ class OnnxModel:
         The file is not an ONNX model onnxruntime can load.
     """
 
-    def __init__(self, spec: ModelSpec, path: Union[str, Path], device: str = "cpu", threads: int = 1,
+    def __init__(self, spec: ModelSpec, path: Union[str, Path], device: str = "cpu",
                  classes: Sequence[int] = ()) -> None:
         if not available():
             raise SetupError(f"the onnxruntime engine is not installed ({INSTALL_HINT})")
@@ -97,7 +97,6 @@ class OnnxModel:
         self.spec = spec
         self.path = str(path)
         self.classes = list(classes)
-        self.threads = max(1, threads)
         if device.startswith("cuda"):
             if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
                 raise DeviceUnavailable(f"device {device}: this onnxruntime {onnxruntime.__version__} has no CUDA "
@@ -106,38 +105,26 @@ class OnnxModel:
             self._providers: list[Any] = [("CUDAExecutionProvider", {"device_id": index})]
         else:
             self._providers = ["CPUExecutionProvider"]
-        self._sessions: dict[int, Any] = {}
-        self._lock = threading.Lock()
-        narrow = self._session(1)  # loads and checks the file now: a bad file fails before the first image
-        self.input_name = narrow.get_inputs()[0].name
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # warnings about unused initialisers are not the user's concern
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = onnxruntime.InferenceSession(self.path, options, providers=self._providers)
+        except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/NoSuchFile kinds
+            raise WeightsUnavailable(f"onnxruntime cannot load {self.path} for model {spec.name!r}: "
+                                     f"{type(error).__name__}: {error}") from None
+        self.input_name = self.session.get_inputs()[0].name
 
-    def _session(self, threads: int) -> Any:
-        with self._lock:
-            if threads not in self._sessions:
-                options = self._ort.SessionOptions()
-                options.intra_op_num_threads = threads
-                options.inter_op_num_threads = 1
-                options.execution_mode = self._ort.ExecutionMode.ORT_SEQUENTIAL
-                options.log_severity_level = 3  # warnings about unused initialisers are not the user's concern
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                try:
-                    session = self._ort.InferenceSession(self.path, options, providers=self._providers)
-                except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/NoSuchFile kinds
-                    raise WeightsUnavailable(f"onnxruntime cannot load {self.path} for model {self.spec.name!r}: "
-                                             f"{type(error).__name__}: {error}") from None
-                self._sessions[threads] = session
-            return self._sessions[threads]
-
-    def run(self, batch: np.ndarray, threads: Optional[int] = None) -> np.ndarray:
-        """Foreground probability N×h×w (float32) for a normalised batch N×3×h×w.
-
-        ``threads`` (default 1) is how many cores this call may spread over; several threads may call at once.
-        The published U²-Net-P graph has a fixed batch of 1, so a batch runs image by image.
-        """
-        session = self._session(max(1, min(threads or 1, self.threads)))
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Foreground probability N×h×w (float32) for a normalised batch N×3×h×w, on the calling thread (several
+        threads may call at once). The published U²-Net-P graph has a fixed batch of 1: a batch runs image by
+        image."""
         maps = []
         for image in batch:
-            out = session.run(None, {self.input_name: np.ascontiguousarray(image[None], dtype=np.float32)})[0]
+            out = self.session.run(None, {self.input_name: np.ascontiguousarray(image[None], dtype=np.float32)})[0]
             if self.spec.kind == "salient":
                 maps.append(salient_map(out[:, 0]))
             else:
