@@ -330,7 +330,7 @@ def main() -> None:
              f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores available, "
              f"torch {torch.__version__} ({torch.get_num_threads()} threads), load average at start "
              f"{os.getloadavg()[0]:.1f}. Command: `python benchmarks/bench_cnn.py --sections {args.sections} "
-             f"--count {args.count} --repeats {args.repeats}`.", ""]
+             f"--count {args.count} --repeats {args.repeats} --gpu-count {args.gpu_count}`.", ""]
     for name, fn in (("quality", lambda: quality(lines)), ("cpu-model", lambda: cpu_model(lines, args.repeats)),
                      ("bf16", lambda: bf16(lines)), ("cpu", lambda: cpu(lines, args.count, args.repeats)),
                      ("gpu", lambda: gpu(lines, args.gpu_count, args.repeats))):
