@@ -206,12 +206,17 @@ def _read_mask(path: str) -> np.ndarray:
     return read_mask(path)
 
 
-def evaluate_pairs(pairs: Iterable[Pair], *, level: float = 0.5, tolerance: float = 2) -> Iterator[ImageScore]:
-    """Score each pair, lazily: one line of :class:`ImageScore` per pair, failures carrying their reason."""
+def evaluate_pairs(pairs: Iterable[Pair], *, level: float = 0.5, tolerance: float = 2,
+                   read_source: Callable[[Pair], np.ndarray] | None = None,
+                   read_truth: Callable[[Pair], np.ndarray] | None = None) -> Iterator[ImageScore]:
+    """Score each pair, lazily: one line of :class:`ImageScore` per pair, failures carrying their reason.
+
+    ``read_source`` and ``read_truth`` read a side that is not a mask file (a COCO file's or label images'
+    masks); by default each side is read from its path."""
     for pair in pairs:
         try:
-            prediction = _read_mask(pair.source)
-            truth = _read_mask(pair.truth)
+            prediction = read_source(pair) if read_source else _read_mask(pair.source)
+            truth = read_truth(pair) if read_truth else _read_mask(pair.truth)
             yield ImageScore(pair.key, pair.source, pair.truth, score(prediction, truth, level=level,
                                                                       tolerance=tolerance))
         except InputError as error:
@@ -224,10 +229,12 @@ def evaluate_folders(
     *,
     level: float = 0.5,
     tolerance: float = 2,
+    classes: Sequence[str] | None = None,
 ) -> Evaluation:
     """Pair and score a folder of predicted masks against a folder of true masks.
 
-    Raises :class:`~maskcli.errors.SetupError` when a folder is missing or nothing pairs.
+    Either side may instead be a COCO file or a folder of label images (with ``labels.json``): its masks are
+    the union of ``classes`` (default: every class), paired by file name. Raises :class:`~maskcli.errors.SetupError` when a folder is missing or nothing pairs.
 
     Examples
     --------
@@ -243,11 +250,92 @@ def evaluate_folders(
     >>> scratch.cleanup()
     """
     _check_level(level, tolerance)
-    pairing = pair_files(predictions, truths)
+    from maskcli.formats.sources import open_mask_sets
+
+    sets = open_mask_sets([predictions, truths], classes)
+    if sets == [None, None]:
+        pairing = pair_files(predictions, truths)
+    else:
+        pairing = pair_sets(predictions, truths, *sets)
     if not pairing.pairs:
         raise SetupError(f"no prediction in {predictions} has a truth of the same name in {truths}")
-    images = list(evaluate_pairs(pairing.pairs, level=level, tolerance=tolerance))
+    read_source, read_truth = (_set_reader(path, mask_set, side) for path, mask_set, side in
+                               ((predictions, sets[0], "source"), (truths, sets[1], "truth")))
+    images = list(evaluate_pairs(pairing.pairs, level=level, tolerance=tolerance, read_source=read_source,
+                                 read_truth=read_truth))
     return Evaluation(images, pairing, level, tolerance)
+
+
+def _set_reader(path: Any, mask_set: Any, side: str) -> Callable[[Pair], np.ndarray] | None:
+    """Reads one side of a pair from a mask set, by the name :func:`pair_sets` gave it (None: not a set)."""
+    if mask_set is None:
+        return None
+    return _SetReader(mask_set, {_set_name(path, name): key for key, name in mask_set.keys().items()}, side)
+
+
+@dataclasses.dataclass
+class _SetReader:
+    """One side of pairs read from a mask set; a class, not a closure, so that worker processes get it."""
+
+    mask_set: Any
+    keys: dict[str, str]
+    side: str
+
+    def __call__(self, pair: Pair) -> np.ndarray:
+        return self.mask_set.mask(self.keys[getattr(pair, self.side)])
+
+
+def _set_name(path: Any, name: str) -> str:
+    """How a pair names an entry of a mask set: the set's path and the entry's name."""
+    return f"{Path(path)}:{name}"
+
+
+def pair_sets(sources: str | os.PathLike[str], truths: str | os.PathLike[str], source_set: Any = None,
+              truth_set: Any = None) -> Pairing:
+    """Pair by key (relative path without suffix) when a side is a COCO file or label images (a mask set of
+    :mod:`maskcli.formats.sources`, given as ``source_set`` / ``truth_set``) and the other may be a folder."""
+    sides = []
+    problems: list[tuple[str, str]] = []
+    for path, mask_set in ((sources, source_set), (truths, truth_set)):
+        path = Path(path)
+        if mask_set is not None:
+            problems += [(str(path), problem) for problem in mask_set.problems]
+            sides.append({key: _set_name(path, name) for key, name in mask_set.keys().items()})
+            continue
+        if not path.exists():
+            raise SetupError(f"{path}: no such file or folder")
+        listed: dict[str, str] = {}
+        for source in _listing(path):
+            if source.error:
+                problems.append((source.path, source.error))
+            elif pair_key(source.relpath) in listed:
+                problems.append((source.path, f"same name as {listed[pair_key(source.relpath)]}; only that "
+                                              "one is used"))
+            else:
+                listed[pair_key(source.relpath)] = source.path
+        sides.append(listed)
+    left, right = sides
+    stems = _unique_stems(right)
+    pairs = []
+    unpaired = []
+    used = set()
+    for key in sorted(left):
+        match = key if key in right else stems.get(PurePosixPath(key).name)
+        if match is None:
+            unpaired.append(key)
+        else:
+            used.add(match)
+            pairs.append(Pair(key, left[key], right[match]))
+    return Pairing(pairs, unpaired, sorted(k for k in right if k not in used), problems)
+
+
+def _unique_stems(keys: Iterable[str]) -> dict[str, str]:
+    """Stem → key for stems only one key has (``photos/a`` and ``a`` pair when nothing else is named ``a``)."""
+    stems: dict[str, str | None] = {}
+    for key in keys:
+        stem = PurePosixPath(key).name
+        stems[stem] = None if stem in stems else key
+    return {stem: key for stem, key in stems.items() if key is not None}
 
 
 def _check_level(level: float, tolerance: float) -> None:
@@ -459,6 +547,10 @@ def compare_methods(
     both_classes: bool = False,
     limit: int | None = None,
     progress: Callable[[str, ImageScore], None] | None = None,
+    jobs: int | None = 1,
+    executor: Any = None,
+    fail_fast: bool = False,
+    classes: Sequence[str] | None = None,
 ) -> Ranking:
     """Run each method on each image that has a truth, score it, and rank the methods by mean IoU.
 
@@ -466,6 +558,7 @@ def compare_methods(
     ----------
     images, truths : path
         Folders (walked recursively) of images and of their true masks, paired by relative path and stem.
+        ``truths`` may be a COCO file or a folder of label images, paired by file name.
     specs : list of MethodSpec or (label, method, options, refinement)
         The contenders. Every method is built before any image is read, so a bad option fails at once.
     level, tolerance : float
@@ -476,7 +569,16 @@ def compare_methods(
     limit : int, optional
         Score only the first ``limit`` pairs (in key order).
     progress : callable, optional
-        Called as ``progress(label, image_score)`` after each method on each image.
+        Called as ``progress(label, image_score)`` after each method on each image, in key order.
+    jobs : int, optional
+        Cores for the runner (:func:`maskcli.pipeline.run`); 1 (the default) keeps the timings free of
+        contention, None uses every core.
+    executor : maskcli.engines.Executor, optional
+        Where the images are processed; default: a local engine for ``jobs``.
+    fail_fast : bool
+        Stop at the first image that could not be read or that a method failed on.
+    classes : sequence of str, optional
+        With a COCO file or label images as ``truths``: the classes that make the true mask (default all).
 
     Returns
     -------
@@ -484,52 +586,105 @@ def compare_methods(
         Best first; a method that failed on every image ranks last. The time per image is the method's and the
         refinement's, decoding excluded (it is shared by all methods); ``seconds_per_image`` is its median.
 
-    Each image is decoded once and every method runs on it before the next is read, so memory holds one image.
+    Each image is decoded once and every method runs on it, so memory holds one image per core.
     """
-    from maskcli.io.decode import read_image
-    from maskcli.jobs.segment import segment_image
+    from maskcli.pipeline import run
 
     _check_level(level, tolerance)
     specs = [spec if isinstance(spec, MethodSpec) else MethodSpec(*spec) for spec in specs]
     if not specs:
         raise OptionError("--methods", "give at least one method")
     built = [_build(spec) for spec in specs]
-    pairing = pair_files(images, truths)
+    from maskcli.formats.sources import open_mask_set
+
+    truth_set = open_mask_set(truths, classes)
+    pairing = pair_files(images, truths) if truth_set is None else pair_sets(images, truths, None, truth_set)
+    read_truth = _set_reader(truths, truth_set, "truth")
     pairs = pairing.pairs[:limit] if limit is not None else pairing.pairs
     if not pairs:
         raise SetupError(f"no image in {images} has a truth of the same name in {truths}")
+    job = _CompareJob(pairs, built, level, tolerance, read_truth)
     rank_key = "iou_both" if both_classes else "iou"
     results = [MethodResult(spec, [], rank_key) for spec in specs]
-    for pair in pairs:
-        try:
-            image = read_image(pair.source).pixels
-            truth = _read_mask(pair.truth)
-        except InputError as error:
-            for result in results:
-                failed = ImageScore(pair.key, pair.source, pair.truth, error=str(error))
-                result.images.append(failed)
-                if progress is not None:
-                    progress(result.spec.label, failed)
-            continue
-        for result, (method, refiner) in zip(results, built):
-            entry = ImageScore(pair.key, pair.source, pair.truth)
-            try:
-                started = time.perf_counter()
-                segmentation = segment_image(image, method, refiner)
-                entry.seconds = time.perf_counter() - started
-                entry.facts = _plain_facts(segmentation.facts)
-                entry.scores = score(segmentation.mask, truth, level=level, tolerance=tolerance)
-            except (OptionError, SetupError):
-                raise  # a bad option or missing weights would fail every image the same way
-            except MaskcliError as error:
-                entry.error = str(error)
-            except Exception as error:  # one image breaking a method must not end the comparison
-                entry.error = f"{type(error).__name__}: {error}"
+    for outcome in run(_pair_items(pairs), job, executor=executor, jobs=jobs, fail_fast=fail_fast):
+        pair = pairs[outcome.index]
+        entries = outcome.facts.get("scores") or [
+            ImageScore(pair.key, pair.source, pair.truth, error=outcome.error) for _ in specs]
+        for result, entry in zip(results, entries):
             result.images.append(entry)
             if progress is not None:
                 progress(result.spec.label, entry)
     results.sort(key=lambda r: (-r.mean if math.isfinite(r.mean) else math.inf))
     return Ranking(results, pairing, level, tolerance, rank_key)
+
+
+def _pair_items(pairs: Sequence[Pair]) -> Iterator[Any]:
+    """One item per pair; its index finds the pair again (the job holds the pairs)."""
+    from maskcli.io.sources import Item
+
+    for index, pair in enumerate(pairs):
+        yield Item(index, Source(pair.source, PurePosixPath(pair.key)))
+
+
+@dataclasses.dataclass
+class _CompareJob:
+    """Decode an image and its truth → every method on it, timed and scored; nothing is written."""
+
+    pairs: Sequence[Pair]
+    built: list[tuple[Any, Any]]
+    level: float
+    tolerance: float
+    #: Reads a pair's truth when it is not a mask file (a COCO file's or label images' mask).
+    read_truth: Callable[[Pair], np.ndarray] | None = None
+
+    @property
+    def batched(self) -> bool:
+        return any(method.batched for method, _ in self.built)
+
+    @property
+    def batch_size(self) -> int:
+        return max(method.batch_size for method, _ in self.built) if self.batched else 1
+
+    def load(self, item: Any) -> tuple[Pair, np.ndarray, np.ndarray]:
+        from maskcli.io.decode import read_image
+
+        pair = self.pairs[item.index]
+        truth = self.read_truth(pair) if self.read_truth is not None else _read_mask(pair.truth)
+        return pair, read_image(pair.source).pixels, truth
+
+    def compute(self, loaded: list[tuple[Pair, np.ndarray, np.ndarray]]) -> list[list[ImageScore]]:
+        scores: list[list[ImageScore]] = [[] for _ in loaded]
+        for method, refiner in self.built:
+            for index, entry in enumerate(self._method_on(method, refiner, loaded)):
+                scores[index].append(entry)
+        return scores
+
+    def _method_on(self, method: Any, refiner: Any, loaded: list[Any]) -> list[ImageScore]:
+        from maskcli.jobs.segment import segment_images
+
+        entries = [ImageScore(pair.key, pair.source, pair.truth) for pair, _, _ in loaded]
+        try:
+            started = time.perf_counter()
+            segmentations = segment_images([image for _, image, _ in loaded], method, refiner)
+            seconds = (time.perf_counter() - started) / len(loaded)
+            for entry, segmentation, (_, _, truth) in zip(entries, segmentations, loaded):
+                entry.seconds = seconds
+                entry.facts = _plain_facts(segmentation.facts)
+                entry.scores = score(segmentation.mask, truth, level=self.level, tolerance=self.tolerance)
+        except SetupError:
+            raise  # missing weights would fail every image the same way
+        except Exception as error:  # one image breaking a method must not end the comparison
+            if len(loaded) > 1:  # a batch: find the image that breaks it
+                return [self._method_on(method, refiner, [one])[0] for one in loaded]
+            entries[0].error = str(error) if isinstance(error, MaskcliError) else f"{type(error).__name__}: {error}"
+        return entries
+
+    def save(self, item: Any, loaded: Any, computed: list[ImageScore]) -> Any:
+        from maskcli.pipeline import Result
+
+        errors = [entry.error for entry in computed if entry.error]
+        return Result(item.index, item.name, None, "failed" if errors else "written",
+                      error=errors[0] if errors else None, facts={"scores": computed})
 
 
 def _plain_facts(facts: dict[str, Any]) -> dict[str, Any]:

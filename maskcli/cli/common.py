@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -10,7 +9,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from maskcli.errors import OptionError, SetupError
+from maskcli.errors import InputError, OptionError, SetupError
+from maskcli.io.decode import DEFAULT_MAX_PIXELS, read_bounded
 from maskcli.io.sources import STDIN, Destinations, Existing, Item, Source, expand_inputs, listed_files, read_path_list
 from maskcli.cli.streams import stdin_kind
 
@@ -84,6 +84,13 @@ MethodName = Annotated[
         typer.Option("--method", "-m", help="How to make the mask; `maskcli methods` lists them. Default: otsu.",
                      rich_help_panel=METHOD, show_default=False, autocompletion=_method_names),
     ]
+#: apply's --method: one of its mask sources, so it has no default (apply without a mask source is an error).
+ApplyMethodName = Annotated[
+        Optional[str],
+        typer.Option("--method", "-m", help="Make each image's mask on the fly with this method (`maskcli methods` "
+                     "lists them); one of the mask sources, with no default.",
+                     rich_help_panel=METHOD, show_default=False, autocompletion=_method_names),
+    ]
 Preset = Annotated[
         Optional[str],
         typer.Option("--preset", help="Named settings for a kind of data (`maskcli methods --presets`); "
@@ -110,6 +117,31 @@ Classes = Annotated[Optional[str], typer.Option("--classes", help="Semantic mode
                                                    "names kept as foreground.", rich_help_panel=CNN,
                                                    show_default=False)]
 
+MATTING = "Alpha matting (--refine matting; needs pymatting)"
+MattingSolver = Annotated[Optional[str], typer.Option(
+    "--matting-solver", help="pymatting's alpha solver: cf (closed-form, default), knn, lkm, rw, sm.",
+    rich_help_panel=MATTING, show_default=False)]
+MattingBand = Annotated[Optional[float], typer.Option(
+    "--matting-band", help="Half-width of the unknown band around the edge, as a fraction of the long side "
+    "(default 0.03); the mask's own soft pixels join it.", rich_help_panel=MATTING, show_default=False)]
+MattingMaxSide = Annotated[Optional[int], typer.Option(
+    "--matting-max-side", help="Solve the band's bounding box at most this many pixels on its long side, then "
+    "upsample alpha (default 800): bounds time and memory.", rich_help_panel=MATTING, show_default=False)]
+
+
+def refine_option(panel: str) -> Any:
+    """``--refine``, shown in ``panel`` of the help (segment's refinement chain, apply's masks)."""
+    return Annotated[Optional[str], typer.Option(
+        "--refine", help="Refine the mask against the image: matting (an alpha matte for hair and fur), guided "
+        "(soft edges snapped to the image's) or grabcut (re-segmented, seeded by the mask).",
+        rich_help_panel=panel, show_default=False)]
+
+
+def matting_settings(solver: str | None, band: float | None, max_side: int | None) -> dict[str, Any]:
+    """The matting options given on the command line, as refinement settings."""
+    given = {"matting_solver": solver, "matting_band": band, "matting_max_side": max_side}
+    return {key: value for key, value in given.items() if value is not None}
+
 
 Params = Annotated[
     Optional[list[str]],
@@ -118,11 +150,20 @@ Params = Annotated[
 ]
 
 
-def default_jobs() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+def split_names(values: list[str] | None) -> list[str] | None:
+    """Names from a repeatable, comma-separated option (``--class a,b --class c``); None when none given.
+
+    >>> split_names(["person,dog", " cat "])
+    ['person', 'dog', 'cat']
+    """
+    names = [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
+    return names or None
+
+
+def warn(message: str, quiet: bool = False) -> None:
+    """``maskcli: warning: ...`` on stderr, unless quiet."""
+    if not quiet:
+        print(f"maskcli: warning: {message}", file=sys.stderr, flush=True)
 
 
 def parse_params(params: list[str] | None, option: str = "param") -> dict[str, str]:
@@ -183,11 +224,14 @@ def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str 
 
 
 def plan_outputs(sources: Iterator[Source], *, kind: str, output: Path | None, template: str,
-                 existing: Existing, suffix: Any = None) -> Iterator[Item]:
+                 existing: Existing, suffix: Any = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[Item]:
     """Items with destinations; one image from stdin goes to stdout unless an output file is named."""
     if kind == "image":
         item = Item(0, Source(STDIN, PurePosixPath("stdin")))
-        item.extra["data"] = sys.stdin.buffer.read()
+        try:
+            item.extra["data"] = read_bounded(sys.stdin.buffer, max_pixels)
+        except InputError as error:
+            item.error = f"stdin holds {error}"
         if output is not None and str(output) != STDIN:
             if output.is_dir():
                 raise OptionError("--output", "with one image on stdin, --output names a file, not a folder")

@@ -39,6 +39,7 @@ import re
 import time
 from typing import Literal, Optional
 
+from maskcli.cores import cpu_count
 from maskcli.errors import DeviceUnavailable, OptionError
 
 Precision = Literal["fp32", "fp16", "bf16"]
@@ -138,10 +139,7 @@ def cuda_driver_present() -> bool:
 
 def usable_cores() -> int:
     """The cores this process may run on (its affinity mask: taskset, cgroup cpusets), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return cpu_count()
 
 
 def busy_elsewhere(samples: int = 5, interval: float = 0.002, loadavg: str = "/proc/loadavg") -> int:

@@ -97,13 +97,25 @@ def build_model(spec: ModelSpec, path: Union[str, Path]) -> "nn.Module":
     WeightsUnavailable
         The file cannot be read, or holds another architecture (missing, unexpected or mis-shaped tensors).
     """
+    if spec.builder == "onnx-graph":
+        from maskcli.cnn.models.onnx_graph import OnnxGraph
+
+        return OnnxGraph(path, spec.name).eval()
+    import torch
+
+    from maskcli.cnn.weights import load_state, read_checkpoint
+
+    checkpoint = read_checkpoint(path)
+    if checkpoint is not None:  # fine-tuned by `maskcli train`
+        from maskcli.cnn.training import model_from_checkpoint
+
+        return model_from_checkpoint(spec, checkpoint, path).eval()
     if spec.weights_format == "onnx":
         from maskcli.cnn.models import u2net
 
         model = getattr(u2net, spec.builder)()
         u2net.load_onnx_weights(model, path)
         return model.eval()
-    import torch
     from torchvision.models import segmentation
 
     # The auxiliary head only helps training; the published files carry it, random or custom ones may not.
@@ -111,27 +123,17 @@ def build_model(spec: ModelSpec, path: Union[str, Path]) -> "nn.Module":
                                                  num_classes=len(spec.categories), aux_loss=False)
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle, zip and OS errors alike mean "not a torch state dict"
-        raise WeightsUnavailable(f"cannot read {path} as a torch state dict for model {spec.name!r}: "
-                                 f"{type(error).__name__}: {error}") from None
+    except Exception:  # pickle, zip and OS errors alike mean "not a torch state dict"; torch's own text is
+        # many lines about weights_only that say nothing about the cause
+        hint = " (an ONNX file, the format of the u2net models)" if str(path).lower().endswith(".onnx") else ""
+        raise WeightsUnavailable(f"{path} is not a weights file for model {spec.name!r}: it cannot be read as a "
+                                 f"torch state dict{hint}") from None
     if isinstance(state, dict) and isinstance(state.get("model", state.get("state_dict")), dict):
         state = state.get("model", state.get("state_dict"))  # training checkpoints wrap the weights
     if not isinstance(state, dict):
         raise WeightsUnavailable(f"{path} is not a state dict (it holds a {type(state).__name__})")
     state = {k: v for k, v in state.items() if not k.startswith("aux_classifier.")}
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    misshaped = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or misshaped:
-        details = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)):
-            if keys:
-                details.append(f"{len(keys)} {label} (e.g. {keys[0]})")
-        raise WeightsUnavailable(f"{path} does not hold the weights of {spec.name} ({spec.builder}, "
-                                 f"{len(spec.categories)} classes): {'; '.join(details)}")
-    model.load_state_dict(state)
-    return model.eval()
+    return load_state(model, state, path, f"{spec.name} ({spec.builder}, {len(spec.categories)} classes)").eval()
 
 
 def _input_size(spec: ModelSpec, height: int, width: int) -> tuple[int, int]:
@@ -249,7 +251,7 @@ class Segmenter:
 
             self.device = torch.device(self.plan.device)
             self.model = model.to(self.device)
-            if self.plan.channels_last:
+            if self.plan.channels_last and spec.builder != "onnx-graph":
                 self.model = self.model.to(memory_format=torch.channels_last)
             self._mean_t = torch.tensor(spec.mean, device=self.device).view(3, 1, 1)
             self._std_t = torch.tensor(spec.std, device=self.device).view(3, 1, 1)
@@ -279,8 +281,10 @@ class Segmenter:
 
     # --- the model ----------------------------------------------------------------------------------------
 
-    def _forward(self, batch: "torch.Tensor") -> "torch.Tensor":
-        """torch: model-resolution probability maps N×h×w (float32) for a normalised batch N×3×h×w."""
+    def _forward(self, batch: "torch.Tensor", labels: bool = False) -> "torch.Tensor":
+        """torch: model-resolution probability maps N×h×w (float32) for a normalised batch N×3×h×w; with
+        ``labels`` (semantic models), N×(1+k)×h×w: the rest (background and classes not chosen), then each chosen
+        class."""
         import torch
 
         batch = batch.to(self.device, non_blocking=True)
@@ -291,24 +295,30 @@ class Segmenter:
             out = self.model(batch)
             if self.spec.kind == "salient":
                 fused = out[:, 0].float()
+                if self.spec.logits:
+                    fused = torch.sigmoid(fused)
                 low = fused.amin(dim=(1, 2), keepdim=True)
                 high = fused.amax(dim=(1, 2), keepdim=True)
                 # The reference post-processing: the fused map stretched to [0, 1] per image.
                 return (fused - low) / (high - low).clamp_min(1e-8)
             logits = out["out"].float()
-            return torch.softmax(logits, dim=1)[:, self.classes].sum(dim=1).clamp_(0.0, 1.0)
+            chosen = torch.softmax(logits, dim=1)[:, self.classes]
+            if labels:
+                return torch.cat([(1.0 - chosen.sum(dim=1, keepdim=True)).clamp_(0.0, 1.0), chosen], dim=1)
+            return chosen.sum(dim=1).clamp_(0.0, 1.0)
 
-    def _run_host(self, batch: np.ndarray) -> np.ndarray:
-        """Model-resolution maps N×h×w for a normalised host batch (CPU)."""
+    def _run_host(self, batch: np.ndarray, labels: bool = False) -> np.ndarray:
+        """Model-resolution maps N×h×w (N×(1+k)×h×w with ``labels``) for a normalised host batch (CPU)."""
         if self.engine == "onnxruntime":
-            return self.model.run(batch)  # one thread per call, always (see maskcli.cnn.onnxrt)
+            return self.model.run(batch, labels)  # one thread per call, always (see maskcli.cnn.onnxrt)
         import torch
 
-        return self._forward(torch.from_numpy(batch)).cpu().numpy()
+        return self._forward(torch.from_numpy(batch), labels).cpu().numpy()
 
-    def probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Model-resolution probability maps, one per image, in order (float32 h×w)."""
-        return self._map(images, full_size=False)
+    def probabilities(self, images: Sequence[np.ndarray], labels: bool = False) -> list[np.ndarray]:
+        """Model-resolution probability maps, one per image, in order (float32 h×w; with ``labels``,
+        (1+k)×h×w as :meth:`_forward` says)."""
+        return self._map(images, full_size=False, labels=labels)
 
     def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Soft masks (float32 H×W in [0, 1]) at each image's full size."""
@@ -329,8 +339,8 @@ class Segmenter:
             self._free = (time.monotonic(), free)
         return free
 
-    def _one(self, image: np.ndarray, full_size: bool) -> np.ndarray:
-        small = self._run_host(self.preprocess(image)[None])[0]
+    def _one(self, image: np.ndarray, full_size: bool, labels: bool = False) -> np.ndarray:
+        small = self._run_host(self.preprocess(image)[None], labels)[0]
         if not full_size:
             return small.copy()
         height, width = image.shape[:2]
@@ -338,7 +348,7 @@ class Segmenter:
             small, (width, height), interpolation=cv2.INTER_LINEAR)
         return np.clip(mask, 0.0, 1.0, out=mask).astype(np.float32, copy=False)
 
-    def _map(self, images: Sequence[np.ndarray], full_size: bool) -> list[np.ndarray]:
+    def _map(self, images: Sequence[np.ndarray], full_size: bool, labels: bool = False) -> list[np.ndarray]:
         images = list(images)
         with self._lock:
             free = self.free_cores()
@@ -346,7 +356,7 @@ class Segmenter:
             if workers <= 1:
                 # A lone image (or one free core): this thread; torch spreads a lone image over the free cores.
                 self._set_torch_threads(free if len(images) == 1 else 1)
-                return [self._one(image, full_size) for image in images]
+                return [self._one(image, full_size, labels) for image in images]
             self._set_torch_threads(1)
             if self._workers is None or self._worker_count < workers:  # grows, never shrinks: threads are cheap
                 if self._workers is not None:
@@ -355,7 +365,7 @@ class Segmenter:
                 self._worker_count = workers
             # Interleaved shares, one per worker: `workers` images in flight at once, never more.
             shares = [list(range(start, len(images), workers)) for start in range(workers)]
-            done = self._workers.map(lambda share: [self._one(images[i], full_size) for i in share], shares)
+            done = self._workers.map(lambda share: [self._one(images[i], full_size, labels) for i in share], shares)
             out: list[Any] = [None] * len(images)
             for share, masks in zip(shares, done):
                 for index, mask in zip(share, masks):
@@ -431,6 +441,22 @@ class Segmenter:
                 break  # no longer growing
             batch *= 2
         return choose_batch_size(rates)
+
+
+    def predict_labels(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Label maps (uint8 H×W) at each image's full size: ``k`` where the k-th chosen class is the most
+        probable, 0 where the background or a class not chosen is. Each class's probability is resized to the
+        image before the choice, so that edges are as smooth as the soft masks'."""
+        if self.spec.kind != "semantic":
+            raise ValueError(f"{self.spec.name} has no classes")
+        maps = []
+        for image, small in zip(images, self.probabilities(images, labels=True)):
+            height, width = image.shape[:2]
+            channels = np.ascontiguousarray(small.transpose(1, 2, 0))
+            if channels.shape[:2] != (height, width):
+                channels = cv2.resize(channels, (width, height), interpolation=cv2.INTER_LINEAR)
+            maps.append(channels.reshape(height, width, -1).argmax(axis=2).astype(np.uint8))
+        return maps
 
 
 _LOADED: dict[tuple[Any, ...], Segmenter] = {}

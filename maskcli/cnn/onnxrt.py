@@ -52,15 +52,21 @@ def salient_map(fused: np.ndarray) -> np.ndarray:
     return ((fused - low) / np.maximum(high - low, 1e-8)).astype(np.float32, copy=False)
 
 
-def class_probability(logits: np.ndarray, classes: Sequence[int]) -> np.ndarray:
-    """Semantic models: softmax over the classes (N×C×h×w), summed over ``classes``, in [0, 1].
+def class_probability(logits: np.ndarray, classes: Sequence[int], labels: bool = False) -> np.ndarray:
+    """Semantic models: softmax over the classes (N×C×h×w), summed over ``classes``, in [0, 1]; with ``labels``,
+    N×(1+k)×h×w: the rest (background and classes not chosen), then each chosen class.
 
     >>> class_probability(np.zeros((1, 4, 1, 1), np.float32), [1, 2]).tolist()
     [[[0.5]]]
+    >>> class_probability(np.zeros((1, 4, 1, 1), np.float32), [1, 2], labels=True).ravel().tolist()
+    [0.5, 0.25, 0.25]
     """
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    chosen = shifted[:, list(classes)].sum(axis=1) / shifted.sum(axis=1)
-    return np.clip(chosen, 0.0, 1.0).astype(np.float32, copy=False)
+    chosen = shifted[:, list(classes)] / shifted.sum(axis=1, keepdims=True)
+    if labels:
+        rest = np.clip(1.0 - chosen.sum(axis=1, keepdims=True), 0.0, 1.0)
+        return np.concatenate([rest, chosen], axis=1).astype(np.float32, copy=False)
+    return np.clip(chosen.sum(axis=1), 0.0, 1.0).astype(np.float32, copy=False)
 
 
 class OnnxModel:
@@ -118,17 +124,19 @@ class OnnxModel:
                                      f"{type(error).__name__}: {error}") from None
         self.input_name = self.session.get_inputs()[0].name
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def run(self, batch: np.ndarray, labels: bool = False) -> np.ndarray:
         """Foreground probability N×h×w (float32) for a normalised batch N×3×h×w, on the calling thread (several
-        threads may call at once). The published U²-Net-P graph has a fixed batch of 1: a batch runs image by
-        image."""
+        threads may call at once); ``labels``: see :func:`class_probability`. Many exports (U²-Net-P's among
+        them) fix the batch at 1: a batch runs image by image."""
         maps = []
         for image in batch:
             out = self.session.run(None, {self.input_name: np.ascontiguousarray(image[None], dtype=np.float32)})[0]
             if self.spec.kind == "salient":
-                maps.append(salient_map(out[:, 0]))
+                fused = out[:, 0].astype(np.float32)
+                # Exports that end in logits (BiRefNet, ISNet's specs say so) need the sigmoid U²-Net has inside.
+                maps.append(salient_map(1.0 / (1.0 + np.exp(-fused)) if self.spec.logits else fused))
             else:
-                maps.append(class_probability(out, self.classes))
+                maps.append(class_probability(out, self.classes, labels))
         return np.concatenate(maps)
 
 

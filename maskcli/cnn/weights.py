@@ -1,26 +1,31 @@
-"""Finding a model's weights file: ``--weights PATH``, then the cache, then a verified download.
+"""Finding a model's weights file: ``--weights PATH``, then the package, then the cache, then a verified download.
 
 Resolution order, for a :class:`~maskcli.cnn.specs.ModelSpec`:
 
 1. a local file the user names (``--weights PATH``); its checksum is not checked, since it may be the user's own
    training, but loading it checks the architecture;
-2. the cache: ``$MASKCLI_HOME/models/``, else the platform's user cache folder (``~/.cache/maskcli/models`` on
+2. the copy shipped inside the package (``maskcli/cnn/weights_data/``, specs with ``bundled=True``: the default
+   U²-Net-P, 4.6 MB), checked against the spec's SHA-256, so the default model works offline on a fresh install;
+3. the cache: ``$MASKCLI_HOME/models/``, else the platform's user cache folder (``~/.cache/maskcli/models`` on
    Linux); for torchvision models also torchvision's own hub cache (``torch.hub.get_dir()/checkpoints``);
-3. a download from the spec's URL, checked against its checksum, written to a temporary file in the cache and
+4. a download from the spec's URL, checked against its checksum, written to a temporary file in the cache and
    renamed into place only once verified, so an interrupted or corrupt download never leaves a file that looks
    valid.
 
-``MASKCLI_OFFLINE=1`` forbids step 3. Whenever no file can be had, one :class:`WeightsUnavailable` says which
+``MASKCLI_OFFLINE=1`` forbids step 4. Whenever no file can be had, one :class:`WeightsUnavailable` says which
 model, which file was expected, where it is published and how to provide it.
 
 >>> import tempfile
 >>> from unittest import mock
 >>> from maskcli.cnn import specs
 >>> with mock.patch.dict(os.environ, {"MASKCLI_HOME": tempfile.mkdtemp()}):
-...     resolve(specs.get("u2netp"), offline=True)
+...     resolve(specs.get("u2netp"), offline=True).relative_to(BUNDLED).as_posix()
+'u2netp.onnx'
+>>> with mock.patch.dict(os.environ, {"MASKCLI_HOME": tempfile.mkdtemp()}):
+...     resolve(specs.get("u2net"), offline=True)
 Traceback (most recent call last):
 ...
-maskcli.errors.WeightsUnavailable: no weights for model 'u2netp': ...u2netp.onnx does not exist ...
+maskcli.errors.WeightsUnavailable: no weights for model 'u2net': ...u2net.onnx does not exist ...
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Optional, Union
+from typing import Any, BinaryIO, Optional, Union
 
 from maskcli.cnn.specs import ModelSpec
 from maskcli.errors import WeightsUnavailable
@@ -44,6 +49,17 @@ Progress = Callable[[int, Optional[int]], None]
 Fetch = Callable[[str], "tuple[BinaryIO, Optional[int]]"]
 
 _CHUNK = 1 << 20
+
+#: The folder of weights shipped inside the package (see its NOTICE.md and LICENSE).
+BUNDLED = Path(__file__).resolve().parent / "weights_data"
+
+
+def bundled_path(spec: ModelSpec) -> Optional[Path]:
+    """The packaged copy of ``spec``'s weights, if the spec is bundled and the file is installed."""
+    if not spec.bundled:
+        return None
+    path = BUNDLED / spec.filename
+    return path if path.is_file() else None
 
 
 def cache_dir() -> Path:
@@ -84,7 +100,10 @@ def torch_hub_checkpoints() -> Path:
 
 
 def find_cached(spec: ModelSpec) -> Optional[Path]:
-    """The cached file of ``spec``, if any (maskcli's cache first, then torchvision's)."""
+    """The local file of ``spec``, if any: the packaged copy, then maskcli's cache, then torchvision's."""
+    bundled = bundled_path(spec)
+    if bundled is not None:
+        return bundled
     candidates = [cache_path(spec)]
     if spec.torchvision_file:
         candidates.append(torch_hub_checkpoints() / spec.filename)
@@ -99,8 +118,8 @@ def offline_mode() -> bool:
 def _unavailable(spec: ModelSpec, reason: str) -> WeightsUnavailable:
     return WeightsUnavailable(
         f"no weights for model {spec.name!r}: {cache_path(spec)} does not exist and {reason}. "
-        f"Download {spec.url} to that path, run `maskcli models download {spec.name}`, "
-        f"or pass --weights PATH (a local file)."
+        f"Fetch {spec.url} where there is network access and copy it to that path (its checksum is checked "
+        f"on first use), or pass --weights PATH (a local file)."
     )
 
 
@@ -124,10 +143,19 @@ def _matches(spec: ModelSpec, sha256: str, md5: str) -> bool:
 def verify(spec: ModelSpec, path: Union[str, Path]) -> Path:
     """Check a cached file against the spec's checksum; a mismatch is a :class:`WeightsUnavailable`.
 
-    A verified file gets a small ``.verified`` stamp (its size and modification time), so the hash of a large
-    file is computed once, not on every run.
+    A verified file in the cache gets a small ``.verified`` stamp (its size and modification time), so the hash of
+    a large file is computed once, not on every run. The packaged copy is small and may sit in a read-only or
+    version-controlled folder: it is hashed each time (about 10 ms) and never stamped.
     """
     path = Path(path)
+    if path.parent == BUNDLED:
+        sha256 = digest(path, "sha256")
+        if not _matches(spec, sha256, ""):
+            raise WeightsUnavailable(
+                f"the packaged weights {path} for model {spec.name!r} have checksum sha256:{sha256}, expected "
+                f"{spec.checksum()}: the installation is damaged; reinstall maskcli or pass --weights PATH."
+            )
+        return path
     stamp = path.with_name(path.name + ".verified")
     status = path.stat()
     mark = f"{status.st_size} {status.st_mtime_ns}"
@@ -239,3 +267,119 @@ def resolve(spec: ModelSpec, weights: Union[str, Path, None] = None, *, offline:
     if offline_mode() if offline is None else offline:
         raise _unavailable(spec, "downloads are off (MASKCLI_OFFLINE is set)")
     return download(spec, progress=progress, fetch=fetch)
+
+
+# --- Fine-tuned checkpoints (``maskcli train``) --------------------------------------------------------------------
+#
+# A checkpoint is a torch file holding a plain dict: ``format`` (CHECKPOINT_FORMAT), ``model`` (the state dict) and
+# ``meta`` (base model, training size, normalisation, threshold, data fingerprint, scores, maskcli version). It is
+# read with ``weights_only=True``, so loading one never runs code from the file.
+
+#: The value of a checkpoint's ``format`` key.
+CHECKPOINT_FORMAT = "maskcli-checkpoint/1"
+#: The spec fields a checkpoint's ``meta`` may override: the pre-processing the model was trained with.
+_PREPROCESSING = ("input_size", "mean", "std", "scale_by_max", "interpolation")
+
+
+def _torch_file(path: Path) -> bool:
+    # torch.save writes a zip archive; reading four bytes tells it from an ONNX protobuf without importing torch.
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
+def read_checkpoint(path: Union[str, Path]) -> Optional[dict]:
+    """The checkpoint dict in ``path``, or None when the file is not a maskcli checkpoint (an ONNX file, a plain
+    torch state dict).
+
+    Raises
+    ------
+    WeightsUnavailable
+        The file looks like a torch file but cannot be read.
+    """
+    path = Path(path)
+    if not _torch_file(path):
+        return None
+    import torch
+
+    try:
+        content = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:  # zip, pickle and OS errors alike: a damaged file
+        raise WeightsUnavailable(f"cannot read {path}: {type(error).__name__}: {error}") from None
+    if isinstance(content, dict) and content.get("format") == CHECKPOINT_FORMAT:
+        return content
+    return None
+
+
+def checkpoint_meta(path: Union[str, Path]) -> Optional[dict]:
+    """The ``meta`` dict of a maskcli checkpoint, or None for any other weights file."""
+    content = read_checkpoint(path)
+    return None if content is None else dict(content.get("meta", {}))
+
+
+def spec_for_weights(spec: ModelSpec, path: Union[str, Path]) -> ModelSpec:
+    """``spec`` as the weights in ``path`` need it: a fine-tuned checkpoint brings its own pre-processing
+    (training size, normalisation); any other file leaves the spec as it is.
+
+    Raises
+    ------
+    WeightsUnavailable
+        The checkpoint was fine-tuned from another architecture than ``spec``'s (one line, naming both).
+    """
+    meta = checkpoint_meta(path)
+    if meta is None:
+        return spec
+    check_architecture(spec, meta, path)
+    changes = {key: tuple(meta[key]) if isinstance(meta[key], list) else meta[key]
+               for key in _PREPROCESSING if key in meta}
+    import dataclasses
+
+    return dataclasses.replace(spec, **changes)
+
+
+def check_architecture(spec: ModelSpec, meta: dict, path: Union[str, Path]) -> None:
+    """Refuse a checkpoint whose architecture is not ``spec``'s, in one line."""
+    builder = meta.get("builder")
+    if builder != spec.builder:
+        base = meta.get("base_model", "another model")
+        raise WeightsUnavailable(f"{path} was fine-tuned from {base} (architecture {builder}), not {spec.name} "
+                                 f"(architecture {spec.builder}); pass --model {base}")
+
+
+def load_state(model: Any, state: Any, path: Union[str, Path], label: str) -> Any:
+    """Load a state dict into a torch ``model`` after checking that every tensor is there with its shape.
+
+    Raises
+    ------
+    WeightsUnavailable
+        Missing, unexpected or mis-shaped tensors: the file holds another architecture (``label`` names this one).
+    """
+    if not isinstance(state, dict):
+        raise WeightsUnavailable(f"{path} is not a state dict (it holds a {type(state).__name__})")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshaped = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or misshaped:
+        details = [f"{len(keys)} {kind} (e.g. {keys[0]})" for kind, keys in
+                   (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)) if keys]
+        raise WeightsUnavailable(f"{path} does not hold the weights of {label}: {'; '.join(details)}")
+    model.load_state_dict(state)
+    return model
+
+
+def save_checkpoint(path: Union[str, Path], content: dict) -> Path:
+    """Write a torch file atomically (:func:`maskcli.io.encode.write_atomic`: a temporary file in the destination
+    folder, renamed into place), so an interrupted save never leaves a half-written checkpoint."""
+    import io
+
+    import torch
+
+    from maskcli.io.encode import write_atomic
+
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    write_atomic(path, buffer.getvalue())
+    return Path(path)
