@@ -141,7 +141,57 @@ def busy_process() -> subprocess.Popen[bytes]:
 
 def summary(runs: list[dict[str, float]], key: str, digits: int = 1) -> str:
     values = [run[key] for run in runs]
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f}, n={len(values)})"
+
+
+def report(results: dict[tuple[str, str, str], list[dict[str, float]]], loads: list[str], tasks: list[str],
+           rembg: str, count: int, args: argparse.Namespace) -> list[str]:
+    """The Markdown tables: one per load, a row per task and measure, medians with their range."""
+    lines = ["# maskcli against rembg: U²-Net-P on the CPU", "",
+             f"{platform.machine()}, {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), "
+             f"{rembg} against maskcli with its defaults. {count} photos of "
+             f"weizmann_horses (198×116 to 468×360), the same `u2netp.onnx`. Medians of interleaved runs "
+             f"(range and number of runs in brackets). Command: `python benchmarks/bench_rembg.py --count {args.count} --repeats "
+             f"{args.repeats} --latency {args.latency} --loads {args.loads}`.", ""]
+    for load in loads:
+        title = "quiet machine" if load == "quiet" else "one CPU-bound process running beside both tools"
+        lines += [f"## {title}", "", "| task | rembg | maskcli | maskcli / rembg speed |", "| --- | ---: | ---: | ---: |"]
+        for task in [t for t in tasks if t != "latency"]:
+            if (load, task, "rembg") not in results or (load, task, "maskcli") not in results:
+                continue
+            rembg_runs, ours = results[(load, task, "rembg")], results[(load, task, "maskcli")]
+            ratio = statistics.median(r["wall"] for r in rembg_runs) / statistics.median(r["wall"] for r in ours)
+            label = "masks (`-om` / `segment`)" if task == "masks" else "RGBA cut-outs (`p` / `apply`)"
+            lines += [f"| {label}: wall s | {summary(rembg_runs, 'wall')} | {summary(ours, 'wall')} | "
+                      f"**{ratio:.2f}×** |",
+                      f"| {task}: CPU user + sys s | {summary(rembg_runs, 'user')} + {summary(rembg_runs, 'sys')} | "
+                      f"{summary(ours, 'user')} + {summary(ours, 'sys')} | |",
+                      f"| {task}: peak memory of the process tree, MiB | {summary(rembg_runs, 'peak_mib', 0)} | "
+                      f"{summary(ours, 'peak_mib', 0)} | |",
+                      f"| {task}: mean IoU against the truth | {summary(rembg_runs, 'iou', 4)} | "
+                      f"{summary(ours, 'iou', 4)} | |"]
+        if "latency" in tasks and (load, "latency", "rembg") in results and (load, "latency", "maskcli") in results:
+            rembg_runs, ours = results[(load, "latency", "rembg")], results[(load, "latency", "maskcli")]
+            ratio = statistics.median(r["wall"] for r in rembg_runs) / statistics.median(r["wall"] for r in ours)
+            lines.append(f"| one image, process start to file (`rembg i` / `apply`): s | {summary(rembg_runs, 'wall', 2)} "
+                         f"| {summary(ours, 'wall', 2)} | **{ratio:.2f}×** |")
+        lines.append("")
+    return lines
+
+
+def from_log(path: Path) -> dict[tuple[str, str, str], list[dict[str, float]]]:
+    """The runs recorded in the progress lines a run prints on stderr (``LOAD TASK TOOL {...}`` and
+    ``LOAD latency TOOL SECONDS``), to report a run that was stopped early."""
+    import ast
+
+    results: dict[tuple[str, str, str], list[dict[str, float]]] = {}
+    for line in path.read_text().splitlines():
+        parts = line.split(" ", 3)
+        if len(parts) == 4 and parts[0] in ("quiet", "busy"):
+            load, task, tool, value = parts
+            run = ast.literal_eval(value) if value.startswith("{") else {"wall": float(value)}
+            results.setdefault((load, task, tool), []).append(run)
+    return results
 
 
 def main() -> None:
@@ -154,10 +204,17 @@ def main() -> None:
     parser.add_argument("--venv", type=Path, help="rembg's virtual environment (made when missing; default: a "
                                                   "temporary one)")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--from-log", type=Path, help="report the runs in this saved stderr of an earlier run")
     args = parser.parse_args()
     if not (HORSES.is_dir() and U2NETP.is_file()):
         sys.exit(f"needs {HORSES} and {U2NETP} beside the repository")
     tasks, loads = args.tasks.split(","), args.loads.split(",")
+    if args.from_log:
+        results = from_log(args.from_log)
+        loads = [load for load in loads if any(key[0] == load for key in results)]
+        venv = args.venv or Path(sys.prefix)
+        write_report(report(results, loads, tasks, rembg_version(venv), args.count, args), args.out)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-rembg-") as tmp:
         root = Path(tmp)
         venv = args.venv or root / "venv"
@@ -204,34 +261,7 @@ def main() -> None:
                 if background is not None:
                     background.kill()
                     background.wait()
-    lines = ["# maskcli against rembg: U²-Net-P on the CPU", "",
-             f"{platform.machine()}, {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable), "
-             f"{rembg_version(venv)} against maskcli with its defaults. {len(names)} photos of "
-             f"weizmann_horses (198×116 to 468×360), the same `u2netp.onnx`. Medians of {args.repeats} interleaved "
-             f"runs (range in brackets); one image: {args.latency} runs. Command: `python benchmarks/bench_rembg.py "
-             f"--count {args.count} --repeats {args.repeats} --latency {args.latency} --loads {args.loads}`.", ""]
-    for load in loads:
-        title = "quiet machine" if load == "quiet" else "one CPU-bound process running beside both tools"
-        lines += [f"## {title}", "", "| task | rembg | maskcli | maskcli / rembg speed |", "| --- | ---: | ---: | ---: |"]
-        for task in [t for t in tasks if t != "latency"]:
-            rembg_runs, ours = results[(load, task, "rembg")], results[(load, task, "maskcli")]
-            ratio = statistics.median(r["wall"] for r in rembg_runs) / statistics.median(r["wall"] for r in ours)
-            label = "masks (`-om` / `segment`)" if task == "masks" else "RGBA cut-outs (`p` / `apply`)"
-            lines += [f"| {label}: wall s | {summary(rembg_runs, 'wall')} | {summary(ours, 'wall')} | "
-                      f"**{ratio:.2f}×** |",
-                      f"| {task}: CPU user + sys s | {summary(rembg_runs, 'user')} + {summary(rembg_runs, 'sys')} | "
-                      f"{summary(ours, 'user')} + {summary(ours, 'sys')} | |",
-                      f"| {task}: peak memory of the process tree, MiB | {summary(rembg_runs, 'peak_mib', 0)} | "
-                      f"{summary(ours, 'peak_mib', 0)} | |",
-                      f"| {task}: mean IoU against the truth | {summary(rembg_runs, 'iou', 4)} | "
-                      f"{summary(ours, 'iou', 4)} | |"]
-        if "latency" in tasks:
-            rembg_runs, ours = results[(load, "latency", "rembg")], results[(load, "latency", "maskcli")]
-            ratio = statistics.median(r["wall"] for r in rembg_runs) / statistics.median(r["wall"] for r in ours)
-            lines.append(f"| one image, process start to file (`rembg i` / `apply`): s | {summary(rembg_runs, 'wall', 2)} "
-                         f"| {summary(ours, 'wall', 2)} | **{ratio:.2f}×** |")
-        lines.append("")
-    write_report(lines, args.out)
+    write_report(report(results, loads, tasks, rembg_version(venv), len(names), args), args.out)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 An optional extra (``pip install 'maskcli[onnx]'``). Where it is installed, the CPU path of a model whose weights
 are an ONNX file runs here by default: the graph is the same file the torch port loads its weights from, so the
-masks agree (IoU ≥ 0.999 on the horses, ``tests/test_cnn_speed.py``), and a run never imports torch, which is
-2.5 s of a one-image run. Measured against the torch port (fp32, channels_last) on 2 cores, see
+masks agree (IoU ≥ 0.999 on the horses, ``tests/test_cnn_speed.py``), a run never imports torch (2.5 s of a
+one-image run), and it costs less per image than torch (below). Against rembg on the same weights:
 ``benchmarks/results/rembg.md``.
 
 The interface the segmenter uses is small: :meth:`OnnxModel.run` takes a normalised batch N×3×h×w (float32)
