@@ -50,6 +50,12 @@ def eval_command(
     both_classes: Annotated[bool, typer.Option("--both-classes", help="Rank and summarise by the mean IoU of "
                                                "foreground and background (for sets where the foreground covers "
                                                "most of each image).", rich_help_panel=SCORING)] = False,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="With --methods: images processed at once "
+                                                "(processes; threads for the CNN). Default: 1, so that the "
+                                                "times are free of contention.", rich_help_panel=SCORING,
+                                                min=1, show_default=False)] = None,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="With --methods: stop at the first image that "
+                                            "fails.", rich_help_panel=SCORING)] = False,
     limit: Annotated[Optional[int], typer.Option("--limit", help="With --methods: score only the first N "
                                                  "pairs.", rich_help_panel=SCORING, min=1, show_default=False)
                      ] = None,
@@ -89,7 +95,8 @@ def eval_command(
         specs = evaluate.parse_method_specs(methods)
         with _Progress(enabled=not quiet and not json_output) as progress:
             ranking = evaluate.compare_methods(source, truth, specs, level=level, tolerance=tolerance,
-                                               both_classes=both_classes, limit=limit, progress=progress.step)
+                                               both_classes=both_classes, limit=limit, progress=progress.step,
+                                               jobs=jobs or 1, fail_fast=fail_fast)
         _warn_unpaired(ranking.pairing, "an image")
         if csv_file is not None:
             _write_csv(csv_file, [(r.spec.label, image) for r in ranking.results for image in r.images])
@@ -105,8 +112,9 @@ def eval_command(
         _report_failures([(r.spec.label, i) for r in ranking.results for i in r.failed])
         raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
 
-    if limit is not None:
-        raise OptionError("--limit", "only applies with --methods")
+    for flag, given in (("--limit", limit is not None), ("--jobs", jobs is not None), ("--fail-fast", fail_fast)):
+        if given:
+            raise OptionError(flag, "only applies with --methods")
     result = evaluate.evaluate_folders(source, truth, level=level, tolerance=tolerance)
     _warn_unpaired(result.pairing, "a prediction")
     if csv_file is not None:
