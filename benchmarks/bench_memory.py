@@ -115,6 +115,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp folder)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     parser.add_argument("--only", nargs="*", default=None, help="run only these methods/modes")
+    parser.add_argument("--whole-megapixels", type=float, default=None,
+                        help="run the modes that need the whole image in float (no bands) on an image of this size "
+                             "instead (bytes per pixel hardly depend on the size; this spares a shared machine)")
     args = parser.parse_args()
 
     from maskcli.composite import modes
@@ -122,17 +125,18 @@ def main() -> None:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="maskcli-mem-"))
     images, masks, pixels = make_inputs(work, args.megapixels)
+    whole = make_inputs(work / "whole", args.whole_megapixels) if args.whole_megapixels else None
     maskcli = [sys.executable, "-m", "maskcli"]
-    rows: list[tuple[str, str, float, float, int]] = []
+    rows: list[tuple[str, str, float, float, float, int]] = []
 
-    def measure(kind: str, name: str, command: list[str]) -> None:
+    def measure(kind: str, name: str, command: list[str], size: int = pixels) -> None:
         if args.only and name not in args.only:
             return
         out = work / "out"
         shutil.rmtree(out, ignore_errors=True)
         peak, seconds, status = peak_of(command + ["-o", str(out), "--jobs", "1", "--quiet"])
-        rows.append((kind, name, peak, seconds, status))
-        print(f"{kind} {name}: {peak / 2**20:.0f} MiB, {peak / pixels:.1f} B/px, {seconds:.1f} s, exit {status}",
+        rows.append((kind, name, size, peak, seconds, status))
+        print(f"{kind} {name}: {peak / 2**20:.0f} MiB, {peak / size:.1f} B/px, {seconds:.1f} s, exit {status}",
               file=sys.stderr)
 
     small = work / "small"
@@ -149,18 +153,28 @@ def main() -> None:
     cv2.imwrite(str(background), np.full((300, 400, 3), 90, np.uint8))
     for name in modes.names():
         extra = ["-b", str(background)] if name == "image" else MODE_OPTIONS.get(name, [])
-        measure("apply", name, [*maskcli, "apply", str(images), "--masks", str(masks), "--mode", name, *extra])
+        options = {"background": str(background)} if name == "image" else dict(
+            pair.split("=", 1) if "=" in pair else ("background", pair) for pair in extra[1::2])
+        banded = modes.create(name, options).halo(np.zeros((4, 4), np.uint8)) is not None
+        folder, mask_folder, size = (images, masks, pixels) if banded or whole is None else whole
+        measure("apply", name, [*maskcli, "apply", str(folder), "--masks", str(mask_folder), "--mode", name, *extra],
+                size)
 
     lines = [f"# Peak memory of the whole process tree, one {pixels / 1e6:.0f}-megapixel RGB JPEG "
              f"({os.cpu_count()} cores, `--jobs 1`)", "",
              "Target: at most 16 bytes per pixel for every method and mode except the CNN and GrabCut. "
              "The start-up row is one 640×480 image: what the process tree costs before any large image.", "",
-             "| command | method / mode | peak MiB | bytes per pixel | seconds | exit |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
-    for kind, name, peak, seconds, status in rows:
-        per_pixel = "" if kind == "start-up" else f"{peak / pixels:.1f}"
-        lines.append(f"| {kind} | {name} | {peak / 2**20:.0f} | {per_pixel} | {seconds:.1f} | {status} |")
-    lines += ["", f"    python benchmarks/bench_memory.py --megapixels {args.megapixels:g}"]
+             "| command | method / mode | megapixels | peak MiB | bytes per pixel | seconds | exit |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for kind, name, size, peak, seconds, status in rows:
+        per_pixel = "" if kind == "start-up" else f"{peak / size:.1f}"
+        megapixels = 0.3 if kind == "start-up" else size / 1e6
+        lines.append(f"| {kind} | {name} | {megapixels:.1f} | {peak / 2**20:.0f} | {per_pixel} | {seconds:.1f} "
+                     f"| {status} |")
+    command = f"python benchmarks/bench_memory.py --megapixels {args.megapixels:g}"
+    if args.whole_megapixels:
+        command += f" --whole-megapixels {args.whole_megapixels:g}"
+    lines += ["", "    " + command]
     write_report(lines, args.out)
 
 
