@@ -115,6 +115,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp folder)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     parser.add_argument("--only", nargs="*", default=None, help="run only these methods/modes")
+    parser.add_argument("--folder", type=Path, default=None,
+                        help="also measure `maskcli segment FOLDER -m otsu` with the default --jobs and --jobs 1 "
+                             "(the README's figure for a folder of photos)")
+    parser.add_argument("--skip-large", action="store_true", help="only the start-up and --folder rows")
     parser.add_argument("--whole-megapixels", type=float, default=None,
                         help="run the modes that need the whole image in float (no bands) on an image of this size "
                              "instead (bytes per pixel hardly depend on the size; this spares a shared machine)")
@@ -129,12 +133,13 @@ def main() -> None:
     maskcli = [sys.executable, "-m", "maskcli"]
     rows: list[tuple[str, str, float, float, float, int]] = []
 
-    def measure(kind: str, name: str, command: list[str], size: int = pixels) -> None:
-        if args.only and name not in args.only:
+    def measure(kind: str, name: str, command: list[str], size: int = pixels, jobs: list[str] | None = None) -> None:
+        if args.only and name not in args.only or args.skip_large and kind in ("segment", "apply"):
             return
         out = work / "out"
         shutil.rmtree(out, ignore_errors=True)
-        peak, seconds, status = peak_of(command + ["-o", str(out), "--jobs", "1", "--quiet"])
+        peak, seconds, status = peak_of(command + ["-o", str(out), *(["--jobs", "1"] if jobs is None else jobs),
+                                                   "--quiet"])
         rows.append((kind, name, size, peak, seconds, status))
         print(f"{kind} {name}: {peak / 2**20:.0f} MiB, {peak / size:.1f} B/px, {seconds:.1f} s, exit {status}",
               file=sys.stderr)
@@ -146,6 +151,11 @@ def main() -> None:
 
     cv2.imwrite(str(small / "one.jpg"), np.full((480, 640, 3), 128, np.uint8))
     measure("start-up", "otsu", [*maskcli, "segment", str(small), "-m", "otsu"])
+    if args.folder:
+        count = sum(1 for _ in args.folder.iterdir())
+        for jobs in ([], ["--jobs", "1"]):
+            measure("folder", f"otsu, {count} images, {' '.join(jobs) or 'default --jobs'}",
+                    [*maskcli, "segment", str(args.folder), "-m", "otsu"], jobs=jobs)
     for name in methods.names():
         if name not in SKIP_METHODS:
             measure("segment", name, [*maskcli, "segment", str(images), "-m", name, *METHOD_OPTIONS.get(name, [])])
@@ -167,9 +177,9 @@ def main() -> None:
              "| command | method / mode | megapixels | peak MiB | bytes per pixel | seconds | exit |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for kind, name, size, peak, seconds, status in rows:
-        per_pixel = "" if kind == "start-up" else f"{peak / size:.1f}"
-        megapixels = 0.3 if kind == "start-up" else size / 1e6
-        lines.append(f"| {kind} | {name} | {megapixels:.1f} | {peak / 2**20:.0f} | {per_pixel} | {seconds:.1f} "
+        per_pixel = "" if kind in ("start-up", "folder") else f"{peak / size:.1f}"
+        megapixels = {"start-up": "0.3", "folder": "1 each"}.get(kind, f"{size / 1e6:.1f}")
+        lines.append(f"| {kind} | {name} | {megapixels} | {peak / 2**20:.0f} | {per_pixel} | {seconds:.1f} "
                      f"| {status} |")
     command = f"python benchmarks/bench_memory.py --megapixels {args.megapixels:g}"
     if args.whole_megapixels:

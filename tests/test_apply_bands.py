@@ -35,7 +35,7 @@ def test_banded_composite_equals_the_whole_image_result(name, options, colour, s
     mode = modes.create(name, options)
     job = apply_job.ApplyJob(mode=mode, mask_source="alpha", format="png")
     whole = quantise(mode(image_from_array(samples).pixels, mask.astype(np.float32) / 255), np.uint8)
-    monkeypatch.setattr(apply_job, "BAND_PIXELS", 5 * 23)  # bands of 5 rows
+    monkeypatch.setattr(apply_job, "BAND_PIXELS", 5 * 23)  # bands of 8 rows (the least a band has)
     banded = job.composite(image_from_array(samples), mask)
     banded = quantise(banded, np.uint8)
     assert banded.shape == whole.shape and np.array_equal(banded, whole)

@@ -24,7 +24,7 @@ import numpy as np
 
 from maskcli.errors import InputError, OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, Image
-from maskcli.imageops import to_unit_float
+from maskcli.imageops import BAND_PIXELS, bands, to_unit_float
 from maskcli.io.encode import FORMATS, encode_image, mask_from_image, quantise, sample_type, write_atomic
 from maskcli.io.sources import Item, Source
 from maskcli.jobs.segment import Refiner, load_item, method_input, segment_images
@@ -179,10 +179,9 @@ class ApplyJob:
         if halo is None:
             return self.mode(image.pixels, _unit(mask))
         kind = sample_type(self._format_for(image), image.bit_depth)
-        rows = max(8, BAND_PIXELS // max(width, 1))
         out: np.ndarray | None = None
-        for top in range(0, height, rows):
-            bottom = min(height, top + rows)
+        for rows in bands(height, width, max(BAND_PIXELS, 8 * width)):
+            top, bottom = rows.start, rows.stop
             start, stop = max(0, top - halo), min(height, bottom + halo)
             if image.samples is not None:
                 pixels = to_unit_float(image.samples[start:stop])
@@ -259,11 +258,6 @@ class ApplyJob:
         if self.invert:
             mask = 1.0 - mask
         return mask
-
-
-#: Images above this many pixels are composited in bands of about this many pixels (where the mode allows): a
-#: quarter megapixel keeps the float temporaries of a band to a few MB, small beside any large image.
-BAND_PIXELS = 1 << 18
 
 
 def _unit(mask: np.ndarray) -> np.ndarray:

@@ -328,6 +328,9 @@ class PlaneMethod(Method):
                            "smaller side that touches the border less; see choose_polarity).", choices=POLARITIES)
     channel: str = option("gray", "Channel thresholded: " + " | ".join(CHANNELS) + ".")
     sigma: float = option(0.0, "Gaussian pre-smoothing in pixels (0: none).")
+    #: Thresholds take the image's samples: global ones work on the levels, local ones make their own float plane
+    #: (not kept with the image: 4 bytes per pixel less at the peak).
+    integer_samples: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if self.polarity not in POLARITIES:
@@ -342,7 +345,6 @@ class ThresholdMethod(PlaneMethod):
     """Shared options and the shared compute of the global thresholds; subclasses only compute a value."""
 
     bins: int = option(256, "Histogram bins over the image's own range (more, e.g. 4096, for 16-bit detail).")
-    integer_samples: ClassVar[bool] = True
     #: True when the level comes from the histogram: the mask is then the histogram's split (whole bins).
     from_histogram: ClassVar[bool] = True
 
