@@ -42,3 +42,25 @@ def test_banded_composite_equals_the_whole_image_result(name, options, colour, s
     halo = mode.halo(mask)
     if name in ("dim", "desaturate") or (name in ("cutout", "color") and not soft):
         assert halo == 0  # these did go band by band
+
+
+@pytest.mark.parametrize("polarity", ["bright", "dark", "auto"])
+@pytest.mark.parametrize("name, options", [("local", {}), ("local", {"kind": "mean", "offset": "0.02"}),
+                                           ("local", {"kind": "median", "block_size": "7"}),
+                                           ("niblack", {"window": "9"}), ("sauvola", {"window": "11"})])
+def test_banded_local_thresholds_equal_the_whole_plane(name, options, polarity, monkeypatch):
+    import maskcli.imageops as imageops
+    import maskcli.methods.local_threshold as local
+    from maskcli.methods import methods
+
+    rng = np.random.default_rng(3)
+    image = (rng.random((61, 40)) * 0.3 + np.linspace(0, 0.6, 40)[None]).astype(np.float32)
+    image[20:35, 10:25] += 0.3
+    method = methods.create(name, {**options, "polarity": polarity})
+    whole = method.compute(image)
+    monkeypatch.setattr(local, "BAND_PIXELS", 40)  # planes over 160 pixels go in bands
+    monkeypatch.setattr(imageops, "BAND_PIXELS", 7 * 40)  # of 7 rows
+    banded = method.compute(image)
+    assert np.array_equal(banded.mask, whole.mask)
+    assert banded.facts["polarity"] == whole.facts["polarity"]
+    assert banded.facts["threshold"] == pytest.approx(whole.facts["threshold"], abs=1e-5)

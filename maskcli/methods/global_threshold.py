@@ -39,7 +39,7 @@ from maskcli.methods.base import Method, Segmentation, methods
 from maskcli.registry import option
 
 __all__ = ["Histogram", "histogram", "prepare", "compare", "choose_polarity", "polarity_of", "mask_of", "split_above",
-           "above_level", "unit", "separability", "ThresholdMethod", "otsu_level", "POLARITIES"]
+           "above_level", "compare_above", "binary_of", "unit", "separability", "ThresholdMethod", "otsu_level", "POLARITIES"]
 
 POLARITIES = ("bright", "dark", "auto")
 
@@ -310,14 +310,23 @@ def compare(plane: np.ndarray, threshold: float | np.ndarray, polarity: str) -> 
     array([[1., 0.]], dtype=float32)
     """
     if isinstance(threshold, np.ndarray) and threshold.ndim:
-        if plane.size == 1:  # OpenCV would read a 1×1 array as a scalar
-            return mask_of(np.where(plane > threshold, np.uint8(255), np.uint8(0)), polarity)
-        return mask_of(cv2.compare(plane, threshold.astype(np.float32, copy=False), cv2.CMP_GT), polarity)
+        return mask_of(compare_above(plane, threshold), polarity)
     kind = cv2.THRESH_BINARY if polarity == "bright" else cv2.THRESH_BINARY_INV
     if threshold != threshold:  # NaN: nothing passes
         threshold = np.inf
     _, mask = cv2.threshold(plane, float(threshold), 1.0, kind)
     return mask
+
+
+def compare_above(plane: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """uint8 0/255 where ``plane > levels`` (a threshold image of the plane's shape).
+
+    >>> compare_above(np.array([[0.2, 0.5]], np.float32), np.array([[0.1, 0.6]], np.float32)).tolist()
+    [[255, 0]]
+    """
+    if plane.size == 1:  # OpenCV would read a 1×1 array as a scalar
+        return np.where(plane > levels, np.uint8(255), np.uint8(0))
+    return cv2.compare(plane, levels.astype(np.float32, copy=False), cv2.CMP_GT)
 
 
 @dataclasses.dataclass
