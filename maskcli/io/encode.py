@@ -144,7 +144,7 @@ def encode_image(
         raise OptionError("quality", f"must be between 1 and 100, not {quality}")
     kind = sample_type(format, bit_depth)
     if kind is np.float32:
-        return _encode_float_tiff(pixels, icc_profile, exif)
+        return _encode_float_tiff(quantise(pixels, np.float32), icc_profile, exif)
     array = pixels if pixels.dtype == kind else quantise(pixels, kind)
     if format == "PNG":
         # OpenCV writes PNG twice as fast as Pillow and holds 16-bit colour; metadata goes in as chunks.
