@@ -21,7 +21,6 @@ Adding a method is adding one file to ``maskcli/methods/`` that registers a clas
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import pkgutil
 from collections.abc import Sequence
@@ -47,13 +46,15 @@ class Segmentation:
     array([[0., 1.]], dtype=float32)
     """
 
-    def __init__(self, mask: np.ndarray | None = None, facts: dict[str, Any] | None = None, *,
-                 binary: np.ndarray | None = None) -> None:
+    def __init__(self, mask: np.ndarray | None = None, facts: dict[str, Any] | None = None,
+                 labels: np.ndarray | None = None, *, binary: np.ndarray | None = None) -> None:
         if mask is None and binary is None:
             raise ValueError("a Segmentation needs a mask or a binary mask")
         self._mask = mask
         self.binary = binary
         self.facts: dict[str, Any] = {} if facts is None else facts
+        #: Multi-class methods asked for labels: uint8 H×W, 0 background, k the k-th of ``facts["classes"]``.
+        self.labels = labels
 
     @property
     def mask(self) -> np.ndarray:
