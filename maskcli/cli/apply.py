@@ -51,7 +51,7 @@ def apply_command(
                                                  rich_help_panel=MASKS, show_default=False)] = None,
     alpha: Annotated[bool, typer.Option("--alpha", help="Use each image's own alpha channel as its mask.",
                                         rich_help_panel=MASKS)] = False,
-    method: c.MethodName = None,
+    method: c.ApplyMethodName = None,
     preset: c.Preset = None,
     params: c.Params = None,
     polarity: c.Polarity = None,
@@ -186,6 +186,8 @@ def apply_command(
         items = _pair_masks(items, masks, mask_name)  # type: ignore[arg-type]
     elif source_kind == "records":
         items = _record_masks(items)
+    elif source_kind == "annotations":
+        items = _pair_set(items, annotations)
     drive(items, job, kind=kind, output=output, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
                  json_records=json_records, quiet=quiet, run=run)
 
@@ -202,6 +204,19 @@ def _pair_masks(items: Iterator[Item], folder: Path, template: str) -> Iterator[
                 item.error = str(error)
         elif item.source.path == "-" and not item.error:
             item.error = "--masks pairs files by name; an image on stdin needs --mask FILE, --alpha or --method"
+        yield item
+
+
+def _pair_set(items: Iterator[Item], annotations: Any) -> Iterator[Item]:
+    """An image that a COCO file or label folder has no mask for fails while planning, saying so."""
+    from maskcli.errors import InputError
+
+    for item in items:
+        if not item.error and not item.skip:
+            try:
+                annotations.pair(item.source)
+            except InputError as error:
+                item.error = str(error)
         yield item
 
 

@@ -84,6 +84,13 @@ MethodName = Annotated[
         typer.Option("--method", "-m", help="How to make the mask; `maskcli methods` lists them. Default: otsu.",
                      rich_help_panel=METHOD, show_default=False, autocompletion=_method_names),
     ]
+#: apply's --method: one of its mask sources, so it has no default (apply without a mask source is an error).
+ApplyMethodName = Annotated[
+        Optional[str],
+        typer.Option("--method", "-m", help="Make each image's mask on the fly with this method (`maskcli methods` "
+                     "lists them); one of the mask sources, with no default.",
+                     rich_help_panel=METHOD, show_default=False, autocompletion=_method_names),
+    ]
 Preset = Annotated[
         Optional[str],
         typer.Option("--preset", help="Named settings for a kind of data (`maskcli methods --presets`); "

@@ -65,7 +65,7 @@ def export_command(
     from maskcli.formats import export_formats
     from maskcli.formats.labels import LabelFolder, has_legend
     from maskcli.io.sources import Destinations, Source, expand_inputs
-    from maskcli.jobs.export import ExportJob, finish_export
+    from maskcli.jobs.export import ExportJob, ImageIndex, finish_export
     from maskcli.pipeline import run
 
     cls = export_formats.get(to)
@@ -93,7 +93,8 @@ def export_command(
             raise OptionError("--output", f"{output} exists (use --overwrite to replace it)")
     export_format = cls(categories, polygons=polygons, instances=instances)
     job = ExportJob(export_format, category=category, level=level, labels=labels,
-                    output=output if per_image else None, max_pixels=max_pixels)
+                    output=output if per_image else None, max_pixels=max_pixels,
+                    images=ImageIndex.of(images) if images is not None else None)
 
     sources = expand_inputs([str(masks)], recursive=recursive)
     if per_image:
@@ -103,7 +104,7 @@ def export_command(
         from maskcli.io.sources import Item
 
         planned = (Item(index, source, error=source.error) for index, source in enumerate(sources))
-    items = _pair_images(planned, images) if images is not None else planned
+    items = planned
 
     reporter = Reporter(quiet=quiet, verb="exported")
     results = []
@@ -121,25 +122,3 @@ def export_command(
     elif written:
         finish_export(export_format, output, results)
     raise typer.Exit(reporter.finish())
-
-
-def _pair_images(items, folder: Path):  # type: ignore[no-untyped-def]
-    """Each mask item with its image (same relative path without suffix) in ``folder``."""
-    from maskcli.evaluate import pair_key
-    from maskcli.io.sources import walk_folder
-
-    if not folder.is_dir():
-        raise OptionError("--images", f"{folder} is not a folder")
-    index = {}
-    for source in walk_folder(folder, recursive=True):
-        if not source.error:
-            index.setdefault(pair_key(source.relpath), source)
-    for item in items:
-        if not item.error:
-            image = index.get(pair_key(item.source.relpath))
-            if image is None:
-                item.error = f"no image named {pair_key(item.source.relpath)}.* in {folder}"
-            else:
-                item.extra["image_path"] = image.path
-                item.extra["file_name"] = image.relpath.as_posix()
-        yield item

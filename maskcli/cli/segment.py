@@ -8,7 +8,6 @@ from typing import Annotated, Any, Optional
 import typer
 
 from maskcli.cli import common as c
-from maskcli.cli.entry import batch_running
 from maskcli.cli.report import Reporter
 from maskcli.cli.streams import binary_stdout
 from maskcli.errors import MaskcliError, OptionError
@@ -145,9 +144,8 @@ def drive(items: Any, job: Any, *, kind: str, output: Path | None, jobs: int | N
 
     results = run(items, job, jobs=jobs, ordered=not unordered, fail_fast=fail_fast)
     try:
-        with batch_running():
-            for result in results:
-                report(result)
+        for result in results:
+            report(result)
     except KeyboardInterrupt as stop:
         finished = getattr(stop, "finished", None)
         if finished is None:  # it came while reporting: the runner stops its workers and says what finished

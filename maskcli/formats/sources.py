@@ -9,9 +9,11 @@ of this one (:meth:`mask`), restricted to the chosen classes.
 
 from __future__ import annotations
 
+import abc
 import os
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +25,30 @@ def _key(relpath: str | PurePosixPath) -> str:
     return str(path.with_suffix("")) if path.suffix else str(path)
 
 
-class CocoMasks:
+class _MaskSet(abc.ABC):
+    """What both kinds share: the mask source interface of ``apply`` (pair while planning, load per item)."""
+
+    #: Masks come from the set, not from a method run on the image.
+    method = None
+
+    @abc.abstractmethod
+    def mask(self, relpath: str | PurePosixPath, shape: tuple[int, int] | None = None) -> np.ndarray:
+        """The mask of the image at ``relpath`` (``shape``: the image's height and width, where known)."""
+
+    def pair(self, source: Any) -> None:
+        """No mask file of its own per image: an image the set does not name fails now, with the reason."""
+        self.mask_entry(source.relpath)
+
+    def load(self, item: Any, image: Any, *, max_pixels: int = 0) -> np.ndarray:
+        """The mask of a decoded image (its size checked where the set records one)."""
+        return self.mask(item.source.relpath, (image.height, image.width))
+
+    @abc.abstractmethod
+    def mask_entry(self, relpath: str | PurePosixPath) -> Any:
+        """The set's entry for the image at ``relpath``; an :class:`InputError` when it has none."""
+
+
+class CocoMasks(_MaskSet):
     """The masks of a COCO file: for an image, the union of its annotations of the chosen categories.
 
     Parameters
@@ -52,13 +77,16 @@ class CocoMasks:
 
     def mask(self, relpath: str | PurePosixPath, shape: tuple[int, int] | None = None) -> np.ndarray:
         """The mask of the image at ``relpath``; ``shape`` (the image's height, width) must match the file's."""
+        return self.coco.mask(self.mask_entry(relpath), shape, self.category_ids)
+
+    def mask_entry(self, relpath: str | PurePosixPath) -> Any:
         image = self.coco.find(relpath)
         if image is None:
             raise InputError(f"{self.path} has no image named {PurePosixPath(str(relpath)).name}")
-        return self.coco.mask(image, shape, self.category_ids)
+        return image
 
 
-class LabelMasks:
+class LabelMasks(_MaskSet):
     """The masks of a folder of label images (with ``labels.json``): the union of the chosen classes."""
 
     def __init__(self, folder: str | os.PathLike[str], classes: Sequence[str] | None = None) -> None:
@@ -86,11 +114,14 @@ class LabelMasks:
 
     def mask(self, relpath: str | PurePosixPath, shape: tuple[int, int] | None = None) -> np.ndarray:
         """The mask of the image at ``relpath`` (its size is the label image's; fitting it is the caller's)."""
+        return self.folder.mask(self.mask_entry(relpath), self.classes)
+
+    def mask_entry(self, relpath: str | PurePosixPath) -> Any:
         key = _key(relpath)
         path = self._files.get(key) or self._by_stem.get(PurePosixPath(key).name)
         if path is None:
             raise InputError(f"no label image named {PurePosixPath(key).name}.* in {self.path}")
-        return self.folder.mask(path, self.classes)
+        return path
 
 
 def open_mask_set(path: str | os.PathLike[str], classes: Sequence[str] | None = None) -> CocoMasks | LabelMasks | None:

@@ -181,6 +181,8 @@ class ApplyJob:
                                 icc_profile=image.icc_profile, exif=image.exif)
         facts = {"mode": self.mode.name, "format": format, "width": int(pixels.shape[1]),
                  "height": int(pixels.shape[0]), **facts}
+        if image.warnings:
+            facts["warnings"] = [*image.warnings, *facts.get("warnings", [])]
         if item.destination is None:
             return Result(item.index, item.name, None, "written", facts=facts, timings=timer.timings, data=data)
         with timer("write"):
@@ -197,7 +199,7 @@ class ApplyJob:
                 raise InputError("image has no alpha channel to use as its mask")
             return image.alpha
         if self.mask_source == "annotations":
-            return self.annotations.mask(item.source.relpath, (image.height, image.width))
+            return self.annotations.load(item, image, max_pixels=self.max_pixels)
         if self.mask_source == "file":
             if self._static is None:
                 assert self.static_mask is not None

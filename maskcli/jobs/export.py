@@ -10,16 +10,15 @@ item is done.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from maskcli.errors import InputError, OptionError
 from maskcli.formats import Encoded, ExportFormat, ImageRegions, Region
 from maskcli.formats.labels import LabelFolder
 from maskcli.io.decode import DEFAULT_MAX_PIXELS
-from maskcli.io.sources import Item
+from maskcli.io.sources import Item, Source
 from maskcli.pipeline import Result, Timer
 
 
@@ -53,8 +52,9 @@ class ExportJob:
     output : Path, optional
         The output folder of per-image formats (each result records its file relative to it).
 
-    An item's ``extra`` may carry ``image_path`` (the image the mask belongs to: its size must match) and
-    ``file_name`` (the name the data set records for it; default the mask's relative path).
+    images : ImageIndex, optional
+        The images the masks belong to: each mask is recorded under its image's name and must have its size.
+        Without it, a mask is recorded under its own relative path.
     """
 
     format: ExportFormat
@@ -62,6 +62,7 @@ class ExportJob:
     level: float = 0.5
     labels: LabelFolder | None = None
     output: Path | None = None
+    images: "ImageIndex | None" = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     batched = False
     batch_size = 1
@@ -81,13 +82,14 @@ class ExportJob:
                 mask = read_mask(item.source.path, max_pixels=self.max_pixels) >= self.level
                 height, width = mask.shape
                 regions = [Region(self.category, mask)]
-            image_path = item.extra.get("image_path")
-            if image_path is not None:
-                image_height, image_width = image_size(str(image_path))
+            file_name = item.source.relpath.as_posix()
+            if self.images is not None:
+                image = self.images.find(item.source.relpath)
+                image_height, image_width = image_size(image.path)
                 if (image_height, image_width) != (height, width):
-                    raise InputError(f"mask is {width}×{height} but its image {image_path} is "
+                    raise InputError(f"mask is {width}×{height} but its image {image.path} is "
                                      f"{image_width}×{image_height}")
-        file_name = str(item.extra.get("file_name") or item.source.relpath.as_posix())
+                file_name = image.relpath.as_posix()
         return ImageRegions(file_name, int(width), int(height), regions), timer
 
     def compute(self, loaded: list[tuple[ImageRegions, Timer]]) -> list[Encoded]:
@@ -109,12 +111,41 @@ class ExportJob:
                 write_atomic(item.destination, encoded.data)
             if self.output is not None:
                 meta["relpath"] = item.destination.relative_to(self.output).as_posix()
+        facts["export"] = meta  # what the batch-wide file needs; finish_export takes it from here
         output = str(item.destination) if item.destination is not None else None
-        return Result(item.index, item.name, output, "written", facts=facts, timings=timer.timings,
-                      data=json.dumps(meta).encode())
+        return Result(item.index, item.name, output, "written", facts=facts, timings=timer.timings)
 
 
 def finish_export(format: ExportFormat, output: Path, results: Sequence[Result]) -> list[Path]:
     """Write the batch-wide file(s) from the written results, in input order."""
-    parts = [json.loads(result.data) for result in results if result.status == "written" and result.data]
-    return format.finish(output, parts)
+    return format.finish(output, [result.facts["export"] for result in results if result.status == "written"])
+
+
+@dataclasses.dataclass
+class ImageIndex:
+    """The images of a folder (walked recursively) by relative path without suffix, for pairing masks."""
+
+    folder: Path
+    images: dict[str, Source] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls, folder: Path) -> "ImageIndex":
+        from maskcli.evaluate import pair_key
+        from maskcli.io.sources import walk_folder
+
+        if not folder.is_dir():
+            raise OptionError("images", f"{folder} is not a folder")
+        index = cls(folder)
+        for source in walk_folder(folder, recursive=True):
+            if not source.error:
+                index.images.setdefault(pair_key(source.relpath), source)
+        return index
+
+    def find(self, relpath: PurePosixPath) -> Source:
+        """The image with the mask's relative path and stem; an :class:`InputError` when there is none."""
+        from maskcli.evaluate import pair_key
+
+        image = self.images.get(pair_key(relpath))
+        if image is None:
+            raise InputError(f"no image named {pair_key(relpath)}.* in {self.folder}")
+        return image
