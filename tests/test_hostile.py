@@ -196,7 +196,7 @@ def test_a_signal_stops_the_run_and_every_file_left_is_reported(tmp_path, many, 
     out = tmp_path / "out"
     process = _start(["segment", str(many), "-o", str(out), "--jobs", jobs, "--json"], tmp_path)
     try:
-        assert _wait_for(lambda: out.is_dir() and len(os.listdir(out)) >= 3)
+        assert _wait_for(lambda: out.is_dir() and len([n for n in os.listdir(out) if not n.startswith(".")]) >= 3)
         process.send_signal(getattr(signal, signal_name))
         stdout, stderr = process.communicate(timeout=30)
     finally:
@@ -282,3 +282,176 @@ def test_an_output_folder_that_takes_no_file_stops_the_batch(tmp_path, monkeypat
     assert len(lines) == 1 and lines[0].startswith("maskcli: error: cannot write") and "stopping" in lines[0]
     assert len(attempts) < 10  # stopped at the first failures, not one per item of the batch
     assert not out.is_dir() or not os.listdir(out)  # no temp file left
+
+
+def _gifs(folder):
+    from PIL import Image as PILImage
+
+    folder.mkdir(exist_ok=True)
+    yy, xx = np.mgrid[:40, :70]
+    frames = [PILImage.fromarray(np.where((yy - 20) ** 2 + (xx - 20 - 10 * k) ** 2 < 100, 220, 30).astype(np.uint8))
+              for k in range(3)]
+    frames[0].save(folder / "still.gif")
+    frames[0].save(folder / "moving.gif", save_all=True, append_images=frames[1:], duration=100)
+    return folder
+
+
+def test_gif_first_frame_is_read_with_a_warning_for_more(tmp_path):
+    import json
+
+    folder = _gifs(tmp_path / "gifs")
+    done = run_cli("segment", str(folder), "-o", str(tmp_path / "masks"), "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stderr.decode().splitlines()[0] == (
+        f"maskcli: warning: {folder / 'moving.gif'}: GIF with 3 frames; only the first is used")
+    records = {os.path.basename(r["input"]): r for r in map(json.loads, done.stdout.decode().splitlines())}
+    assert records["still.gif"].get("warnings", []) == []
+    mask = cv2.imread(str(tmp_path / "masks" / "moving.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (40, 70) and mask[20, 20] == 255 and mask[20, 40] == 0  # the first frame's disc
+    cut = run_cli("apply", str(folder / "still.gif"), "-m", "otsu", "-o", str(tmp_path / "cut"))
+    assert cut.returncode == 0, cut.stderr.decode()
+    assert cv2.imread(str(tmp_path / "cut" / "still.png"), cv2.IMREAD_UNCHANGED).shape == (40, 70, 4)
+    piped = run_cli("segment", "-", stdin=(folder / "still.gif").read_bytes())
+    assert piped.returncode == 0 and piped.stdout.startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_two_runs_into_one_folder_both_finish_with_every_mask_whole(tmp_path):
+    from synth_for_tests import write_many
+
+    big = write_many(tmp_path / "big", count=80, size=(300, 400))
+    masks = tmp_path / "masks"
+    runs = [_start(["segment", str(big), "-o", str(masks), "--skip-existing", "--jobs", "2", "-q"], tmp_path)
+            for _ in range(2)]
+    outcomes = [process.communicate(timeout=300) for process in runs]
+    for process, (_, stderr) in zip(runs, outcomes):
+        assert process.returncode == 0, stderr.decode()
+        assert stderr.decode() == ""
+    assert sorted(os.listdir(masks)) == sorted(os.listdir(big))
+    assert not os.listdir(_private_tmp(tmp_path))  # the worker pools left no temp folder (pymp-*)
+    for name in os.listdir(masks):
+        mask = cv2.imread(str(masks / name), cv2.IMREAD_UNCHANGED)
+        assert mask is not None and mask.shape == (300, 400) and set(np.unique(mask)) <= {0, 255}
+
+
+# --- the hostile folder: everything above at once, through segment and apply ------------------------------------
+
+#: Inputs that are images, with the size each output must have (height, width).
+GOOD = {
+    "one.png": (1, 1), "row.png": (1, 7), "col.png": (7, 1), "grey16.tif": (30, 40), "rgb16.tif": (30, 40),
+    "float.tif": (30, 40), "still.gif": (40, 70), "moving.gif": (40, 70), "bad\nname.png": (30, 40),
+    "esc\x1b[31m.png": (30, 40), "cat.jpg": (48, 64), "cat.png": (48, 64),
+}
+#: Inputs that are not (regular) image files: one error line each.
+BAD = ["fifo.png", "zero.png", "random.jpg", "empty.png", "truncated.jpg"]
+
+
+def _hostile_folder(folder):
+    import tifffile
+
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    ramp = np.linspace(0, 1, 30 * 40, dtype=np.float32).reshape(30, 40)
+    cv2.imwrite(str(folder / "one.png"), np.full((1, 1), 200, np.uint8))
+    cv2.imwrite(str(folder / "row.png"), np.array([[0, 0, 0, 255, 255, 255, 255]], np.uint8))
+    cv2.imwrite(str(folder / "col.png"), np.array([[0, 0, 0, 255, 255, 255, 255]], np.uint8).T.copy())
+    tifffile.imwrite(folder / "grey16.tif", (ramp * 65535).astype(np.uint16))
+    tifffile.imwrite(folder / "rgb16.tif", (np.dstack([ramp, ramp[::-1], ramp]) * 65535).astype(np.uint16))
+    tifffile.imwrite(folder / "float.tif", ramp)
+    _gifs(folder)
+    for name in ("bad\nname.png", "esc\x1b[31m.png"):
+        cv2.imwrite(str(folder / "tmp.png"), (ramp * 255).astype(np.uint8))
+        os.rename(folder / "tmp.png", folder / name)
+    _photo(folder / "cat.jpg", 1)
+    _photo(folder / "cat.png", 2)
+    os.mkfifo(folder / "fifo.png")
+    (folder / "zero.png").symlink_to("/dev/zero")
+    (folder / "random.jpg").symlink_to("/dev/urandom")
+    (folder / "empty.png").write_bytes(b"")
+    jpeg = cv2.imencode(".jpg", (rng.random((40, 40, 3)) * 255).astype(np.uint8))[1].tobytes()
+    (folder / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    return folder
+
+
+def _contents(folder):
+    """Every regular file's bytes (FIFOs and device links are not read)."""
+    return {p.name: p.read_bytes() for p in folder.iterdir() if stat.S_ISREG(os.lstat(p).st_mode)}
+
+
+def _size(path):
+    from PIL import Image as PILImage
+
+    if str(path).endswith(".tif"):  # float RGBA TIFFs are beyond Pillow
+        import tifffile
+
+        with tifffile.TiffFile(path) as tiff:
+            return tuple(tiff.pages[0].shape[:2])
+    with PILImage.open(path) as picture:
+        return picture.size[::-1]
+
+
+@posix_only
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("verb", ["segment", "apply"])
+def test_hostile_folder(tmp_path, verb, jobs):
+    pytest.importorskip("tifffile")
+    from maskcli.cli.report import escape
+
+    folder = _hostile_folder(tmp_path / "d")
+    before = _contents(folder)
+    method = ["-m", "otsu"] if verb == "apply" else []
+    for out in (tmp_path / "out", folder):  # a folder of its own, then the inputs' own folder
+        process = _start([verb, str(folder), *method, "-o", str(out), "--overwrite", "--jobs", jobs, "--json"],
+                         tmp_path)
+        stdout, stderr = process.communicate(timeout=180)  # a FIFO or /dev/zero would hang it
+        text = stderr.decode()
+        assert process.returncode == 1, text
+        assert "Traceback" not in text and "internal error" not in text, text
+        lines = text.splitlines()
+        errors = [line for line in lines if line.startswith("maskcli: error: ")]
+        assert all(line.startswith(("maskcli: error: ", "maskcli: warning: ", "maskcli: ")) for line in lines)
+        for name in BAD:  # one line per bad file
+            assert sum(f"{folder / name}:" in line for line in errors) == 1, (name, errors)
+        assert _contents(folder).items() >= before.items()  # no input changed
+        import json
+
+        records = [json.loads(line) for line in stdout.decode().splitlines()]
+        written = {os.path.basename(r["input"]): r["output"] for r in records if r["status"] == "written"}
+        failed = {os.path.basename(r["input"]) for r in records if r["status"] == "failed"}
+        assert len(errors) == len(failed)
+        for name, output in written.items():
+            assert name in GOOD and _size(output) == GOOD[name], (name, output)
+        if out != folder:
+            # cat.jpg and cat.png both want cat.png: the second is refused, every other good file is written
+            assert set(written) == set(GOOD) - {"cat.png"}, sorted(failed)
+            assert failed == set(BAD) | {"cat.png"}
+            assert any(escape(str(folder / "cat.png")) in line and "also the output of" in line for line in errors)
+        else:
+            # every output named like an input is refused; the rest are written next to their inputs
+            def output_name(name):  # segment writes PNG masks; apply keeps the format, PNG for a GIF
+                stem, suffix = os.path.splitext(name)
+                return stem + ".png" if verb == "segment" or suffix == ".gif" else name
+
+            refused = {name for name in GOOD if output_name(name) in before}
+            assert refused and refused <= failed and set(written) == set(GOOD) - refused
+        assert not [n for n in os.listdir(out) if n.startswith(".maskcli-tmp-")]
+
+
+@posix_only
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+def test_hostile_folder_leaves_no_process_after_kill_9(tmp_path, many):
+    import signal
+
+    folder = _hostile_folder(tmp_path / "d")
+    process = _start(["segment", str(folder), str(many), "-o", str(tmp_path / "out"), "--jobs", "2", "-q"],
+                     tmp_path)
+    try:
+        assert _wait_for(lambda: len(_descendants(process.pid)) >= 3 and (tmp_path / "out").is_dir())
+        below = _descendants(process.pid)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        assert _wait_for(lambda: not any(_alive(pid) for pid in below), limit=20)
+    finally:
+        process.kill()
+        process.communicate()

@@ -51,7 +51,7 @@ def apply_command(
                                                  rich_help_panel=MASKS, show_default=False)] = None,
     alpha: Annotated[bool, typer.Option("--alpha", help="Use each image's own alpha channel as its mask.",
                                         rich_help_panel=MASKS)] = False,
-    method: c.MethodName = None,
+    method: c.ApplyMethodName = None,
     preset: c.Preset = None,
     params: c.Params = None,
     polarity: c.Polarity = None,
@@ -62,6 +62,10 @@ def apply_command(
     device: c.Device = None,
     batch_size: c.BatchSize = None,
     classes: c.Classes = None,
+    refine: c.refine_option(MASKS) = None,  # type: ignore[valid-type]
+    matting_solver: c.MattingSolver = None,
+    matting_band: c.MattingBand = None,
+    matting_max_side: c.MattingMaxSide = None,
     hard: Annotated[Optional[float], typer.Option("--hard", help="Binarise the mask at this level in (0, 1].",
                                                   rich_help_panel=MASKS, show_default=False)] = None,
     feather: Annotated[float, typer.Option("--feather", help="Soften the mask's edge over this many pixels.",
@@ -161,9 +165,13 @@ def apply_command(
         raise OptionError("--masks", "say where masks come from: --masks DIR, --mask FILE, --alpha, --method NAME, "
                           "or pipe `maskcli segment --json` records")
 
+    edge_settings = c.matting_settings(matting_solver, matting_band, matting_max_side)
+    if edge_settings and refine != "matting":
+        raise OptionError("--matting-solver", "the matting options work with --refine matting")
+    edge = _build_refiner({"refine": refine, **edge_settings}) if refine is not None else None
     if classes_kept and source_kind != "annotations":
         raise OptionError("--class", "picks classes of a COCO file or label images given as --masks")
-    job = ApplyJob(mode_object, source_kind, static_mask=mask, method=method_object, refiner=refiner,
+    job = ApplyJob(mode_object, source_kind, static_mask=mask, method=method_object, refiner=refiner, edge=edge,
                    annotations=annotations if source_kind == "annotations" else None,
                    resize_mask=resize_mask, hard=hard, feather=feather, invert=invert, format=format,
                    quality=quality, max_pixels=max_pixels)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from maskcli.cli import common as c
 from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, escape, say
 from maskcli.errors import OptionError
 
@@ -38,11 +39,17 @@ def eval_command(
                                           "relative path and stem; or a COCO file (.json) or a folder of label "
                                           "images (with labels.json), paired by file name.", show_default=False)],
     methods: Annotated[Optional[list[str]], typer.Option(
-        "--methods", "-M", metavar="SPECS",
+        "--methods", metavar="SPECS",
         help="Run these methods on IMAGES and rank them by mean IoU. Comma-separated entries: NAME, "
              "NAME:KEY=VALUE[:KEY=VALUE...] (method options, or refinement settings such as fill_holes=1), or "
              "preset:NAME[:KEY=VALUE...]. Repeatable. Example: \"otsu,li:sigma=1,preset:nuclei\".",
         show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="With --methods: the model of the cnn entries "
+                                                 "(`maskcli models`).", rich_help_panel=c.CNN,
+                                                 show_default=False)] = None,
+    weights: c.Weights = None,
+    device: c.Device = None,
+    batch_size: c.BatchSize = None,
     level: Annotated[float, typer.Option("--level", help="Binarise soft masks at this level for the region and "
                                          "boundary scores (MAE uses the soft values).", rich_help_panel=SCORING)
                      ] = 0.5,
@@ -98,8 +105,14 @@ def eval_command(
     if csv_file is not None and str(csv_file) == "-" and json_output:
         raise OptionError("--csv", "- (stdout) cannot be combined with --json, which also writes to stdout")
     rank_key = "iou_both" if both_classes else "iou"
+    cnn_options = {key: value for key, value in (("model", model), ("weights", str(weights) if weights else None),
+                                                 ("device", device), ("batch_size", batch_size))
+                   if value is not None}
+    if cnn_options and not methods:
+        raise OptionError("--" + next(iter(cnn_options)).replace("_", "-"),
+                          "applies to the cnn entries of --methods; scoring existing masks runs no model")
     if methods:
-        specs = evaluate.parse_method_specs(methods)
+        specs = _with_cnn_options(evaluate.parse_method_specs(methods), cnn_options)
         with _Progress(enabled=not quiet and not json_output) as progress:
             ranking = evaluate.compare_methods(source, truth, specs, level=level, tolerance=tolerance,
                                                both_classes=both_classes, limit=limit, progress=progress.step,
@@ -144,6 +157,19 @@ def eval_command(
              f"{result.means.get(rank_key, float('nan')):.4f}", quiet)
     _report_failures([(None, image) for image in result.failed])
     raise typer.Exit(EXIT_SOME_FAILED if result.failed else EXIT_OK)
+
+
+def _with_cnn_options(specs: list[Any], options: dict[str, Any]) -> list[Any]:
+    """The CNN flags (as segment has them) given to every cnn entry; an entry's own KEY=VALUE pairs win."""
+    if not options:
+        return specs
+    flag = "--" + next(iter(options)).replace("_", "-")
+    cnn_specs = [spec for spec in specs if spec.method == "cnn"]
+    if not cnn_specs:
+        raise OptionError(flag, "applies to the cnn entries of --methods, and there is none (add cnn to --methods)")
+    for spec in cnn_specs:
+        spec.options = {**options, **spec.options}
+    return specs
 
 
 def _label(key: str) -> str:

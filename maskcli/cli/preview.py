@@ -61,9 +61,15 @@ def preview_command(
     """
     from maskcli.preview import write_previews
 
-    report = write_previews(images, masks, output=output, sheet=sheet, truths=gt, columns=columns, cell=cell,
-                            overwrite=overwrite, stretch=stretch, color=_color(color), opacity=opacity,
-                            outline=outline, jobs=jobs, fail_fast=fail_fast)
+    from maskcli.errors import OptionError, OutputExists
+
+    try:
+        report = write_previews(images, masks, output=output, sheet=sheet, truths=gt, columns=columns, cell=cell,
+                                overwrite=overwrite, stretch=stretch, color=_color(color), opacity=opacity,
+                                outline=outline, jobs=jobs, fail_fast=fail_fast)
+    except OutputExists as error:
+        raise OptionError("--sheet", f"{error.path} exists; replace it with --overwrite or choose another file"
+                          ) from None
     for path, reason in report.pairing.problems:
         say(f"maskcli: warning: {path}: {reason}")
     for path in report.pairing.unpaired_sources:

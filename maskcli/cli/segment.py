@@ -8,7 +8,6 @@ from typing import Annotated, Any, Optional
 import typer
 
 from maskcli.cli import common as c
-from maskcli.cli.entry import batch_running
 from maskcli.cli.report import Reporter
 from maskcli.cli.streams import binary_stdout
 from maskcli.errors import MaskcliError, OptionError
@@ -50,9 +49,10 @@ def segment_command(
     keep_largest: Annotated[Optional[int], typer.Option("--keep-largest", help="Keep only the K largest "
                                                         "regions.", rich_help_panel=REFINE, min=1,
                                                         show_default=False)] = None,
-    refine: Annotated[Optional[str], typer.Option("--refine", help="Refine the mask with grabcut (or guided "
-                                                  "for soft edges) seeded by it.", rich_help_panel=REFINE,
-                                                  show_default=False)] = None,
+    refine: c.refine_option(REFINE) = None,  # type: ignore[valid-type]
+    matting_solver: c.MattingSolver = None,
+    matting_band: c.MattingBand = None,
+    matting_max_side: c.MattingMaxSide = None,
     invert: Annotated[Optional[bool], typer.Option("--invert/--no-invert", help="Swap foreground and background.",
                                                    rich_help_panel=REFINE, show_default=False)] = None,
     feather: Annotated[Optional[float], typer.Option("--feather", help="Soften edges over this many pixels "
@@ -89,6 +89,7 @@ def segment_command(
       maskcli segment photos/ -o masks/                     # Otsu threshold
       maskcli segment scans/ -o masks/ --preset document
       maskcli segment shop/ -o masks/ -m cnn --refine guided --soft
+      maskcli segment pets/ -o alphas/ -m cnn --refine matting
       find . -name '*.tif' | maskcli segment -o masks/ -m li --fill-holes --min-size 50
       maskcli segment - < photo.jpg > mask.png
       maskcli segment photos/ -o labels/ --model deeplabv3-resnet50 --classes person,dog --labels
@@ -108,6 +109,7 @@ def segment_command(
         "invert": invert, "feather": feather, "hard": hard, "soft": soft,
     }
     refinement.update({k: v for k, v in refine_given.items() if v is not None})
+    refinement.update(c.matting_settings(matting_solver, matting_band, matting_max_side))
     from maskcli.methods import methods
 
     method_object = methods.create(method_name, method_options)
@@ -142,9 +144,8 @@ def drive(items: Any, job: Any, *, kind: str, output: Path | None, jobs: int | N
 
     results = run(items, job, jobs=jobs, ordered=not unordered, fail_fast=fail_fast)
     try:
-        with batch_running():
-            for result in results:
-                report(result)
+        for result in results:
+            report(result)
     except KeyboardInterrupt as stop:
         finished = getattr(stop, "finished", None)
         if finished is None:  # it came while reporting: the runner stops its workers and says what finished

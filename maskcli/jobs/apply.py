@@ -93,6 +93,8 @@ class ApplyJob:
     static_mask: Path | None = None
     method: Method | None = None
     refiner: Refiner | None = None
+    #: Applied to every mask, whatever its source, once fitted to its image (``apply --refine matting``).
+    edge: Refiner | None = None
     #: ``annotations``: a COCO file's or a label folder's masks (``maskcli.formats.sources``).
     annotations: Any = None
     resize_mask: bool = False
@@ -159,7 +161,10 @@ class ApplyJob:
         for (image, _, item_timer), mask, item_facts in zip(loaded, masks, facts):
             assert mask is not None
             with item_timer("composite"):
-                fitted = self.adjust(self.fit(mask, image))
+                fitted = self.fit(mask, image)
+                if self.edge is not None:
+                    fitted = self.edge.apply(fitted, image.pixels)
+                fitted = self.adjust(fitted)
                 results.append((self.mode(image.pixels, fitted), item_facts))
         return results
 
@@ -176,6 +181,8 @@ class ApplyJob:
                                 icc_profile=image.icc_profile, exif=image.exif)
         facts = {"mode": self.mode.name, "format": format, "width": int(pixels.shape[1]),
                  "height": int(pixels.shape[0]), **facts}
+        if image.warnings:
+            facts["warnings"] = [*image.warnings, *facts.get("warnings", [])]
         if item.destination is None:
             return Result(item.index, item.name, None, "written", facts=facts, timings=timer.timings, data=data)
         with timer("write"):

@@ -132,6 +132,8 @@ class SegmentJob:
         facts: dict[str, Any] = {"method": self.method.name, "width": image.width, "height": image.height}
         facts["hard"] = hard
         facts.update(segmentation.facts)
+        if image.warnings:
+            facts["warnings"] = [*image.warnings, *facts.get("warnings", [])]
         if item.destination is None:
             return Result(item.index, item.name, None, "written", facts=facts, timings=timer.timings, data=data)
         with timer("write"):
