@@ -33,6 +33,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal, Protocol
 
+from maskcli.engines import Executor
 from maskcli.errors import MaskcliError, SetupError
 from maskcli.io.sources import Item
 
@@ -134,6 +135,7 @@ def run(
     job: Job,
     *,
     jobs: int = 1,
+    executor: Executor | None = None,
     ordered: bool = True,
     fail_fast: bool = False,
 ) -> Iterator[Result]:
@@ -142,7 +144,9 @@ def run(
     Parameters
     ----------
     jobs : int
-        Worker processes for per-item jobs; decode/encode threads for batched jobs.
+        Worker processes for per-item jobs; decode/encode threads for batched jobs (local engine only).
+    executor : Executor, optional
+        Another engine to run the job on (e.g. :class:`maskcli.engines.ray.RayExecutor`); default: this machine.
     ordered : bool
         Yield results in input order (True) or as they finish.
     fail_fast : bool
@@ -152,23 +156,10 @@ def run(
         from maskcli.errors import OptionError
 
         raise OptionError("jobs", f"must be at least 1, not {jobs}")
-    if not job.batched and jobs > 1:
-        # Starting worker processes costs more than one image takes: a lone item (one file, or one image on
-        # stdin) runs here, and only a second item starts the pool.
-        items = iter(items)
-        head = list(itertools.islice(items, 2))
-        items = itertools.chain(head, items)
-        if len(head) < 2:
-            jobs = 1
-    if job.batched:
-        results = _run_in_process(items, job, threads=jobs, ordered=ordered)
-    elif jobs == 1:
-        # One process, three stages: the next image decodes and the last mask encodes while this one computes
-        # (OpenCV and zlib release the GIL). Otsu on 200 one-megapixel JPEGs went from 73 to 115 img/s
-        # (benchmarks/bench_segment.py).
-        results = _run_in_process(items, job, threads=1, ordered=ordered)
+    if executor is not None:
+        results = executor.execute(job, items, ordered=ordered)
     else:
-        results = _run_processes(items, job, jobs=jobs, ordered=ordered)
+        results = _run_local(items, job, jobs=jobs, ordered=ordered)
     try:
         for result in results:
             yield result
@@ -178,6 +169,26 @@ def run(
         close = getattr(results, "close", None)
         if close:
             close()
+
+
+def _run_local(items: Iterable[Item], job: Job, *, jobs: int, ordered: bool) -> Iterator[Result]:
+    """The local engine: threads and, for per-item jobs with ``jobs > 1``, a process pool."""
+    if not job.batched and jobs > 1:
+        # Starting worker processes costs more than one image takes: a lone item (one file, or one image on
+        # stdin) runs here, and only a second item starts the pool.
+        items = iter(items)
+        head = list(itertools.islice(items, 2))
+        items = itertools.chain(head, items)
+        if len(head) < 2:
+            jobs = 1
+    if job.batched:
+        return _run_in_process(items, job, threads=jobs, ordered=ordered)
+    if jobs == 1:
+        # One process, three stages: the next image decodes and the last mask encodes while this one computes
+        # (OpenCV and zlib release the GIL). Otsu on 200 one-megapixel JPEGs went from 73 to 115 img/s
+        # (benchmarks/bench_segment.py).
+        return _run_in_process(items, job, threads=1, ordered=ordered)
+    return _run_processes(items, job, jobs=jobs, ordered=ordered)
 
 
 def _worker_init() -> None:

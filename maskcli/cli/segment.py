@@ -73,6 +73,8 @@ def segment_command(
     overwrite: c.Overwrite = False,
     max_pixels: c.MaxPixels = DEFAULT_MAX_PIXELS,
     jobs: c.Jobs = None,
+    engine: c.Engine = "local",
+    ray_address: c.RayAddress = None,
     unordered: c.Unordered = False,
     fail_fast: c.FailFast = False,
     json_records: c.Json = False,
@@ -91,6 +93,7 @@ def segment_command(
     from maskcli.pipeline import run
     from maskcli.jobs.segment import SegmentJob
 
+    executor = c.executor_for(engine, ray_address, jobs)
     method_name, method_options, refinement = c.method_plan(
         method, preset, params,
         first_class={"polarity": polarity, "channel": channel, "sigma": sigma, "model": model,
@@ -115,25 +118,37 @@ def segment_command(
     items = c.plan_outputs(sources, kind=kind, output=output, template=name,
                            existing=c.existing_policy(skip_existing, overwrite), suffix=".png")
     drive(items, job, kind=kind, output=output, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
-                 json_records=json_records, quiet=quiet, run=run)
+          json_records=json_records, quiet=quiet, run=run, executor=executor)
 
 
 def drive(items: Any, job: Any, *, kind: str, output: Path | None, jobs: int | None, unordered: bool,
-          fail_fast: bool, json_records: bool, quiet: bool, run: Any) -> None:
-    """Run a job over planned items, report, and exit with the batch's status; shared by segment and apply."""
+          fail_fast: bool, json_records: bool, quiet: bool, run: Any, executor: Any = None) -> None:
+    """Run a job over planned items, report, and exit with the batch's status; shared by segment and apply.
+
+    ``executor``: another engine (the Ray engine), started before the first item and stopped however the run ends.
+    """
     to_stdout = kind == "image" and (output is None or str(output) == "-")
     stdout = binary_stdout() if to_stdout else None
     if to_stdout and json_records:
         raise OptionError("--json", "records go to stdout, which carries the image; give -o FILE")
-    reporter = Reporter(json_records=json_records, quiet=quiet or to_stdout)
+    reporter = None
     try:
-        for result in run(items, job, jobs=jobs or c.default_jobs(), ordered=not unordered, fail_fast=fail_fast):
+        if executor is not None:
+            executor.start()  # before the clock and the progress bar: a cluster's start-up is not the batch's time
+        reporter = Reporter(json_records=json_records, quiet=quiet or to_stdout)
+        for result in run(items, job, jobs=jobs or c.default_jobs(), executor=executor, ordered=not unordered,
+                          fail_fast=fail_fast):
             if result.data is not None and stdout is not None:
                 stdout.write(result.data)
                 stdout.flush()
             reporter.result(result)
     except KeyboardInterrupt:
+        if reporter is None:
+            raise
         raise typer.Exit(reporter.finish(interrupted=True)) from None
+    finally:
+        if executor is not None:
+            executor.close()
     raise typer.Exit(reporter.finish())
 
 
