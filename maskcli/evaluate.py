@@ -459,6 +459,9 @@ def compare_methods(
     both_classes: bool = False,
     limit: int | None = None,
     progress: Callable[[str, ImageScore], None] | None = None,
+    jobs: int | None = 1,
+    executor: Any = None,
+    fail_fast: bool = False,
 ) -> Ranking:
     """Run each method on each image that has a truth, score it, and rank the methods by mean IoU.
 
@@ -476,7 +479,14 @@ def compare_methods(
     limit : int, optional
         Score only the first ``limit`` pairs (in key order).
     progress : callable, optional
-        Called as ``progress(label, image_score)`` after each method on each image.
+        Called as ``progress(label, image_score)`` after each method on each image, in key order.
+    jobs : int, optional
+        Cores for the runner (:func:`maskcli.pipeline.run`); 1 (the default) keeps the timings free of
+        contention, None uses every core.
+    executor : maskcli.engines.Executor, optional
+        Where the images are processed; default: a local engine for ``jobs``.
+    fail_fast : bool
+        Stop at the first image that could not be read or that a method failed on.
 
     Returns
     -------
@@ -484,10 +494,9 @@ def compare_methods(
         Best first; a method that failed on every image ranks last. The time per image is the method's and the
         refinement's, decoding excluded (it is shared by all methods); ``seconds_per_image`` is its median.
 
-    Each image is decoded once and every method runs on it before the next is read, so memory holds one image.
+    Each image is decoded once and every method runs on it, so memory holds one image per core.
     """
-    from maskcli.io.decode import read_image
-    from maskcli.jobs.segment import segment_image
+    from maskcli.pipeline import run
 
     _check_level(level, tolerance)
     specs = [spec if isinstance(spec, MethodSpec) else MethodSpec(*spec) for spec in specs]
@@ -498,38 +507,85 @@ def compare_methods(
     pairs = pairing.pairs[:limit] if limit is not None else pairing.pairs
     if not pairs:
         raise SetupError(f"no image in {images} has a truth of the same name in {truths}")
+    job = _CompareJob(pairs, built, level, tolerance)
     rank_key = "iou_both" if both_classes else "iou"
     results = [MethodResult(spec, [], rank_key) for spec in specs]
-    for pair in pairs:
-        try:
-            image = read_image(pair.source).pixels
-            truth = _read_mask(pair.truth)
-        except InputError as error:
-            for result in results:
-                failed = ImageScore(pair.key, pair.source, pair.truth, error=str(error))
-                result.images.append(failed)
-                if progress is not None:
-                    progress(result.spec.label, failed)
-            continue
-        for result, (method, refiner) in zip(results, built):
-            entry = ImageScore(pair.key, pair.source, pair.truth)
-            try:
-                started = time.perf_counter()
-                segmentation = segment_image(image, method, refiner)
-                entry.seconds = time.perf_counter() - started
-                entry.facts = _plain_facts(segmentation.facts)
-                entry.scores = score(segmentation.mask, truth, level=level, tolerance=tolerance)
-            except (OptionError, SetupError):
-                raise  # a bad option or missing weights would fail every image the same way
-            except MaskcliError as error:
-                entry.error = str(error)
-            except Exception as error:  # one image breaking a method must not end the comparison
-                entry.error = f"{type(error).__name__}: {error}"
+    for outcome in run(_pair_items(pairs), job, executor=executor, jobs=jobs, fail_fast=fail_fast):
+        pair = pairs[outcome.index]
+        entries = outcome.facts.get("scores") or [
+            ImageScore(pair.key, pair.source, pair.truth, error=outcome.error) for _ in specs]
+        for result, entry in zip(results, entries):
             result.images.append(entry)
             if progress is not None:
                 progress(result.spec.label, entry)
     results.sort(key=lambda r: (-r.mean if math.isfinite(r.mean) else math.inf))
     return Ranking(results, pairing, level, tolerance, rank_key)
+
+
+def _pair_items(pairs: Sequence[Pair]) -> Iterator[Any]:
+    """One item per pair; its index finds the pair again (the job holds the pairs)."""
+    from maskcli.io.sources import Item
+
+    for index, pair in enumerate(pairs):
+        yield Item(index, Source(pair.source, PurePosixPath(pair.key)))
+
+
+@dataclasses.dataclass
+class _CompareJob:
+    """Decode an image and its truth → every method on it, timed and scored; nothing is written."""
+
+    pairs: Sequence[Pair]
+    built: list[tuple[Any, Any]]
+    level: float
+    tolerance: float
+
+    @property
+    def batched(self) -> bool:
+        return any(method.batched for method, _ in self.built)
+
+    @property
+    def batch_size(self) -> int:
+        return max(method.batch_size for method, _ in self.built) if self.batched else 1
+
+    def load(self, item: Any) -> tuple[Pair, np.ndarray, np.ndarray]:
+        from maskcli.io.decode import read_image
+
+        pair = self.pairs[item.index]
+        return pair, read_image(pair.source).pixels, _read_mask(pair.truth)
+
+    def compute(self, loaded: list[tuple[Pair, np.ndarray, np.ndarray]]) -> list[list[ImageScore]]:
+        scores: list[list[ImageScore]] = [[] for _ in loaded]
+        for method, refiner in self.built:
+            for index, entry in enumerate(self._method_on(method, refiner, loaded)):
+                scores[index].append(entry)
+        return scores
+
+    def _method_on(self, method: Any, refiner: Any, loaded: list[Any]) -> list[ImageScore]:
+        from maskcli.jobs.segment import segment_images
+
+        entries = [ImageScore(pair.key, pair.source, pair.truth) for pair, _, _ in loaded]
+        try:
+            started = time.perf_counter()
+            segmentations = segment_images([image for _, image, _ in loaded], method, refiner)
+            seconds = (time.perf_counter() - started) / len(loaded)
+            for entry, segmentation, (_, _, truth) in zip(entries, segmentations, loaded):
+                entry.seconds = seconds
+                entry.facts = _plain_facts(segmentation.facts)
+                entry.scores = score(segmentation.mask, truth, level=self.level, tolerance=self.tolerance)
+        except SetupError:
+            raise  # missing weights would fail every image the same way
+        except Exception as error:  # one image breaking a method must not end the comparison
+            if len(loaded) > 1:  # a batch: find the image that breaks it
+                return [self._method_on(method, refiner, [one])[0] for one in loaded]
+            entries[0].error = str(error) if isinstance(error, MaskcliError) else f"{type(error).__name__}: {error}"
+        return entries
+
+    def save(self, item: Any, loaded: Any, computed: list[ImageScore]) -> Any:
+        from maskcli.pipeline import Result
+
+        errors = [entry.error for entry in computed if entry.error]
+        return Result(item.index, item.name, None, "failed" if errors else "written",
+                      error=errors[0] if errors else None, facts={"scores": computed})
 
 
 def _plain_facts(facts: dict[str, Any]) -> dict[str, Any]:

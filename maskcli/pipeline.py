@@ -5,13 +5,16 @@ results (a batch for the CNN, one item otherwise) and ``save`` encodes and write
 a job and yields one :class:`Result` per item; it never prints, and one failing item never stops the others
 (unless ``fail_fast``).
 
-Two ways to run, chosen by the job:
+Where the work runs is an engine's business (:mod:`maskcli.engines`); by default a local one is chosen:
 
 * **per-item jobs** (thresholds, edges, compositing) run whole items, decode → compute → encode, in ``jobs``
   worker processes, each item on one core; file reads and writes are cheap next to that. With ``jobs=1`` the work
   runs in this process, which saves a process start for a single image.
 * **batched jobs** (a CNN) keep one model in this process: decoding runs ahead in threads, batches of
   ``batch_size`` go through the model, and encoding and writing run behind in threads.
+
+Whatever the engine, this module is where fail-fast, the answers for refused and skipped items, and the turning
+of one item's failure into one failed result live.
 
 Memory stays bounded whatever the number of items: at most a small window of items is in flight, and items are
 pulled lazily from the input iterator. Results come in input order by default (``ordered=False``: as they finish).
@@ -21,21 +24,19 @@ Ctrl-C stops submitting, lets items already in flight finish (their files are co
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures as futures
 import dataclasses
-import itertools
-import multiprocessing
 import os
-import signal
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Literal, Protocol
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from maskcli.engines import Executor
+from maskcli.cores import cpu_count
 from maskcli.errors import MaskcliError, SetupError
 from maskcli.io.sources import Item
+
+if TYPE_CHECKING:
+    from maskcli.engines import Executor
 
 Status = Literal["written", "skipped", "failed"]
 
@@ -114,8 +115,22 @@ def describe(error: BaseException | str) -> str:
     return f"internal error: {type(error).__name__}: {error}{place} (please report this)"
 
 
+FATAL = (SetupError, KeyboardInterrupt)
+"""Errors that stop the whole run instead of failing one item: setup (weights, device) and Ctrl-C."""
+
+
+def needs_work(item: Item) -> bool:
+    """Whether an item goes to its job: refused items (an error, an output that may not be written) and
+    skipped ones are answered by :func:`process_item` alone."""
+    return not (item.error or item.skip)
+
+
 def process_item(job: Job, item: Item) -> Result:
-    """Load, compute and save one item, turning any failure into a failed result."""
+    """Load, compute and save one item, turning any failure into a failed result.
+
+    The one place where every engine answers refused and skipped items, so the never-overwrite rule (an item
+    whose output may not be written carries the reason in ``item.error``) holds whatever runs the job.
+    """
     if item.error:
         return failed(item, item.error)
     if item.skip:
@@ -124,7 +139,7 @@ def process_item(job: Job, item: Item) -> Result:
         loaded = job.load(item)
         (computed,) = job.compute([loaded])
         return saved(job, item, loaded, computed)
-    except (SetupError, KeyboardInterrupt):
+    except FATAL:
         raise
     except Exception as error:
         return failed(item, error)
@@ -134,8 +149,8 @@ def run(
     items: Iterable[Item],
     job: Job,
     *,
-    jobs: int = 1,
     executor: Executor | None = None,
+    jobs: int | None = None,
     ordered: bool = True,
     fail_fast: bool = False,
 ) -> Iterator[Result]:
@@ -143,23 +158,48 @@ def run(
 
     Parameters
     ----------
-    jobs : int
-        Worker processes for per-item jobs; decode/encode threads for batched jobs (local engine only).
+    items : iterable of Item
+        The work, pulled lazily.
+    job : Job
+        What to do with each item.
     executor : Executor, optional
-        Another engine to run the job on (e.g. :class:`maskcli.engines.ray.RayExecutor`); default: this machine.
+        Where the work runs (:mod:`maskcli.engines`). Default: a local one chosen for the job and ``jobs``
+        (:func:`maskcli.engines.local.choose`).
+    jobs : int, optional
+        Cores for the default executor: worker processes for per-item jobs, decode/encode threads for batched
+        jobs. Default: every core this process may use.
     ordered : bool
         Yield results in input order (True) or as they finish.
     fail_fast : bool
         Stop after the first failed item (items in flight still finish; the rest are not started).
-    """
-    if jobs < 1:
-        from maskcli.errors import OptionError
 
-        raise OptionError("jobs", f"must be at least 1, not {jobs}")
-    if executor is not None:
-        results = executor.execute(job, items, ordered=ordered)
-    else:
-        results = _run_local(items, job, jobs=jobs, ordered=ordered)
+    Returns
+    -------
+    iterator of Result
+        One per item. Closing it early cancels the work not started and waits for writes in flight.
+
+    Examples
+    --------
+    A job that measures names, run in this process:
+
+    >>> from pathlib import PurePosixPath
+    >>> from maskcli.engines.local import InProcess
+    >>> from maskcli.io.sources import Source
+    >>> class Length:
+    ...     batched, batch_size = False, 1
+    ...     def load(self, item): return item.name
+    ...     def compute(self, loaded): return [len(name) for name in loaded]
+    ...     def save(self, item, loaded, computed):
+    ...         return Result(item.index, item.name, None, "written", facts={"length": computed})
+    >>> items = [Item(i, Source(name, PurePosixPath(name))) for i, name in enumerate(["a.png", "bb.png"])]
+    >>> [r.facts["length"] for r in run(items, Length(), executor=InProcess())]
+    [5, 6]
+    """
+    if executor is None:
+        from maskcli.engines.local import choose
+
+        executor, items = choose(job, cpu_count() if jobs is None else jobs, items)
+    results = executor.execute(job, items, ordered=ordered)
     try:
         for result in results:
             yield result
@@ -169,198 +209,6 @@ def run(
         close = getattr(results, "close", None)
         if close:
             close()
-
-
-def _run_local(items: Iterable[Item], job: Job, *, jobs: int, ordered: bool) -> Iterator[Result]:
-    """The local engine: threads and, for per-item jobs with ``jobs > 1``, a process pool."""
-    if not job.batched and jobs > 1:
-        # Starting worker processes costs more than one image takes: a lone item (one file, or one image on
-        # stdin) runs here, and only a second item starts the pool.
-        items = iter(items)
-        head = list(itertools.islice(items, 2))
-        items = itertools.chain(head, items)
-        if len(head) < 2:
-            jobs = 1
-    if job.batched:
-        return _run_in_process(items, job, threads=jobs, ordered=ordered)
-    if jobs == 1:
-        # One process, three stages: the next image decodes and the last mask encodes while this one computes
-        # (OpenCV and zlib release the GIL). Otsu on 200 one-megapixel JPEGs went from 73 to 115 img/s
-        # (benchmarks/bench_segment.py).
-        return _run_in_process(items, job, threads=1, ordered=ordered)
-    return _run_processes(items, job, jobs=jobs, ordered=ordered)
-
-
-def _worker_init() -> None:
-    # The parent handles Ctrl-C and lets in-flight items finish; a terminated worker still removes its temp file.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _raise_system_exit)
-    import cv2
-
-    cv2.setNumThreads(1)  # one core per worker: --jobs says how many cores to use
-
-
-def _raise_system_exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
-
-
-_WORKER_JOB: Job | None = None
-
-
-def _worker_set_job(job: Job) -> None:
-    global _WORKER_JOB
-    _worker_init()
-    _WORKER_JOB = job
-
-
-def _worker_process(item: Item) -> Result:
-    assert _WORKER_JOB is not None
-    return process_item(_WORKER_JOB, item)
-
-
-def _pool_context() -> multiprocessing.context.BaseContext:
-    # forkserver: workers start from a clean, single-threaded server that has already imported maskcli, so they
-    # start fast and never inherit the parent's threads (progress bar, prefetch) mid-lock, as fork could.
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["maskcli.pipeline", "maskcli.io.decode", "maskcli.io.encode", "cv2"])
-        return context
-    return multiprocessing.get_context("spawn")
-
-
-def _run_processes(items: Iterable[Item], job: Job, *, jobs: int, ordered: bool) -> Iterator[Result]:
-    window = jobs * 4
-    pool = futures.ProcessPoolExecutor(
-        max_workers=jobs, mp_context=_pool_context(), initializer=_worker_set_job, initargs=(job,)
-    )
-    pending: collections.deque[tuple[Item, futures.Future[Result]]] = collections.deque()
-    iterator = iter(items)
-    try:
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < window:
-                item = next(iterator, None)
-                if item is None:
-                    exhausted = True
-                elif item.error or item.skip:  # nothing to compute: answer without a round trip
-                    done: futures.Future[Result] = futures.Future()
-                    done.set_result(process_item(job, item))
-                    pending.append((item, done))
-                else:
-                    pending.append((item, pool.submit(_worker_process, item)))
-            if not pending:
-                return
-            if ordered:
-                item, future = pending.popleft()
-                yield _outcome(item, future)
-            else:
-                futures.wait([f for _, f in pending], return_when=futures.FIRST_COMPLETED)
-                for entry in [e for e in pending if e[1].done()]:
-                    pending.remove(entry)
-                    yield _outcome(*entry)
-    finally:
-        for _, future in pending:
-            future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _outcome(item: Item, future: futures.Future[Result]) -> Result:
-    try:
-        return future.result()
-    except futures.process.BrokenProcessPool:
-        return failed(item, "a worker process died (out of memory?)")
-    except (SetupError, KeyboardInterrupt):
-        raise
-    except Exception as error:
-        return failed(item, error)
-
-
-def _run_in_process(items: Iterable[Item], job: Job, *, threads: int, ordered: bool) -> Iterator[Result]:
-    """Everything in this process: decode ahead in threads, compute here (in batches for a model), save behind in
-    threads. Used for batched jobs and for ``--jobs 1``."""
-    batch_size = max(1, job.batch_size)
-    decoders = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="maskcli-decode")
-    savers = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="maskcli-save")
-    ahead: collections.deque[tuple[Item, futures.Future[Any] | None]] = collections.deque()
-    behind: collections.deque[futures.Future[Result]] = collections.deque()
-    iterator = iter(items)
-    window = batch_size * 2 + threads
-
-    def take(item: Item) -> tuple[Item, futures.Future[Any] | None]:
-        if item.error or item.skip:
-            return item, None
-        return item, decoders.submit(job.load, item)
-
-    def drain(block_until: int) -> Iterator[Result]:
-        while len(behind) > block_until or (behind and behind[0].done()):
-            yield behind.popleft().result()
-
-    try:
-        exhausted = False
-        while True:
-            while not exhausted and len(ahead) < window:
-                item = next(iterator, None)
-                if item is None:
-                    exhausted = True
-                else:
-                    ahead.append(take(item))
-            if not ahead:
-                break
-            # Slots keep input order: a decoded item waits for its batch, a failed decode is answered at once.
-            slots: list[tuple[Item, Any] | futures.Future[Result]] = []
-            decoded = 0
-            while ahead and decoded < batch_size:
-                item, loading = ahead.popleft()
-                if loading is None:
-                    slots.append(_done(process_item(job, item)))
-                    continue
-                try:
-                    slots.append((item, loading.result()))
-                    decoded += 1
-                except (SetupError, KeyboardInterrupt):
-                    raise
-                except Exception as error:
-                    slots.append(_done(failed(item, error)))
-            batch = [slot for slot in slots if isinstance(slot, tuple)]
-            saving = iter(_compute_batch(job, batch, savers) if batch else [])
-            behind.extend(slot if isinstance(slot, futures.Future) else next(saving) for slot in slots)
-            yield from drain(block_until=window if ordered else 0)
-        while behind:
-            yield behind.popleft().result()
-    finally:
-        for _, loading in ahead:
-            if loading is not None:
-                loading.cancel()
-        decoders.shutdown(wait=True, cancel_futures=True)
-        savers.shutdown(wait=True)
-
-
-def _compute_batch(
-    job: Job, batch: list[tuple[Item, Any]], savers: futures.ThreadPoolExecutor
-) -> list[futures.Future[Result]]:
-    try:
-        computed = job.compute([loaded for _, loaded in batch])
-    except (SetupError, KeyboardInterrupt):
-        raise
-    except Exception as batch_error:
-        if len(batch) == 1:
-            return [_done(failed(batch[0][0], batch_error))]
-        # One bad image must not fail its neighbours: retry the batch one by one.
-        return list(itertools.chain.from_iterable(_compute_batch(job, [entry], savers) for entry in batch))
-    return [savers.submit(_save, job, item, loaded, result) for (item, loaded), result in zip(batch, computed)]
-
-
-def _save(job: Job, item: Item, loaded: Any, computed: Any) -> Result:
-    try:
-        return saved(job, item, loaded, computed)
-    except Exception as error:
-        return failed(item, error)
-
-
-def _done(result: Result) -> futures.Future[Result]:
-    future: futures.Future[Result] = futures.Future()
-    future.set_result(result)
-    return future
 
 
 class Timer:
@@ -385,4 +233,5 @@ class _Stage:
         self.timings[self.stage] = self.timings.get(self.stage, 0.0) + elapsed
 
 
-__all__ = ["Job", "Result", "Timer", "describe", "failed", "process_item", "run", "skipped"]
+__all__ = ["FATAL", "Job", "Result", "Timer", "cpu_count", "describe", "failed", "needs_work", "process_item", "run",
+           "skipped"]

@@ -15,8 +15,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cv2
@@ -246,16 +246,92 @@ class PreviewReport:
         return [r for r in self.results if r.error]
 
 
-def _load(result: PreviewResult, stretch: bool | None) -> tuple[np.ndarray, np.ndarray]:
+def _load(path: str, mask_path: str, stretch: bool | None) -> tuple[np.ndarray, np.ndarray]:
     from maskcli.io.decode import read_image
     from maskcli.io.encode import read_mask
 
-    image = read_image(result.image)
+    image = read_image(path)
     pixels = image.pixels
     # 16-bit scientific images often use a sliver of their range (the hela_* nuclei: under 2 %): show them stretched.
-    if stretch or (stretch is None and image.bit_depth == 16):
+    if stretch or (stretch is None and image.bit_depth >= 16):
         pixels = _stretch(pixels)
-    return pixels, read_mask(result.mask)
+    return pixels, read_mask(mask_path)
+
+
+@dataclasses.dataclass
+class _Style:
+    color: tuple[float, float, float]
+    opacity: float
+    outline: int
+
+
+@dataclasses.dataclass
+class _ScoreJob:
+    """Read a mask and its truth → their IoU (the sheet's order); nothing is written."""
+
+    truths: dict[str, str]  # mask path -> truth path
+    batched = False
+    batch_size = 1
+
+    def load(self, item: Any) -> tuple[np.ndarray, np.ndarray]:
+        from maskcli.io.encode import read_mask
+
+        truth = self.truths[item.source.path]
+        try:
+            return read_mask(item.source.path), read_mask(truth)
+        except InputError as error:
+            raise InputError(f"cannot score against {truth}: {error}") from None
+
+    def compute(self, loaded: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:
+        from maskcli.metrics import iou
+
+        return [iou(mask, truth) for mask, truth in loaded]
+
+    def save(self, item: Any, loaded: Any, computed: float) -> Any:
+        from maskcli.pipeline import Result
+
+        return Result(item.index, item.name, None, "written", facts={"iou": computed})
+
+
+@dataclasses.dataclass
+class _OverlayJob:
+    """Decode an image and its mask → the overlay (written) and the sheet's tile (handed back)."""
+
+    masks: list[str]  # by item index
+    style: _Style
+    stretch: bool | None
+    cell: int | None  # the sheet's cell side; None: no sheet
+    batched = False
+    batch_size = 1
+
+    def load(self, item: Any) -> tuple[np.ndarray, np.ndarray]:
+        return _load(item.source.path, self.masks[item.index], self.stretch)
+
+    def compute(self, loaded: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+        from maskcli.masks import resize_mask
+
+        style = dataclasses.asdict(self.style)
+        made = []
+        for pixels, mask in loaded:
+            picture = overlay_image(pixels, mask, **style)
+            tile = None
+            if self.cell is not None:
+                # Drawn at thumbnail size, so the outline stays as wide on the sheet as asked for.
+                small = _scaled(pixels, self.cell)
+                tile = overlay_image(small, resize_mask(mask, small.shape[:2], hard=False), **style)
+            made.append((picture, tile))
+        return made
+
+    def save(self, item: Any, loaded: Any, computed: tuple[np.ndarray, np.ndarray | None]) -> Any:
+        from maskcli.io.encode import encode_image, write_atomic
+        from maskcli.pipeline import Result
+
+        picture, tile = computed
+        output = None
+        if item.destination is not None:
+            write_atomic(item.destination, encode_image(picture, format="PNG"))
+            output = str(item.destination)
+        return Result(item.index, item.name, output, "written", facts={"tile": tile})
 
 
 def write_previews(
@@ -272,73 +348,93 @@ def write_previews(
     color: tuple[float, float, float] = (1.0, 0.25, 0.25),
     opacity: float = 0.4,
     outline: int = 2,
+    jobs: int | None = 1,
+    executor: Any = None,
+    fail_fast: bool = False,
 ) -> PreviewReport:
     """Overlays of each image with its mask (``output/<relpath>.png``) and a contact sheet of them (``sheet``).
 
     Images and masks pair by relative path and stem, as in :func:`maskcli.evaluate.pair_files`. With ``truths``,
     each mask is scored against its truth, the sheet lists images worst IoU first, and the labels show the IoU.
-    An existing overlay is an item error unless ``overwrite``; an overlay never replaces an input. ``stretch``
-    (None: 16-bit images only) spreads dim images over the full range for display.
+    An existing overlay (or sheet) is an error unless ``overwrite``; an output never replaces an input.
+    ``stretch`` (None: 16-bit images only) spreads dim images over the full range for display. The images run
+    through :func:`maskcli.pipeline.run` on ``jobs`` cores (or ``executor``); ``fail_fast`` stops at the first
+    image that fails.
+
+    Returns
+    -------
+    PreviewReport
+        One result per pair, in sheet order, and what could not be paired.
     """
     from maskcli.evaluate import pair_files
-    from maskcli.io.encode import encode_image, read_mask, write_atomic
-    from maskcli.masks import resize_mask
-    from maskcli.metrics import iou as iou_of
+    from maskcli.io.encode import encode_image, write_atomic
+    from maskcli.io.sources import Item, Source
+    from maskcli.pipeline import run
 
     if output is None and sheet is None:
-        raise OptionError("--output", "give an output folder for overlays (-o), a contact sheet (--sheet), or both")
+        raise OptionError("output", "give an output folder for overlays, a contact sheet, or both")
     if sheet is not None and Path(sheet).suffix.lower() != ".png":
-        raise OptionError("--sheet", f"the contact sheet is a PNG file; {Path(sheet).name} does not end in .png")
+        raise OptionError("sheet", f"the contact sheet is a PNG file; {Path(sheet).name} does not end in .png")
     pairing = pair_files(images, masks)
     if not pairing.pairs:
         raise SetupError(f"no image in {images} has a mask of the same name in {masks}")
+    inputs = {os.path.realpath(path) for pair in pairing.pairs for path in (pair.source, pair.truth)}
     layout = None
-    if sheet is not None:  # checked before any work, so a bad --columns or --cell fails at once
+    if sheet is not None:  # checked before any work, so a bad columns or cell fails at once
         layout = SheetLayout.for_count(len(pairing.pairs), columns=columns, cell=cell)
+        if os.path.realpath(sheet) in inputs:
+            raise OptionError("sheet", f"{sheet} is one of the inputs; choose another file")
+        if os.path.lexists(sheet) and not overwrite:
+            raise OptionError("sheet", f"{sheet} exists; allow replacing it (overwrite) or choose another file")
     results = [PreviewResult(p.key, p.source, p.truth) for p in pairing.pairs]
     unpaired: list[str] = []
     if truths is not None:
         truth_of = {p.key: p.truth for p in pair_files(masks, truths).pairs}
-        for result in results:
-            if result.key not in truth_of:
-                unpaired.append(result.key)
-                continue
-            try:
-                result.iou = iou_of(read_mask(result.mask), read_mask(truth_of[result.key]))
-            except InputError as error:
-                result.error = f"cannot score against {truth_of[result.key]}: {error}"
+        unpaired = [result.key for result in results if result.key not in truth_of]
+        scored = [result for result in results if result.key in truth_of]
+        items = (Item(index, Source(r.mask, PurePosixPath(r.key))) for index, r in enumerate(scored))
+        job = _ScoreJob({r.mask: truth_of[r.key] for r in scored})
+        for outcome in run(items, job, executor=executor, jobs=jobs):
+            result = scored[outcome.index]
+            result.iou, result.error = outcome.facts.get("iou"), outcome.error
         # Worst first: failures, then ascending IoU, then images without a truth.
         results.sort(key=lambda r: (r.error is None, r.iou is None, r.iou if r.iou is not None else 0.0, r.key))
     canvas = layout.canvas() if layout is not None else None
-    root = Path(output) if output is not None else None
-    inputs = {os.path.realpath(path) for pair in pairing.pairs for path in (pair.source, pair.truth)}
-    for index, result in enumerate(results):
+    planned = _plan_overlays(results, output, overwrite, inputs)
+    job = _OverlayJob([r.mask for r in results], _Style(color, opacity, outline), stretch,
+                      cell if canvas is not None else None)
+    for outcome in run(planned, job, executor=executor, jobs=jobs, fail_fast=fail_fast):
+        result = results[outcome.index]
+        result.output = outcome.output if outcome.status == "written" else None
+        result.error = result.error or outcome.error
+        if canvas is None:
+            continue
         label = result.key if result.iou is None else f"{result.key} {result.iou:.2f}"
-        try:
-            if result.error:
-                raise InputError(result.error)
-            pixels, mask = _load(result, stretch)
-            style = {"color": color, "opacity": opacity, "outline": outline}
-            picture = overlay_image(pixels, mask, **style) if root is not None else None
-            if root is not None:
-                destination = root / f"{result.key}.png"
-                if os.path.realpath(destination) in inputs:
-                    raise InputError(f"overlay {destination} would replace an input; choose another folder")
-                if destination.exists() and not overwrite:
-                    raise InputError(f"output {destination} exists (use --overwrite to replace it)")
-                write_atomic(destination, encode_image(picture, format="PNG"))
-                result.output = str(destination)
-            if canvas is not None:
-                # Drawn at thumbnail size, so the outline stays as wide on the sheet as asked for.
-                small = _scaled(pixels, cell)
-                tile = overlay_image(small, resize_mask(mask, small.shape[:2], hard=False), **style)
-                _place(canvas, layout, index, label, tile)
-        except InputError as error:
-            result.error = result.error or str(error)
-            if canvas is not None:  # the cell stays, marked, so the grid still reads in order
-                _place(canvas, layout, index, f"FAILED {result.key}", np.zeros((cell, cell), np.float32))
+        tile = outcome.facts.get("tile")
+        if tile is None:  # the cell stays, marked, so the grid still reads in order
+            _place(canvas, layout, outcome.index, f"FAILED {result.key}", np.zeros((cell, cell), np.float32))
+        else:
+            _place(canvas, layout, outcome.index, label, tile)
     report = PreviewReport(results, pairing, unpaired)
     if canvas is not None and sheet is not None:
         write_atomic(sheet, encode_image(canvas, format="PNG"))
         report.sheet = str(sheet)
     return report
+
+
+def _plan_overlays(results: list[PreviewResult], output: str | os.PathLike[str] | None, overwrite: bool,
+                   inputs: set[str]) -> Iterator[Any]:
+    """Items in sheet order, each with its overlay's checked destination (none without an output folder)."""
+    from maskcli.io.sources import Destinations, Item, Source
+
+    destinations = Destinations(Path(output), "{relpath}.png", "overwrite") if output is not None else None
+    for index, result in enumerate(results):
+        item = Item(index, Source(result.image, PurePosixPath(result.key + ".png")), error=result.error)
+        if destinations is not None and not item.error:
+            destination, item.error = destinations.check(item.source, PurePosixPath(f"{result.key}.png"))
+            if destination is not None and os.path.realpath(destination) in inputs:
+                item.error = f"overlay {destination} would replace an input; choose another folder"
+            elif destination is not None and os.path.lexists(destination) and not overwrite:
+                item.error = f"output {destination} exists (use --overwrite to replace it)"
+            item.destination = destination
+        yield item

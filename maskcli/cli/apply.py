@@ -158,7 +158,8 @@ def apply_command(
         return SUFFIX_OF[output_format(PurePosixPath(source.relpath.name).suffix, format, alpha_out)]
 
     items = c.plan_outputs(sources, kind="args" if kind == "records" else kind, output=output, template=name,
-                           existing=c.existing_policy(skip_existing, overwrite), suffix=suffix_for)
+                           existing=c.existing_policy(skip_existing, overwrite), suffix=suffix_for,
+                           max_pixels=max_pixels)
     if source_kind == "folder":
         items = _pair_masks(items, masks, mask_name)  # type: ignore[arg-type]
     elif source_kind == "records":

@@ -10,7 +10,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from maskcli.errors import OptionError, SetupError
+from maskcli.errors import InputError, OptionError, SetupError
+from maskcli.io.decode import DEFAULT_MAX_PIXELS, read_bounded
 from maskcli.io.sources import STDIN, Destinations, Existing, Item, Source, expand_inputs, listed_files, read_path_list
 from maskcli.cli.streams import stdin_kind
 
@@ -129,13 +130,6 @@ Params = Annotated[
 ]
 
 
-def default_jobs() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def executor_for(engine: str, ray_address: str | None, jobs: int | None) -> Any:
     """The engine's executor (None: the local engine, which takes ``jobs``), checking the options it takes."""
     if engine not in ("local", "ray"):
@@ -210,11 +204,14 @@ def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str 
 
 
 def plan_outputs(sources: Iterator[Source], *, kind: str, output: Path | None, template: str,
-                 existing: Existing, suffix: Any = None) -> Iterator[Item]:
+                 existing: Existing, suffix: Any = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[Item]:
     """Items with destinations; one image from stdin goes to stdout unless an output file is named."""
     if kind == "image":
         item = Item(0, Source(STDIN, PurePosixPath("stdin")))
-        item.extra["data"] = sys.stdin.buffer.read()
+        try:
+            item.extra["data"] = read_bounded(sys.stdin.buffer, max_pixels)
+        except InputError as error:
+            item.error = f"stdin holds {error}"
         if output is not None and str(output) != STDIN:
             if output.is_dir():
                 raise OptionError("--output", "with one image on stdin, --output names a file, not a folder")

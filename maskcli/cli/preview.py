@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from maskcli.cli import common as c
 from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED
 
 SHEET = "Contact sheet"
@@ -45,7 +46,9 @@ def preview_command(
     stretch: Annotated[Optional[bool], typer.Option("--stretch/--no-stretch", help="Stretch dim images to their "
                                                     "0.5-99.5 percentiles for display. Default: 16-bit images "
                                                     "only.", rich_help_panel=LOOK, show_default=False)] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing overlays.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing overlays and sheet.")] = False,
+    jobs: c.Jobs = None,
+    fail_fast: c.FailFast = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr; errors only.")] = False,
 ) -> None:
     """Overlays (tinted, outlined masks over their images) and a contact sheet to look over a folder at once.
@@ -60,7 +63,7 @@ def preview_command(
 
     report = write_previews(images, masks, output=output, sheet=sheet, truths=gt, columns=columns, cell=cell,
                             overwrite=overwrite, stretch=stretch, color=_color(color), opacity=opacity,
-                            outline=outline)
+                            outline=outline, jobs=jobs, fail_fast=fail_fast)
     for path, reason in report.pairing.problems:
         print(f"maskcli: warning: {path}: {reason}", file=sys.stderr)
     for path in report.pairing.unpaired_sources:

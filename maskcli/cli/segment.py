@@ -116,7 +116,7 @@ def segment_command(
 
     sources, kind = c.gather_sources(inputs, recursive=recursive, from_file=from_file, null=null)
     items = c.plan_outputs(sources, kind=kind, output=output, template=name,
-                           existing=c.existing_policy(skip_existing, overwrite), suffix=".png")
+                           existing=c.existing_policy(skip_existing, overwrite), suffix=".png", max_pixels=max_pixels)
     drive(items, job, kind=kind, output=output, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
           json_records=json_records, quiet=quiet, run=run, executor=executor)
 
@@ -136,7 +136,7 @@ def drive(items: Any, job: Any, *, kind: str, output: Path | None, jobs: int | N
         if executor is not None:
             executor.start()  # before the clock and the progress bar: a cluster's start-up is not the batch's time
         reporter = Reporter(json_records=json_records, quiet=quiet or to_stdout)
-        for result in run(items, job, jobs=jobs or c.default_jobs(), executor=executor, ordered=not unordered,
+        for result in run(items, job, jobs=jobs, executor=executor, ordered=not unordered,
                           fail_fast=fail_fast):
             if result.data is not None and stdout is not None:
                 stdout.write(result.data)

@@ -23,7 +23,6 @@ precision) in this process, so a batch of thousands of images loads the weights 
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,16 +35,14 @@ from torch import nn
 
 from maskcli.cnn.device import DevicePlan, autocast_dtype
 from maskcli.cnn.specs import ModelSpec
+from maskcli.cores import cpu_count
 from maskcli.errors import WeightsUnavailable
 
 
 def _set_threads() -> None:
     # torch sizes its pool from the machine's cores, not the cores this process may use (cgroups, taskset);
     # more threads than cores only adds contention with the decode threads.
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 1
+    usable = cpu_count()
     if torch.get_num_threads() > usable:
         torch.set_num_threads(usable)
 

@@ -1,27 +1,42 @@
-"""Engines: where a job's items run. The runner (:func:`maskcli.pipeline.run`) drives any :class:`Executor`.
+"""Engines: how the runner's work is carried out, behind one small interface.
 
-The local engine is the runner's own (threads and a process pool on this machine); :mod:`maskcli.engines.ray`
-runs the same jobs on a Ray cluster. Nothing here imports an engine's dependencies: Ray is imported only when a
-:class:`~maskcli.engines.ray.RayExecutor` is made.
+:func:`maskcli.pipeline.run` owns what is the same for every engine (fail-fast, the answers for items that need
+no work, Ctrl-C, the default choice); an :class:`Executor` only decides *where* each item's ``load → compute →
+save`` runs. :mod:`maskcli.engines.local` holds the two local ones: everything in this process with the stages
+overlapped in threads, and a pool of worker processes.
+
+The contract:
+
+* :meth:`Executor.execute` is a generator yielding exactly one :class:`~maskcli.pipeline.Result` per item, in
+  input order when ``ordered``, else as items finish;
+* items are pulled lazily, with a bounded window in flight, so memory does not grow with the batch;
+* every item goes through :func:`maskcli.pipeline.process_item` (or its stages), which answers refused and
+  skipped items without work and turns one item's failure into a failed result;
+* closing the generator (the runner stops on fail-fast or Ctrl-C) cancels the work not yet started, lets
+  in-flight writes finish (each is atomic: a temp file and a rename) and releases every process and thread.
+
+Examples
+--------
+>>> from maskcli.engines.local import InProcess
+>>> isinstance(InProcess(threads=1), Executor)
+True
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from maskcli.io.sources import Item
     from maskcli.pipeline import Job, Result
 
 
+@runtime_checkable
 class Executor(Protocol):
-    """Runs a job over items and yields one result per item (input order when ``ordered``).
+    """Carries out a job over items; see the module's contract."""
 
-    Closing the returned generator cancels the work still outstanding.
-    """
-
-    def execute(self, job: Job, items: Iterable[Item], *, ordered: bool) -> Iterator[Result]: ...
+    def execute(self, job: "Job", items: "Iterable[Item]", *, ordered: bool) -> "Iterator[Result]": ...
 
 
 __all__ = ["Executor"]

@@ -38,7 +38,7 @@ from typing import Any
 
 from maskcli.errors import OptionError, SetupError
 from maskcli.io.sources import Item
-from maskcli.pipeline import Job, Result, describe, failed, process_item, saved
+from maskcli.pipeline import FATAL, Job, Result, describe, failed, needs_work, process_item, saved
 
 INSTALL_HINT = "the Ray engine needs Ray, an optional extra: pip install 'maskcli[ray]'"
 
@@ -220,7 +220,7 @@ class _Run:
                     item = next(iterator, None)
                     if item is None:
                         exhausted = True
-                    elif item.error or item.skip:  # nothing to compute: answer without a round trip
+                    elif not needs_work(item):  # refused or skipped: answered here without a round trip
                         pending.append(_Entry(item, process_item(self.job, item)))
                     elif self.job.batched:
                         pending.append(_Entry(item, self.load.remote(self.handle, item)))
@@ -253,7 +253,7 @@ class _Run:
         exceptions = self.ray.exceptions
         try:
             return self.ray.get(entry.value)
-        except (SetupError, KeyboardInterrupt):
+        except FATAL:
             raise  # a task's SetupError arrives as a RayTaskError that is also a SetupError
         except exceptions.RayTaskError as error:
             return failed(entry.item, error.as_instanceof_cause())
@@ -341,7 +341,7 @@ def _load_task(handle: list[Any], item: Item) -> Any:
     """The loaded item, or a :class:`_Failure` that the later stages pass along."""
     try:
         return _worker_job(handle).load(item)
-    except (SetupError, KeyboardInterrupt):
+    except FATAL:
         raise
     except Exception as error:
         return _Failure(describe(error))
@@ -353,7 +353,7 @@ def _save_task(handle: list[Any], item: Item, pair: Any) -> Result:
     computed, loaded = pair
     try:
         return _node_fact(saved(_worker_job(handle), item, loaded, computed))
-    except (SetupError, KeyboardInterrupt):
+    except FATAL:
         raise
     except Exception as error:
         return _node_fact(failed(item, error))
@@ -391,7 +391,7 @@ def _compute_each(job: Job, loaded: list[Any]) -> Iterator[tuple[int, Any]]:
     try:
         yield from enumerate(job.compute(loaded))
         return
-    except (SetupError, KeyboardInterrupt):
+    except FATAL:
         raise
     except Exception as error:
         if len(loaded) == 1:
@@ -400,7 +400,7 @@ def _compute_each(job: Job, loaded: list[Any]) -> Iterator[tuple[int, Any]]:
     for index, one in enumerate(loaded):
         try:
             yield index, job.compute([one])[0]
-        except (SetupError, KeyboardInterrupt):
+        except FATAL:
             raise
         except Exception as error:
             yield index, error
