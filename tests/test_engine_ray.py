@@ -164,11 +164,12 @@ def test_segment_and_apply_equal_the_local_engine(cluster, tmp_path):
 @needs_u2netp
 @pytest.mark.slow
 def test_the_cnn_runs_in_model_actors_with_equal_masks(cluster, tmp_path):
-    # Batches of 3 over 7 images: two full batches and a short last one, through one model actor.
+    # Batches of 3 over 4 images: a full batch and a short last one, through one model actor.
+    inputs = [str(SAMPLES / name) for name in ("coins.png", "chelsea.png", "retina.jpg", "cell.png")]
     args = ["--weights", str(U2NETP), "--batch-size", "3", "--json"]
-    done = run_cli("segment", str(SAMPLES), "-o", str(tmp_path / "local"), *args)
+    done = run_cli("segment", *inputs, "-o", str(tmp_path / "local"), *args)
     assert done.returncode == 0, done.stderr.decode()
-    done = _ray_cli(cluster, "segment", str(SAMPLES), "-o", str(tmp_path / "ray"), *args)
+    done = _ray_cli(cluster, "segment", *inputs, "-o", str(tmp_path / "ray"), *args)
     assert done.returncode == 0, done.stderr.decode()
     assert {r["device"] for r in _records(done)} == {"cpu"}
     assert "compute" in _records(done)[0]["timings_ms"]  # the model actor's timing reaches the record
@@ -204,6 +205,23 @@ def test_a_bad_file_fails_alone_resume_and_fail_fast(cluster, tmp_path):
     assert done.returncode == 1
     assert [r["status"] for r in _records(done)] == ["failed"]
     assert not [p for p in (tmp_path / "ff").rglob(".maskcli-tmp-*")]
+
+
+@needs_ray
+def test_eval_methods_ranks_the_same_on_ray(cluster, tmp_path):
+    assert run_cli("segment", str(SAMPLES), "-o", str(tmp_path / "truth"), "-q").returncode == 0
+
+    def untimed(document: dict) -> dict:
+        for entry in document["ranking"]:
+            entry.pop("ms_per_image")
+            for image in entry["images"]:
+                image.pop("ms")
+        return document
+
+    args = ["eval", "--methods", "otsu,li", str(SAMPLES), str(tmp_path / "truth"), "--json"]
+    local, remote = run_cli(*args), _ray_cli(cluster, *args)
+    assert local.returncode == remote.returncode == 0, remote.stderr.decode()
+    assert untimed(json.loads(remote.stdout)) == untimed(json.loads(local.stdout))
 
 
 @needs_ray
