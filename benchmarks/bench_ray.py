@@ -8,12 +8,16 @@ Rows, each ``maskcli segment`` as a user runs it, interleaved (local, Ray one no
   cross the node boundary as they would between machines (through the object manager, not shared memory);
 * **ray, cold** (Otsu only): ``--engine ray`` with no address: the run starts and stops its own Ray instance.
 
+``--sections tiny`` measures the per-item overhead instead: Otsu on 64×64 PNGs, where the work per item is
+next to nothing, so 1 / throughput is what the engine itself costs per item (driver, scheduling, round trips).
+
 Two rates per row: **throughput** (the summary line's img/s: from the first item to the last, what a long batch
 sees) and **wall** (the whole command, interpreter start-up and connecting to the cluster included). The ratio the
 Ray issue targets (≥ 0.8) is Ray's throughput over the local engine's. The per-stage costs (mean milliseconds per
 image of decode, compute, encode and write, from ``--json`` records of the local runs) feed ``docs/scale-out.md``.
 
     python benchmarks/bench_ray.py --weights ../shared/weights/u2netp.onnx --out benchmarks/results/ray.md
+    python benchmarks/bench_ray.py --sections tiny --count 2000 --out benchmarks/results/ray_overhead.md
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ def same_outputs(a: Path, b: Path) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", default="otsu,u2netp", help="comma-separated: otsu, u2netp, tiny")
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--cnn-count", type=int, default=None, help="images for u2netp (default: --count)")
     parser.add_argument("--weights", type=Path, default=None, help="u2netp.onnx; without it the CNN rows are skipped")
@@ -85,12 +90,23 @@ def main() -> None:
 
     cores = len(os.sched_getaffinity(0))
     work = args.work or Path(tempfile.mkdtemp(prefix="mrb-"))
+    sections = set(args.sections.split(","))
     images = work / "images"
-    if len(list(images.glob("*.jpg"))) != args.count:
+    methods = {}
+    if sections & {"otsu", "u2netp"} and len(list(images.glob("*.jpg"))) != args.count:
         shutil.rmtree(images, ignore_errors=True)
         make_jpegs(images, args.count, seed=0)
-    methods = {"otsu": (images, ["-m", "otsu"])}
-    if args.weights:
+    if "otsu" in sections:
+        methods["otsu"] = (images, ["-m", "otsu"])
+    if "tiny" in sections:
+        sys.path.insert(0, str(HERE.parent / "tests"))
+        from synth_for_tests import write_many
+
+        tiny = work / "tiny"
+        if len(list(tiny.glob("*.png"))) != args.count:
+            write_many(tiny, args.count, size=(64, 64))
+        methods["otsu, 64×64 PNGs"] = (tiny, ["-m", "otsu"])
+    if args.weights and "u2netp" in sections:
         cnn_images = images
         if args.cnn_count and args.cnn_count != args.count:
             cnn_images = work / f"images_{args.cnn_count}"
@@ -119,7 +135,7 @@ def main() -> None:
         for _ in range(args.repeat):
             for method, (folder, options) in methods.items():
                 for engine, engine_options in engines.items():
-                    if "cold" in engine and method != "otsu":
+                    if "cold" in engine and not method.startswith("otsu"):
                         continue
                     out = work / "out" / method / engine.replace(" ", "_").replace(",", "")
                     result = run(folder, out, options, engine_options)
@@ -133,8 +149,10 @@ def main() -> None:
         two.shutdown()
         ray.shutdown()
 
-    lines = [f"# Ray engine vs local engine ({cores} cores; one-megapixel JPEGs, best of {args.repeat} "
-             "interleaved rounds)", "",
+    load = os.getloadavg()[0]
+    lines = [f"# Ray engine vs local engine ({cores} cores, load average {load:.1f} at the end; best of "
+             f"{args.repeat} interleaved rounds)", "",
+             f"`python benchmarks/bench_ray.py {' '.join(sys.argv[1:])}`", "",
              "| method | engine | images | throughput img/s | wall img/s | ratio to local (throughput) | "
              "outputs equal local |", "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
     for (method, engine), result in best.items():

@@ -9,7 +9,8 @@ outputs are answered here without a round trip) and streams the rest through the
 * **batched jobs** (a CNN): decoding is a CPU task per item; the model runs in an actor pool, one model per
   actor (one actor per GPU with ``num_gpus=1`` when the cluster has GPUs, else one actor per node using that
   node's cores), fed batches of the job's own batch size as resolved on the actor's machine; encoding and writing
-  are a CPU task per item again.
+  are a CPU task per item again. Each batch is decoded on its actor's node and saved where its masks are, so the
+  decoded images (12 MB of float32 per megapixel) move through shared memory, not the network.
 
 Memory stays bounded: items are pulled lazily from the input iterator and at most ``window`` of them are in flight
 (decoded images live in the object store only while their item is in flight). Results come back to the driver as
@@ -161,7 +162,14 @@ class _Run:
         self.batch_size = 1
         if job.batched:
             self.actors = self._start_actors(resources)
-            self.batch_size = max(1, min(ray.get([a.batch_size.remote() for a in self.actors])))
+            placed = ray.get([actor.placement.remote() for actor in self.actors])
+            self.batch_size = max(1, min(size for size, _ in placed))
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            # Decode each batch on the node of the actor that will run it: a decoded one-megapixel image is 12 MB
+            # of float32, which should cross shared memory, not the network. Soft: a node that leaves the
+            # cluster leaves its work to the others.
+            self.near = [NodeAffinitySchedulingStrategy(node, soft=True) for _, node in placed]
         batches = 2 * self.batch_size * len(self.actors)
         self.window = window or max(8, 4 * cpus, batches + 2 * cpus)
         self.process = ray.remote(num_cpus=1)(_process_task)
@@ -195,6 +203,11 @@ class _Run:
 
     # -- submitting -------------------------------------------------------------------------------------------
 
+    def _decode(self, item: Item) -> Any:
+        """Decoding starts on the node of the actor whose turn comes next, where the batch will run."""
+        near = self.near[self.turn % len(self.actors)]
+        return self.load.options(scheduling_strategy=near).remote(self.handle, item)
+
     def _submit_batch(self, batch: list[_Entry]) -> None:
         """Decoded items to the next model actor, then each to a save task."""
         actor = self.actors[self.turn % len(self.actors)]
@@ -223,7 +236,7 @@ class _Run:
                     elif not needs_work(item):  # refused or skipped: answered here without a round trip
                         pending.append(_Entry(item, process_item(self.job, item)))
                     elif self.job.batched:
-                        pending.append(_Entry(item, self.load.remote(self.handle, item)))
+                        pending.append(_Entry(item, self._decode(item)))
                         batch.append(pending[-1])
                         if len(batch) == self.batch_size:
                             self._submit_batch(batch)
@@ -367,8 +380,11 @@ class _ModelActor:
         _enter(cwd)
         self.job = job
 
-    def batch_size(self) -> int:
-        return max(1, self.job.batch_size)
+    def placement(self) -> tuple[int, str]:
+        """The job's batch size as resolved on this machine (its device), and this actor's node."""
+        import ray
+
+        return max(1, self.job.batch_size), ray.get_runtime_context().get_node_id()
 
     def compute(self, *outcomes: Any) -> tuple[Any, ...]:
         """Per input: ``(computed, loaded)`` for the save task, or a :class:`_Failure`; then a done marker.
