@@ -372,3 +372,11 @@ def test_engine_usage_errors(args, message, tmp_path):
     done = run_cli("segment", str(SAMPLES / "coins.png"), "-o", str(tmp_path / "out"), *args)
     assert done.returncode == 2, done.stderr.decode()
     assert message in done.stderr.decode()
+
+
+@needs_ray
+def test_a_cluster_that_cannot_be_reached_exits_3(tmp_path):
+    done = run_cli("segment", str(SAMPLES / "coins.png"), "-o", str(tmp_path / "out"), "--engine", "ray",
+                   "--ray-address", "127.0.0.1:1", env=RAY_ENV)
+    assert done.returncode == 3
+    assert done.stderr.decode().startswith("maskcli: error: cannot reach the Ray cluster at 127.0.0.1:1: ")

@@ -33,6 +33,7 @@ import collections
 import dataclasses
 import logging
 import os
+import socket
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -113,6 +114,7 @@ class RayExecutor:
             if self.temp_dir is not None:
                 options["_temp_dir"] = str(self.temp_dir)
         else:
+            _check_reachable(self.address)
             options["address"] = self.address
         try:
             ray.init(**options)
@@ -147,6 +149,17 @@ class RayExecutor:
         return _Run(self._ray, job, self.window).results(items, ordered=ordered)
 
 
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A HOST:PORT that refuses connections is a setup error now, not a minute of Ray's own retries."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # "auto", "ray://..." and the like: Ray finds or reaches them itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise SetupError(f"cannot reach the Ray cluster at {address}: {error.strerror or error}") from None
+
+
 class _Run:
     """One job on the cluster: the remote functions, the model actors and the items in flight."""
 
@@ -162,7 +175,14 @@ class _Run:
         self.batch_size = 1
         if job.batched:
             self.actors = self._start_actors(resources)
-            placed = ray.get([actor.placement.remote() for actor in self.actors])
+            try:
+                placed = ray.get([actor.placement.remote() for actor in self.actors])
+            except ray.exceptions.RayError as error:  # the model could not start (weights, device) on a node
+                self._kill_actors()
+                cause = error.as_instanceof_cause() if isinstance(error, ray.exceptions.RayTaskError) else error
+                if isinstance(cause, SetupError):
+                    raise cause from None
+                raise SetupError(f"the model could not start on the Ray cluster: {cause}") from None
             self.batch_size = max(1, min(size for size, _ in placed))
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -283,12 +303,15 @@ class _Run:
                 ray.cancel(ref)
             except Exception:  # noqa: BLE001 - already finished, or an actor task Ray cannot cancel: fine
                 pass
-        for actor in self.actors:
-            ray.kill(actor)
+        self._kill_actors()
         if running:
             # A cancelled writer removes its temp file on its way out; wait for that before returning.
             ray.wait(running, num_returns=len(running), timeout=CANCEL_GRACE_S)
         self.pending = collections.deque()
+
+    def _kill_actors(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
         self.actors = []
 
 

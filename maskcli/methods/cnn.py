@@ -19,6 +19,7 @@ maskcli.errors.OptionError: classes: u2netp is a salient-object model with no cl
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -79,10 +80,15 @@ class CNN(Method):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # "auto" means the machine the model runs on: a method sent to another machine (a Ray actor on a GPU node)
-        # chooses again there, with the batch size that goes with its device.
+        # chooses again there, with the batch size that goes with its device; weights found in the cache or the
+        # package are found again there when that machine keeps them elsewhere.
         self.__dict__.update(state)
         if self.device == "auto":
             self._resolve_device()
+        if self.weights is None and not os.path.isfile(self._path):
+            from maskcli.cnn import weights
+
+            self._path = weights.resolve(self._spec, None)
 
     def _segmenter(self) -> Any:
         from maskcli.cnn.infer import segmenter
