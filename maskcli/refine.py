@@ -13,7 +13,9 @@ fixed order, whatever order the flags were given in:
    edges to the image's edges with He et al.'s guided filter (a soft result; radius = long side / 100, at least
    2 px, ε = 10⁻⁴). Measured on 30 weizmann_horses images with the truth at 1/8 resolution upsampled as a stand-in
    for a coarse probability map: IoU at 0.5 rose from 0.933 to 0.939; from a 1/4-resolution map (already close)
-   it fell from 0.980 to 0.969, and larger radii or ε lowered it further. Use it on coarse maps.
+   it fell from 0.980 to 0.969, and larger radii or ε lowered it further. Use it on coarse maps. ``matting``
+   computes a real alpha matte in a band around the edge with pymatting (:mod:`maskcli.matting`: trimap, solver,
+   size guard; an optional extra), for hair, fur and other fine, semi-transparent edges.
 6. **invert**.
 7. **feather**: soft edges ``feather`` pixels wide.
 8. **output**: ``hard LEVEL`` binarises at LEVEL; ``soft=False`` binarises at 0.5; otherwise the mask stays as it is
@@ -37,6 +39,7 @@ import math
 import cv2
 import numpy as np
 
+from maskcli import matting
 from maskcli.errors import OptionError
 from maskcli.masks import is_hard
 
@@ -44,7 +47,7 @@ __all__ = ["Refinement", "feather", "guided_filter", "grabcut_refine", "fill_hol
            "keep_largest", "morphology", "REFINERS"]
 
 #: Values of ``--refine``.
-REFINERS = ("grabcut", "guided")
+REFINERS = ("grabcut", "guided", "matting")
 
 
 def _disc(radius: int) -> np.ndarray:
@@ -347,8 +350,12 @@ class Refinement:
         Remove regions smaller than this many pixels.
     keep_largest : int or None
         Keep only the k largest regions.
-    refine : {None, "grabcut", "guided"}
-        Re-segment with GrabCut seeded by the mask, or snap soft edges to the image with the guided filter.
+    refine : {None, "grabcut", "guided", "matting"}
+        Re-segment with GrabCut seeded by the mask, snap soft edges to the image with the guided filter, or
+        compute an alpha matte around the edge (:func:`maskcli.matting.matte`).
+    matting_solver, matting_band, matting_max_side : str, float, int
+        With ``refine="matting"``: pymatting's solver, the unknown band's half-width (fraction of the long side)
+        and the largest side solved at full resolution (see :mod:`maskcli.matting`).
     invert : bool
         Swap foreground and background.
     feather : float or None
@@ -373,6 +380,9 @@ class Refinement:
     min_size: int | None = None
     keep_largest: int | None = None
     refine: str | None = None
+    matting_solver: str = matting.DEFAULT_SOLVER
+    matting_band: float = matting.DEFAULT_BAND
+    matting_max_side: int = matting.DEFAULT_MAX_SIDE
     invert: bool = False
     feather: float | None = None
     hard: float | None = None
@@ -397,6 +407,15 @@ class Refinement:
                 self.refine = None
             elif self.refine not in REFINERS:
                 raise OptionError("--refine", f"must be one of {', '.join(REFINERS)}, not {self.refine!r}")
+        matting.check_settings(self.matting_solver, self.matting_band, self.matting_max_side)
+        changed = [name for name, default in (("matting_solver", matting.DEFAULT_SOLVER),
+                                              ("matting_band", matting.DEFAULT_BAND),
+                                              ("matting_max_side", matting.DEFAULT_MAX_SIDE))
+                   if getattr(self, name) != default]
+        if changed and self.refine != "matting":
+            raise OptionError(_flag(changed[0]), "works with --refine matting only")
+        if self.refine == "matting":
+            matting.require()  # a missing optional extra stops the run before the first image
         if self.feather is not None and not (math.isfinite(self.feather) and self.feather >= 0):
             raise OptionError("--feather", f"must be a width in pixels ≥ 0, got {self.feather}")
         if self.hard is not None and not (0 < self.hard <= 1):
@@ -413,7 +432,7 @@ class Refinement:
 
     @property
     def needs_color(self) -> bool:
-        """Only the GrabCut and guided refinements look at the image; the rest work on the mask alone."""
+        """Only the GrabCut, guided and matting refinements look at the image; the rest work on the mask alone."""
         return self.refine is not None
 
     def apply(self, mask: np.ndarray, image: np.ndarray) -> np.ndarray:
@@ -432,6 +451,9 @@ class Refinement:
         elif self.refine == "guided":
             radius = max(2, round(max(out.shape) / 100))
             out = guided_filter(out, image, radius=radius, eps=1e-4)
+        elif self.refine == "matting":
+            out, _ = matting.matte(image, out, solver=self.matting_solver, band=self.matting_band,
+                                   max_side=self.matting_max_side)
         if self.invert:
             out = 1.0 - out
         if self.feather:

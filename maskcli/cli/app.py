@@ -6,13 +6,19 @@ errors to exit statuses: 0 all done, 1 some items failed, 2 usage error, 3 setup
 
 from __future__ import annotations
 
-import signal
+import contextlib
+import functools
+import os
 import sys
-from typing import Annotated, Optional
+import threading
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
 
 import typer
 
 from maskcli import __version__
+from maskcli.cli import entry
 from maskcli.cli.report import EXIT_INTERRUPTED, EXIT_SETUP, EXIT_USAGE, error_line
 from maskcli.errors import MaskcliError, OptionError
 
@@ -42,23 +48,38 @@ def _root(
     """Make image segmentation masks (segment) and apply them (apply)."""
 
 
-def _register() -> None:
-    from maskcli.cli import apply, evaluate, methods, models, preview, segment
+def _interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The command, ending with status 130 and one line on Ctrl-C or SIGTERM (Click would print "Aborted!" and
+    exit 1). Batches report what they finished before this."""
 
-    app.command("segment", no_args_is_help=False)(segment.segment_command)
-    app.command("apply")(apply.apply_command)
+    @functools.wraps(command)
+    def interruptible(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            print("maskcli: interrupted", file=sys.stderr, flush=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return interruptible
+
+
+def _register() -> None:
+    from maskcli.cli import apply, evaluate, export, methods, models, preview, segment, train
+
+    app.command("segment", no_args_is_help=False)(_interruptible(segment.segment_command))
+    app.command("apply")(_interruptible(apply.apply_command))
     app.command("methods")(methods.methods_command)
     app.command("modes")(methods.modes_command)
+    for command in models.app.registered_commands:
+        command.callback = _interruptible(command.callback)  # type: ignore[arg-type]
     app.add_typer(models.app, name="models")
-    app.command("eval")(evaluate.eval_command)
-    app.command("preview")(preview.preview_command)
+    app.command("eval")(_interruptible(evaluate.eval_command))
+    app.command("preview")(_interruptible(preview.preview_command))
+    app.command("export")(_interruptible(export.export_command))
+    app.command("train")(_interruptible(train.train_command))
 
 
 _register()
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,11 +88,22 @@ def main(argv: list[str] | None = None) -> int:
     Typer handles usage errors (exit 2), ``--help`` and Ctrl-C (exit 130); the library's own errors are mapped
     here, each printed as one line.
     """
-    signal.signal(signal.SIGTERM, _terminate)
+    previous = entry.install(ready=True)
+    try:
+        return _main(argv)
+    finally:
+        entry.restore(previous)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         app(args=argv, prog_name="maskcli")
     except SystemExit as done:
-        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        status = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if entry.interrupted() and status != EXIT_INTERRUPTED:
+            print("maskcli: interrupted", file=sys.stderr)  # a signal outside a batch unwound the command
+            return EXIT_INTERRUPTED
+        return status
     except KeyboardInterrupt:
         print("maskcli: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -89,4 +121,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    status = main()
+    if status == EXIT_INTERRUPTED:
+        _exit_promptly(status)
+    sys.exit(status)
+
+
+def _exit_promptly(status: int) -> None:
+    """After an interrupt, threads still inside a long decode or computation would hold the interpreter's exit
+    until they return; their results are not wanted and they write nothing (writes were stopped): end now."""
+    deadline = time.monotonic() + 0.3
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.current_thread()):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)

@@ -38,15 +38,20 @@ def apply_command(
                                                       "#00ff00, 0,255,0) or image, for modes that take one.",
                                                       rich_help_panel=MODE, show_default=False)] = None,
     masks: Annotated[Optional[Path], typer.Option("--masks", "-M", help="Folder of per-image masks, matched by "
-                                                  "relative path and stem.", rich_help_panel=MASKS,
-                                                  show_default=False)] = None,
+                                                  "relative path and stem; or a COCO file (.json) or a folder of "
+                                                  "label images (with labels.json), matched by file name.",
+                                                  rich_help_panel=MASKS, show_default=False)] = None,
+    classes_kept: Annotated[Optional[list[str]], typer.Option("--class", help="With a COCO file or label images "
+                                                              "as --masks: the classes that make the mask "
+                                                              "(repeatable or comma-separated; default all).",
+                                                              rich_help_panel=MASKS, show_default=False)] = None,
     mask_name: Annotated[str, typer.Option("--mask-name", help="Mask file name template within --masks.",
                                            rich_help_panel=MASKS)] = "{stem}.png",
     mask: Annotated[Optional[Path], typer.Option("--mask", help="One static mask file for every image.",
                                                  rich_help_panel=MASKS, show_default=False)] = None,
     alpha: Annotated[bool, typer.Option("--alpha", help="Use each image's own alpha channel as its mask.",
                                         rich_help_panel=MASKS)] = False,
-    method: c.MethodName = None,
+    method: c.ApplyMethodName = None,
     preset: c.Preset = None,
     params: c.Params = None,
     polarity: c.Polarity = None,
@@ -57,6 +62,10 @@ def apply_command(
     device: c.Device = None,
     batch_size: c.BatchSize = None,
     classes: c.Classes = None,
+    refine: c.refine_option(MASKS) = None,  # type: ignore[valid-type]
+    matting_solver: c.MattingSolver = None,
+    matting_band: c.MattingBand = None,
+    matting_max_side: c.MattingMaxSide = None,
     hard: Annotated[Optional[float], typer.Option("--hard", help="Binarise the mask at this level in (0, 1].",
                                                   rich_help_panel=MASKS, show_default=False)] = None,
     feather: Annotated[float, typer.Option("--feather", help="Soften the mask's edge over this many pixels.",
@@ -98,6 +107,7 @@ def apply_command(
       maskcli apply photos/ -m cnn --mode blur -s strength=25 -o portraits/
       maskcli apply cells/ --masks masks/ --mode enhance -s contrast=1.5 -o bright/
       maskcli segment photos/ -o masks/ --json | maskcli apply --mode cutout -o cutouts/
+      maskcli apply photos/ --masks annotations.json --class horse -o cutouts/
     """
     from maskcli.composite import modes
     from maskcli.jobs.apply import ApplyJob, output_format
@@ -123,7 +133,7 @@ def apply_command(
     if len(chosen) > 1:
         raise OptionError(chosen[1], f"choose one mask source, not {' and '.join(chosen)}")
 
-    method_object = refiner = None
+    method_object = refiner = annotations = None
     if wants_method:
         method_name, method_options, refinement = c.method_plan(method, preset, params, first_class)
         method_object = methods.create(method_name, method_options)
@@ -135,9 +145,17 @@ def apply_command(
         source_kind = "records"
         sources = _records_sources(sys.stdin)
     elif masks is not None:
-        if not masks.is_dir():
-            raise OptionError("--masks", f"{masks} is not a folder")
-        source_kind = "folder"
+        from maskcli.formats.sources import open_mask_set
+
+        annotations = open_mask_set(masks, c.split_names(classes_kept))
+        if annotations is not None:
+            for problem in annotations.problems:
+                c.warn(problem, quiet)
+            source_kind = "annotations"
+        elif not masks.is_dir():
+            raise OptionError("--masks", f"{masks} is neither a folder nor a COCO file (.json)")
+        else:
+            source_kind = "folder"
     elif mask is not None:
         if not mask.is_file():
             raise OptionError("--mask", f"{mask} is not a file")
@@ -150,7 +168,14 @@ def apply_command(
         raise OptionError("--masks", "say where masks come from: --masks DIR, --mask FILE, --alpha, --method NAME, "
                           "or pipe `maskcli segment --json` records")
 
-    job = ApplyJob(mode_object, source_kind, static_mask=mask, method=method_object, refiner=refiner,
+    edge_settings = c.matting_settings(matting_solver, matting_band, matting_max_side)
+    if edge_settings and refine != "matting":
+        raise OptionError("--matting-solver", "the matting options work with --refine matting")
+    edge = _build_refiner({"refine": refine, **edge_settings}) if refine is not None else None
+    if classes_kept and source_kind != "annotations":
+        raise OptionError("--class", "picks classes of a COCO file or label images given as --masks")
+    job = ApplyJob(mode_object, source_kind, static_mask=mask, method=method_object, refiner=refiner, edge=edge,
+                   annotations=annotations if source_kind == "annotations" else None,
                    resize_mask=resize_mask, hard=hard, feather=feather, invert=invert, format=format,
                    quality=quality, max_pixels=max_pixels)
 
@@ -164,6 +189,8 @@ def apply_command(
         items = _pair_masks(items, masks, mask_name)  # type: ignore[arg-type]
     elif source_kind == "records":
         items = _record_masks(items)
+    elif source_kind == "annotations":
+        items = _pair_set(items, annotations)
     drive(items, job, kind=kind, output=output, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
           json_records=json_records, quiet=quiet, run=run, executor=executor)
 
@@ -180,6 +207,19 @@ def _pair_masks(items: Iterator[Item], folder: Path, template: str) -> Iterator[
                 item.error = str(error)
         elif item.source.path == "-" and not item.error:
             item.error = "--masks pairs files by name; an image on stdin needs --mask FILE, --alpha or --method"
+        yield item
+
+
+def _pair_set(items: Iterator[Item], annotations: Any) -> Iterator[Item]:
+    """An image that a COCO file or label folder has no mask for fails while planning, saying so."""
+    from maskcli.errors import InputError
+
+    for item in items:
+        if not item.error and not item.skip:
+            try:
+                annotations.pair(item.source)
+            except InputError as error:
+                item.error = str(error)
         yield item
 
 

@@ -7,6 +7,7 @@ Data goes to stdout (records, or an image when writing to stdout); everything el
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from typing import IO, Any
@@ -20,10 +21,42 @@ EXIT_SETUP = 3
 EXIT_INTERRUPTED = 130
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    if char in _NAMED:
+        return _NAMED[char]
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, kept by Python as a lone surrogate
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape(text: str) -> str:
+    """``text`` made one printable line: control characters (a newline in a file name, an escape sequence that
+    would drive the terminal), line separators and undecodable bytes are written as escapes.
+
+    Every human-readable line goes through it, so a file name can never fake a line of its own; JSON records
+    keep names exactly.
+
+    >>> print(escape("a\\nmaskcli: 0 failed\\x1b[2J.png"))
+    a\\nmaskcli: 0 failed\\x1b[2J.png
+    """
+    return _CONTROL.sub(_escaped, text)
+
+
+def say(line: str, *, stream: IO[str] | None = None) -> None:
+    """One human-readable line on stderr (escaped)."""
+    print(escape(line), file=stream or sys.stderr, flush=True)
+
+
 def error_line(message: str, path: str | None = None, *, stream: IO[str] | None = None) -> None:
     """``maskcli: error: <path>: <reason>`` on stderr."""
     where = f"{path}: " if path else ""
-    print(f"maskcli: error: {where}{message}", file=stream or sys.stderr, flush=True)
+    say(f"maskcli: error: {where}{message}", stream=stream)
 
 
 class Reporter:
@@ -69,6 +102,7 @@ class Reporter:
         self._progress.start()
 
     def _echo_err(self, text: str) -> None:
+        text = escape(text)
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
         else:
@@ -86,7 +120,8 @@ class Reporter:
         if self._progress is not None:
             done = sum(self.counts.values())
             rate = done / max(time.perf_counter() - self.started, 1e-9)
-            self._progress.update(self._task, advance=1, rate=f"{rate:.1f} img/s", description=result.input[-40:])
+            self._progress.update(self._task, advance=1, rate=f"{rate:.1f} img/s",
+                                  description=escape(result.input)[-40:])
 
     @property
     def total(self) -> int:

@@ -38,7 +38,8 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from maskcli.errors import OptionError, SetupError
+from maskcli.engines.local import _file_identity
+from maskcli.errors import Interrupted, OptionError, SetupError
 from maskcli.io.sources import Item
 from maskcli.pipeline import FATAL, Job, Result, describe, failed, needs_work, process_item, saved
 
@@ -196,6 +197,7 @@ class _Run:
         self.load = ray.remote(num_cpus=1)(_load_task)
         self.save = ray.remote(num_cpus=1)(_save_task)
         self.turn = 0
+        self.cancelled = False
 
     def _start_actors(self, resources: dict[str, float]) -> list[Any]:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -256,13 +258,14 @@ class _Run:
                     elif not needs_work(item):  # refused or skipped: answered here without a round trip
                         pending.append(_Entry(item, process_item(self.job, item)))
                     elif self.job.batched:
-                        pending.append(_Entry(item, self._decode(item)))
+                        pending.append(_Entry(item, self._decode(item), before=_file_identity(item.destination)))
                         batch.append(pending[-1])
                         if len(batch) == self.batch_size:
                             self._submit_batch(batch)
                             batch = []
                     else:
-                        pending.append(_Entry(item, self.process.remote(self.handle, item)))
+                        pending.append(_Entry(item, self.process.remote(self.handle, item),
+                                              before=_file_identity(item.destination)))
                 if batch:  # a short last batch, or the window is full of it
                     self._submit_batch(batch)
                     batch = []
@@ -277,6 +280,9 @@ class _Run:
                     if isinstance(entry.value, Result) or entry.value in ready:
                         pending.remove(entry)
                         yield self._outcome(entry)
+        except KeyboardInterrupt:
+            self._cancel()
+            raise Interrupted(self._finished()) from None
         finally:
             self._cancel()
 
@@ -294,7 +300,10 @@ class _Run:
             return failed(entry.item, f"a Ray worker died (out of memory?): {type(error).__name__}")
 
     def _cancel(self) -> None:
-        """Stop everything still in flight: queued tasks never start, running ones are interrupted."""
+        """Stop everything still in flight (once): queued tasks never start, running ones are interrupted."""
+        if self.cancelled:
+            return
+        self.cancelled = True
         ray = self.ray
         running = [ref for entry in getattr(self, "pending", ()) for ref in (*entry.upstream, entry.value)
                    if not isinstance(ref, Result)]
@@ -307,7 +316,27 @@ class _Run:
         if running:
             # A cancelled writer removes its temp file on its way out; wait for that before returning.
             ray.wait(running, num_returns=len(running), timeout=CANCEL_GRACE_S)
-        self.pending = collections.deque()
+
+    def _finished(self) -> list[Result]:
+        """After a stop: the results of items that finished meanwhile (so every file left can be reported),
+        including one whose output was renamed into place just before its task was interrupted."""
+        ray = self.ray
+        finished = []
+        for entry in getattr(self, "pending", ()):
+            if isinstance(entry.value, Result):
+                finished.append(entry.value)
+                continue
+            if ray.wait([entry.value], timeout=0)[0]:
+                try:
+                    finished.append(ray.get(entry.value))
+                    continue
+                except ray.exceptions.RayError:
+                    pass  # cancelled, or lost with its worker
+            item = entry.item
+            if item.destination is not None and _file_identity(item.destination) not in (None, entry.before):
+                finished.append(Result(item.index, item.name, str(item.destination), "written",
+                                       relpath=item.source.relpath.as_posix()))
+        return sorted(finished, key=lambda result: result.index)
 
     def _kill_actors(self) -> None:
         for actor in self.actors:
@@ -323,6 +352,8 @@ class _Entry:
     item: Item
     value: Any
     upstream: list[Any] = dataclasses.field(default_factory=list)
+    #: The destination's identity when the item was sent: a changed one after Ctrl-C means it was written.
+    before: tuple[int, int, int] | None = None
 
 
 # -- what runs on the workers ---------------------------------------------------------------------------------

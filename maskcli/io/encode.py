@@ -11,6 +11,7 @@ reader never sees a partial file, even when the process is killed mid-write.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import struct
@@ -22,7 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image as PILImage
 
-from maskcli.errors import OptionError, OutputError
+from maskcli.errors import OptionError, OutputError, OutputUnavailable, WriteStopped
 from maskcli.io.decode import Image
 from maskcli.masks import is_hard
 
@@ -228,30 +229,58 @@ def _encode_pillow(
     return buffer.getvalue()
 
 
+_STOPPING = False
+
+
+def stop_writes() -> None:
+    """From now on, :func:`write_atomic` in this process renames nothing: a stopping run leaves no new file."""
+    global _STOPPING
+    _STOPPING = True
+
+
+def resume_writes() -> None:
+    """Allow renames again (a new run in the same process, after an interrupted one)."""
+    global _STOPPING
+    _STOPPING = False
+
+
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
 
-    The folder is created if missing. On any failure the temp file is removed and :class:`OutputError` says why.
+    The folder is created if missing. On any failure the temp file is removed and :class:`OutputError` says why;
+    when the folder can take no file at all (read-only file system, no permission, no space left) the error is
+    :class:`~maskcli.errors.OutputUnavailable`, which stops a batch: every other item would fail the same way.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
-    except PermissionError:
-        raise OutputError(f"cannot write in {path.parent}: permission denied") from None
     except OSError as error:
-        raise OutputError(f"cannot write in {path.parent}: {error.strerror or error}") from None
+        raise _write_error(error, f"cannot write in {path.parent}") from None
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
         os.chmod(temp_name, 0o666 & ~_umask())
+        if _STOPPING:
+            raise WriteStopped(f"{path}: not written, the run is stopping")
         os.replace(temp_name, path)
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         if isinstance(error, OSError):
-            raise OutputError(f"cannot write {path.name}: {error.strerror or error}") from None
+            raise _write_error(error, f"cannot write {path}") from None
         raise
+
+
+#: Errors that say the output folder can take no file: the batch stops at the first.
+_FOLDER_UNAVAILABLE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _write_error(error: OSError, what: str) -> OutputError | OutputUnavailable:
+    reason = "permission denied" if isinstance(error, PermissionError) else (error.strerror or str(error))
+    if error.errno in _FOLDER_UNAVAILABLE:
+        return OutputUnavailable(f"{what}: {reason}; stopping")
+    return OutputError(f"{what}: {reason}")
 
 
 def _umask() -> int:

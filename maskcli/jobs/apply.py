@@ -6,7 +6,9 @@ Each item pairs an image with a mask from one of these sources:
 * ``file``: one static mask for every image;
 * ``alpha``: the image's own alpha channel;
 * ``records``: the ``output`` of each record ``maskcli segment --json`` printed (the CLI fills ``mask_path``);
-* ``method``: a mask method run on the fly (any registered method, the CNN included).
+* ``method``: a mask method run on the fly (any registered method, the CNN included);
+* ``annotations``: a COCO file or a folder of label images (:mod:`maskcli.formats.sources`), matched by file
+  name, its chosen classes made one mask.
 
 The mask is fitted to its image (an error naming both sizes, or scaled with ``resize_mask``), adjusted
 (``hard``, ``feather``, ``invert``, in that order) and handed to the compositing mode. The result is written in the
@@ -31,7 +33,7 @@ from maskcli.masks import require_same_size, resize_mask, to_hard
 from maskcli.methods.base import Method
 from maskcli.pipeline import Result, Timer
 
-MaskSource = Literal["folder", "file", "alpha", "records", "method"]
+MaskSource = Literal["folder", "file", "alpha", "records", "method", "annotations"]
 _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 
 
@@ -91,6 +93,10 @@ class ApplyJob:
     static_mask: Path | None = None
     method: Method | None = None
     refiner: Refiner | None = None
+    #: Applied to every mask, whatever its source, once fitted to its image (``apply --refine matting``).
+    edge: Refiner | None = None
+    #: ``annotations``: a COCO file's or a label folder's masks (``maskcli.formats.sources``).
+    annotations: Any = None
     resize_mask: bool = False
     hard: float | None = None
     feather: float = 0.0
@@ -103,6 +109,8 @@ class ApplyJob:
     def __post_init__(self) -> None:
         if self.mask_source == "file" and self.static_mask is None:
             raise OptionError("--mask", "a static mask file is needed")
+        if self.mask_source == "annotations" and self.annotations is None:
+            raise OptionError("--masks", "a COCO file or a folder of label images is needed")
         if self.mask_source == "method" and self.method is None:
             raise OptionError("--method", "a method is needed to make masks on the fly")
         if self.hard is not None and not 0 < self.hard <= 1:
@@ -114,6 +122,11 @@ class ApplyJob:
         state = dict(self.__dict__)
         state["_static"] = None  # each worker reads the static mask once for itself
         return state
+
+    @property
+    def reads(self) -> list[Path]:
+        """Files every item reads (the static mask): no output may replace them."""
+        return [self.static_mask] if self.mask_source == "file" and self.static_mask is not None else []
 
     @property
     def batched(self) -> bool:
@@ -148,7 +161,10 @@ class ApplyJob:
         for (image, _, item_timer), mask, item_facts in zip(loaded, masks, facts):
             assert mask is not None
             with item_timer("composite"):
-                fitted = self.adjust(self.fit(mask, image))
+                fitted = self.fit(mask, image)
+                if self.edge is not None:
+                    fitted = self.edge.apply(fitted, image.pixels)
+                fitted = self.adjust(fitted)
                 results.append((self.mode(image.pixels, fitted), item_facts))
         return results
 
@@ -165,6 +181,8 @@ class ApplyJob:
                                 icc_profile=image.icc_profile, exif=image.exif)
         facts = {"mode": self.mode.name, "format": format, "width": int(pixels.shape[1]),
                  "height": int(pixels.shape[0]), **facts}
+        if image.warnings:
+            facts["warnings"] = [*image.warnings, *facts.get("warnings", [])]
         if item.destination is None:
             return Result(item.index, item.name, None, "written", facts=facts, timings=timer.timings, data=data)
         with timer("write"):
@@ -180,6 +198,8 @@ class ApplyJob:
             if image.alpha is None:
                 raise InputError("image has no alpha channel to use as its mask")
             return image.alpha
+        if self.mask_source == "annotations":
+            return self.annotations.load(item, image, max_pixels=self.max_pixels)
         if self.mask_source == "file":
             if self._static is None:
                 assert self.static_mask is not None
