@@ -19,6 +19,7 @@ maskcli.errors.OptionError: classes: u2netp is a salient-object model with no cl
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -29,13 +30,13 @@ from maskcli.errors import OptionError
 from maskcli.methods.base import Method, Segmentation, methods
 from maskcli.registry import option
 
-#: Images per batch when ``batch_size`` is 0 (automatic):
-#:
-#: * **CPU:** as many as this process may use cores; the segmenter runs one image per free core at once, each
-#:   on one thread (batching images into one tensor was slower per image on the CPU: U²-Net-P 0.294 s per image in
-#:   batches of 1 against 0.342 s in batches of 4, torch 2.14.1 on 2 cores).
-#: * **GPU:** measured on the device when the method is made (:meth:`maskcli.cnn.infer.Segmenter.probe_batch_size`:
-#:   one-megapixel images at batches 1, 2, 4 ... until the throughput stops growing).
+# Images per batch when ``batch_size`` is 0 (automatic):
+#
+# * **CPU:** as many as this process may use cores; the segmenter runs one image per free core at once, each
+#   on one thread (batching images into one tensor was slower per image on the CPU: U²-Net-P 0.294 s per image in
+#   batches of 1 against 0.342 s in batches of 4, torch 2.14.1 on 2 cores).
+# * **GPU:** measured on the device when the method is made (:meth:`maskcli.cnn.infer.Segmenter.probe_batch_size`:
+#   one-megapixel images at batches 1, 2, 4 ... until the throughput stops growing).
 
 #: A pixel whose probability lies in this open interval counts as uncertain.
 UNCERTAIN = (0.2, 0.8)
@@ -69,17 +70,37 @@ class CNN(Method):
         if self.batch_size < 0:
             raise OptionError("batch_size", f"must be at least 1 (or 0: automatic), not {self.batch_size}")
         self._channels = specs.parse_classes(self._spec, self.classes)
+        self._auto_batch = self.batch_size == 0
         # Eager, so that setup errors (no weights, no CUDA) stop the run before the first item.
         self._plan = device.resolve(self.device)
         self._path = weights.resolve(self._spec, self.weights)
         # A fine-tuned checkpoint carries its training size and normalisation; another architecture stops here.
         self._spec = weights.spec_for_weights(self._spec, self._path)
+        self._choose_engine_and_batch()
+
+    def _choose_engine_and_batch(self) -> None:
+        from maskcli.cnn import device
         from maskcli.cnn.infer import engine_for
 
         self._engine = engine_for(self._spec, self._path, self._plan, self.engine)
-        if self.batch_size == 0:
+        if self._auto_batch:
             # On a GPU the model loads now, to measure the batch on the device before the first item.
             self.batch_size = self._segmenter().probe_batch_size() if self._plan.is_cuda else device.usable_cores()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # "auto" means the machine the model runs on: a method sent to another machine (a Ray actor on a GPU node)
+        # chooses again there, with the batch size that goes with its device; weights found in the cache or the
+        # package are found again there when that machine keeps them elsewhere.
+        self.__dict__.update(state)
+        if self.device == "auto":
+            from maskcli.cnn import device
+
+            self._plan = device.resolve(self.device)
+        if self.weights is None and not os.path.isfile(self._path):
+            from maskcli.cnn import weights
+
+            self._path = weights.resolve(self._spec, None)
+        self._choose_engine_and_batch()  # onnxruntime, the cores and the GPU are that machine's
 
     def _segmenter(self) -> Any:
         from maskcli.cnn.infer import segmenter
