@@ -46,8 +46,6 @@ class SetupError(MaskcliError):
     """The run cannot start: no inputs, weights or device unavailable (exit status 3)."""
 
 
-class OutputUnavailable(SetupError):
-    """The output folder can take no file (read-only, no permission, full): the batch stops (exit status 3)."""
 
 
 class WeightsUnavailable(SetupError):
@@ -64,6 +62,11 @@ class ShapeMismatch(InputError):
 
 class OutputError(InputError):
     """An output cannot be written (read-only folder, would overwrite an input, outside the output folder)."""
+
+
+class OutputUnavailable(SetupError, OutputError):
+    """The output folder can take no file (read-only, no permission, full): the batch stops (exit status 3),
+    since every other item would fail the same way."""
 
 
 class Interrupted(KeyboardInterrupt):

@@ -55,6 +55,10 @@ def build_model(spec: ModelSpec, path: Union[str, Path]) -> nn.Module:
     WeightsUnavailable
         The file cannot be read, or holds another architecture (missing, unexpected or mis-shaped tensors).
     """
+    if spec.builder == "onnx-graph":
+        from maskcli.cnn.models.onnx_graph import OnnxGraph
+
+        return OnnxGraph(path, spec.name).eval()
     from maskcli.cnn.weights import load_state, read_checkpoint
 
     checkpoint = read_checkpoint(path)
@@ -126,7 +130,7 @@ class Segmenter:
         self.classes = list(classes) or [i for i, c in enumerate(spec.categories) if c != "__background__"]
         self.device = torch.device(self.plan.device)
         self.model = model.to(self.device)
-        if self.plan.channels_last:
+        if self.plan.channels_last and spec.builder != "onnx-graph":
             self.model = self.model.to(memory_format=torch.channels_last)
         self._mean = np.asarray(spec.mean, np.float32)
         self._std = np.asarray(spec.std, np.float32)
@@ -158,6 +162,8 @@ class Segmenter:
             out = self.model(batch)
             if self.spec.kind == "salient":
                 fused = out[:, 0].float()
+                if self.spec.logits:
+                    fused = torch.sigmoid(fused)
                 low = fused.amin(dim=(1, 2), keepdim=True)
                 high = fused.amax(dim=(1, 2), keepdim=True)
                 # The reference post-processing: the fused map stretched to [0, 1] per image.

@@ -19,6 +19,7 @@ maskcli.errors.OptionError: classes: u2netp is a salient-object model with no cl
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -59,19 +60,37 @@ class CNN(Method):
                                           "(default: every class but the background).")
 
     def __post_init__(self) -> None:
-        from maskcli.cnn import device, weights
+        from maskcli.cnn import weights
 
         self._spec = specs.get(self.model)
         if self.batch_size < 0:
             raise OptionError("batch_size", f"must be at least 1 (or 0: automatic), not {self.batch_size}")
         self._channels = specs.parse_classes(self._spec, self.classes)
+        self._auto_batch = self.batch_size == 0
         # Eager, so that setup errors (no weights, no CUDA) stop the run before the first item.
-        self._plan = device.resolve(self.device)
-        if self.batch_size == 0:
-            self.batch_size = AUTO_BATCH["cuda" if self._plan.is_cuda else "cpu"]
+        self._resolve_device()
         self._path = weights.resolve(self._spec, self.weights)
         # A fine-tuned checkpoint carries its training size and normalisation; another architecture stops here.
         self._spec = weights.spec_for_weights(self._spec, self._path)
+
+    def _resolve_device(self) -> None:
+        from maskcli.cnn import device
+
+        self._plan = device.resolve(self.device)
+        if self._auto_batch:
+            self.batch_size = AUTO_BATCH["cuda" if self._plan.is_cuda else "cpu"]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # "auto" means the machine the model runs on: a method sent to another machine (a Ray actor on a GPU node)
+        # chooses again there, with the batch size that goes with its device; weights found in the cache or the
+        # package are found again there when that machine keeps them elsewhere.
+        self.__dict__.update(state)
+        if self.device == "auto":
+            self._resolve_device()
+        if self.weights is None and not os.path.isfile(self._path):
+            from maskcli.cnn import weights
+
+            self._path = weights.resolve(self._spec, None)
 
     def _segmenter(self) -> Any:
         from maskcli.cnn.infer import segmenter
