@@ -22,8 +22,8 @@ _FLAGS = {"val_fraction": "--val", "val_images": "--val-images", "val_masks": "-
 
 
 def train_command(
-    images: Annotated[Path, typer.Argument(help="Folder of training images.", show_default=False)],
-    masks: Annotated[Path, typer.Argument(help="Folder of their masks (white foreground on black), paired by "
+    images: Annotated[Path, typer.Argument(metavar="IMAGES", help="Folder of training images.", show_default=False)],
+    masks: Annotated[Path, typer.Argument(metavar="MASKS", help="Folder of their masks (white foreground on black), paired by "
                                           "relative path and stem, as in `maskcli eval`.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="The checkpoint to write (.pt).",
                                          show_default=False)],
