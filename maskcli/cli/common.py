@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from maskcli.errors import OptionError, SetupError
-from maskcli.io.sources import STDIN, Destinations, Existing, Item, Source, expand_inputs, listed_files, read_path_list
-from maskcli.cli.streams import stdin_kind
+from maskcli.cli.streams import binary_stdout, stdin_kind
+from maskcli.io.sinks import FileSink, FolderSink, OutputPlan, Sink, StreamSink
+from maskcli.io.sources import STDIN, Existing, Source, expand_inputs, listed_files, read_path_list, stream_source
 
 BATCH = "Inputs and outputs"
 METHOD = "Method"
@@ -136,14 +137,19 @@ def existing_policy(skip_existing: bool, overwrite: bool) -> Existing:
 
 def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str | None, null: bool,
                    allow_records: bool = False) -> tuple[Iterator[Source], str]:
-    """Sources from the arguments, a list file, or stdin; also says what stdin held ("paths", "records", ...)."""
+    """Sources from the arguments, a list file, or stdin; also says what stdin held ("paths", "records", ...).
+
+    With "records" (``maskcli segment --json`` piped in), the sources are empty: the mask source reads them.
+    """
     streams: list[Iterator[Source]] = []
     kind = "none"
     if inputs:
         if inputs.count(STDIN) and len(inputs) > 1:
             raise OptionError("inputs", "- (one image on stdin) cannot be mixed with other inputs")
+        if inputs == [STDIN]:
+            return iter([stream_source(sys.stdin.buffer)]), "image"
         streams.append(expand_inputs(inputs, recursive=recursive))
-        kind = "image" if inputs == [STDIN] else "args"
+        kind = "args"
     if from_file is not None:
         if from_file == STDIN:
             stream = sys.stdin.buffer
@@ -159,7 +165,7 @@ def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str 
         if kind == "paths":
             streams.append(listed_files(read_path_list(sys.stdin.buffer, null=null)))
         elif kind == "image":
-            streams.append(expand_inputs([STDIN]))
+            return iter([stream_source(sys.stdin.buffer)]), kind
         elif kind == "records" and allow_records:
             return iter(()), kind
         elif kind == "records":
@@ -174,24 +180,19 @@ def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str 
     return chained(), kind
 
 
-def plan_outputs(sources: Iterator[Source], *, kind: str, output: Path | None, template: str,
-                 existing: Existing, suffix: Any = None) -> Iterator[Item]:
-    """Items with destinations; one image from stdin goes to stdout unless an output file is named."""
+def choose_sink(*, kind: str, output: Path | None, template: str, existing: Existing, plan: OutputPlan,
+                json_records: bool) -> Sink:
+    """Where outputs go: one image from stdin goes to stdout unless an output file is named; else a folder."""
     if kind == "image":
-        item = Item(0, Source(STDIN, PurePosixPath("stdin")))
-        item.extra["data"] = sys.stdin.buffer.read()
         if output is not None and str(output) != STDIN:
-            if output.is_dir():
-                raise OptionError("--output", "with one image on stdin, --output names a file, not a folder")
-            if output.exists() and existing != "overwrite":
-                item.error = f"output {output} exists (use --overwrite to replace it)"
-            item.destination = output
-        return iter([item])
+            return FileSink(output, existing, plan)
+        stream = binary_stdout()
+        if json_records:
+            raise OptionError("--json", "records go to stdout, which carries the image; give -o FILE")
+        return StreamSink(stream, plan)
     if output is None or str(output) == STDIN:
         raise OptionError("--output", "give an output folder with -o/--output (stdout takes one image from stdin)")
-    if output.exists() and not output.is_dir():
-        raise OptionError("--output", f"{output} exists and is not a folder")
-    return Destinations(output, template, existing, suffix=suffix).plan(sources)
+    return FolderSink(output, template, existing, plan)
 
 
 def method_plan(method: str | None, preset: str | None, params: list[str] | None,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from maskcli.cli import common as c
 from maskcli.cli.report import Reporter
-from maskcli.cli.streams import binary_stdout
 from maskcli.errors import OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS
 
@@ -88,7 +86,7 @@ def segment_command(
       find . -name '*.tif' | maskcli segment -o masks/ -m li --fill-holes --min-size 50
       maskcli segment - < photo.jpg > mask.png
     """
-    from maskcli.pipeline import run
+    from maskcli.io.sinks import OutputPlan, StreamSink
     from maskcli.jobs.segment import SegmentJob
 
     method_name, method_options, refinement = c.method_plan(
@@ -112,25 +110,20 @@ def segment_command(
         raise OptionError("--mask-bits", f"must be 8 or 16, not {mask_bits}")
 
     sources, kind = c.gather_sources(inputs, recursive=recursive, from_file=from_file, null=null)
-    items = c.plan_outputs(sources, kind=kind, output=output, template=name,
-                           existing=c.existing_policy(skip_existing, overwrite), suffix=".png")
-    drive(items, job, kind=kind, output=output, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
-                 json_records=json_records, quiet=quiet, run=run)
+    job.sink = c.choose_sink(kind=kind, output=output, template=name, json_records=json_records,
+                             existing=c.existing_policy(skip_existing, overwrite), plan=OutputPlan.for_masks())
+    drive(job.sink.items(sources), job, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
+          json_records=json_records, quiet=quiet or isinstance(job.sink, StreamSink))
 
 
-def drive(items: Any, job: Any, *, kind: str, output: Path | None, jobs: int | None, unordered: bool,
-          fail_fast: bool, json_records: bool, quiet: bool, run: Any) -> None:
+def drive(items: Any, job: Any, *, jobs: int | None, unordered: bool, fail_fast: bool, json_records: bool,
+          quiet: bool) -> None:
     """Run a job over planned items, report, and exit with the batch's status; shared by segment and apply."""
-    to_stdout = kind == "image" and (output is None or str(output) == "-")
-    stdout = binary_stdout() if to_stdout else None
-    if to_stdout and json_records:
-        raise OptionError("--json", "records go to stdout, which carries the image; give -o FILE")
-    reporter = Reporter(json_records=json_records, quiet=quiet or to_stdout)
+    from maskcli.pipeline import run
+
+    reporter = Reporter(json_records=json_records, quiet=quiet)
     try:
         for result in run(items, job, jobs=jobs, ordered=not unordered, fail_fast=fail_fast):
-            if result.data is not None and stdout is not None:
-                stdout.write(result.data)
-                stdout.flush()
             reporter.result(result)
     except KeyboardInterrupt:
         raise typer.Exit(reporter.finish(interrupted=True)) from None

@@ -19,7 +19,7 @@ import signal
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from maskcli.errors import OptionError, SetupError
+from maskcli.errors import OptionError
 from maskcli.io.sources import Item
 from maskcli.pipeline import FATAL, Job, Result, failed, needs_work, process_item, saved
 

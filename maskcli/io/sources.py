@@ -36,19 +36,21 @@ class Source:
     relpath: PurePosixPath
     #: Set when the input could not even be listed (a glob that matches nothing): the item fails with it.
     error: str | None = None
+    #: The input's bytes, when it was read from a stream (``-``: one image on stdin) rather than a file.
+    data: bytes | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass
 class Item:
-    """One unit of work: a source, its destination, and anything a command pairs with it (a mask)."""
+    """One unit of work: a source, its destination, and the mask file paired with it (apply)."""
 
     index: int
     source: Source
-    destination: Path | None = None  # None: write to stdout
+    destination: Path | None = None  # None: the output goes to a stream
     skip: bool = False
     error: str | None = None
-    #: What a command pairs with the source (apply: the mask file, a record's mask, or None).
-    extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    #: The mask file a mask source paired with this input (a mask folder, segment's records), if any.
+    mask: Path | None = None
 
     @property
     def name(self) -> str:
@@ -123,6 +125,15 @@ def expand_inputs(inputs: Iterable[str], *, recursive: bool = False) -> Iterator
                 yield Source(match, PurePosixPath(Path(match).name))
         else:
             yield Source(raw, PurePosixPath(path.name), error="no such file or folder")
+
+
+def stream_source(stream: BinaryIO) -> Source:
+    """One input read whole from a binary stream (an image on stdin).
+
+    >>> stream_source(io.BytesIO(b"\\x89PNG...")).data[:4]
+    b'\\x89PNG'
+    """
+    return Source(STDIN, PurePosixPath("stdin"), data=stream.read())
 
 
 def listed_files(paths: Iterable[str]) -> Iterator[Source]:

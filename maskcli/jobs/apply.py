@@ -1,85 +1,45 @@
 """Applying masks to a batch of images: the job that ``maskcli apply`` runs.
 
-Each item pairs an image with a mask from one of these sources:
+Each item pairs an image with a mask from a mask source (:mod:`maskcli.masksources`: a folder matched by relative
+path and stem, one static mask, the image's alpha, segment's records, or a method run on the fly). The mask is
+fitted to its image (an error naming both sizes, or scaled with ``resize_mask``), adjusted (``hard``,
+``feather``, ``invert``, in that order) and handed to the compositing mode. The output plan
+(:class:`maskcli.io.sinks.OutputPlan`) fixes the format: the input's where that format can hold the result (an
+alpha result from a JPEG becomes PNG), 16-bit kept where the format allows, ICC profile and EXIF kept.
 
-* ``folder``: per-image mask files, matched by relative path and stem (as ``maskcli segment`` writes them);
-* ``file``: one static mask for every image;
-* ``alpha``: the image's own alpha channel;
-* ``records``: the ``output`` of each record ``maskcli segment --json`` printed (the CLI fills ``mask_path``);
-* ``method``: a mask method run on the fly (any registered method, the CNN included).
+A batch from Python, in a few lines:
 
-The mask is fitted to its image (an error naming both sizes, or scaled with ``resize_mask``), adjusted
-(``hard``, ``feather``, ``invert``, in that order) and handed to the compositing mode. The result is written in the
-input's format where that format can hold it (an alpha result from a JPEG becomes PNG), 16-bit kept where the
-format allows, ICC profile and EXIF kept.
+>>> import tempfile, numpy as np
+>>> from pathlib import Path
+>>> from maskcli.io.encode import encode_image, encode_mask, write_atomic
+>>> from maskcli.masksources import MaskFolder
+>>> root = Path(tempfile.mkdtemp())
+>>> write_atomic(root / "photos" / "a.jpg", encode_image(np.full((8, 8, 3), 0.5, np.float32), format="JPEG"))
+>>> write_atomic(root / "masks" / "a.png", encode_mask(np.eye(8, dtype=np.float32)))
+>>> results = apply_batch([root / "photos"], MaskFolder(root / "masks"), root / "cutouts", jobs=1)
+>>> [(r.status, Path(r.output).name, r.facts["format"]) for r in results]
+[('written', 'a.png', 'PNG')]
 """
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from maskcli.errors import InputError, OptionError
-from maskcli.io.decode import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, Image
-from maskcli.io.encode import FORMATS, encode_image, read_mask, write_atomic
-from maskcli.io.sources import Item, Source
-from maskcli.jobs.segment import Refiner, load_item, segment_images
+from maskcli.errors import OptionError
+from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image
+from maskcli.io.encode import encode_image
+from maskcli.io.sinks import FolderSink, OutputPlan, Sink
+from maskcli.io.sources import Existing, Item, expand_inputs
+from maskcli.jobs.segment import load_item, segment_images, write_output
 from maskcli.masks import require_same_size, resize_mask, to_hard
-from maskcli.methods.base import Method
+from maskcli.masksources import MaskSource, MethodMasks, paired
 from maskcli.pipeline import Result, Timer
-
-MaskSource = Literal["folder", "file", "alpha", "records", "method"]
-_ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
-
-
-def output_format(input_suffix: str, requested: str | None, alpha: bool) -> str:
-    """The format of an output: the one asked for, else the input's, else PNG; PNG where alpha needs it.
-
-    >>> output_format(".jpg", None, alpha=True), output_format(".jpg", None, alpha=False)
-    ('PNG', 'JPEG')
-    >>> output_format(".png", "jpg", alpha=True)
-    Traceback (most recent call last):
-    ...
-    maskcli.errors.OptionError: --format: JPEG has no transparency; choose png, webp or tiff, or flatten the result on a colour with -b (e.g. -b white)
-    """
-    if requested:
-        format = FORMATS.get("." + requested.lower().lstrip("."))
-        if format is None:
-            raise OptionError("--format", f"unknown format {requested!r}; choose png, jpg, webp or tiff")
-        if alpha and format not in _ALPHA_FORMATS:
-            raise OptionError(
-                "--format", f"{format} has no transparency; choose png, webp or tiff, or flatten the result on a "
-                "colour with -b (e.g. -b white)"
-            )
-        return format
-    format = FORMATS.get(input_suffix.lower(), "PNG")
-    return "PNG" if alpha and format not in _ALPHA_FORMATS else format
-
-
-def find_mask(folder: Path, source: Source, template: str = "{stem}.png") -> Path:
-    """The mask file for ``source`` in ``folder``: the template rendered at the same relative path, else any
-    image file there with the same stem. Raises :class:`InputError` saying where it looked.
-    """
-    rel = source.relpath
-    stem = PurePosixPath(rel.name).stem
-    fields = {"stem": stem, "name": rel.name, "ext": PurePosixPath(rel.name).suffix.lstrip("."),
-              "relpath": str(rel.with_suffix("")), "index": 0}
-    try:
-        rendered = template.format(**fields)
-    except (KeyError, IndexError, ValueError) as error:
-        raise OptionError("--mask-name", f"bad template {template!r}: {error}") from None
-    candidate = folder / (rendered if "{relpath" in template else rel.parent / rendered)
-    if candidate.is_file():
-        return candidate
-    siblings = folder / rel.parent
-    for suffix in sorted(IMAGE_SUFFIXES):
-        other = siblings / f"{stem}{suffix}"
-        if other.is_file():
-            return other
-    raise InputError(f"no mask found (looked for {candidate})")
 
 
 @dataclasses.dataclass
@@ -87,41 +47,29 @@ class ApplyJob:
     """Decode image (and mask) → fit and adjust the mask → compositing mode → encode, for the runner."""
 
     mode: Any  # a registered compositing mode: mode(pixels, mask) -> pixels
-    mask_source: MaskSource
-    static_mask: Path | None = None
-    method: Method | None = None
-    refiner: Refiner | None = None
+    masks: MaskSource
+    plan: OutputPlan = dataclasses.field(default_factory=OutputPlan)
+    sink: Sink | None = None
     resize_mask: bool = False
     hard: float | None = None
     feather: float = 0.0
     invert: bool = False
-    format: str | None = None
     quality: int = 92
     max_pixels: int = DEFAULT_MAX_PIXELS
-    _static: np.ndarray | None = dataclasses.field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.mask_source == "file" and self.static_mask is None:
-            raise OptionError("--mask", "a static mask file is needed")
-        if self.mask_source == "method" and self.method is None:
-            raise OptionError("--method", "a method is needed to make masks on the fly")
         if self.hard is not None and not 0 < self.hard <= 1:
             raise OptionError("--hard", f"level must be in (0, 1], got {self.hard}")
         if self.feather < 0:
             raise OptionError("--feather", f"must be at least 0, got {self.feather}")
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_static"] = None  # each worker reads the static mask once for itself
-        return state
-
     @property
     def batched(self) -> bool:
-        return self.mask_source == "method" and self.method is not None and self.method.batched
+        return self.masks.method is not None and self.masks.method.batched
 
     @property
     def batch_size(self) -> int:
-        return self.method.batch_size if self.method is not None else 1
+        return self.masks.method.batch_size if self.masks.method is not None else 1
 
     # -- the three stages -------------------------------------------------------------------------------------
 
@@ -129,20 +77,21 @@ class ApplyJob:
         timer = Timer()
         with timer("decode"):
             image = load_item(item, self.max_pixels)
-            mask = self._stored_mask(item, image)
+            mask = self.masks.load(item, image, max_pixels=self.max_pixels)
         return image, mask, timer
 
     def compute(self, loaded: list[tuple[Image, np.ndarray | None, Timer]]) -> list[tuple[np.ndarray, dict]]:
         facts: list[dict[str, Any]] = [{} for _ in loaded]
         masks = [mask for _, mask, _ in loaded]
-        if self.mask_source == "method":
+        method = self.masks.method
+        if method is not None:
             timer = Timer()
             with timer("segment"):
-                assert self.method is not None
-                made = segment_images([image.pixels for image, _, _ in loaded], self.method, self.refiner)
+                made = segment_images([image.pixels for image, _, _ in loaded], method,
+                                      getattr(self.masks, "refiner", None))
             for index, segmentation in enumerate(made):
                 masks[index] = segmentation.mask
-                facts[index] = {"method": self.method.name, **segmentation.facts}
+                facts[index] = {"method": method.name, **segmentation.facts}
                 loaded[index][2].timings["segment"] = timer.timings["segment"] / len(loaded)
         results = []
         for (image, _, item_timer), mask, item_facts in zip(loaded, masks, facts):
@@ -156,39 +105,17 @@ class ApplyJob:
              computed: tuple[np.ndarray, dict]) -> Result:
         image, _, timer = loaded
         pixels, facts = computed
-        alpha = pixels.ndim == 3 and pixels.shape[2] == 4
-        # A planned destination already carries the format's suffix; stdout keeps the input's format.
-        suffix = item.destination.suffix if item.destination is not None else "." + (image.format or "png")
-        format = output_format(suffix, self.format, alpha)
+        format = self.plan.format_of(item.source, image.format)
         with timer("encode"):
             data = encode_image(pixels, format=format, bit_depth=image.bit_depth, quality=self.quality,
                                 icc_profile=image.icc_profile, exif=image.exif)
         facts = {"mode": self.mode.name, "format": format, "width": int(pixels.shape[1]),
                  "height": int(pixels.shape[0]), **facts}
-        if item.destination is None:
-            return Result(item.index, item.name, None, "written", facts=facts, timings=timer.timings, data=data)
         with timer("write"):
-            write_atomic(item.destination, data)
-        return Result(item.index, item.name, str(item.destination), "written", facts=facts, timings=timer.timings)
+            output = write_output(self.sink, item, data)
+        return Result(item.index, item.name, output, "written", facts=facts, timings=timer.timings)
 
     # -- masks ------------------------------------------------------------------------------------------------
-
-    def _stored_mask(self, item: Item, image: Image) -> np.ndarray | None:
-        if self.mask_source == "method":
-            return None
-        if self.mask_source == "alpha":
-            if image.alpha is None:
-                raise InputError("image has no alpha channel to use as its mask")
-            return image.alpha
-        if self.mask_source == "file":
-            if self._static is None:
-                assert self.static_mask is not None
-                self._static = _read_mask_file(self.static_mask, self.max_pixels)
-            return self._static
-        path = item.extra.get("mask_path")
-        if path is None:
-            raise InputError(str(item.extra.get("mask_error", "no mask for this image")))
-        return _read_mask_file(Path(str(path)), self.max_pixels)
 
     def fit(self, mask: np.ndarray, image: Image) -> np.ndarray:
         """The mask at the image's size: as it is, scaled (``resize_mask``), or an error naming both sizes."""
@@ -211,9 +138,58 @@ class ApplyJob:
         return mask
 
 
-def _read_mask_file(path: Path, max_pixels: int) -> np.ndarray:
-    try:
-        return read_mask(path, max_pixels=max_pixels)
-    except InputError as error:
-        raise InputError(f"mask {path}: {error}") from None
+def apply_batch(
+    inputs: Iterable[str | os.PathLike[str]],
+    masks: MaskSource,
+    output: str | os.PathLike[str],
+    *,
+    mode: str = "cutout",
+    mode_options: dict[str, Any] | None = None,
+    format: str | None = None,
+    name: str = "{stem}.png",
+    recursive: bool = False,
+    existing: Existing = "error",
+    jobs: int | None = None,
+    executor: Any = None,
+    **adjust: Any,
+) -> Iterator[Result]:
+    """Apply masks to a batch of images, writing one output per input under ``output``.
 
+    Parameters
+    ----------
+    inputs : iterable of path
+        Image files, folders (``recursive``: with their sub-folders, mirrored under ``output``) or glob patterns.
+    masks : MaskSource
+        Where each image's mask comes from (:mod:`maskcli.masksources`).
+    output : path
+        The output folder.
+    mode, mode_options : str, dict
+        The compositing mode (``cutout``, ``color``, ``blur`` ...) and its options.
+    format : str, optional
+        ``png``, ``jpg``, ``webp`` or ``tiff``; default: each input's format where it can hold the result.
+    name : str
+        The output name template (:class:`maskcli.io.sources.Destinations`); its suffix follows the format.
+    existing : {"error", "skip", "overwrite"}
+        What an existing output means: an item error (nothing is replaced), a skipped item, or a replaced file.
+    jobs, executor
+        As in :func:`maskcli.pipeline.run`.
+    **adjust
+        ``resize_mask``, ``hard``, ``feather``, ``invert``, ``quality``, ``max_pixels`` of :class:`ApplyJob`.
+
+    Returns
+    -------
+    iterator of Result
+        One per input, in input order, as the work finishes.
+    """
+    from maskcli.composite import modes
+    from maskcli.pipeline import run
+
+    mode_object = modes.create(mode, mode_options or {})
+    plan = OutputPlan.for_images(format, alpha=bool(getattr(mode_object, "output_alpha", False)))
+    sink = FolderSink(Path(output), name, existing, plan)
+    job = ApplyJob(mode_object, masks, plan, sink, **adjust)
+    sources = expand_inputs([os.fspath(path) for path in inputs], recursive=recursive)
+    return run(paired(sink.items(sources), masks), job, jobs=jobs, executor=executor)
+
+
+__all__ = ["ApplyJob", "MethodMasks", "apply_batch"]

@@ -17,7 +17,8 @@ import numpy as np
 
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image, decode_image, read_image
 from maskcli.io.encode import encode_mask, write_atomic
-from maskcli.io.sources import STDIN, Item
+from maskcli.io.sinks import Sink
+from maskcli.io.sources import Item
 from maskcli.masks import fraction, is_hard
 from maskcli.methods.base import Method, Segmentation
 from maskcli.pipeline import Result, Timer
@@ -56,12 +57,19 @@ def _flag_degenerate(segmentation: Segmentation) -> None:
 
 
 def load_item(item: Item, max_pixels: int, *, gray: bool = False) -> Image:
-    """Decode an item's image, from its file or, for ``-``, from the bytes read from stdin (``gray``: as grey)."""
-    if item.source.path == STDIN:
-        data = item.extra.get("data", b"")
-        assert isinstance(data, bytes)
-        return decode_image(data, max_pixels=max_pixels, gray=gray)
+    """Decode an item's image, from its file or from the bytes read from a stream (``gray``: as grey)."""
+    if item.source.data is not None:
+        return decode_image(item.source.data, max_pixels=max_pixels, gray=gray)
     return read_image(item.source.path, max_pixels=max_pixels, gray=gray)
+
+
+def write_output(sink: Sink | None, item: Item, data: bytes) -> str | None:
+    """Write an output through its sink (or, without one, to the item's planned destination); returns where."""
+    if sink is not None:
+        return sink.write(item, data)
+    assert item.destination is not None
+    write_atomic(item.destination, data)
+    return str(item.destination)
 
 
 def needs_color(method: Method, refiner: Refiner | None) -> bool:
@@ -71,12 +79,16 @@ def needs_color(method: Method, refiner: Refiner | None) -> bool:
 
 @dataclasses.dataclass
 class SegmentJob:
-    """Decode → method → refinement → PNG mask, for :func:`maskcli.pipeline.run`."""
+    """Decode → method → refinement → PNG mask, for :func:`maskcli.pipeline.run`.
+
+    ``sink`` writes the masks (:mod:`maskcli.io.sinks`); without one each goes to its item's destination.
+    """
 
     method: Method
     refiner: Refiner | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     mask_bits: int = 8
+    sink: Sink | None = None
 
     @property
     def batched(self) -> bool:
@@ -109,8 +121,6 @@ class SegmentJob:
         facts: dict[str, Any] = {"method": self.method.name, "width": image.width, "height": image.height}
         facts["hard"] = hard
         facts.update(segmentation.facts)
-        if item.destination is None:
-            return Result(item.index, item.name, None, "written", facts=facts, timings=timer.timings, data=data)
         with timer("write"):
-            write_atomic(item.destination, data)
-        return Result(item.index, item.name, str(item.destination), "written", facts=facts, timings=timer.timings)
+            output = write_output(self.sink, item, data)
+        return Result(item.index, item.name, output, "written", facts=facts, timings=timer.timings)
