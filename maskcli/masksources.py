@@ -224,10 +224,9 @@ class SegmentRecords(_FileMasks):
 @mask_sources.register("method")
 @dataclasses.dataclass
 class MethodMasks:
-    """Masks made on the fly by a mask method (any registered method, the CNN included), then refined."""
+    """Masks made on the fly by a mask method (any registered method, the CNN included)."""
 
     method: Any
-    refiner: Any = None
 
     def pair(self, source: Source) -> Path | None:
         return None

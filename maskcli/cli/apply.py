@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from maskcli.cli import common as c
-from maskcli.cli.segment import _build_refiner, drive
+from maskcli.cli.segment import drive
 from maskcli.errors import OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS
 
@@ -99,6 +99,7 @@ def apply_command(
     from maskcli.jobs.apply import ApplyJob
     from maskcli.masksources import AlphaMasks, MaskFolder, MethodMasks, SegmentRecords, StaticMask, paired
     from maskcli.methods import methods
+    from maskcli.refine import refinement as build_refinement
 
     mode_options: dict[str, Any] = c.parse_params(settings, option="set")
     if background is not None:
@@ -118,9 +119,13 @@ def apply_command(
         raise OptionError(chosen[1], f"choose one mask source, not {' and '.join(chosen)}")
 
     method_masks = None
+    refinement: dict[str, Any] = {}
     if wants_method:
         method_name, method_options, refinement = c.method_plan(method, preset, params, first_class)
-        method_masks = MethodMasks(methods.create(method_name, method_options), _build_refiner(refinement))
+        method_masks = MethodMasks(methods.create(method_name, method_options))
+    # The mask's own options join the preset's refinement: one chain, in its one order, after fitting the mask.
+    refinement.update({k: v for k, v in (("hard", hard), ("feather", feather or None), ("invert", invert or None))
+                       if v is not None})
 
     sources, kind = c.gather_sources(inputs, recursive=recursive, from_file=from_file, null=null,
                                      allow_records=not chosen)
@@ -142,7 +147,7 @@ def apply_command(
 
     sink = c.choose_sink(kind=kind, output=output, template=name, json_records=json_records,
                          existing=c.existing_policy(skip_existing, overwrite), plan=plan)
-    job = ApplyJob(mode_object, mask_source, plan, sink, resize_mask=resize_mask, hard=hard, feather=feather,
-                   invert=invert, quality=quality, max_pixels=max_pixels)
+    job = ApplyJob(mode_object, mask_source, plan, sink, refiner=build_refinement(refinement),
+                   resize_mask=resize_mask, quality=quality, max_pixels=max_pixels)
     drive(paired(sink.items(sources), mask_source), job, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
           json_records=json_records, quiet=quiet or isinstance(sink, StreamSink))

@@ -196,25 +196,11 @@ def choose_sink(*, kind: str, output: Path | None, template: str, existing: Exis
 
 
 def method_plan(method: str | None, preset: str | None, params: list[str] | None,
-                 first_class: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+                first_class: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """The method's name, its options, and refinement settings: preset, then -p pairs, then named flags."""
-    options: dict[str, Any] = {}
-    refinement: dict[str, Any] = {}
-    name = method
-    if preset is not None:
-        from maskcli.presets import get_preset
+    from maskcli.presets import resolve
 
-        chosen = get_preset(preset)
-        if name is not None and name != chosen.method:
-            raise OptionError("--preset", f"preset {preset!r} uses method {chosen.method!r}, not {name!r}")
-        name = chosen.method
-        options.update(chosen.options)
-        refinement.update(chosen.refinement)
-    cnn_flags = [k for k in ("model", "weights", "device", "batch_size", "classes") if first_class.get(k) is not None]
-    if name is None:
-        name = "cnn" if cnn_flags else "otsu"
-    options.update(parse_params(params))
+    options: dict[str, Any] = parse_params(params)
     options.update({k: v for k, v in first_class.items() if v is not None})
-    return name, options, refinement
-
-
+    choice = resolve(method, preset, options)
+    return choice.method, choice.options, choice.refinement

@@ -88,6 +88,7 @@ def segment_command(
     """
     from maskcli.io.sinks import OutputPlan, StreamSink
     from maskcli.jobs.segment import SegmentJob
+    from maskcli.refine import refinement as build_refinement
 
     method_name, method_options, refinement = c.method_plan(
         method, preset, params,
@@ -104,7 +105,7 @@ def segment_command(
     from maskcli.methods import methods
 
     method_object = methods.create(method_name, method_options)
-    refiner = _build_refiner(refinement)
+    refiner = build_refinement(refinement)
     job = SegmentJob(method_object, refiner, max_pixels=max_pixels, mask_bits=mask_bits)
     if mask_bits not in (8, 16):
         raise OptionError("--mask-bits", f"must be 8 or 16, not {mask_bits}")
@@ -128,14 +129,3 @@ def drive(items: Any, job: Any, *, jobs: int | None, unordered: bool, fail_fast:
     except KeyboardInterrupt:
         raise typer.Exit(reporter.finish(interrupted=True)) from None
     raise typer.Exit(reporter.finish())
-
-
-def _build_refiner(settings: dict[str, Any]) -> Any:
-    from maskcli.refine import Refinement
-
-    if not settings:
-        return None  # nothing asked: the method's mask (hard, or a CNN's probabilities) passes through untouched
-    try:
-        return Refinement(**settings)
-    except TypeError as error:
-        raise OptionError("refinement", str(error)) from None

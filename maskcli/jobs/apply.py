@@ -3,7 +3,8 @@
 Each item pairs an image with a mask from a mask source (:mod:`maskcli.masksources`: a folder matched by relative
 path and stem, one static mask, the image's alpha, segment's records, or a method run on the fly). The mask is
 fitted to its image (an error naming both sizes, or scaled with ``resize_mask``), adjusted (``hard``,
-``feather``, ``invert``, in that order) and handed to the compositing mode. The output plan
+``feather``, ``invert``: the refinement chain of :mod:`maskcli.refine`, in its order) and handed to the compositing
+mode. The output plan
 (:class:`maskcli.io.sinks.OutputPlan`) fixes the format: the input's where that format can hold the result (an
 alpha result from a JPEG becomes PNG), 16-bit kept where the format allows, ICC profile and EXIF kept.
 
@@ -31,13 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from maskcli.errors import OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image
 from maskcli.io.encode import encode_image
 from maskcli.io.sinks import FolderSink, OutputPlan, Sink
 from maskcli.io.sources import Existing, Item, expand_inputs
-from maskcli.jobs.segment import load_item, segment_images, write_output
-from maskcli.masks import require_same_size, resize_mask, to_hard
+from maskcli.jobs.segment import Refiner, load_item, segment_images, write_output
+from maskcli.masks import require_same_size, resize_mask
 from maskcli.masksources import MaskSource, MethodMasks, paired
 from maskcli.pipeline import Result, Timer
 
@@ -50,18 +50,11 @@ class ApplyJob:
     masks: MaskSource
     plan: OutputPlan = dataclasses.field(default_factory=OutputPlan)
     sink: Sink | None = None
+    #: The refinement chain (:func:`maskcli.refine.refinement`), run on each mask once it fits its image.
+    refiner: Refiner | None = None
     resize_mask: bool = False
-    hard: float | None = None
-    feather: float = 0.0
-    invert: bool = False
     quality: int = 92
     max_pixels: int = DEFAULT_MAX_PIXELS
-
-    def __post_init__(self) -> None:
-        if self.hard is not None and not 0 < self.hard <= 1:
-            raise OptionError("--hard", f"level must be in (0, 1], got {self.hard}")
-        if self.feather < 0:
-            raise OptionError("--feather", f"must be at least 0, got {self.feather}")
 
     @property
     def batched(self) -> bool:
@@ -87,8 +80,7 @@ class ApplyJob:
         if method is not None:
             timer = Timer()
             with timer("segment"):
-                made = segment_images([image.pixels for image, _, _ in loaded], method,
-                                      getattr(self.masks, "refiner", None))
+                made = segment_images([image.pixels for image, _, _ in loaded], method)
             for index, segmentation in enumerate(made):
                 masks[index] = segmentation.mask
                 facts[index] = {"method": method.name, **segmentation.facts}
@@ -97,7 +89,9 @@ class ApplyJob:
         for (image, _, item_timer), mask, item_facts in zip(loaded, masks, facts):
             assert mask is not None
             with item_timer("composite"):
-                fitted = self.adjust(self.fit(mask, image))
+                fitted = self.fit(mask, image)
+                if self.refiner is not None:
+                    fitted = self.refiner.apply(fitted, image.pixels)
                 results.append((self.mode(image.pixels, fitted), item_facts))
         return results
 
@@ -125,18 +119,6 @@ class ApplyJob:
             require_same_size(mask, image.pixels.shape)
         return resize_mask(mask, image.pixels.shape[:2])
 
-    def adjust(self, mask: np.ndarray) -> np.ndarray:
-        """``hard``, then ``feather``, then ``invert``: the documented order."""
-        if self.hard is not None:
-            mask = to_hard(mask, self.hard)
-        if self.feather > 0:
-            from maskcli.refine import feather
-
-            mask = feather(mask, self.feather)
-        if self.invert:
-            mask = 1.0 - mask
-        return mask
-
 
 def apply_batch(
     inputs: Iterable[str | os.PathLike[str]],
@@ -149,9 +131,12 @@ def apply_batch(
     name: str = "{stem}.png",
     recursive: bool = False,
     existing: Existing = "error",
+    refinement: dict[str, Any] | None = None,
+    resize_mask: bool = False,
+    quality: int = 92,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
     jobs: int | None = None,
     executor: Any = None,
-    **adjust: Any,
 ) -> Iterator[Result]:
     """Apply masks to a batch of images, writing one output per input under ``output``.
 
@@ -171,10 +156,17 @@ def apply_batch(
         The output name template (:class:`maskcli.io.sources.Destinations`); its suffix follows the format.
     existing : {"error", "skip", "overwrite"}
         What an existing output means: an item error (nothing is replaced), a skipped item, or a replaced file.
+    refinement : dict, optional
+        Settings of the refinement chain run on each mask once it fits its image (``hard``, ``feather``,
+        ``invert``, ``fill_holes`` ...; see :mod:`maskcli.refine`).
+    resize_mask : bool
+        Scale a mask whose size differs from its image's (default: that item fails, naming both sizes).
+    quality : int
+        JPEG and WebP quality.
+    max_pixels : int
+        Refuse images (and masks) larger than this many pixels.
     jobs, executor
         As in :func:`maskcli.pipeline.run`.
-    **adjust
-        ``resize_mask``, ``hard``, ``feather``, ``invert``, ``quality``, ``max_pixels`` of :class:`ApplyJob`.
 
     Returns
     -------
@@ -183,11 +175,12 @@ def apply_batch(
     """
     from maskcli.composite import modes
     from maskcli.pipeline import run
+    from maskcli.refine import refinement as build_refinement
 
     mode_object = modes.create(mode, mode_options or {})
     plan = OutputPlan.for_images(format, alpha=bool(getattr(mode_object, "output_alpha", False)))
     sink = FolderSink(Path(output), name, existing, plan)
-    job = ApplyJob(mode_object, masks, plan, sink, **adjust)
+    job = ApplyJob(mode_object, masks, plan, sink, build_refinement(refinement), resize_mask, quality, max_pixels)
     sources = expand_inputs([os.fspath(path) for path in inputs], recursive=recursive)
     return run(paired(sink.items(sources), masks), job, jobs=jobs, executor=executor)
 

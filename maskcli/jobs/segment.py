@@ -19,7 +19,7 @@ from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image, decode_image, read_imag
 from maskcli.io.encode import encode_mask, write_atomic
 from maskcli.io.sinks import Sink
 from maskcli.io.sources import Item
-from maskcli.masks import fraction, is_hard
+from maskcli.masks import check_mask, fraction, is_hard
 from maskcli.methods.base import Method, Segmentation
 from maskcli.pipeline import Result, Timer
 
@@ -40,6 +40,9 @@ def segment_images(images: list[np.ndarray], method: Method, refiner: Refiner | 
     """Masks of several images at once (batched methods see them as one batch)."""
     segmentations = method.compute_batch(images)
     for image, segmentation in zip(images, segmentations):
+        # Where a method's output enters the pipeline: a mask off the convention (int64, 0..255) fails here,
+        # named, instead of passing unchecked into refinement and encoding.
+        check_mask(segmentation.mask, what=f"the {method.name} method's mask")
         if refiner is not None:
             segmentation.mask = refiner.apply(segmentation.mask, image)
         _flag_degenerate(segmentation)
