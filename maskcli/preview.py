@@ -253,7 +253,7 @@ def _load(path: str, mask_path: str, stretch: bool | None) -> tuple[np.ndarray, 
     image = read_image(path)
     pixels = image.pixels
     # 16-bit scientific images often use a sliver of their range (the hela_* nuclei: under 2 %): show them stretched.
-    if stretch or (stretch is None and image.bit_depth == 16):
+    if stretch or (stretch is None and image.bit_depth >= 16):
         pixels = _stretch(pixels)
     return pixels, read_mask(mask_path)
 

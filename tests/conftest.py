@@ -14,13 +14,16 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 SHARED = REPO.parent / "shared"
 DATA = SHARED / "data"
-U2NETP = SHARED / "weights" / "u2netp.onnx"
+# The default model's weights ship inside the package; ../shared keeps the original for older checkouts.
+U2NETP = next((path for path in (REPO / "maskcli" / "cnn" / "weights_data" / "u2netp.onnx",
+                                 SHARED / "weights" / "u2netp.onnx") if path.is_file()),
+              SHARED / "weights" / "u2netp.onnx")
 
 needs_data = pytest.mark.skipif(
     not DATA.is_dir(), reason="../shared/data (the evaluation sets) is not beside this clone"
 )
 needs_u2netp = pytest.mark.skipif(
-    not U2NETP.is_file(), reason="../shared/weights/u2netp.onnx (the U²-Net-P weights) is not beside this clone"
+    not U2NETP.is_file(), reason="the U²-Net-P weights are neither in the package nor in ../shared/weights"
 )
 
 
@@ -61,3 +64,17 @@ def blob_image() -> np.ndarray:
     disc = (yy - 30) ** 2 + (xx - 42) ** 2 < 15**2
     image = np.where(disc, 200, 40).astype(np.int16) + rng.integers(-10, 10, disc.shape)
     return image.clip(0, 255).astype(np.uint8)
+
+
+def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run the CLI in this process (fast, for wide grids of small cases): exit status and stderr."""
+    import signal
+
+    from maskcli.cli.app import main
+
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        status = main(args)
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    return status, capsys.readouterr().err

@@ -3,6 +3,7 @@ resolution (cache, checksum, offline), devices, class names, and the cost of imp
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import subprocess
@@ -163,12 +164,32 @@ def test_cli_weights_of_another_architecture_is_exit_3(random_weights: dict[str,
 # --- weights: cache, checksum, download, offline ----------------------------------------------------------------
 
 
+def _downloaded(name: str) -> specs.ModelSpec:
+    """A spec as if its weights were not shipped in the package: resolved from the cache or a download."""
+    return dataclasses.replace(specs.get(name), bundled=False)
+
+
 def test_cached_file_with_wrong_checksum_is_refused() -> None:
-    spec = specs.get("u2netp")
-    path = weights.cache_path(spec)
-    path.parent.mkdir(parents=True)
-    path.write_bytes(b"not the weights")
-    with pytest.raises(WeightsUnavailable, match="corrupt or not the published file.*sha256:309c8469"):
+    for spec, expected in ((_downloaded("u2netp"), "sha256:309c8469"), (specs.get("u2net"), "md5:60024c5c")):
+        path = weights.cache_path(spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"not the weights")
+        with pytest.raises(WeightsUnavailable, match=f"corrupt or not the published file.*{expected}"):
+            weights.resolve(spec)
+
+
+def test_default_model_ships_in_the_package_and_is_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = specs.get(specs.DEFAULT_MODEL)
+    path = weights.resolve(spec, offline=True)
+    assert path == weights.BUNDLED / "u2netp.onnx" and weights.digest(path) == spec.sha256
+    assert (weights.BUNDLED / "LICENSE").read_text().lstrip().startswith("Apache License")
+    assert spec.sha256 in (weights.BUNDLED / "NOTICE.md").read_text()
+    assert not list(weights.BUNDLED.glob("*.verified"))  # the package folder is never written
+    damaged = tmp_path / "weights_data"
+    damaged.mkdir()
+    (damaged / "u2netp.onnx").write_bytes(b"truncated")
+    monkeypatch.setattr(weights, "BUNDLED", damaged)
+    with pytest.raises(WeightsUnavailable, match="installation is damaged"):
         weights.resolve(spec)
 
 
@@ -179,7 +200,7 @@ class _Stream(io.BytesIO):
 @needs_u2netp
 def test_download_is_verified_and_atomic(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MASKCLI_OFFLINE")
-    spec = specs.get("u2netp")
+    spec = _downloaded("u2netp")
     seen: list[tuple[int, int | None]] = []
     bad = lambda url: (_Stream(b"x" * 1000), 1000)  # noqa: E731
     with pytest.raises(WeightsUnavailable, match="was discarded"):
@@ -203,13 +224,14 @@ def test_missing_weights_offline_is_exit_3_with_one_message(tmp_path: Path) -> N
     image = tmp_path / "a.png"
     cv2.imwrite(str(image), np.zeros((8, 8), np.uint8))
     home = tmp_path / "home"
-    done = run_cli("segment", str(image), "-o", str(tmp_path / "out"), "-m", "cnn",
+    # u2net is not shipped (176 MB): it downloads on demand, and offline that is a setup error.
+    done = run_cli("segment", str(image), "-o", str(tmp_path / "out"), "-m", "cnn", "--model", "u2net",
                    env={"MASKCLI_HOME": str(home), **OFFLINE})
     assert done.returncode == 3
     message = done.stderr.decode()
     assert message.count("\n") == 1
-    for part in ("'u2netp'", str(home / "models" / "u2netp.onnx"), specs.get("u2netp").url, "--weights PATH",
-                 "maskcli models download u2netp"):
+    for part in ("'u2net'", str(home / "models" / "u2net.onnx"), specs.get("u2net").url, "--weights PATH",
+                 "maskcli models download u2net"):
         assert part in message
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
@@ -240,8 +262,11 @@ def test_models_commands(tmp_path: Path) -> None:
     assert all(name in listing.stdout.decode() for name in specs.names())
     info = run_cli("models", "info", "fcn-resnet50", env=env)
     assert info.returncode == 0 and "fcn_resnet50_coco-1167a1af.pth" in info.stdout.decode()
-    download = run_cli("models", "download", "u2netp", env=env)
-    assert download.returncode == 3 and "maskcli models download u2netp" in download.stderr.decode()
+    assert "shipped" in listing.stdout.decode()
+    download = run_cli("models", "download", "u2net", env=env)
+    assert download.returncode == 3 and "maskcli models download u2net" in download.stderr.decode()
+    shipped = run_cli("models", "download", "u2netp", env=env)
+    assert shipped.returncode == 0 and "shipped with maskcli" in shipped.stderr.decode()
 
 
 def test_cli_help_and_methods_do_not_import_torch() -> None:

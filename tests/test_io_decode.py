@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zlib
 import struct
 
@@ -176,14 +177,14 @@ def test_unreadable_file(tmp_path, monkeypatch):
     path.write_bytes(_encode(PILImage.fromarray(RGB), "PNG"))
     path.chmod(0)
     # root reads any file whatever its mode; make the read fail as it does for other users
-    real_read = type(path).read_bytes
+    real_open = os.open
 
-    def refuse(self):
-        if self.name == "secret.png":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_read(self)
+    def refuse(name, *args, **kwargs):
+        if os.path.basename(name) == "secret.png":
+            raise PermissionError(13, "Permission denied", str(name))
+        return real_open(name, *args, **kwargs)
 
-    monkeypatch.setattr(type(path), "read_bytes", refuse)
+    monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(InputError, match="permission denied"):
         read_image(path)
 

@@ -128,7 +128,7 @@ def apply_command(
                        if v is not None})
 
     sources, kind = c.gather_sources(inputs, recursive=recursive, from_file=from_file, null=null,
-                                     allow_records=not chosen)
+                                     allow_records=not chosen, max_pixels=max_pixels)
     mask_source: Any
     if kind == "records":
         mask_source = SegmentRecords(sys.stdin)

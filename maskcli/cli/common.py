@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from maskcli.errors import OptionError, SetupError
+from maskcli.io.decode import DEFAULT_MAX_PIXELS
 from maskcli.cli.streams import binary_stdout, stdin_kind
 from maskcli.io.sinks import FileSink, FolderSink, OutputPlan, Sink, StreamSink
 from maskcli.io.sources import STDIN, Existing, Source, expand_inputs, listed_files, read_path_list, stream_source
@@ -136,7 +137,7 @@ def existing_policy(skip_existing: bool, overwrite: bool) -> Existing:
 
 
 def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str | None, null: bool,
-                   allow_records: bool = False) -> tuple[Iterator[Source], str]:
+                   allow_records: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Iterator[Source], str]:
     """Sources from the arguments, a list file, or stdin; also says what stdin held ("paths", "records", ...).
 
     With "records" (``maskcli segment --json`` piped in), the sources are empty: the mask source reads them.
@@ -147,7 +148,7 @@ def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str 
         if inputs.count(STDIN) and len(inputs) > 1:
             raise OptionError("inputs", "- (one image on stdin) cannot be mixed with other inputs")
         if inputs == [STDIN]:
-            return iter([stream_source(sys.stdin.buffer)]), "image"
+            return iter([stream_source(sys.stdin.buffer, max_pixels)]), "image"
         streams.append(expand_inputs(inputs, recursive=recursive))
         kind = "args"
     if from_file is not None:
@@ -165,7 +166,7 @@ def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str 
         if kind == "paths":
             streams.append(listed_files(read_path_list(sys.stdin.buffer, null=null)))
         elif kind == "image":
-            return iter([stream_source(sys.stdin.buffer)]), kind
+            return iter([stream_source(sys.stdin.buffer, max_pixels)]), kind
         elif kind == "records" and allow_records:
             return iter(()), kind
         elif kind == "records":

@@ -41,8 +41,8 @@ def models_command(ctx: typer.Context) -> None:
         cached = weights.find_cached(spec)
         label = f"{name} (default)" if name == specs.DEFAULT_MODEL else name
         input_size = f"{spec.input_size}×{spec.input_size}" if spec.kind == "salient" else f"short side {spec.input_size}"
-        table.add_row(label, spec.kind, _size(spec), spec.licence.split(";")[0], input_size,
-                      f"yes: {cached}" if cached else "no")
+        where = "shipped in the package" if weights.bundled_path(spec) else f"yes: {cached}" if cached else "no"
+        table.add_row(label, spec.kind, _size(spec), spec.licence.split(";")[0], input_size, where)
     console = Console()
     console.print(table)
     console.print(f"cache: {weights.cache_dir()} (set MASKCLI_HOME to move it)", highlight=False)
@@ -81,6 +81,11 @@ def download_command(
     from maskcli.cnn import specs, weights
 
     spec = specs.get(name)
+    bundled = weights.bundled_path(spec)
+    if bundled is not None:
+        weights.verify(spec, bundled)
+        print(f"maskcli: {spec.name}: shipped with maskcli at {bundled}; nothing to download", file=sys.stderr)
+        return
     cached = weights.find_cached(spec)
     if cached is not None and not force:
         weights.verify(spec, cached)

@@ -110,7 +110,8 @@ def segment_command(
     if mask_bits not in (8, 16):
         raise OptionError("--mask-bits", f"must be 8 or 16, not {mask_bits}")
 
-    sources, kind = c.gather_sources(inputs, recursive=recursive, from_file=from_file, null=null)
+    sources, kind = c.gather_sources(inputs, recursive=recursive, from_file=from_file, null=null,
+                                     max_pixels=max_pixels)
     job.sink = c.choose_sink(kind=kind, output=output, template=name, json_records=json_records,
                              existing=c.existing_policy(skip_existing, overwrite), plan=OutputPlan.for_masks())
     drive(job.sink.items(sources), job, jobs=jobs, unordered=unordered, fail_fast=fail_fast,

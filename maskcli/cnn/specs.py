@@ -73,6 +73,9 @@ class ModelSpec:
         How the image is resized to the input: ``lanczos`` as the U²-Net reference (rembg resizes with PIL's
         LANCZOS; on weizmann_horses cv2's Lanczos scores mean IoU 0.890 against 0.885 for INTER_AREA and 0.876
         for bilinear), ``area`` for torchvision's antialiased bilinear resize.
+    bundled : bool
+        The weights file ships inside the package (``maskcli/cnn/weights_data/``), so the model works with no
+        network and no cache; the resolver checks it against ``sha256`` like a download.
     """
 
     name: str
@@ -97,6 +100,7 @@ class ModelSpec:
     params_millions: Optional[float] = None
     summary: str = ""
     source: str = ""
+    bundled: bool = False
 
     @property
     def foreground_classes(self) -> tuple[str, ...]:
@@ -146,8 +150,9 @@ SPECS: dict[str, ModelSpec] = {
             md5="8e83ca70e441ab06c318d82300c84806", size_bytes=4_574_861, size_mb=4.6,
             accuracy="mean IoU 0.89 on weizmann_horses (measured, benchmarks/results/cnn.md); "
                      "DUTS-TE max F 0.848 (paper)",
-            gflops=19.76, params_millions=1.13,
-            summary="U²-Net-P: small class-agnostic salient-object model (the main subject); the default."),
+            gflops=19.76, params_millions=1.13, bundled=True,
+            summary="U²-Net-P: small class-agnostic salient-object model (the main subject); the default, "
+                    "shipped inside the package."),
         _u2("u2net", "u2net.onnx", "u2net", sha256=None, md5="60024c5c889badc19c04ad937298a77b",
             size_bytes=175_997_641, size_mb=176.0, accuracy="DUTS-TE max F 0.873 (paper)",
             gflops=58.6, params_millions=43.98,

@@ -1,26 +1,31 @@
-"""Finding a model's weights file: ``--weights PATH``, then the cache, then a verified download.
+"""Finding a model's weights file: ``--weights PATH``, then the package, then the cache, then a verified download.
 
 Resolution order, for a :class:`~maskcli.cnn.specs.ModelSpec`:
 
 1. a local file the user names (``--weights PATH``); its checksum is not checked, since it may be the user's own
    training, but loading it checks the architecture;
-2. the cache: ``$MASKCLI_HOME/models/``, else the platform's user cache folder (``~/.cache/maskcli/models`` on
+2. the copy shipped inside the package (``maskcli/cnn/weights_data/``, specs with ``bundled=True``: the default
+   U²-Net-P, 4.6 MB), checked against the spec's SHA-256, so the default model works offline on a fresh install;
+3. the cache: ``$MASKCLI_HOME/models/``, else the platform's user cache folder (``~/.cache/maskcli/models`` on
    Linux); for torchvision models also torchvision's own hub cache (``torch.hub.get_dir()/checkpoints``);
-3. a download from the spec's URL, checked against its checksum, written to a temporary file in the cache and
+4. a download from the spec's URL, checked against its checksum, written to a temporary file in the cache and
    renamed into place only once verified, so an interrupted or corrupt download never leaves a file that looks
    valid.
 
-``MASKCLI_OFFLINE=1`` forbids step 3. Whenever no file can be had, one :class:`WeightsUnavailable` says which
+``MASKCLI_OFFLINE=1`` forbids step 4. Whenever no file can be had, one :class:`WeightsUnavailable` says which
 model, which file was expected, where it is published and how to provide it.
 
 >>> import tempfile
 >>> from unittest import mock
 >>> from maskcli.cnn import specs
 >>> with mock.patch.dict(os.environ, {"MASKCLI_HOME": tempfile.mkdtemp()}):
-...     resolve(specs.get("u2netp"), offline=True)
+...     resolve(specs.get("u2netp"), offline=True).relative_to(BUNDLED).as_posix()
+'u2netp.onnx'
+>>> with mock.patch.dict(os.environ, {"MASKCLI_HOME": tempfile.mkdtemp()}):
+...     resolve(specs.get("u2net"), offline=True)
 Traceback (most recent call last):
 ...
-maskcli.errors.WeightsUnavailable: no weights for model 'u2netp': ...u2netp.onnx does not exist ...
+maskcli.errors.WeightsUnavailable: no weights for model 'u2net': ...u2net.onnx does not exist ...
 """
 
 from __future__ import annotations
@@ -44,6 +49,17 @@ Progress = Callable[[int, Optional[int]], None]
 Fetch = Callable[[str], "tuple[BinaryIO, Optional[int]]"]
 
 _CHUNK = 1 << 20
+
+#: The folder of weights shipped inside the package (see its NOTICE.md and LICENSE).
+BUNDLED = Path(__file__).resolve().parent / "weights_data"
+
+
+def bundled_path(spec: ModelSpec) -> Optional[Path]:
+    """The packaged copy of ``spec``'s weights, if the spec is bundled and the file is installed."""
+    if not spec.bundled:
+        return None
+    path = BUNDLED / spec.filename
+    return path if path.is_file() else None
 
 
 def cache_dir() -> Path:
@@ -84,7 +100,10 @@ def torch_hub_checkpoints() -> Path:
 
 
 def find_cached(spec: ModelSpec) -> Optional[Path]:
-    """The cached file of ``spec``, if any (maskcli's cache first, then torchvision's)."""
+    """The local file of ``spec``, if any: the packaged copy, then maskcli's cache, then torchvision's."""
+    bundled = bundled_path(spec)
+    if bundled is not None:
+        return bundled
     candidates = [cache_path(spec)]
     if spec.torchvision_file:
         candidates.append(torch_hub_checkpoints() / spec.filename)
@@ -124,10 +143,19 @@ def _matches(spec: ModelSpec, sha256: str, md5: str) -> bool:
 def verify(spec: ModelSpec, path: Union[str, Path]) -> Path:
     """Check a cached file against the spec's checksum; a mismatch is a :class:`WeightsUnavailable`.
 
-    A verified file gets a small ``.verified`` stamp (its size and modification time), so the hash of a large
-    file is computed once, not on every run.
+    A verified file in the cache gets a small ``.verified`` stamp (its size and modification time), so the hash of
+    a large file is computed once, not on every run. The packaged copy is small and may sit in a read-only or
+    version-controlled folder: it is hashed each time (about 10 ms) and never stamped.
     """
     path = Path(path)
+    if path.parent == BUNDLED:
+        sha256 = digest(path, "sha256")
+        if not _matches(spec, sha256, ""):
+            raise WeightsUnavailable(
+                f"the packaged weights {path} for model {spec.name!r} have checksum sha256:{sha256}, expected "
+                f"{spec.checksum()}: the installation is damaged; reinstall maskcli or pass --weights PATH."
+            )
+        return path
     stamp = path.with_name(path.name + ".verified")
     status = path.stat()
     mark = f"{status.st_size} {status.st_mtime_ns}"

@@ -14,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import stat
 import warnings
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -52,7 +52,8 @@ class Image:
     alpha : ndarray or None
         float32 H×W in [0, 1] when the source had transparency.
     bit_depth : int
-        8 or 16: the precision of the source's samples, kept when writing.
+        8, 16 or 32: the precision of the source's samples, kept when writing (32: float samples, as in a
+        float32 TIFF, kept as float where the output format holds it).
     format : str or None
         The source's format as Pillow names it (``"JPEG"``, ``"PNG"`` ...), None for arrays.
     icc_profile, exif : bytes or None
@@ -90,18 +91,98 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
     >>> image.pixels.dtype, image.is_gray  # doctest: +SKIP
     (dtype('float32'), True)
     """
-    path = Path(path)
+    data = read_regular_file(path)
+    return decode_image(data, max_pixels=max_pixels, gray=gray)
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISDIR, "folder"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What a ``st_mode`` names, in words: ``"FIFO"``, ``"character device"`` ... (``"regular file"``).
+
+    >>> file_kind(stat.S_IFIFO | 0o644), file_kind(stat.S_IFREG | 0o644)
+    ('FIFO', 'regular file')
+    """
+    for test, kind in _KINDS:
+        if test(mode):
+            return kind
+    return "regular file" if stat.S_ISREG(mode) else "special file"
+
+
+def read_regular_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a regular file, read no further than its size.
+
+    A FIFO, device, socket or folder (also behind a symlink) is refused before it is opened for reading, since
+    reading one can block forever (a FIFO) or never end (``/dev/zero``): :class:`~maskcli.errors.InputError`
+    says ``not a regular file (FIFO)``. The file is opened without blocking and checked again on the open
+    descriptor, so a file swapped after the first check is refused too.
+
+    >>> read_regular_file("/dev/null")
+    Traceback (most recent call last):
+    ...
+    maskcli.errors.InputError: not a regular file (character device)
+    """
     try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise InputError("is a folder, not an image") from None
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise InputError(_not_regular(mode))
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except PermissionError:
         raise InputError("permission denied") from None
     except FileNotFoundError:
         raise InputError("no such file") from None
     except OSError as error:  # symlink loops, I/O errors
         raise InputError(error.strerror or str(error)) from None
-    return decode_image(data, max_pixels=max_pixels, gray=gray)
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(_not_regular(info.st_mode))
+        chunks, left = [], info.st_size
+        while left > 0:  # bounded by the size seen at open: a file that grows is not followed
+            chunk = os.read(handle, min(left, 1 << 30))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError as error:
+        raise InputError(error.strerror or str(error)) from None
+    finally:
+        os.close(handle)
+
+
+def max_encoded_bytes(max_pixels: int) -> int:
+    """The most bytes an encoded image within ``max_pixels`` can need: 16 bytes a pixel (float32 RGBA, stored
+    uncompressed, the largest sample layout maskcli reads) plus 16 MiB of headers and metadata.
+
+    >>> max_encoded_bytes(1_000_000)
+    32777216
+    """
+    return max_pixels * 16 + (16 << 20)
+
+
+def read_bounded(stream: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+    """All of a stream (stdin) that can hold one image within ``max_pixels``; more is refused, not read on."""
+    limit = max_encoded_bytes(max_pixels)
+    read = getattr(stream, "read")
+    data = read(limit + 1)
+    if len(data) > limit:
+        raise InputError(
+            f"more than {limit:,} bytes, more than an image within the pixel limit of {max_pixels:,} can need"
+        )
+    return bytes(data)
+
+
+def _not_regular(mode: int) -> str:
+    kind = file_kind(mode)
+    return "is a folder, not an image" if kind == "folder" else f"not a regular file ({kind})"
 
 
 def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, gray: bool = False) -> Image:
@@ -114,6 +195,8 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, gray: boo
     except Exception as error:
         raise InputError(f"cannot decode image ({_reason(error)})") from None
     orientation = int(exif.get(_ORIENTATION_TAG, 1) or 1)
+    if header.format == "TIFF":
+        _keep_descriptive_tags(exif)
     pixels = _decode_fast(data, header, gray=gray) if header.format in _FAST_FORMATS else None
     if pixels is not None:
         pixels = _orient(pixels, orientation)
@@ -145,6 +228,20 @@ def _read_exif(header: PILImage.Image) -> PILImage.Exif:
     if raw:
         exif.load(raw)
     return exif
+
+
+#: TIFF tags that describe a picture rather than lay out its pixels (Pillow's EXIF of a TIFF is its whole first
+#: directory): size, strips, sample format and predictor must come from the pixels written, not from the source,
+#: or a cropped or re-encoded TIFF is unreadable.
+_DESCRIPTIVE_TIFF_TAGS = frozenset({
+    0x010E, 0x010F, 0x0110, _ORIENTATION_TAG, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, 0x013B, 0x8298,
+    0x8769, 0x8825,  # the EXIF and GPS directories
+})
+
+
+def _keep_descriptive_tags(exif: PILImage.Exif) -> None:
+    for tag in [tag for tag in exif if tag not in _DESCRIPTIVE_TIFF_TAGS]:
+        del exif[tag]
 
 
 def _open_header(data: bytes, max_pixels: int) -> PILImage.Image:
@@ -225,10 +322,12 @@ def _decode_with_pillow(header: PILImage.Image) -> Image:
     elif mode in ("1", "LA", "L"):
         upright = upright.convert("LA" if mode == "LA" else "L")
     elif mode in ("I", "F"):
-        array = np.asarray(upright, dtype=np.float64)
-        scale = 1.0 if mode == "F" and array.size and array.max() <= 1.0 else 65535.0
-        pixels = np.clip(array / scale, 0, 1).astype(np.float32)
-        return Image(pixels=pixels, bit_depth=16)
+        array = np.asarray(upright, dtype=np.float32)
+        # Float samples in [0, 1] are the convention already (and are written back as float); anything else is
+        # read as 16-bit levels.
+        unit = mode == "F" and bool(array.size) and float(np.nanmax(array)) <= 1.0
+        pixels = np.clip(array if unit else array * np.float32(1 / 65535), 0, 1)
+        return Image(pixels=np.nan_to_num(pixels, copy=False), bit_depth=32 if unit else 16)
     elif mode not in ("RGB", "RGBA", "I;16", "I;16B", "I;16L"):
         upright = upright.convert("RGB")  # CMYK, YCbCr, LAB, HSV
     array = np.asarray(upright)

@@ -108,9 +108,16 @@ def encode_image(
 ) -> bytes:
     """Bytes of an image in ``format`` (PNG, JPEG, WEBP, TIFF).
 
-    ``pixels``: float32 in [0, 1], H×W (grey), H×W×3 (RGB) or H×W×4 (RGBA, straight alpha). 16-bit output is kept
-    where the format holds it (PNG, TIFF); JPEG and WebP are 8-bit. An alpha result asked for as JPEG is an error:
-    flatten it on a background colour first.
+    ``pixels``: float32 in [0, 1], H×W (grey), H×W×3 (RGB) or H×W×4 (RGBA, straight alpha). ``bit_depth`` 16 is
+    kept where the format holds it (PNG, TIFF); 32 (float samples) is kept as float32 by TIFF and written as
+    16-bit by PNG; JPEG and WebP are 8-bit. An alpha result asked for as JPEG is an error: flatten it on a
+    background colour first.
+
+    >>> from PIL import Image as PILImage
+    >>> grey = np.array([[0.0, 0.25, 1.0]], np.float32)
+    >>> [PILImage.open(io.BytesIO(encode_image(grey, format=f, bit_depth=b))).mode
+    ...  for f, b in (("TIFF", 32), ("TIFF", 16), ("PNG", 32), ("JPEG", 16))]
+    ['F', 'I;16', 'I;16', 'L']
     """
     format = format.upper()
     if format == "JPG":
@@ -124,7 +131,9 @@ def encode_image(
         )
     if not 1 <= quality <= 100:
         raise OptionError("quality", f"must be between 1 and 100, not {quality}")
-    sixteen = bit_depth == 16 and format in ("PNG", "TIFF")
+    if bit_depth == 32 and format == "TIFF":
+        return _encode_float_tiff(pixels, icc_profile, exif)
+    sixteen = bit_depth >= 16 and format in ("PNG", "TIFF")
     peak, dtype = (65535, np.uint16) if sixteen else (255, np.uint8)
     array = _quantise(pixels, peak, dtype)
     if format == "PNG":
@@ -144,10 +153,24 @@ def _quantise(pixels: np.ndarray, peak: int, dtype: type) -> np.ndarray:
 
     >>> _quantise(np.array([[-0.1, 0.0, 0.5, 1.0, 1.5]], np.float32), 255, np.uint8)
     array([[  0,   0, 128, 255, 255]], dtype=uint8)
+    >>> _quantise(np.array([[1.0]], np.float32), 255, np.uint8).shape
+    (1, 1)
     """
-    if dtype is np.uint8 and pixels.dtype == np.float32 and (pixels.ndim == 2 or pixels.shape[2] in (3, 4)):
+    # OpenCV reads a 1×1 array next to a scalar as a scalar too (cv2.max of a 1×1 and 0.0 gives 4×1): numpy there.
+    one_pixel = pixels.shape[0] * pixels.shape[1] == 1
+    if dtype is np.uint8 and pixels.dtype == np.float32 and (pixels.ndim == 2 or pixels.shape[2] in (3, 4)) \
+            and not one_pixel:
         return cv2.convertScaleAbs(cv2.max(pixels, 0.0), alpha=float(peak))
     return (np.clip(pixels, 0.0, 1.0) * peak + 0.5).astype(dtype)
+
+
+def _encode_float_tiff(pixels: np.ndarray, icc_profile: bytes | None, exif: bytes | None) -> bytes:
+    """float32 TIFF: grey through Pillow (mode F, metadata kept), colour through OpenCV (Pillow has no float
+    colour mode)."""
+    array = np.clip(pixels, 0.0, 1.0).astype(np.float32, copy=False)
+    if array.ndim == 3:
+        return _encode_cv2(array, "TIFF", 100)
+    return _encode_pillow(array, "TIFF", 100, icc_profile, exif)
 
 
 def _encode_cv2(array: np.ndarray, format: str, quality: int) -> bytes:
@@ -189,13 +212,10 @@ def _with_png_chunks(png: bytes, icc_profile: bytes | None, exif: bytes | None) 
 def _encode_pillow(
     array: np.ndarray, format: str, quality: int, icc_profile: bytes | None, exif: bytes | None
 ) -> bytes:
-    if array.dtype == np.uint16:
-        if array.ndim == 2:
-            picture = PILImage.fromarray(array, mode="I;16")
-        else:  # Pillow holds no 16-bit colour (PNG, the usual case, never comes here)
-            return _encode_cv2(array, format, quality)
-    else:
-        picture = PILImage.fromarray(array)
+    if array.ndim == 3 and array.dtype != np.uint8:
+        # Pillow holds no 16-bit or float colour (PNG, the usual case, never comes here); metadata is dropped.
+        return _encode_cv2(array, format, quality)
+    picture = PILImage.fromarray(array)  # uint16 gives I;16, float32 gives F
     options: dict[str, object] = {}
     if icc_profile:
         options["icc_profile"] = icc_profile

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
-from maskcli.errors import OptionError
-from maskcli.io.decode import IMAGE_SUFFIXES
+from maskcli.errors import InputError, OptionError
+from maskcli.io.decode import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, read_bounded
 
 Existing = Literal["error", "skip", "overwrite"]
 STDIN = "-"
@@ -127,13 +127,19 @@ def expand_inputs(inputs: Iterable[str], *, recursive: bool = False) -> Iterator
             yield Source(raw, PurePosixPath(path.name), error="no such file or folder")
 
 
-def stream_source(stream: BinaryIO) -> Source:
-    """One input read whole from a binary stream (an image on stdin).
+def stream_source(stream: BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> Source:
+    """One input read whole from a binary stream (an image on stdin), no more than an image within
+    ``max_pixels`` can need (a longer stream is that item's error, and is not read on).
 
     >>> stream_source(io.BytesIO(b"\\x89PNG...")).data[:4]
     b'\\x89PNG'
+    >>> stream_source(io.BytesIO(b"x" * 20_000_000), max_pixels=1).error
+    'stdin holds more than 16,777,232 bytes, more than an image within the pixel limit of 1 can need'
     """
-    return Source(STDIN, PurePosixPath("stdin"), data=stream.read())
+    try:
+        return Source(STDIN, PurePosixPath("stdin"), data=read_bounded(stream, max_pixels))
+    except InputError as error:
+        return Source(STDIN, PurePosixPath("stdin"), error=f"stdin holds {error}")
 
 
 def listed_files(paths: Iterable[str]) -> Iterator[Source]:
