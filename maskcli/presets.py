@@ -15,11 +15,10 @@ maskcli.errors.OptionError: --preset: unknown preset 'nucleus'; did you mean 'nu
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from maskcli.errors import OptionError
+from maskcli.errors import OptionError, did_you_mean
 
 __all__ = ["CNN_OPTIONS", "MethodChoice", "Preset", "PRESETS", "get_preset", "resolve"]
 
@@ -88,8 +87,7 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, PRESETS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, PRESETS)
         raise OptionError("--preset", f"unknown preset {name!r}{hint} Valid: {', '.join(sorted(PRESETS))}") from None
 
 

@@ -50,3 +50,25 @@ def test_only_the_cnn_part_imports_torch(path: Path) -> None:
     allowed = relative.startswith("cnn/") or relative == "methods/cnn.py"
     heavy = sorted(m for m in _imports(path) if m.split(".")[0] in {"torch", "torchvision"})
     assert allowed or not heavy, f"{relative} imports {heavy}; only maskcli/cnn/ may"
+
+
+def test_naming_one_method_imports_only_its_module() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from maskcli.methods import methods; methods.create('otsu'); "
+            "from maskcli.composite import modes; modes.create('cutout'); "
+            "print(sorted(m for m in sys.modules if m.startswith(('maskcli.methods.', 'maskcli.composite.'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.stdout.strip() == str(["maskcli.composite.base", "maskcli.composite.blend", "maskcli.composite.colors",
+                                       "maskcli.composite.isolate", "maskcli.methods.base",
+                                       "maskcli.methods.global_threshold"]), done.stderr
+
+
+def test_the_command_line_starts_without_the_decoders() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, maskcli.cli.app; print(sorted({'cv2', 'numpy', 'PIL', 'torch'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.stdout.strip() == "[]", done.stderr

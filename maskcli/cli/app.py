@@ -6,6 +6,7 @@ errors to exit statuses: 0 all done, 1 some items failed, 2 usage error, 3 setup
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Annotated, Optional
@@ -68,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     here, each printed as one line.
     """
     signal.signal(signal.SIGTERM, _terminate)
+    # The command owns its process, so it (not the library) silences OpenCV's own warnings on stderr: maskcli
+    # reports every failure itself, one line per file. Read by OpenCV when it loads (workers inherit it).
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    if "cv2" in sys.modules:  # already loaded (main() called from Python): tell it directly
+        cv2 = sys.modules["cv2"]
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
         app(args=argv, prog_name="maskcli")
     except SystemExit as done:

@@ -11,7 +11,7 @@ import typer
 from maskcli.cli import common as c
 from maskcli.cli.segment import drive
 from maskcli.errors import OptionError
-from maskcli.io.decode import DEFAULT_MAX_PIXELS
+from maskcli.io import DEFAULT_MAX_PIXELS
 
 MASKS = "Masks (choose one source)"
 MODE = "Compositing"

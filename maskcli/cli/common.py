@@ -5,15 +5,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from maskcli.errors import OptionError, SetupError
-from maskcli.io.decode import DEFAULT_MAX_PIXELS
 from maskcli.cli.streams import binary_stdout, stdin_kind
-from maskcli.io.sinks import FileSink, FolderSink, OutputPlan, Sink, StreamSink
-from maskcli.io.sources import STDIN, Existing, Source, expand_inputs, listed_files, read_path_list, stream_source
+from maskcli.io import DEFAULT_MAX_PIXELS
+
+if TYPE_CHECKING:  # the types alone: the decoders load when a command runs, not for --help
+    from maskcli.io.sinks import OutputPlan, Sink
+    from maskcli.io.sources import Existing, Source
+
+STDIN = "-"
 
 BATCH = "Inputs and outputs"
 METHOD = "Method"
@@ -142,6 +146,8 @@ def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str 
 
     With "records" (``maskcli segment --json`` piped in), the sources are empty: the mask source reads them.
     """
+    from maskcli.io.sources import expand_inputs, listed_files, read_path_list, stream_source
+
     streams: list[Iterator[Source]] = []
     kind = "none"
     if inputs:
@@ -184,6 +190,8 @@ def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str 
 def choose_sink(*, kind: str, output: Path | None, template: str, existing: Existing, plan: OutputPlan,
                 json_records: bool) -> Sink:
     """Where outputs go: one image from stdin goes to stdout unless an output file is named; else a folder."""
+    from maskcli.io.sinks import FileSink, FolderSink, StreamSink
+
     if kind == "image":
         if output is not None and str(output) != STDIN:
             return FileSink(output, existing, plan)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED
+from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, progress_bar
 from maskcli.errors import OptionError
 
 SCORING = "Scoring"
@@ -289,13 +289,8 @@ class _Progress:
 
     def __enter__(self) -> "_Progress":
         if self.enabled:
-            from rich.console import Console
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                                      console=Console(file=sys.stderr), transient=True)
+            self._progress = progress_bar(sys.stderr, "steps")
             self._task = self._progress.add_task("scoring", total=None)
-            self._progress.start()
         return self
 
     def step(self, label: str, image: Any) -> None:

@@ -9,7 +9,7 @@ import typer
 from maskcli.cli import common as c
 from maskcli.cli.report import Reporter
 from maskcli.errors import OptionError
-from maskcli.io.decode import DEFAULT_MAX_PIXELS
+from maskcli.io import DEFAULT_MAX_PIXELS
 
 REFINE = "Refinement (applied in this order)"
 

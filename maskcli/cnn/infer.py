@@ -36,6 +36,7 @@ from torch import nn
 from maskcli.cnn.device import DevicePlan, autocast_dtype
 from maskcli.cnn.specs import ModelSpec
 from maskcli.cores import cpu_count
+from maskcli.imageops import to_rgb
 from maskcli.errors import WeightsUnavailable
 
 
@@ -99,14 +100,6 @@ def _input_size(spec: ModelSpec, height: int, width: int) -> tuple[int, int]:
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def _rgb(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return np.repeat(image[:, :, None], 3, axis=2)
-    if image.shape[2] == 4:
-        return image[:, :, :3]
-    return image
-
-
 class Segmenter:
     """One loaded model and the pre- and post-processing of its spec.
 
@@ -139,7 +132,7 @@ class Segmenter:
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """One image (float32 H×W or H×W×3 in [0, 1]) as the model's C×h×w float32 input."""
-        rgb = _rgb(np.asarray(image, np.float32))
+        rgb = to_rgb(image)
         height, width = _input_size(self.spec, *rgb.shape[:2])
         # The spec's resize (ModelSpec.interpolation): Lanczos for U²-Net, as its reference pre-processing;
         # INTER_AREA (an antialiased shrink, like torchvision's) for the torchvision models.

@@ -24,14 +24,7 @@ from PIL import ImageOps, UnidentifiedImageError
 
 from maskcli.errors import InputError
 
-# maskcli applies its own limit (``max_pixels``) per call, from the header, before any pixel is decoded; Pillow's
-# process-wide limit would otherwise refuse what the user raised the limit to allow.
-PILImage.MAX_IMAGE_PIXELS = None
-# OpenCV would print its own warnings on stderr; maskcli reports every failure itself, one line per file.
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-
-#: Default pixel limit: 200 megapixels (a 14 142 × 14 142 image, about 2.4 GB as float32 RGB).
-DEFAULT_MAX_PIXELS = 200_000_000
+from maskcli.io import DEFAULT_MAX_PIXELS  # noqa: E402 (defined there so that reading it costs no decoder)
 
 #: Formats maskcli reads, as Pillow names them.
 READABLE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP")  # JPEG also opens MPO (phone photos)
@@ -244,11 +237,26 @@ def _keep_descriptive_tags(exif: PILImage.Exif) -> None:
         del exif[tag]
 
 
+def _open_past_pillows_limit(data: bytes) -> PILImage.Image:
+    """The header of an image Pillow's own bomb guard refused, opened by its format's plugin as ``Image.open``
+    would (the caller checks the size against maskcli's limit)."""
+    PILImage.init()
+    for format in READABLE_FORMATS:
+        factory, accept = PILImage.OPEN[format]
+        if accept is None or accept(data[:16]):
+            return factory(io.BytesIO(data), "")
+    raise UnidentifiedImageError("no plugin accepts this image")
+
+
 def _open_header(data: bytes, max_pixels: int) -> PILImage.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             header = PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS)
+    except PILImage.DecompressionBombError:
+        # maskcli's own limit (``max_pixels``, per call, checked below) rules, not Pillow's process-wide one,
+        # which a library must leave as it is for the program that imports it.
+        header = _open_past_pillows_limit(data)
     except UnidentifiedImageError:
         raise InputError("not a readable image (unknown format or corrupt header)") from None
     except Exception as error:  # Pillow raises many kinds on corrupt headers
@@ -391,17 +399,3 @@ def _reason(error: Exception) -> str:
     if "truncated" in text.lower():
         return "file is truncated"
     return text or type(error).__name__
-
-
-def image_from_array(array: np.ndarray) -> Image:
-    """Wrap an in-memory uint8/uint16/float array (RGB order) as an :class:`Image`, for library users.
-
-    >>> float(image_from_array(np.full((2, 2), 255, np.uint8)).pixels.max())
-    1.0
-    """
-    if array.dtype in (np.uint8, np.uint16):
-        return _from_array(array, bgr=False)
-    pixels = np.asarray(array, dtype=np.float32)
-    if pixels.ndim == 3 and pixels.shape[2] == 4:
-        return Image(pixels=pixels[..., :3].copy(), alpha=pixels[..., 3].copy())
-    return Image(pixels=pixels)

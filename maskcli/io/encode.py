@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import secrets
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -231,12 +231,14 @@ def _encode_pillow(
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
 
-    The folder is created if missing. On any failure the temp file is removed and :class:`OutputError` says why.
+    The folder is created if missing. The file gets the permissions of any new file (0666 less the process's
+    umask, applied by the system when the temp file is created: nothing here reads or changes the umask). On any
+    failure the temp file is removed and :class:`OutputError` says why.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
+        handle, temp_name = _create_temp(path)
     except PermissionError:
         raise OutputError(f"cannot write in {path.parent}: permission denied") from None
     except OSError as error:
@@ -244,7 +246,6 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
-        os.chmod(temp_name, 0o666 & ~_umask())
         os.replace(temp_name, path)
     except BaseException as error:
         with contextlib.suppress(OSError):
@@ -254,13 +255,14 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
-def _umask() -> int:
-    # os.umask can only be read by setting it; do it once, since it is process-wide.
-    global _UMASK
-    if _UMASK is None:
-        _UMASK = os.umask(0)
-        os.umask(_UMASK)
-    return _UMASK
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new, exclusive temp file beside ``path``, created with mode 0666 so that the umask shapes it."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        name = os.path.join(path.parent, f"{TEMP_PREFIX}{secrets.token_hex(8)}{path.suffix}")
+        try:
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:
+            continue
+    raise OSError(f"no free temp file name in {path.parent}")
 
-
-_UMASK: int | None = None

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from maskcli.errors import OptionError
+from maskcli.imageops import from_uint8
 from maskcli.methods.base import Segmentation, methods
 from maskcli.methods.global_threshold import PlaneMethod, choose_polarity, compare, histogram, prepare
 from maskcli.registry import option
@@ -109,7 +110,7 @@ class LocalThreshold(LocalMethod):
             return cv2.boxFilter(plane, cv2.CV_32F, size, borderType=cv2.BORDER_REFLECT)
         if self.kind == "median":
             levels = cv2.medianBlur(cv2.convertScaleAbs(plane, alpha=255), self.block_size)
-            return levels.astype(np.float32) * np.float32(1 / 255)
+            return from_uint8(levels)
         sigma = (self.block_size - 1) / 6
         return cv2.GaussianBlur(plane, size, sigma, borderType=cv2.BORDER_REFLECT)
 
@@ -233,7 +234,7 @@ class Background(LocalMethod):
         elif self.estimate == "median":
             window = min(2 * radius + 1, 255)
             background = cv2.medianBlur(cv2.convertScaleAbs(small, alpha=255), window if window > 1 else 3)
-            background = background.astype(np.float32) * np.float32(1 / 255)
+            background = from_uint8(background)
         else:
             from skimage.restoration import rolling_ball
 
@@ -254,6 +255,3 @@ class Background(LocalMethod):
         segmentation = method.compute(corrected)
         segmentation.facts["background"] = self.estimate
         return segmentation
-
-    def level_image(self, plane: np.ndarray) -> np.ndarray:  # not used: compute is overridden
-        raise NotImplementedError
