@@ -41,3 +41,25 @@ def write_report(lines: list[str], out: Path | None) -> None:
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
+
+
+def peer_venv(name: str, requirements: list[str], folder: Path) -> Path:
+    """The Python of a separate virtual environment ``folder/venv-NAME`` holding ``requirements``, made once.
+
+    Peers (rembg ...) run in their own environment so their pinned dependencies never touch maskcli's; a stamp
+    file records what was installed, and a changed requirement list rebuilds the environment.
+    """
+    import sys
+    import venv
+
+    home = folder / f"venv-{name}"
+    python = home / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    stamp = home / "requirements.txt"
+    wanted = "\n".join(requirements) + "\n"
+    if python.is_file() and stamp.is_file() and stamp.read_text() == wanted:
+        return python
+    venv.EnvBuilder(with_pip=True, clear=True).create(home)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements], check=True,
+                   stdout=sys.stderr)
+    stamp.write_text(wanted)
+    return python

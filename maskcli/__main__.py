@@ -1,5 +1,6 @@
 """``python -m maskcli``."""
 
-from maskcli.cli.app import run
+from maskcli.cli.entry import main
 
-run()
+if __name__ == "__main__":
+    main()

@@ -46,8 +46,20 @@ class OptionError(MaskcliError, ValueError):
         super().__init__(f"{option}: {message}")
 
 
+class OutputExists(OptionError):
+    """An output that exists would be replaced and ``overwrite`` was not asked for (a usage error)."""
+
+    def __init__(self, option: str, path: str) -> None:
+        self.path = path
+        super().__init__(option, f"{path} exists; allow replacing it (overwrite) or choose another file")
+
+
 class SetupError(MaskcliError):
     """The run cannot start: no inputs, weights or device unavailable (exit status 3)."""
+
+
+class OutputUnavailable(SetupError):
+    """The output folder can take no file (read-only, no permission, full): the batch stops (exit status 3)."""
 
 
 class WeightsUnavailable(SetupError):
@@ -64,3 +76,16 @@ class ShapeMismatch(InputError):
 
 class OutputError(InputError):
     """An output cannot be written (read-only folder, would overwrite an input, outside the output folder)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped (Ctrl-C, SIGTERM); ``finished`` holds the results of items that completed meanwhile,
+    so every file left on disk can be reported."""
+
+    def __init__(self, finished: list[object] | None = None) -> None:
+        super().__init__()
+        self.finished = list(finished or [])
+
+
+class WriteStopped(MaskcliError):
+    """A write was abandoned (its temp file removed) because the run is stopping."""

@@ -205,12 +205,17 @@ def _read_mask(path: str) -> np.ndarray:
     return read_mask(path)
 
 
-def evaluate_pairs(pairs: Iterable[Pair], *, level: float = 0.5, tolerance: float = 2) -> Iterator[ImageScore]:
-    """Score each pair, lazily: one line of :class:`ImageScore` per pair, failures carrying their reason."""
+def evaluate_pairs(pairs: Iterable[Pair], *, level: float = 0.5, tolerance: float = 2,
+                   read_source: Callable[[Pair], np.ndarray] | None = None,
+                   read_truth: Callable[[Pair], np.ndarray] | None = None) -> Iterator[ImageScore]:
+    """Score each pair, lazily: one line of :class:`ImageScore` per pair, failures carrying their reason.
+
+    ``read_source`` and ``read_truth`` read a side that is not a mask file (a COCO file's or label images'
+    masks); by default each side is read from its path."""
     for pair in pairs:
         try:
-            prediction = _read_mask(pair.source)
-            truth = _read_mask(pair.truth)
+            prediction = read_source(pair) if read_source else _read_mask(pair.source)
+            truth = read_truth(pair) if read_truth else _read_mask(pair.truth)
             yield ImageScore(pair.key, pair.source, pair.truth, score(prediction, truth, level=level,
                                                                       tolerance=tolerance))
         except InputError as error:
@@ -223,10 +228,12 @@ def evaluate_folders(
     *,
     level: float = 0.5,
     tolerance: float = 2,
+    classes: Sequence[str] | None = None,
 ) -> Evaluation:
     """Pair and score a folder of predicted masks against a folder of true masks.
 
-    Raises :class:`~maskcli.errors.SetupError` when a folder is missing or nothing pairs.
+    Either side may instead be a COCO file or a folder of label images (with ``labels.json``): its masks are
+    the union of ``classes`` (default: every class), paired by file name. Raises :class:`~maskcli.errors.SetupError` when a folder is missing or nothing pairs.
 
     Examples
     --------
@@ -242,11 +249,92 @@ def evaluate_folders(
     >>> scratch.cleanup()
     """
     _check_level(level, tolerance)
-    pairing = pair_files(predictions, truths)
+    from maskcli.formats.sources import open_mask_sets
+
+    sets = open_mask_sets([predictions, truths], classes)
+    if sets == [None, None]:
+        pairing = pair_files(predictions, truths)
+    else:
+        pairing = pair_sets(predictions, truths, *sets)
     if not pairing.pairs:
         raise SetupError(f"no prediction in {predictions} has a truth of the same name in {truths}")
-    images = list(evaluate_pairs(pairing.pairs, level=level, tolerance=tolerance))
+    read_source, read_truth = (_set_reader(path, mask_set, side) for path, mask_set, side in
+                               ((predictions, sets[0], "source"), (truths, sets[1], "truth")))
+    images = list(evaluate_pairs(pairing.pairs, level=level, tolerance=tolerance, read_source=read_source,
+                                 read_truth=read_truth))
     return Evaluation(images, pairing, level, tolerance)
+
+
+def _set_reader(path: Any, mask_set: Any, side: str) -> Callable[[Pair], np.ndarray] | None:
+    """Reads one side of a pair from a mask set, by the name :func:`pair_sets` gave it (None: not a set)."""
+    if mask_set is None:
+        return None
+    return _SetReader(mask_set, {_set_name(path, name): key for key, name in mask_set.keys().items()}, side)
+
+
+@dataclasses.dataclass
+class _SetReader:
+    """One side of pairs read from a mask set; a class, not a closure, so that worker processes get it."""
+
+    mask_set: Any
+    keys: dict[str, str]
+    side: str
+
+    def __call__(self, pair: Pair) -> np.ndarray:
+        return self.mask_set.mask(self.keys[getattr(pair, self.side)])
+
+
+def _set_name(path: Any, name: str) -> str:
+    """How a pair names an entry of a mask set: the set's path and the entry's name."""
+    return f"{Path(path)}:{name}"
+
+
+def pair_sets(sources: str | os.PathLike[str], truths: str | os.PathLike[str], source_set: Any = None,
+              truth_set: Any = None) -> Pairing:
+    """Pair by key (relative path without suffix) when a side is a COCO file or label images (a mask set of
+    :mod:`maskcli.formats.sources`, given as ``source_set`` / ``truth_set``) and the other may be a folder."""
+    sides = []
+    problems: list[tuple[str, str]] = []
+    for path, mask_set in ((sources, source_set), (truths, truth_set)):
+        path = Path(path)
+        if mask_set is not None:
+            problems += [(str(path), problem) for problem in mask_set.problems]
+            sides.append({key: _set_name(path, name) for key, name in mask_set.keys().items()})
+            continue
+        if not path.exists():
+            raise SetupError(f"{path}: no such file or folder")
+        listed: dict[str, str] = {}
+        for source in _listing(path):
+            if source.error:
+                problems.append((source.path, source.error))
+            elif pair_key(source.relpath) in listed:
+                problems.append((source.path, f"same name as {listed[pair_key(source.relpath)]}; only that "
+                                              "one is used"))
+            else:
+                listed[pair_key(source.relpath)] = source.path
+        sides.append(listed)
+    left, right = sides
+    stems = _unique_stems(right)
+    pairs = []
+    unpaired = []
+    used = set()
+    for key in sorted(left):
+        match = key if key in right else stems.get(PurePosixPath(key).name)
+        if match is None:
+            unpaired.append(key)
+        else:
+            used.add(match)
+            pairs.append(Pair(key, left[key], right[match]))
+    return Pairing(pairs, unpaired, sorted(k for k in right if k not in used), problems)
+
+
+def _unique_stems(keys: Iterable[str]) -> dict[str, str]:
+    """Stem → key for stems only one key has (``photos/a`` and ``a`` pair when nothing else is named ``a``)."""
+    stems: dict[str, str | None] = {}
+    for key in keys:
+        stem = PurePosixPath(key).name
+        stems[stem] = None if stem in stems else key
+    return {stem: key for stem, key in stems.items() if key is not None}
 
 
 def _check_level(level: float, tolerance: float) -> None:
@@ -432,6 +520,7 @@ def compare_methods(
     jobs: int | None = 1,
     executor: Any = None,
     fail_fast: bool = False,
+    classes: Sequence[str] | None = None,
 ) -> Ranking:
     """Run each method on each image that has a truth, score it, and rank the methods by mean IoU.
 
@@ -439,6 +528,7 @@ def compare_methods(
     ----------
     images, truths : path
         Folders (walked recursively) of images and of their true masks, paired by relative path and stem.
+        ``truths`` may be a COCO file or a folder of label images, paired by file name.
     specs : list of MethodSpec or (label, method, options, refinement)
         The contenders. Every method is built before any image is read, so a bad option fails at once.
     level, tolerance : float
@@ -457,6 +547,8 @@ def compare_methods(
         Where the images are processed; default: a local engine for ``jobs``.
     fail_fast : bool
         Stop at the first image that could not be read or that a method failed on.
+    classes : sequence of str, optional
+        With a COCO file or label images as ``truths``: the classes that make the true mask (default all).
 
     Returns
     -------
@@ -473,11 +565,15 @@ def compare_methods(
     if not specs:
         raise OptionError("--methods", "give at least one method")
     built = [_build(spec) for spec in specs]
-    pairing = pair_files(images, truths)
+    from maskcli.formats.sources import open_mask_set
+
+    truth_set = open_mask_set(truths, classes)
+    pairing = pair_files(images, truths) if truth_set is None else pair_sets(images, truths, None, truth_set)
+    read_truth = _set_reader(truths, truth_set, "truth")
     pairs = pairing.pairs[:limit] if limit is not None else pairing.pairs
     if not pairs:
         raise SetupError(f"no image in {images} has a truth of the same name in {truths}")
-    job = _CompareJob(pairs, built, level, tolerance)
+    job = _CompareJob(pairs, built, level, tolerance, read_truth)
     rank_key = "iou_both" if both_classes else "iou"
     results = [MethodResult(spec, [], rank_key) for spec in specs]
     for outcome in run(_pair_items(pairs), job, executor=executor, jobs=jobs, fail_fast=fail_fast):
@@ -508,6 +604,8 @@ class _CompareJob:
     built: list[tuple[Any, Any]]
     level: float
     tolerance: float
+    #: Reads a pair's truth when it is not a mask file (a COCO file's or label images' mask).
+    read_truth: Callable[[Pair], np.ndarray] | None = None
 
     @property
     def batched(self) -> bool:
@@ -521,7 +619,8 @@ class _CompareJob:
         from maskcli.io.decode import read_image
 
         pair = self.pairs[item.index]
-        return pair, read_image(pair.source).pixels, _read_mask(pair.truth)
+        truth = self.read_truth(pair) if self.read_truth is not None else _read_mask(pair.truth)
+        return pair, read_image(pair.source).pixels, truth
 
     def compute(self, loaded: list[tuple[Pair, np.ndarray, np.ndarray]]) -> list[list[ImageScore]]:
         scores: list[list[ImageScore]] = [[] for _ in loaded]

@@ -16,10 +16,16 @@ Where the work runs is an engine's business (:mod:`maskcli.engines`); by default
 Whatever the engine, this module is where fail-fast, the answers for refused and skipped items, and the turning
 of one item's failure into one failed result live.
 
-Memory stays bounded whatever the number of items: at most a small window of items is in flight, and items are
-pulled lazily from the input iterator. Results come in input order by default (``ordered=False``: as they finish).
-Ctrl-C stops submitting, lets items already in flight finish (their files are complete) and re-raises
-``KeyboardInterrupt``; no partial file is left, since every write goes through a temp file and a rename.
+Memory stays bounded whatever the number of items: at most a small window of items is in flight. The list of
+items itself is read in full before the first write, so that no output can land on any input of the batch
+(:func:`maskcli.io.sources.guard_inputs`). Results come in input order by default (``ordered=False``: as they
+finish).
+
+Ctrl-C (a ``KeyboardInterrupt`` in the caller's thread) stops the run within a second: no file is renamed into
+place after it, workers are told to stop and killed if still busy after a short grace (:data:`GRACE_S`), and
+:class:`~maskcli.errors.Interrupted` is raised carrying the results of items that finished meanwhile, so every
+file left on disk can be reported. No partial file is left, since every write goes through a temp file and a
+rename.
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from maskcli.cores import cpu_count
-from maskcli.errors import MaskcliError, SetupError
-from maskcli.io.sources import Item
+from maskcli.errors import Interrupted, MaskcliError, SetupError, WriteStopped
+from maskcli.io.encode import resume_writes
+from maskcli.io.sources import Item, guard_inputs
 
 if TYPE_CHECKING:
     from maskcli.engines import Executor
@@ -114,8 +121,12 @@ def describe(error: BaseException | str) -> str:
     return f"internal error: {type(error).__name__}: {error}{place} (please report this)"
 
 
-FATAL = (SetupError, KeyboardInterrupt)
-"""Errors that stop the whole run instead of failing one item: setup (weights, device) and Ctrl-C."""
+FATAL = (SetupError, WriteStopped, KeyboardInterrupt)
+"""Errors that stop the whole run instead of failing one item: setup (weights, device), Ctrl-C, and a write
+abandoned because the run is stopping (it left no file, so it is no result)."""
+
+#: Seconds a stopping run waits for items in flight to finish or abandon their writes before killing workers.
+GRACE_S = 0.5
 
 
 def needs_work(item: Item) -> bool:
@@ -144,6 +155,45 @@ def process_item(job: Job, item: Item) -> Result:
         return failed(item, error)
 
 
+class Feed:
+    """The items of a run, until :meth:`stop`: then no more are handed out (those in flight still finish).
+
+    Executors pull from it like any iterator and may look at :attr:`stopped` to drop work not yet started.
+    """
+
+    def __init__(self, items: Iterable[Item]) -> None:
+        self._items = iter(items)
+        self.stopped = False
+
+    def __iter__(self) -> "Feed":
+        return self
+
+    def __next__(self) -> Item:
+        if self.stopped:
+            raise StopIteration
+        return next(self._items)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def finished_results(entries: Iterable[tuple[Item, Any]]) -> list[Result]:
+    """Results of the futures in ``(item, future)`` pairs that completed: what a stopping executor reports.
+
+    A write abandoned because the run is stopping left no file and is no result.
+    """
+    results = []
+    for item, future in entries:
+        if not future.done() or future.cancelled():
+            continue
+        error = future.exception()
+        if error is None:
+            results.append(future.result())
+        elif isinstance(error, MaskcliError) and not isinstance(error, (SetupError, WriteStopped)):
+            results.append(failed(item, error))
+    return results
+
+
 def run(
     items: Iterable[Item],
     job: Job,
@@ -158,7 +208,8 @@ def run(
     Parameters
     ----------
     items : iterable of Item
-        The work, pulled lazily.
+        The work. Read in full before the first write (every input must be known to keep outputs off them);
+        only a small window of items is in flight.
     job : Job
         What to do with each item.
     executor : Executor, optional
@@ -170,12 +221,19 @@ def run(
     ordered : bool
         Yield results in input order (True) or as they finish.
     fail_fast : bool
-        Stop after the first failed item (items in flight still finish; the rest are not started).
+        Stop after the first failed item: items in flight still finish and are yielded (so every file written is
+        reported); the rest are not started.
 
     Returns
     -------
     iterator of Result
         One per item. Closing it early cancels the work not started and waits for writes in flight.
+
+    Raises
+    ------
+    Interrupted
+        On ``KeyboardInterrupt`` (also one thrown into the iterator while it waits at a result), with the results
+        of the items that finished while the run stopped.
 
     Examples
     --------
@@ -194,16 +252,31 @@ def run(
     >>> [r.facts["length"] for r in run(items, Length(), executor=InProcess())]
     [5, 6]
     """
+    # Every input is known before the first write, so no output can land on any of them (an output named like
+    # another item's input would otherwise replace it); an input given twice runs once.
+    items = guard_inputs(items, also=getattr(job, "reads", ()))
     if executor is None:
         from maskcli.engines.local import choose
 
         executor, items = choose(job, cpu_count() if jobs is None else jobs, items)
-    results = executor.execute(job, items, ordered=ordered)
+    feed = Feed(items)
+    resume_writes()
+    results = executor.execute(job, feed, ordered=ordered)
     try:
         for result in results:
-            yield result
+            try:
+                yield result
+            except KeyboardInterrupt as stop:
+                if isinstance(stop, Interrupted):
+                    raise
+                # Raised in the caller while the run waited here: the executor stops its work and raises
+                # Interrupted with what finished meanwhile.
+                thrower = getattr(results, "throw", None)
+                if thrower is not None:
+                    thrower(stop)
+                raise Interrupted() from None
             if fail_fast and result.status == "failed":
-                break
+                feed.stop()
     finally:
         close = getattr(results, "close", None)
         if close:
@@ -232,5 +305,5 @@ class _Stage:
         self.timings[self.stage] = self.timings.get(self.stage, 0.0) + elapsed
 
 
-__all__ = ["FATAL", "Job", "Result", "Timer", "cpu_count", "describe", "failed", "needs_work", "process_item", "run",
+__all__ = ["FATAL", "GRACE_S", "Feed", "Job", "Result", "finished_results", "Timer", "cpu_count", "describe", "failed", "needs_work", "process_item", "run",
            "skipped"]

@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from maskcli.errors import InputError, OptionError, SetupError
+from maskcli.errors import InputError, OptionError, OutputExists, SetupError
 
 __all__ = [
     "SheetLayout",
@@ -385,7 +385,7 @@ def write_previews(
         if os.path.realpath(sheet) in inputs:
             raise OptionError("sheet", f"{sheet} is one of the inputs; choose another file")
         if os.path.lexists(sheet) and not overwrite:
-            raise OptionError("sheet", f"{sheet} exists; allow replacing it (overwrite) or choose another file")
+            raise OutputExists("sheet", str(sheet))
     results = [PreviewResult(p.key, p.source, p.truth) for p in pairing.pairs]
     unpaired: list[str] = []
     if truths is not None:

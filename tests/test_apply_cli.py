@@ -202,3 +202,11 @@ def test_segment_json_records_piped_into_apply(tmp_path):
     done = run_cli("apply", "--mode", "dim", "-o", str(tmp_path / "out2"), stdin=seg.stdout + bad)
     assert done.returncode == 1 and "boom" in done.stderr.decode()
     assert len(list((tmp_path / "out2").iterdir())) == 2
+
+
+def test_apply_help_claims_no_default_method():
+    done = run_cli("apply", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.decode().replace("│", " ").split())
+    assert "Default: otsu" not in text
+    assert "one of the mask sources, with no default" in text

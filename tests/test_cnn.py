@@ -161,6 +161,20 @@ def test_cli_weights_of_another_architecture_is_exit_3(random_weights: dict[str,
     assert not (tmp_path / "out" / "a.png").exists()
 
 
+def test_cli_onnx_file_for_a_torchvision_model_is_one_line(tmp_path: Path) -> None:
+    from maskcli.cnn import weights
+
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), np.zeros((8, 8), np.uint8))
+    onnx = weights.BUNDLED / "u2netp.onnx"
+    done = run_cli("segment", str(image), "-o", str(tmp_path / "out"), "--model", "deeplabv3-resnet50",
+                   "--weights", str(onnx), env=OFFLINE)
+    assert done.returncode == 3
+    assert done.stderr.decode() == (f"maskcli: error: {onnx} is not a weights file for model 'deeplabv3-resnet50': "
+                                    "it cannot be read as a torch state dict (an ONNX file, the format of "
+                                    "the u2net models)\n")
+
+
 # --- weights: cache, checksum, download, offline ----------------------------------------------------------------
 
 
@@ -231,7 +245,7 @@ def test_missing_weights_offline_is_exit_3_with_one_message(tmp_path: Path) -> N
     message = done.stderr.decode()
     assert message.count("\n") == 1
     for part in ("'u2net'", str(home / "models" / "u2net.onnx"), specs.get("u2net").url, "--weights PATH",
-                 "maskcli models download u2net"):
+                 "copy it to that path"):
         assert part in message
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
@@ -260,11 +274,15 @@ def test_models_commands(tmp_path: Path) -> None:
     listing = run_cli("models", env=env)
     assert listing.returncode == 0
     assert all(name in listing.stdout.decode() for name in specs.names())
-    info = run_cli("models", "info", "fcn-resnet50", env=env)
+    info = run_cli("models", "info", "fcn-resnet50", env={**env, "COLUMNS": "80"})
     assert info.returncode == 0 and "fcn_resnet50_coco-1167a1af.pth" in info.stdout.decode()
+    spec = specs.get("fcn-resnet50")  # piped: whole lines, never folded, so they can be copied
+    assert f"url: {spec.url}\n" in info.stdout.decode() and f"checksum: {spec.checksum()}\n" in info.stdout.decode()
     assert "shipped" in listing.stdout.decode()
     download = run_cli("models", "download", "u2net", env=env)
-    assert download.returncode == 3 and "maskcli models download u2net" in download.stderr.decode()
+    # offline, the advice leads somewhere: not back to this same command
+    assert download.returncode == 3 and "maskcli models download" not in download.stderr.decode()
+    assert specs.get("u2net").url in download.stderr.decode() and "--weights PATH" in download.stderr.decode()
     shipped = run_cli("models", "download", "u2netp", env=env)
     assert shipped.returncode == 0 and "shipped with maskcli" in shipped.stderr.decode()
 

@@ -238,3 +238,15 @@ def test_cli_ranks_methods(nuclei_subset):
     assert {r["label"] for r in ranking} == {"otsu", "li:sigma=1"}
     assert ranking[0]["mean"]["iou"] >= ranking[1]["mean"]["iou"]
     assert all(len(r["images"]) == 3 and r["ms_per_image"] > 0 for r in ranking)
+
+
+def test_eval_takes_the_cnn_options_segment_has(folders, tmp_path):
+    pred, gt = folders
+    missing = tmp_path / "nowhere" / "u2netp.onnx"
+    done = run_cli("eval", "--methods", "otsu,cnn", str(pred), str(gt), "--weights", str(missing), "--json")
+    assert done.returncode == 3, done.stderr.decode()
+    assert f"--weights {missing}: no such file" in done.stderr.decode()
+    done = run_cli("eval", "--methods", "otsu", str(pred), str(gt), "--device", "cpu")
+    assert done.returncode == 2 and "--device: applies to the cnn entries of --methods" in done.stderr.decode()
+    # -M is apply's --masks; eval's --methods is spelled out, so one letter never means two things
+    assert run_cli("eval", "-M", "otsu", str(pred), str(gt)).returncode == 2

@@ -42,3 +42,415 @@ def test_stdin_is_read_no_further_than_the_pixel_limit(tmp_path):
     assert done.returncode == 1
     assert "more than 16,778,816 bytes" in done.stderr.decode()
     assert not (tmp_path / "m.png").exists()
+
+
+def _photo(path, seed, shape=(48, 64, 3)):
+    rng = np.random.default_rng(seed)
+    image = (rng.random(shape) * 255).astype(np.uint8)
+    image[10:30, 20:40] = 250
+    assert cv2.imwrite(str(path), image)
+    return path
+
+
+def _digests(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_no_output_replaces_any_input_of_the_batch(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    _photo(folder / "cat.jpg", 1)
+    _photo(folder / "cat.png", 2)
+    before = _digests(folder)
+    segment = run_cli("segment", str(folder), "-o", str(folder), "--overwrite")
+    apply = run_cli("apply", str(folder), "-m", "otsu", "-o", str(folder), "--overwrite", "-f", "jpg", "-b", "white",
+                    "--mode", "color")
+    assert _digests(folder) == before
+    for done in (segment, apply):
+        assert done.returncode == 1
+        errors = done.stderr.decode().splitlines()[:-1]
+        assert len(errors) == 2 and all("input" in line for line in errors), errors
+
+
+def test_masks_folder_and_hard_links_are_inputs_too(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    _photo(images / "a.png", 3)
+    cv2.imwrite(str(masks / "a.png"), np.full((48, 64), 255, np.uint8))
+    before = _digests(masks)
+    done = run_cli("apply", str(images), "--masks", str(masks), "-o", str(masks), "--overwrite")
+    assert done.returncode == 1 and _digests(masks) == before
+    assert f"output {masks / 'a.png'} is {masks / 'a.png'}, an input of this batch" in done.stderr.decode()
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(images / "a.png", out / "a.png")  # the same file under another name
+    done = run_cli("segment", str(images), "-o", str(out), "--overwrite")
+    assert done.returncode == 1 and "is the input itself" in done.stderr.decode()
+    assert _digests(images) == _digests(out)
+
+
+def test_an_input_given_twice_is_processed_once(tmp_path):
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    _photo(folder / "a.png", 4)
+    _photo(folder / "b.png", 5)
+    done = run_cli("segment", str(folder), str(folder), str(folder / "a.png"), str(tmp_path / "shop/./b.png"),
+                   "-o", str(tmp_path / "m"), "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    assert [line.count('"written"') for line in done.stdout.decode().splitlines()] == [1, 1]
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stream:
+                    parent = int(stream.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            return stream.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def many(tmp_path):
+    from synth_for_tests import write_many
+
+    return write_many(tmp_path / "many", count=120, size=(600, 800))
+
+
+def _start(args, tmp_path, **kwargs):
+    import subprocess
+
+    from conftest import REPO
+
+    env = {**os.environ, "TMPDIR": str(_private_tmp(tmp_path))}
+    return subprocess.Popen([sys.executable, "-m", "maskcli", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def _private_tmp(tmp_path):
+    folder = tmp_path / "tmp"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _wait_for(condition, limit=60.0):
+    import time
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+def test_no_process_outlives_a_killed_parent(tmp_path, many):
+    import signal
+
+    process = _start(["segment", str(many), "-o", str(tmp_path / "out"), "--jobs", "2", "-q"], tmp_path)
+    try:
+        # the fork server and two workers are up and busy
+        assert _wait_for(lambda: len(_descendants(process.pid)) >= 3 and (tmp_path / "out").is_dir())
+        below = _descendants(process.pid)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        assert _wait_for(lambda: not any(_alive(pid) for pid in below), limit=20), [
+            pid for pid in below if _alive(pid)]
+    finally:
+        process.kill()
+        process.communicate()
+
+
+def _written(stdout: bytes) -> set[str]:
+    import json
+
+    return {os.path.basename(r["output"]) for r in map(json.loads, stdout.decode().splitlines())
+            if r["status"] == "written"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_run_and_every_file_left_is_reported(tmp_path, many, jobs, signal_name):
+    import signal
+
+    out = tmp_path / "out"
+    process = _start(["segment", str(many), "-o", str(out), "--jobs", jobs, "--json"], tmp_path)
+    try:
+        assert _wait_for(lambda: out.is_dir() and len(os.listdir(out)) >= 3)
+        process.send_signal(getattr(signal, signal_name))
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr.decode()
+    assert "Traceback" not in stderr.decode() and stderr.decode().endswith("(interrupted)\n"), stderr.decode()
+    left = set(os.listdir(out))
+    assert left == _written(stdout) and 3 <= len(left) < 120
+    assert not os.listdir(_private_tmp(tmp_path))  # no temp folders (pymp-*) left behind
+
+
+def test_fail_fast_reports_every_file_it_leaves(tmp_path, many):
+    (many / "00002.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    done = run_cli("segment", str(many), "-o", str(out), "--jobs", "2", "--json", "--fail-fast")
+    assert done.returncode == 1
+    assert set(os.listdir(out)) == _written(done.stdout) and len(os.listdir(out)) < 119
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watches the imports through /proc")
+@pytest.mark.parametrize("library", ["_multiarray_umath", "cv2"])
+def test_a_signal_during_start_up_imports_is_quiet(tmp_path, library):
+    import signal
+
+    process = _start(["segment", str(SAMPLES / "coins.png"), "-o", str(tmp_path / "out")], tmp_path)
+
+    def importing() -> bool:
+        try:
+            with open(f"/proc/{process.pid}/maps") as maps:
+                return library in maps.read()
+        except OSError:
+            return True
+
+    _wait_for(importing, limit=30)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130 and "Traceback" not in stderr.decode(), stderr.decode()
+    assert stderr.decode() == "maskcli: interrupted\n"
+
+
+def test_control_characters_in_names_are_escaped_in_lines_and_kept_in_records(tmp_path):
+    import json
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    name = "evil\nmaskcli: 9 written, 0 skipped, 0 failed\x1b[2J.png"
+    (folder / name).write_bytes(b"not an image")
+    done = run_cli("segment", str(folder), "-o", str(tmp_path / "out"), "--json")
+    assert done.returncode == 1
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("maskcli: 0 written")
+    assert "evil\\nmaskcli: 9 written, 0 skipped, 0 failed\\x1b[2J.png: not a readable image" in lines[0]
+    (record,) = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert record["input"] == str(folder / name)
+
+
+@pytest.mark.parametrize("code", ["EROFS", "EACCES", "ENOSPC"])
+def test_an_output_folder_that_takes_no_file_stops_the_batch(tmp_path, monkeypatch, capsys, code):
+    import errno
+    import tempfile
+
+    from synth_for_tests import write_many
+
+    from maskcli.cli.app import main
+
+    folder = write_many(tmp_path / "in", count=30)
+    out = tmp_path / "out"
+    attempts = []
+    real_mkstemp, real_replace = tempfile.mkstemp, os.replace
+
+    def failing(*args, **kwargs):
+        attempts.append(args)
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    if code == "ENOSPC":  # the temp file is made, then the disk is full
+        monkeypatch.setattr(tempfile, "mkstemp", lambda *a, **k: (attempts.append(a), real_mkstemp(*a, **k))[1])
+        monkeypatch.setattr(os, "replace", lambda *a: failing(*a) if str(a[1]).startswith(str(out)) else
+                            real_replace(*a))
+    else:
+        monkeypatch.setattr(tempfile, "mkstemp", failing)
+    assert main(["segment", str(folder), "-o", str(out), "--jobs", "1"]) == 3
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("maskcli: error: cannot write") and "stopping" in lines[0]
+    assert len(attempts) < 10  # stopped at the first failures, not one per item of the batch
+    assert not out.is_dir() or not os.listdir(out)  # no temp file left
+
+
+def _gifs(folder):
+    from PIL import Image as PILImage
+
+    folder.mkdir(exist_ok=True)
+    yy, xx = np.mgrid[:40, :70]
+    frames = [PILImage.fromarray(np.where((yy - 20) ** 2 + (xx - 20 - 10 * k) ** 2 < 100, 220, 30).astype(np.uint8))
+              for k in range(3)]
+    frames[0].save(folder / "still.gif")
+    frames[0].save(folder / "moving.gif", save_all=True, append_images=frames[1:], duration=100)
+    return folder
+
+
+def test_gif_first_frame_is_read_with_a_warning_for_more(tmp_path):
+    import json
+
+    folder = _gifs(tmp_path / "gifs")
+    done = run_cli("segment", str(folder), "-o", str(tmp_path / "masks"), "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stderr.decode().splitlines()[0] == (
+        f"maskcli: warning: {folder / 'moving.gif'}: GIF with 3 frames; only the first is used")
+    records = {os.path.basename(r["input"]): r for r in map(json.loads, done.stdout.decode().splitlines())}
+    assert records["still.gif"].get("warnings", []) == []
+    mask = cv2.imread(str(tmp_path / "masks" / "moving.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (40, 70) and mask[20, 20] == 255 and mask[20, 40] == 0  # the first frame's disc
+    cut = run_cli("apply", str(folder / "still.gif"), "-m", "otsu", "-o", str(tmp_path / "cut"))
+    assert cut.returncode == 0, cut.stderr.decode()
+    assert cv2.imread(str(tmp_path / "cut" / "still.png"), cv2.IMREAD_UNCHANGED).shape == (40, 70, 4)
+    piped = run_cli("segment", "-", stdin=(folder / "still.gif").read_bytes())
+    assert piped.returncode == 0 and piped.stdout.startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_two_runs_into_one_folder_both_finish_with_every_mask_whole(tmp_path):
+    from synth_for_tests import write_many
+
+    big = write_many(tmp_path / "big", count=80, size=(300, 400))
+    masks = tmp_path / "masks"
+    runs = [_start(["segment", str(big), "-o", str(masks), "--skip-existing", "--jobs", "2", "-q"], tmp_path)
+            for _ in range(2)]
+    outcomes = [process.communicate(timeout=300) for process in runs]
+    for process, (_, stderr) in zip(runs, outcomes):
+        assert process.returncode == 0, stderr.decode()
+        assert stderr.decode() == ""
+    assert sorted(os.listdir(masks)) == sorted(os.listdir(big))
+    for name in os.listdir(masks):
+        mask = cv2.imread(str(masks / name), cv2.IMREAD_UNCHANGED)
+        assert mask is not None and mask.shape == (300, 400) and set(np.unique(mask)) <= {0, 255}
+
+
+# --- the hostile folder: everything above at once, through segment and apply ------------------------------------
+
+#: Inputs that are images, with the size each output must have (height, width).
+GOOD = {
+    "one.png": (1, 1), "row.png": (1, 7), "col.png": (7, 1), "grey16.tif": (30, 40), "rgb16.tif": (30, 40),
+    "float.tif": (30, 40), "still.gif": (40, 70), "moving.gif": (40, 70), "bad\nname.png": (30, 40),
+    "esc\x1b[31m.png": (30, 40), "cat.jpg": (48, 64), "cat.png": (48, 64),
+}
+#: Inputs that are not (regular) image files: one error line each.
+BAD = ["fifo.png", "zero.png", "random.jpg", "empty.png", "truncated.jpg"]
+
+
+def _hostile_folder(folder):
+    import tifffile
+
+    folder.mkdir()
+    rng = np.random.default_rng(7)
+    ramp = np.linspace(0, 1, 30 * 40, dtype=np.float32).reshape(30, 40)
+    cv2.imwrite(str(folder / "one.png"), np.full((1, 1), 200, np.uint8))
+    cv2.imwrite(str(folder / "row.png"), np.array([[0, 0, 0, 255, 255, 255, 255]], np.uint8))
+    cv2.imwrite(str(folder / "col.png"), np.array([[0, 0, 0, 255, 255, 255, 255]], np.uint8).T.copy())
+    tifffile.imwrite(folder / "grey16.tif", (ramp * 65535).astype(np.uint16))
+    tifffile.imwrite(folder / "rgb16.tif", (np.dstack([ramp, ramp[::-1], ramp]) * 65535).astype(np.uint16))
+    tifffile.imwrite(folder / "float.tif", ramp)
+    _gifs(folder)
+    for name in ("bad\nname.png", "esc\x1b[31m.png"):
+        cv2.imwrite(str(folder / "tmp.png"), (ramp * 255).astype(np.uint8))
+        os.rename(folder / "tmp.png", folder / name)
+    _photo(folder / "cat.jpg", 1)
+    _photo(folder / "cat.png", 2)
+    os.mkfifo(folder / "fifo.png")
+    (folder / "zero.png").symlink_to("/dev/zero")
+    (folder / "random.jpg").symlink_to("/dev/urandom")
+    (folder / "empty.png").write_bytes(b"")
+    jpeg = cv2.imencode(".jpg", (rng.random((40, 40, 3)) * 255).astype(np.uint8))[1].tobytes()
+    (folder / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    return folder
+
+
+def _contents(folder):
+    """Every regular file's bytes (FIFOs and device links are not read)."""
+    return {p.name: p.read_bytes() for p in folder.iterdir() if stat.S_ISREG(os.lstat(p).st_mode)}
+
+
+def _size(path):
+    from PIL import Image as PILImage
+
+    if str(path).endswith(".tif"):  # float RGBA TIFFs are beyond Pillow
+        import tifffile
+
+        with tifffile.TiffFile(path) as tiff:
+            return tuple(tiff.pages[0].shape[:2])
+    with PILImage.open(path) as picture:
+        return picture.size[::-1]
+
+
+@posix_only
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("verb", ["segment", "apply"])
+def test_hostile_folder(tmp_path, verb, jobs):
+    pytest.importorskip("tifffile")
+    from maskcli.cli.report import escape
+
+    folder = _hostile_folder(tmp_path / "d")
+    before = _contents(folder)
+    method = ["-m", "otsu"] if verb == "apply" else []
+    for out in (tmp_path / "out", folder):  # a folder of its own, then the inputs' own folder
+        process = _start([verb, str(folder), *method, "-o", str(out), "--overwrite", "--jobs", jobs, "--json"],
+                         tmp_path)
+        stdout, stderr = process.communicate(timeout=180)  # a FIFO or /dev/zero would hang it
+        text = stderr.decode()
+        assert process.returncode == 1, text
+        assert "Traceback" not in text and "internal error" not in text, text
+        lines = text.splitlines()
+        errors = [line for line in lines if line.startswith("maskcli: error: ")]
+        assert all(line.startswith(("maskcli: error: ", "maskcli: warning: ", "maskcli: ")) for line in lines)
+        for name in BAD:  # one line per bad file
+            assert sum(f"{folder / name}:" in line for line in errors) == 1, (name, errors)
+        assert _contents(folder).items() >= before.items()  # no input changed
+        import json
+
+        records = [json.loads(line) for line in stdout.decode().splitlines()]
+        written = {os.path.basename(r["input"]): r["output"] for r in records if r["status"] == "written"}
+        failed = {os.path.basename(r["input"]) for r in records if r["status"] == "failed"}
+        assert len(errors) == len(failed)
+        for name, output in written.items():
+            assert name in GOOD and _size(output) == GOOD[name], (name, output)
+        if out != folder:
+            # cat.jpg and cat.png both want cat.png: the second is refused, every other good file is written
+            assert set(written) == set(GOOD) - {"cat.png"}, sorted(failed)
+            assert failed == set(BAD) | {"cat.png"}
+            assert any(escape(str(folder / "cat.png")) in line and "also the output of" in line for line in errors)
+        else:
+            # every output named like an input is refused; the rest are written next to their inputs
+            def output_name(name):  # segment writes PNG masks; apply keeps the format, PNG for a GIF
+                stem, suffix = os.path.splitext(name)
+                return stem + ".png" if verb == "segment" or suffix == ".gif" else name
+
+            refused = {name for name in GOOD if output_name(name) in before}
+            assert refused and refused <= failed and set(written) == set(GOOD) - refused
+        assert not [n for n in os.listdir(out) if n.startswith(".maskcli-tmp-")]
+
+
+@posix_only
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+def test_hostile_folder_leaves_no_process_after_kill_9(tmp_path, many):
+    import signal
+
+    folder = _hostile_folder(tmp_path / "d")
+    process = _start(["segment", str(folder), str(many), "-o", str(tmp_path / "out"), "--jobs", "2", "-q"],
+                     tmp_path)
+    try:
+        assert _wait_for(lambda: len(_descendants(process.pid)) >= 3 and (tmp_path / "out").is_dir())
+        below = _descendants(process.pid)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        assert _wait_for(lambda: not any(_alive(pid) for pid in below), limit=20)
+    finally:
+        process.kill()
+        process.communicate()

@@ -112,7 +112,7 @@ def test_read_only_folder_is_one_clear_error(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(encode, "_create_temp", refuse)  # the temp file cannot be created
+    monkeypatch.setattr(encode.tempfile, "mkstemp", refuse)
     with pytest.raises(OutputError, match="permission denied"):
         write_atomic(tmp_path / "out.png", b"x")
 

@@ -129,3 +129,15 @@ def test_cli_preview(tmp_path):
     assert cv2.imread(str(sheet)).shape == (layout.height, layout.width, 3)
     assert run_cli("preview", str(images), str(masks)).returncode == 2  # no -o and no --sheet
     assert run_cli("preview", str(images), str(tmp_path / "none"), "-o", str(tmp_path / "o")).returncode == 3
+
+
+def test_an_existing_sheet_is_replaced_only_with_overwrite(tmp_path):
+    images, masks, _ = _folder(tmp_path)
+    sheet = tmp_path / "sheet.png"
+    sheet.write_bytes(b"someone's sheet")
+    done = run_cli("preview", str(images), str(masks), "--sheet", str(sheet))
+    assert done.returncode == 2 and sheet.read_bytes() == b"someone's sheet"
+    assert done.stderr.decode().strip() == (
+        f"maskcli: error: --sheet: {sheet} exists; replace it with --overwrite or choose another file")
+    done = run_cli("preview", str(images), str(masks), "--sheet", str(sheet), "--overwrite")
+    assert done.returncode == 0 and cv2.imread(str(sheet)) is not None

@@ -6,14 +6,17 @@ errors to exit statuses: 0 all done, 1 some items failed, 2 usage error, 3 setup
 
 from __future__ import annotations
 
+import contextlib
 import os
-import signal
 import sys
+import threading
+import time
 from typing import Annotated, Optional
 
 import typer
 
 from maskcli import __version__
+from maskcli.cli import entry
 from maskcli.cli.report import EXIT_INTERRUPTED, EXIT_SETUP, EXIT_USAGE, error_line
 from maskcli.errors import MaskcliError, OptionError
 
@@ -44,7 +47,7 @@ def _root(
 
 
 def _register() -> None:
-    from maskcli.cli import apply, evaluate, methods, models, preview, segment
+    from maskcli.cli import apply, evaluate, export, methods, models, preview, segment
 
     app.command("segment", no_args_is_help=False)(segment.segment_command)
     app.command("apply")(apply.apply_command)
@@ -53,13 +56,10 @@ def _register() -> None:
     app.add_typer(models.app, name="models")
     app.command("eval")(evaluate.eval_command)
     app.command("preview")(preview.preview_command)
+    app.command("export")(export.export_command)
 
 
 _register()
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,17 +68,28 @@ def main(argv: list[str] | None = None) -> int:
     Typer handles usage errors (exit 2), ``--help`` and Ctrl-C (exit 130); the library's own errors are mapped
     here, each printed as one line.
     """
-    signal.signal(signal.SIGTERM, _terminate)
     # The command owns its process, so it (not the library) silences OpenCV's own warnings on stderr: maskcli
     # reports every failure itself, one line per file. Read by OpenCV when it loads (workers inherit it).
     os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
     if "cv2" in sys.modules:  # already loaded (main() called from Python): tell it directly
         cv2 = sys.modules["cv2"]
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    previous = entry.install(ready=True)
+    try:
+        return _main(argv)
+    finally:
+        entry.restore(previous)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         app(args=argv, prog_name="maskcli")
     except SystemExit as done:
-        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        status = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if entry.interrupted() and status != EXIT_INTERRUPTED:
+            print("maskcli: interrupted", file=sys.stderr)  # a signal outside a batch unwound the command
+            return EXIT_INTERRUPTED
+        return status
     except KeyboardInterrupt:
         print("maskcli: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -96,4 +107,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    status = main()
+    if status == EXIT_INTERRUPTED:
+        _exit_promptly(status)
+    sys.exit(status)
+
+
+def _exit_promptly(status: int) -> None:
+    """After an interrupt, threads still inside a long decode or computation would hold the interpreter's exit
+    until they return; their results are not wanted and they write nothing (writes were stopped): end now."""
+    deadline = time.monotonic() + 0.3
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.current_thread()):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)

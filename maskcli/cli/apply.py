@@ -35,15 +35,20 @@ def apply_command(
                                                       "#00ff00, 0,255,0) or image, for modes that take one.",
                                                       rich_help_panel=MODE, show_default=False)] = None,
     masks: Annotated[Optional[Path], typer.Option("--masks", "-M", help="Folder of per-image masks, matched by "
-                                                  "relative path and stem.", rich_help_panel=MASKS,
-                                                  show_default=False)] = None,
+                                                  "relative path and stem; or a COCO file (.json) or a folder of "
+                                                  "label images (with labels.json), matched by file name.",
+                                                  rich_help_panel=MASKS, show_default=False)] = None,
+    classes_kept: Annotated[Optional[list[str]], typer.Option("--class", help="With a COCO file or label images "
+                                                              "as --masks: the classes that make the mask "
+                                                              "(repeatable or comma-separated; default all).",
+                                                              rich_help_panel=MASKS, show_default=False)] = None,
     mask_name: Annotated[str, typer.Option("--mask-name", help="Mask file name template within --masks.",
                                            rich_help_panel=MASKS)] = "{stem}.png",
     mask: Annotated[Optional[Path], typer.Option("--mask", help="One static mask file for every image.",
                                                  rich_help_panel=MASKS, show_default=False)] = None,
     alpha: Annotated[bool, typer.Option("--alpha", help="Use each image's own alpha channel as its mask.",
                                         rich_help_panel=MASKS)] = False,
-    method: c.MethodName = None,
+    method: c.ApplyMethodName = None,
     preset: c.Preset = None,
     params: c.Params = None,
     polarity: c.Polarity = None,
@@ -54,6 +59,10 @@ def apply_command(
     device: c.Device = None,
     batch_size: c.BatchSize = None,
     classes: c.Classes = None,
+    refine: c.refine_option(MASKS) = None,  # type: ignore[valid-type]
+    matting_solver: c.MattingSolver = None,
+    matting_band: c.MattingBand = None,
+    matting_max_side: c.MattingMaxSide = None,
     hard: Annotated[Optional[float], typer.Option("--hard", help="Binarise the mask at this level in (0, 1].",
                                                   rich_help_panel=MASKS, show_default=False)] = None,
     feather: Annotated[float, typer.Option("--feather", help="Soften the mask's edge over this many pixels.",
@@ -93,6 +102,7 @@ def apply_command(
       maskcli apply photos/ -m cnn --mode blur -s strength=25 -o portraits/
       maskcli apply cells/ --masks masks/ --mode enhance -s contrast=1.5 -o bright/
       maskcli segment photos/ -o masks/ --json | maskcli apply --mode cutout -o cutouts/
+      maskcli apply photos/ --masks annotations.json --class horse -o cutouts/
     """
     from maskcli.composite import modes
     from maskcli.io.sinks import OutputPlan, StreamSink
@@ -118,7 +128,7 @@ def apply_command(
     if len(chosen) > 1:
         raise OptionError(chosen[1], f"choose one mask source, not {' and '.join(chosen)}")
 
-    method_masks = None
+    method_masks = annotations = None
     refinement: dict[str, Any] = {}
     if wants_method:
         method_name, method_options, refinement = c.method_plan(method, preset, params, first_class)
@@ -134,7 +144,17 @@ def apply_command(
         mask_source = SegmentRecords(sys.stdin)
         sources = mask_source.sources()
     elif masks is not None:
-        mask_source = MaskFolder(masks, mask_name)
+        from maskcli.formats.sources import open_mask_set
+
+        annotations = open_mask_set(masks, c.split_names(classes_kept))
+        if annotations is not None:
+            for problem in annotations.problems:
+                c.warn(problem, quiet)
+            mask_source = annotations
+        elif not masks.is_dir():
+            raise OptionError("--masks", f"{masks} is neither a folder nor a COCO file (.json)")
+        else:
+            mask_source = MaskFolder(masks, mask_name)
     elif mask is not None:
         mask_source = StaticMask(mask)
     elif alpha:
@@ -145,6 +165,13 @@ def apply_command(
         raise OptionError("--masks", "say where masks come from: --masks DIR, --mask FILE, --alpha, --method NAME, "
                           "or pipe `maskcli segment --json` records")
 
+    edge_settings = c.matting_settings(matting_solver, matting_band, matting_max_side)
+    if edge_settings and refine != "matting":
+        raise OptionError("--matting-solver", "the matting options work with --refine matting")
+    if refine is not None:
+        refinement.update({"refine": refine, **edge_settings})
+    if classes_kept and not (masks is not None and mask_source is annotations):
+        raise OptionError("--class", "picks classes of a COCO file or label images given as --masks")
     sink = c.choose_sink(kind=kind, output=output, template=name, json_records=json_records,
                          existing=c.existing_policy(skip_existing, overwrite), plan=plan)
     job = ApplyJob(mode_object, mask_source, plan, sink, refiner=build_refinement(refinement),

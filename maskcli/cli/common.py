@@ -89,6 +89,13 @@ MethodName = Annotated[
         typer.Option("--method", "-m", help="How to make the mask; `maskcli methods` lists them. Default: otsu.",
                      rich_help_panel=METHOD, show_default=False, autocompletion=_method_names),
     ]
+#: apply's --method: one of its mask sources, so it has no default (apply without a mask source is an error).
+ApplyMethodName = Annotated[
+        Optional[str],
+        typer.Option("--method", "-m", help="Make each image's mask on the fly with this method (`maskcli methods` "
+                     "lists them); one of the mask sources, with no default.",
+                     rich_help_panel=METHOD, show_default=False, autocompletion=_method_names),
+    ]
 Preset = Annotated[
         Optional[str],
         typer.Option("--preset", help="Named settings for a kind of data (`maskcli methods --presets`); "
@@ -115,12 +122,53 @@ Classes = Annotated[Optional[str], typer.Option("--classes", help="Semantic mode
                                                    "names kept as foreground.", rich_help_panel=CNN,
                                                    show_default=False)]
 
+MATTING = "Alpha matting (--refine matting; needs pymatting)"
+MattingSolver = Annotated[Optional[str], typer.Option(
+    "--matting-solver", help="pymatting's alpha solver: cf (closed-form, default), knn, lkm, rw, sm.",
+    rich_help_panel=MATTING, show_default=False)]
+MattingBand = Annotated[Optional[float], typer.Option(
+    "--matting-band", help="Half-width of the unknown band around the edge, as a fraction of the long side "
+    "(default 0.03); the mask's own soft pixels join it.", rich_help_panel=MATTING, show_default=False)]
+MattingMaxSide = Annotated[Optional[int], typer.Option(
+    "--matting-max-side", help="Solve the band's bounding box at most this many pixels on its long side, then "
+    "upsample alpha (default 800): bounds time and memory.", rich_help_panel=MATTING, show_default=False)]
+
+
+def refine_option(panel: str) -> Any:
+    """``--refine``, shown in ``panel`` of the help (segment's refinement chain, apply's masks)."""
+    return Annotated[Optional[str], typer.Option(
+        "--refine", help="Refine the mask against the image: matting (an alpha matte for hair and fur), guided "
+        "(soft edges snapped to the image's) or grabcut (re-segmented, seeded by the mask).",
+        rich_help_panel=panel, show_default=False)]
+
+
+def matting_settings(solver: str | None, band: float | None, max_side: int | None) -> dict[str, Any]:
+    """The matting options given on the command line, as refinement settings."""
+    given = {"matting_solver": solver, "matting_band": band, "matting_max_side": max_side}
+    return {key: value for key, value in given.items() if value is not None}
+
 
 Params = Annotated[
     Optional[list[str]],
     typer.Option("--param", "-p", help="A method option as KEY=VALUE (repeatable); see `maskcli methods NAME`.",
                  rich_help_panel=METHOD, show_default=False),
 ]
+
+
+def split_names(values: list[str] | None) -> list[str] | None:
+    """Names from a repeatable, comma-separated option (``--class a,b --class c``); None when none given.
+
+    >>> split_names(["person,dog", " cat "])
+    ['person', 'dog', 'cat']
+    """
+    names = [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
+    return names or None
+
+
+def warn(message: str, quiet: bool = False) -> None:
+    """``maskcli: warning: ...`` on stderr, unless quiet."""
+    if not quiet:
+        print(f"maskcli: warning: {message}", file=sys.stderr, flush=True)
 
 
 def parse_params(params: list[str] | None, option: str = "param") -> dict[str, str]:

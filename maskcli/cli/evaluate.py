@@ -12,7 +12,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, progress_bar
+from maskcli.cli import common as c
+from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, escape, progress_bar, say
 from maskcli.errors import OptionError
 
 SCORING = "Scoring"
@@ -35,13 +36,20 @@ def eval_command(
     source: Annotated[Path, typer.Argument(metavar="PRED|IMAGES", help="Folder (or file) of predicted masks; "
                                            "with --methods, of images.", show_default=False)],
     truth: Annotated[Path, typer.Argument(metavar="GT", help="Folder (or file) of true masks, paired by "
-                                          "relative path and stem.", show_default=False)],
+                                          "relative path and stem; or a COCO file (.json) or a folder of label "
+                                          "images (with labels.json), paired by file name.", show_default=False)],
     methods: Annotated[Optional[list[str]], typer.Option(
-        "--methods", "-M", metavar="SPECS",
+        "--methods", metavar="SPECS",
         help="Run these methods on IMAGES and rank them by mean IoU. Comma-separated entries: NAME, "
              "NAME:KEY=VALUE[:KEY=VALUE...] (method options, or refinement settings such as fill_holes=1), or "
              "preset:NAME[:KEY=VALUE...]. Repeatable. Example: \"otsu,li:sigma=1,preset:nuclei\".",
         show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="With --methods: the model of the cnn entries "
+                                                 "(`maskcli models`).", rich_help_panel=c.CNN,
+                                                 show_default=False)] = None,
+    weights: c.Weights = None,
+    device: c.Device = None,
+    batch_size: c.BatchSize = None,
     level: Annotated[float, typer.Option("--level", help="Binarise soft masks at this level for the region and "
                                          "boundary scores (MAE uses the soft values).", rich_help_panel=SCORING)
                      ] = 0.5,
@@ -50,6 +58,10 @@ def eval_command(
     both_classes: Annotated[bool, typer.Option("--both-classes", help="Rank and summarise by the mean IoU of "
                                                "foreground and background (for sets where the foreground covers "
                                                "most of each image).", rich_help_panel=SCORING)] = False,
+    classes: Annotated[Optional[list[str]], typer.Option("--class", help="With a COCO file or label images: the "
+                                                         "classes that make the mask (repeatable or "
+                                                         "comma-separated; default all).", rich_help_panel=SCORING,
+                                                         show_default=False)] = None,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="With --methods: images processed at once "
                                                 "(processes; threads for the CNN). Default: 1, so that the "
                                                 "times are free of contention.", rich_help_panel=SCORING,
@@ -85,18 +97,27 @@ def eval_command(
       maskcli eval --methods otsu,li,canny,cnn photos/ truth/
       maskcli eval --methods "li:sigma=1,otsu:fill_holes=1,preset:nuclei" cells/ truth/
       maskcli eval --methods otsu,li em/ truth/ --both-classes
+      maskcli eval masks/ annotations.json --class horse   # truth from a COCO file
     """
     from maskcli import evaluate
+    from maskcli.cli.common import split_names
 
     if csv_file is not None and str(csv_file) == "-" and json_output:
         raise OptionError("--csv", "- (stdout) cannot be combined with --json, which also writes to stdout")
     rank_key = "iou_both" if both_classes else "iou"
+    cnn_options = {key: value for key, value in (("model", model), ("weights", str(weights) if weights else None),
+                                                 ("device", device), ("batch_size", batch_size))
+                   if value is not None}
+    if cnn_options and not methods:
+        raise OptionError("--" + next(iter(cnn_options)).replace("_", "-"),
+                          "applies to the cnn entries of --methods; scoring existing masks runs no model")
     if methods:
-        specs = evaluate.parse_method_specs(methods)
+        specs = _with_cnn_options(evaluate.parse_method_specs(methods), cnn_options)
         with _Progress(enabled=not quiet and not json_output) as progress:
             ranking = evaluate.compare_methods(source, truth, specs, level=level, tolerance=tolerance,
                                                both_classes=both_classes, limit=limit, progress=progress.step,
-                                               jobs=jobs or 1, fail_fast=fail_fast)
+                                               jobs=jobs or 1, fail_fast=fail_fast,
+                                               classes=split_names(classes))
         _warn_unpaired(ranking.pairing, "an image")
         if csv_file is not None:
             _write_csv(csv_file, [(r.spec.label, image) for r in ranking.results for image in r.images])
@@ -115,7 +136,8 @@ def eval_command(
     for flag, given in (("--limit", limit is not None), ("--jobs", jobs is not None), ("--fail-fast", fail_fast)):
         if given:
             raise OptionError(flag, "only applies with --methods")
-    result = evaluate.evaluate_folders(source, truth, level=level, tolerance=tolerance)
+    result = evaluate.evaluate_folders(source, truth, level=level, tolerance=tolerance,
+                                       classes=split_names(classes))
     _warn_unpaired(result.pairing, "a prediction")
     if csv_file is not None:
         _write_csv(csv_file, [(None, image) for image in result.images])
@@ -137,6 +159,19 @@ def eval_command(
     raise typer.Exit(EXIT_SOME_FAILED if result.failed else EXIT_OK)
 
 
+def _with_cnn_options(specs: list[Any], options: dict[str, Any]) -> list[Any]:
+    """The CNN flags (as segment has them) given to every cnn entry; an entry's own KEY=VALUE pairs win."""
+    if not options:
+        return specs
+    flag = "--" + next(iter(options)).replace("_", "-")
+    cnn_specs = [spec for spec in specs if spec.method == "cnn"]
+    if not cnn_specs:
+        raise OptionError(flag, "applies to the cnn entries of --methods, and there is none (add cnn to --methods)")
+    for spec in cnn_specs:
+        spec.options = {**options, **spec.options}
+    return specs
+
+
 def _label(key: str) -> str:
     return {"iou": "IoU", "iou_both": "IoU (both classes)"}.get(key, key)
 
@@ -146,7 +181,7 @@ def _rounded(values: dict[str, float]) -> dict[str, float]:
 
 
 def _err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    say(text)
 
 
 def _warn_unpaired(pairing: Any, what: str) -> None:
@@ -200,11 +235,14 @@ def _print_scores(images: list[Any], means: dict[str, float], both_classes: bool
     table.add_column("image", footer="mean", no_wrap=True)
     for key, header in columns:
         table.add_column(header, justify="right", footer=_fmt(means.get(key)))
-    for image in images:
+    from rich.text import Text
+
+    for image in images:  # names are text, never markup, and escaped to one line
         if image.ok:
-            table.add_row(image.key, *(_fmt(image.scores.get(key)) for key, _ in columns))
+            table.add_row(Text(escape(image.key)), *(_fmt(image.scores.get(key)) for key, _ in columns))
         else:
-            table.add_row(image.key, f"[red]{image.error}[/red]", *([""] * (len(columns) - 1)))
+            table.add_row(Text(escape(image.key)), Text(escape(str(image.error)), style="red"),
+                          *([""] * (len(columns) - 1)))
     _console().print(table)
 
 
@@ -230,7 +268,7 @@ def _print_ranking(ranking: Any, worst: int | None) -> None:
         for result in ranking.results:
             listed = worst_first(result.images, key)[:worst]
             text = ", ".join(f"{i.key} ({_fmt(i.scores.get(key))})" if i.ok else f"{i.key} (failed)" for i in listed)
-            console.print(f"worst for {result.spec.label}: {text}", markup=False)
+            console.print(escape(f"worst for {result.spec.label}: {text}"), markup=False)
 
 
 def _ranking_document(ranking: Any, worst: int | None) -> dict[str, Any]:

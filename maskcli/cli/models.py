@@ -57,18 +57,26 @@ def info_command(name: Annotated[str, typer.Argument(help="The model's name.")])
     from maskcli.cnn import specs, weights
 
     spec = specs.get(name)
-    table = Table(title=f"model {spec.name}", title_justify="left", show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
+    rows = []
     for field in dataclasses.fields(spec):
         value = getattr(spec, field.name)
         if field.name == "categories":
             value = ", ".join(value) if value else "none (class-agnostic foreground)"
-        table.add_row(field.name, "unknown" if value is None else str(value))
-    table.add_row("checksum", spec.checksum())
+        rows.append((field.name, "unknown" if value is None else str(value)))
+    rows.append(("checksum", spec.checksum()))
     cached = weights.find_cached(spec)
-    table.add_row("cache path", str(weights.cache_path(spec)))
-    table.add_row("cached", f"yes: {cached}" if cached else "no")
+    rows.append(("cache path", str(weights.cache_path(spec))))
+    rows.append(("cached", f"yes: {cached}" if cached else "no"))
+    if not sys.stdout.isatty():
+        # Piped or redirected: one unwrapped "field: value" line each, so a URL or checksum can be copied whole.
+        for field_name, value in rows:
+            print(f"{field_name}: {value}")
+        return
+    table = Table(title=f"model {spec.name}", title_justify="left", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for field_name, value in rows:
+        table.add_row(field_name, value)
     Console().print(table)
 
 

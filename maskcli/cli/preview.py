@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from maskcli.cli import common as c
-from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED
+from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, say
 
 SHEET = "Contact sheet"
 LOOK = "Overlay"
@@ -61,22 +61,27 @@ def preview_command(
     """
     from maskcli.preview import write_previews
 
-    report = write_previews(images, masks, output=output, sheet=sheet, truths=gt, columns=columns, cell=cell,
-                            overwrite=overwrite, stretch=stretch, color=_color(color), opacity=opacity,
-                            outline=outline, jobs=jobs, fail_fast=fail_fast)
+    from maskcli.errors import OptionError, OutputExists
+
+    try:
+        report = write_previews(images, masks, output=output, sheet=sheet, truths=gt, columns=columns, cell=cell,
+                                overwrite=overwrite, stretch=stretch, color=_color(color), opacity=opacity,
+                                outline=outline, jobs=jobs, fail_fast=fail_fast)
+    except OutputExists as error:
+        raise OptionError("--sheet", f"{error.path} exists; replace it with --overwrite or choose another file"
+                          ) from None
     for path, reason in report.pairing.problems:
-        print(f"maskcli: warning: {path}: {reason}", file=sys.stderr)
+        say(f"maskcli: warning: {path}: {reason}")
     for path in report.pairing.unpaired_sources:
-        print(f"maskcli: warning: {path}: no mask of the same name; not shown", file=sys.stderr)
+        say(f"maskcli: warning: {path}: no mask of the same name; not shown")
     for path in report.pairing.unpaired_truths:
-        print(f"maskcli: warning: {path}: mask without an image; not shown", file=sys.stderr)
+        say(f"maskcli: warning: {path}: mask without an image; not shown")
     for key in report.unpaired_masks_of_truth:
-        print(f"maskcli: warning: {key}: no ground truth of the same name; placed last, without an IoU",
-              file=sys.stderr)
+        say(f"maskcli: warning: {key}: no ground truth of the same name; placed last, without an IoU")
     for result in report.failed:
-        print(f"maskcli: error: {result.image}: {result.error}", file=sys.stderr)
+        say(f"maskcli: error: {result.image}: {result.error}")
     if not quiet:
         done = len(report.results) - len(report.failed)
         where = f"; sheet {report.sheet}" if report.sheet else ""
-        print(f"maskcli: {done} previewed, {len(report.failed)} failed{where}", file=sys.stderr)
+        say(f"maskcli: {done} previewed, {len(report.failed)} failed{where}")
     raise typer.Exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
@@ -30,10 +31,42 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_SETUP, EXIT_INTERRUPTED = (
     Exit.OK, Exit.SOME_FAILED, Exit.USAGE, Exit.SETUP, Exit.INTERRUPTED)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    if char in _NAMED:
+        return _NAMED[char]
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, kept by Python as a lone surrogate
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape(text: str) -> str:
+    """``text`` made one printable line: control characters (a newline in a file name, an escape sequence that
+    would drive the terminal), line separators and undecodable bytes are written as escapes.
+
+    Every human-readable line goes through it, so a file name can never fake a line of its own; JSON records
+    keep names exactly.
+
+    >>> print(escape("a\\nmaskcli: 0 failed\\x1b[2J.png"))
+    a\\nmaskcli: 0 failed\\x1b[2J.png
+    """
+    return _CONTROL.sub(_escaped, text)
+
+
+def say(line: str, *, stream: IO[str] | None = None) -> None:
+    """One human-readable line on stderr (escaped)."""
+    print(escape(line), file=stream or sys.stderr, flush=True)
+
+
 def error_line(message: str, path: str | None = None, *, stream: IO[str] | None = None) -> None:
     """``maskcli: error: <path>: <reason>`` on stderr."""
     where = f"{path}: " if path else ""
-    print(f"maskcli: error: {where}{message}", file=stream or sys.stderr, flush=True)
+    say(f"maskcli: error: {where}{message}", stream=stream)
 
 
 def progress_bar(stream: IO[str], kind: str) -> Any:
@@ -83,6 +116,7 @@ class Reporter:
         self._task = self._progress.add_task("maskcli", total=None, rate="")
 
     def _echo_err(self, text: str) -> None:
+        text = escape(text)
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
         else:
@@ -100,7 +134,8 @@ class Reporter:
         if self._progress is not None:
             done = sum(self.counts.values())
             rate = done / max(time.perf_counter() - self.started, 1e-9)
-            self._progress.update(self._task, advance=1, rate=f"{rate:.1f} img/s", description=result.input[-40:])
+            self._progress.update(self._task, advance=1, rate=f"{rate:.1f} img/s",
+                                  description=escape(result.input)[-40:])
 
     @property
     def total(self) -> int:

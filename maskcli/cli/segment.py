@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from maskcli.cli import common as c
+from maskcli.cli.entry import batch_running
 from maskcli.cli.report import Reporter
-from maskcli.errors import OptionError
+from maskcli.errors import MaskcliError, OptionError
 from maskcli.io import DEFAULT_MAX_PIXELS
 
 REFINE = "Refinement (applied in this order)"
@@ -47,9 +49,10 @@ def segment_command(
     keep_largest: Annotated[Optional[int], typer.Option("--keep-largest", help="Keep only the K largest "
                                                         "regions.", rich_help_panel=REFINE, min=1,
                                                         show_default=False)] = None,
-    refine: Annotated[Optional[str], typer.Option("--refine", help="Refine the mask with grabcut (or guided "
-                                                  "for soft edges) seeded by it.", rich_help_panel=REFINE,
-                                                  show_default=False)] = None,
+    refine: c.refine_option(REFINE) = None,  # type: ignore[valid-type]
+    matting_solver: c.MattingSolver = None,
+    matting_band: c.MattingBand = None,
+    matting_max_side: c.MattingMaxSide = None,
     invert: Annotated[Optional[bool], typer.Option("--invert/--no-invert", help="Swap foreground and background.",
                                                    rich_help_panel=REFINE, show_default=False)] = None,
     feather: Annotated[Optional[float], typer.Option("--feather", help="Soften edges over this many pixels "
@@ -60,6 +63,9 @@ def segment_command(
     soft: Annotated[Optional[bool], typer.Option("--soft/--no-soft", help="Keep soft values (CNN probabilities); "
                                                  "default for the CNN.", rich_help_panel=REFINE,
                                                  show_default=False)] = None,
+    labels: Annotated[bool, typer.Option("--labels", help="Semantic models: write label images (the index of "
+                                         "the winning --classes class per pixel, 0 elsewhere) and a labels.json "
+                                         "legend, instead of masks.", rich_help_panel=c.CNN)] = False,
     mask_bits: Annotated[int, typer.Option("--mask-bits", help="Bits per pixel of soft masks: 8 or 16.",
                                            rich_help_panel=c.BATCH)] = 8,
     name: Annotated[str, typer.Option("--name", help="Output name template: {stem} {name} {ext} {relpath} "
@@ -83,8 +89,10 @@ def segment_command(
       maskcli segment photos/ -o masks/                     # Otsu threshold
       maskcli segment scans/ -o masks/ --preset document
       maskcli segment shop/ -o masks/ -m cnn --refine guided --soft
+      maskcli segment pets/ -o alphas/ -m cnn --refine matting
       find . -name '*.tif' | maskcli segment -o masks/ -m li --fill-holes --min-size 50
       maskcli segment - < photo.jpg > mask.png
+      maskcli segment photos/ -o labels/ --model deeplabv3-resnet50 --classes person,dog --labels
     """
     from maskcli.io.sinks import OutputPlan, StreamSink
     from maskcli.jobs.segment import SegmentJob
@@ -102,11 +110,12 @@ def segment_command(
         "invert": invert, "feather": feather, "hard": hard, "soft": soft,
     }
     refinement.update({k: v for k, v in refine_given.items() if v is not None})
+    refinement.update(c.matting_settings(matting_solver, matting_band, matting_max_side))
     from maskcli.methods import methods
 
     method_object = methods.create(method_name, method_options)
     refiner = build_refinement(refinement)
-    job = SegmentJob(method_object, refiner, max_pixels=max_pixels, mask_bits=mask_bits)
+    job = SegmentJob(method_object, refiner, max_pixels=max_pixels, mask_bits=mask_bits, labels=labels)
     if mask_bits not in (8, 16):
         raise OptionError("--mask-bits", f"must be 8 or 16, not {mask_bits}")
 
@@ -114,6 +123,8 @@ def segment_command(
                                      max_pixels=max_pixels)
     job.sink = c.choose_sink(kind=kind, output=output, template=name, json_records=json_records,
                              existing=c.existing_policy(skip_existing, overwrite), plan=OutputPlan.for_masks())
+    if labels:
+        _write_legend(output, job.class_names, kind=kind, overwrite=overwrite)
     drive(job.sink.items(sources), job, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
           json_records=json_records, quiet=quiet or isinstance(job.sink, StreamSink))
 
@@ -124,9 +135,38 @@ def drive(items: Any, job: Any, *, jobs: int | None, unordered: bool, fail_fast:
     from maskcli.pipeline import run
 
     reporter = Reporter(json_records=json_records, quiet=quiet)
+    results = run(items, job, jobs=jobs, ordered=not unordered, fail_fast=fail_fast)
     try:
-        for result in run(items, job, jobs=jobs, ordered=not unordered, fail_fast=fail_fast):
+        with batch_running():
+            for result in results:
+                reporter.result(result)
+    except KeyboardInterrupt as stop:
+        finished = getattr(stop, "finished", None)
+        if finished is None:  # it came while reporting: the runner stops its workers and says what finished
+            try:
+                results.throw(stop)
+            except KeyboardInterrupt as inner:
+                finished = getattr(inner, "finished", [])
+        for result in finished:  # every file left on disk is reported
             reporter.result(result)
-    except KeyboardInterrupt:
         raise typer.Exit(reporter.finish(interrupted=True)) from None
     raise typer.Exit(reporter.finish())
+
+
+def _write_legend(output: Path | None, classes: list[str], *, kind: str, overwrite: bool) -> None:
+    """The legend of the label images, written before them; one that says otherwise is kept unless
+    ``--overwrite`` (the folder's older label images would lose their meaning)."""
+    from maskcli.formats.labels import LEGEND, has_legend, legend_for, read_legend, write_legend
+
+    if kind == "image" or output is None:
+        raise OptionError("--labels", "label images come with a legend: give an output folder with -o")
+    legend = legend_for(classes)
+    if has_legend(output) and not overwrite:
+        try:
+            same = read_legend(output) == legend
+        except MaskcliError:
+            same = False
+        if not same:
+            raise OptionError("--labels", f"{output / LEGEND} exists with other classes (use --overwrite to "
+                                          "replace it, or another output folder)")
+    write_legend(output, legend)

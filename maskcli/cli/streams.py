@@ -10,7 +10,7 @@ from maskcli.errors import OptionError
 StdinKind = Literal["none", "image", "records", "paths"]
 
 # First bytes of the formats maskcli reads.
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"II*\x00", b"MM\x00*", b"RIFF", b"BM")
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"II*\x00", b"MM\x00*", b"RIFF", b"BM", b"GIF87a", b"GIF89a")
 
 
 def stdin_kind(stream: BinaryIO | None = None) -> StdinKind:

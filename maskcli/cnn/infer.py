@@ -69,9 +69,11 @@ def build_model(spec: ModelSpec, path: Union[str, Path]) -> nn.Module:
                                                  num_classes=len(spec.categories), aux_loss=False)
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle, zip and OS errors alike mean "not a torch state dict"
-        raise WeightsUnavailable(f"cannot read {path} as a torch state dict for model {spec.name!r}: "
-                                 f"{type(error).__name__}: {error}") from None
+    except Exception:  # pickle, zip and OS errors alike mean "not a torch state dict"; torch's own text is
+        # many lines about weights_only that say nothing about the cause
+        hint = " (an ONNX file, the format of the u2net models)" if str(path).lower().endswith(".onnx") else ""
+        raise WeightsUnavailable(f"{path} is not a weights file for model {spec.name!r}: it cannot be read as a "
+                                 f"torch state dict{hint}") from None
     if isinstance(state, dict) and isinstance(state.get("model", state.get("state_dict")), dict):
         state = state.get("model", state.get("state_dict"))  # training checkpoints wrap the weights
     if not isinstance(state, dict):
@@ -143,8 +145,9 @@ class Segmenter:
         normalised = (resized - self._mean) / self._std
         return np.ascontiguousarray(normalised.transpose(2, 0, 1), dtype=np.float32)
 
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        """Model-resolution probability maps N×h×w (float32) for a normalised batch N×3×h×w."""
+    def _forward(self, batch: torch.Tensor, labels: bool = False) -> torch.Tensor:
+        """Model-resolution probability maps N×h×w (float32) for a normalised batch N×3×h×w; with ``labels``
+        (semantic models), N×(1+k)×h×w: the rest (background and classes not chosen), then each chosen class."""
         batch = batch.to(self.device, non_blocking=True)
         if self.plan.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
@@ -158,10 +161,14 @@ class Segmenter:
                 # The reference post-processing: the fused map stretched to [0, 1] per image.
                 return (fused - low) / (high - low).clamp_min(1e-8)
             logits = out["out"].float()
-            return torch.softmax(logits, dim=1)[:, self.classes].sum(dim=1).clamp_(0.0, 1.0)
+            chosen = torch.softmax(logits, dim=1)[:, self.classes]
+            if labels:
+                return torch.cat([(1.0 - chosen.sum(dim=1, keepdim=True)).clamp_(0.0, 1.0), chosen], dim=1)
+            return chosen.sum(dim=1).clamp_(0.0, 1.0)
 
-    def probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Model-resolution probability maps, one per image, in order (float32 h×w)."""
+    def probabilities(self, images: Sequence[np.ndarray], labels: bool = False) -> list[np.ndarray]:
+        """Model-resolution probability maps, one per image, in order (float32 h×w; with ``labels``,
+        (1+k)×h×w as :meth:`_forward` says)."""
         inputs = [self.preprocess(image) for image in images]
         groups: dict[tuple[int, ...], list[int]] = {}
         for index, tensor in enumerate(inputs):
@@ -170,7 +177,7 @@ class Segmenter:
         with self._lock:
             for indices in groups.values():
                 batch = torch.from_numpy(np.stack([inputs[i] for i in indices]))
-                out = self._forward(batch).cpu().numpy()
+                out = self._forward(batch, labels).cpu().numpy()
                 for slot, index in enumerate(indices):
                     maps[index] = out[slot].copy()  # a view would keep the whole batch alive
         return maps
@@ -184,6 +191,22 @@ class Segmenter:
                 small, (width, height), interpolation=cv2.INTER_LINEAR)
             masks.append(np.clip(mask, 0.0, 1.0, out=mask).astype(np.float32, copy=False))
         return masks
+
+
+    def predict_labels(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Label maps (uint8 H×W) at each image's full size: ``k`` where the k-th chosen class is the most
+        probable, 0 where the background or a class not chosen is. Each class's probability is resized to the
+        image before the choice, so that edges are as smooth as the soft masks'."""
+        if self.spec.kind != "semantic":
+            raise ValueError(f"{self.spec.name} has no classes")
+        maps = []
+        for image, small in zip(images, self.probabilities(images, labels=True)):
+            height, width = image.shape[:2]
+            channels = np.ascontiguousarray(small.transpose(1, 2, 0))
+            if channels.shape[:2] != (height, width):
+                channels = cv2.resize(channels, (width, height), interpolation=cv2.INTER_LINEAR)
+            maps.append(channels.reshape(height, width, -1).argmax(axis=2).astype(np.uint8))
+        return maps
 
 
 _LOADED: dict[tuple[Any, ...], Segmenter] = {}

@@ -118,8 +118,8 @@ def offline_mode() -> bool:
 def _unavailable(spec: ModelSpec, reason: str) -> WeightsUnavailable:
     return WeightsUnavailable(
         f"no weights for model {spec.name!r}: {cache_path(spec)} does not exist and {reason}. "
-        f"Download {spec.url} to that path, run `maskcli models download {spec.name}`, "
-        f"or pass --weights PATH (a local file)."
+        f"Fetch {spec.url} where there is network access and copy it to that path (its checksum is checked "
+        f"on first use), or pass --weights PATH (a local file)."
     )
 
 

@@ -6,6 +6,11 @@
   one-megapixel JPEGs went from 73 to 115 img/s against a plain loop (benchmarks/bench_segment.py).
 * :class:`ProcessPool` runs whole items (decode → compute → encode) in worker processes, one core each.
 
+Both answer a ``KeyboardInterrupt`` within a second, whatever the work is doing: renames stop at once, items in
+their last step get :data:`~maskcli.pipeline.GRACE_S` to finish, busy workers are killed, and
+:class:`~maskcli.errors.Interrupted` carries the results that finished. Workers die with their parent, even
+when it is killed with SIGKILL, so none is orphaned.
+
 :func:`choose` picks one for a job and a number of cores.
 """
 
@@ -13,15 +18,21 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as futures
+import contextlib
 import itertools
 import multiprocessing
+import os
 import signal
+import sys
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from maskcli.errors import OptionError
+from maskcli.errors import Interrupted, OptionError
+from maskcli.io.encode import stop_writes
 from maskcli.io.sources import Item
-from maskcli.pipeline import FATAL, Job, Result, failed, needs_work, process_item, saved
+from maskcli.pipeline import (FATAL, GRACE_S, Job, Result, failed, finished_results, needs_work, process_item,
+                              saved)
 
 
 def choose(job: Job, jobs: int, items: Iterable[Item]) -> tuple[Any, Iterable[Item]]:
@@ -52,14 +63,18 @@ class InProcess:
         self.threads = threads
 
     def execute(self, job: Job, items: Iterable[Item], *, ordered: bool) -> Iterator[Result]:
+        # The computation runs in a thread of its own too, so that this thread, which answers Ctrl-C, only ever
+        # waits: a long computation in C would otherwise hold the interrupt until it returned.
         threads = self.threads
         batch_size = max(1, job.batch_size)
         decoders = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="maskcli-decode")
+        computer = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="maskcli-compute")
         savers = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="maskcli-save")
         ahead: collections.deque[tuple[Item, futures.Future[Any] | None]] = collections.deque()
         behind: collections.deque[futures.Future[Result]] = collections.deque()
         iterator = iter(items)
         window = batch_size * 2 + threads
+        interrupted = False
 
         def take(item: Item) -> tuple[Item, futures.Future[Any] | None]:
             if not needs_work(item):
@@ -68,41 +83,56 @@ class InProcess:
 
         def drain(block_until: int) -> Iterator[Result]:
             while len(behind) > block_until or (behind and behind[0].done()):
-                yield behind.popleft().result()
+                result = behind[0].result()
+                behind.popleft()  # only now: an interrupted wait leaves the save among those in flight
+                yield result
 
         try:
             exhausted = False
             while True:
                 exhausted = exhausted or _fill(ahead, iterator, window, take)
+                if getattr(items, "stopped", False):  # fail-fast: decoded but not computed is never run
+                    for _, loading in ahead:
+                        if loading is not None:
+                            loading.cancel()
+                    ahead.clear()
                 if not ahead:
                     break
                 # Slots keep input order: a decoded item waits for its batch, a failed decode is answered at once.
                 slots: list[tuple[Item, Any] | futures.Future[Result]] = []
                 decoded = 0
                 while ahead and decoded < batch_size:
-                    item, loading = ahead.popleft()
+                    item, loading = ahead[0]
                     if loading is None:
                         slots.append(_done(process_item(job, item)))
-                        continue
-                    try:
-                        slots.append((item, loading.result()))
-                        decoded += 1
-                    except FATAL:
-                        raise
-                    except Exception as error:
-                        slots.append(_done(failed(item, error)))
+                    else:
+                        try:
+                            slots.append((item, loading.result()))
+                            decoded += 1
+                        except FATAL:
+                            raise
+                        except Exception as error:
+                            slots.append(_done(failed(item, error)))
+                    ahead.popleft()
                 batch = [slot for slot in slots if isinstance(slot, tuple)]
-                saving = iter(_compute_batch(job, batch, savers) if batch else [])
+                saving = iter(_compute_batch(job, batch, computer, savers) if batch else [])
                 behind.extend(slot if isinstance(slot, futures.Future) else next(saving) for slot in slots)
                 yield from drain(block_until=window if ordered else 0)
-            while behind:
-                yield behind.popleft().result()
+            yield from drain(block_until=0)
+        except KeyboardInterrupt:
+            interrupted = True
+            stop_writes()
+            futures.wait(list(behind), timeout=GRACE_S)  # saves in their last step finish or abandon their write
+            raise Interrupted(finished_results((None, future) for future in behind)) from None
         finally:
             for _, loading in ahead:
                 if loading is not None:
                     loading.cancel()
-            decoders.shutdown(wait=True, cancel_futures=True)
-            savers.shutdown(wait=True)  # writes in flight finish: no half-written output is left
+            # Interrupted: threads still busy (a long decode or computation) are left to end with the process;
+            # they write nothing, since renames are stopped. Otherwise writes in flight finish.
+            decoders.shutdown(wait=not interrupted, cancel_futures=True)
+            computer.shutdown(wait=not interrupted, cancel_futures=True)
+            savers.shutdown(wait=not interrupted)
 
 
 def _fill(queue: collections.deque[Any], iterator: Iterator[Item], window: int, take: Any) -> bool:
@@ -116,23 +146,27 @@ def _fill(queue: collections.deque[Any], iterator: Iterator[Item], window: int, 
 
 
 def _compute_batch(
-    job: Job, batch: list[tuple[Item, Any]], savers: futures.ThreadPoolExecutor
+    job: Job, batch: list[tuple[Item, Any]], computer: futures.ThreadPoolExecutor,
+    savers: futures.ThreadPoolExecutor,
 ) -> list[futures.Future[Result]]:
     try:
-        computed = job.compute([loaded for _, loaded in batch])
+        computed = computer.submit(job.compute, [loaded for _, loaded in batch]).result()
     except FATAL:
         raise
     except Exception as batch_error:
         if len(batch) == 1:
             return [_done(failed(batch[0][0], batch_error))]
         # One bad image must not fail its neighbours: retry the batch one by one.
-        return list(itertools.chain.from_iterable(_compute_batch(job, [entry], savers) for entry in batch))
+        return list(itertools.chain.from_iterable(
+            _compute_batch(job, [entry], computer, savers) for entry in batch))
     return [savers.submit(_save, job, item, loaded, result) for (item, loaded), result in zip(batch, computed)]
 
 
 def _save(job: Job, item: Item, loaded: Any, computed: Any) -> Result:
     try:
         return saved(job, item, loaded, computed)
+    except FATAL:
+        raise
     except Exception as error:
         return failed(item, error)
 
@@ -153,11 +187,15 @@ class ProcessPool:
 
     def execute(self, job: Job, items: Iterable[Item], *, ordered: bool) -> Iterator[Result]:
         window = self.jobs * 4
+        context = _pool_context()
+        # Workers watch this pipe: the parent holds its only writing end, so its death, however it comes, closes it.
+        alive_read, alive_write = context.Pipe(duplex=False)
         pool = futures.ProcessPoolExecutor(
-            max_workers=self.jobs, mp_context=_pool_context(), initializer=_worker_set_job, initargs=(job,)
+            max_workers=self.jobs, mp_context=context, initializer=_worker_set_job, initargs=(job, alive_read)
         )
         pending: collections.deque[tuple[Item, futures.Future[Result]]] = collections.deque()
         iterator = iter(items)
+        interrupted = False
 
         def take(item: Item) -> tuple[Item, futures.Future[Result]]:
             if not needs_work(item):  # nothing to compute: answer without a round trip
@@ -171,17 +209,45 @@ class ProcessPool:
                 if not pending:
                     return
                 if ordered:
-                    item, future = pending.popleft()
-                    yield _outcome(item, future)
+                    item, future = pending[0]
+                    if getattr(items, "stopped", False) and future.cancel():  # fail-fast: never started
+                        pending.popleft()
+                        continue
+                    result = _outcome(item, future)
+                    pending.popleft()  # only now: an interrupted wait leaves the item among those in flight
+                    yield result
                 else:
                     futures.wait([f for _, f in pending], return_when=futures.FIRST_COMPLETED)
                     for entry in [e for e in pending if e[1].done()]:
                         pending.remove(entry)
-                        yield _outcome(*entry)
+                        if not entry[1].cancelled():
+                            yield _outcome(*entry)
+        except KeyboardInterrupt:
+            interrupted = True
+            raise Interrupted(_stop_workers(pool, pending)) from None
         finally:
             for _, future in pending:
                 future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
+            alive_write.close()
+            alive_read.close()
+
+
+def _stop_workers(pool: futures.ProcessPoolExecutor, pending: Iterable[tuple[Item, futures.Future[Result]]]
+                  ) -> list[Result]:
+    """Stop a pool now: no more renames anywhere, a short grace for items in their last step, then kill."""
+    stop_writes()
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        with contextlib.suppress(OSError):
+            os.kill(process.pid, signal.SIGTERM)  # a worker's SIGTERM only stops its renames
+    entries = list(pending)
+    running = [future for _, future in entries if not future.cancel()]
+    futures.wait(running, timeout=GRACE_S)
+    for process in processes:
+        with contextlib.suppress(OSError, AttributeError):
+            process.kill()
+    return finished_results(entries)
 
 
 def _outcome(item: Item, future: futures.Future[Result]) -> Result:
@@ -195,25 +261,54 @@ def _outcome(item: Item, future: futures.Future[Result]) -> Result:
         return failed(item, error)
 
 
-def _worker_init() -> None:
-    # The parent handles Ctrl-C and lets in-flight items finish; a terminated worker still removes its temp file.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _raise_system_exit)
+def _worker_init(parent_alive: Any = None) -> None:
+    _die_with_parent(parent_alive)
+    # Ctrl-C reaches every process of the terminal's group, and the parent forwards SIGTERM: either only stops
+    # renames here (the item in hand abandons its write, removing its temp file); the parent decides the rest.
+    signal.signal(signal.SIGINT, _stop_on_signal)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
     import cv2
 
     cv2.setNumThreads(1)  # one core per worker: the number of jobs says how many cores to use
 
 
-def _raise_system_exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
+def _stop_on_signal(signum: int, frame: object) -> None:
+    stop_writes()
+
+
+def _die_with_parent(parent_alive: Any) -> None:
+    """Make this worker end within moments of its parent's death, even by ``kill -9``, so no worker is orphaned.
+
+    On Linux the kernel sends SIGKILL when the parent (the fork server, itself ending with maskcli) dies
+    (``PR_SET_PDEATHSIG``); everywhere, a daemon thread waits on a pipe whose only writer is maskcli's main
+    process: end of file means it is gone.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no usable libc
+            pass
+    if parent_alive is not None:
+        threading.Thread(target=_exit_when_closed, args=(parent_alive,), name="maskcli-parent-watch",
+                         daemon=True).start()
+
+
+def _exit_when_closed(parent_alive: Any) -> None:
+    try:
+        while True:
+            parent_alive.recv_bytes()
+    except (EOFError, OSError):
+        os._exit(1)
 
 
 _WORKER_JOB: Job | None = None
 
 
-def _worker_set_job(job: Job) -> None:
+def _worker_set_job(job: Job, parent_alive: Any = None) -> None:
     global _WORKER_JOB
-    _worker_init()
+    _worker_init(parent_alive)
     _WORKER_JOB = job
 
 

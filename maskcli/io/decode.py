@@ -27,8 +27,8 @@ from maskcli.errors import InputError
 from maskcli.io import DEFAULT_MAX_PIXELS  # noqa: E402 (defined there so that reading it costs no decoder)
 
 #: Formats maskcli reads, as Pillow names them.
-READABLE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP")  # JPEG also opens MPO (phone photos)
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp"})
+READABLE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF")  # JPEG also opens MPO (phone photos)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"})
 
 _ORIENTATION_TAG = 0x0112
 _FAST_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO"}
@@ -59,6 +59,8 @@ class Image:
     format: str | None = None
     icc_profile: bytes | None = None
     exif: bytes | None = None
+    #: What the reader noticed and the user should hear about (more frames than the one used).
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def height(self) -> int:
@@ -199,12 +201,26 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, gray: boo
     if gray and image.pixels.ndim == 3:
         image.pixels = cv2.cvtColor(image.pixels, cv2.COLOR_RGB2GRAY)
     image.format = header.format
+    frames = _frame_count(header)
+    if frames > 1:
+        image.warnings.append(f"{header.format} with {frames} frames; only the first is used")
     image.icc_profile = header.info.get("icc_profile") or None
     if len(exif):
         if orientation != 1:
             exif[_ORIENTATION_TAG] = 1
         image.exif = exif.tobytes()
     return image
+
+
+def _frame_count(header: PILImage.Image) -> int:
+    """Frames (GIF), pages (TIFF) or pictures (WebP) in the file; an MPO's second picture is a phone's preview,
+    not a frame."""
+    if header.format == "MPO":
+        return 1
+    try:
+        return int(getattr(header, "n_frames", 1))
+    except Exception:  # counting walks the file: a damaged later frame is not this image's concern
+        return 1
 
 
 def _read_exif(header: PILImage.Image) -> PILImage.Exif:

@@ -11,10 +11,12 @@ reader never sees a partial file, even when the process is killed mid-write.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import secrets
 import struct
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image as PILImage
 
-from maskcli.errors import OptionError, OutputError
+from maskcli.errors import OptionError, OutputError, OutputUnavailable, WriteStopped
 from maskcli.io.decode import Image
 from maskcli.masks import is_hard
 
@@ -228,41 +230,87 @@ def _encode_pillow(
     return buffer.getvalue()
 
 
+_STOPPING = False
+
+
+def stop_writes() -> None:
+    """From now on, :func:`write_atomic` in this process renames nothing: a stopping run leaves no new file."""
+    global _STOPPING
+    _STOPPING = True
+
+
+def resume_writes() -> None:
+    """Allow renames again (a new run in the same process, after an interrupted one)."""
+    global _STOPPING
+    _STOPPING = False
+
+
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
 
     The folder is created if missing. The file gets the permissions of any new file (0666 less the process's
     umask, applied by the system when the temp file is created: nothing here reads or changes the umask). On any
-    failure the temp file is removed and :class:`OutputError` says why.
+    failure the temp file is removed and :class:`OutputError` says why; when the folder can take no file at all
+    (read-only file system, no permission, no space left) the error is
+    :class:`~maskcli.errors.OutputUnavailable`, which stops a batch: every other item would fail the same way.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp_name = _create_temp(path)
-    except PermissionError:
-        raise OutputError(f"cannot write in {path.parent}: permission denied") from None
     except OSError as error:
-        raise OutputError(f"cannot write in {path.parent}: {error.strerror or error}") from None
+        raise _write_error(error, f"cannot write in {path.parent}") from None
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
+        if _STOPPING:
+            raise WriteStopped(f"{path}: not written, the run is stopping")
         os.replace(temp_name, path)
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         if isinstance(error, OSError):
-            raise OutputError(f"cannot write {path.name}: {error.strerror or error}") from None
+            raise _write_error(error, f"cannot write {path}") from None
         raise
 
 
 def _create_temp(path: Path) -> tuple[int, str]:
-    """A new, exclusive temp file beside ``path``, created with mode 0666 so that the umask shapes it."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        name = os.path.join(path.parent, f"{TEMP_PREFIX}{secrets.token_hex(8)}{path.suffix}")
-        try:
-            return os.open(name, flags, 0o666), name
-        except FileExistsError:
-            continue
-    raise OSError(f"no free temp file name in {path.parent}")
+    """A new, exclusive temp file beside ``path``, with the mode a new file gets (0666 less the umask)."""
+    handle, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    try:
+        os.fchmod(handle, 0o666 & ~_umask(path.parent))
+    except (AttributeError, OSError):  # no fchmod (Windows), or a file system without modes: keep mkstemp's
+        pass
+    return handle, name
+
+
+def _umask(folder: Path) -> int:
+    """The process's umask, read without changing it (``os.umask`` can only be read by setting it, process-wide,
+    which would race with other threads creating files): from /proc where Linux gives it, else from the mode a
+    probe file gets."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    probe = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}")
+    handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        return 0o666 & ~os.fstat(handle).st_mode & 0o777
+    finally:
+        os.close(handle)
+        os.unlink(probe)
+
+
+#: Errors that say the output folder can take no file: the batch stops at the first.
+_FOLDER_UNAVAILABLE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _write_error(error: OSError, what: str) -> OutputError | OutputUnavailable:
+    reason = "permission denied" if isinstance(error, PermissionError) else (error.strerror or str(error))
+    if error.errno in _FOLDER_UNAVAILABLE:
+        return OutputUnavailable(f"{what}: {reason}; stopping")
+    return OutputError(f"{what}: {reason}")
 

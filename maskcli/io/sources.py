@@ -56,6 +56,78 @@ class Item:
     def name(self) -> str:
         return self.source.path
 
+    @property
+    def inputs(self) -> list[str]:
+        """Every file this item reads: its source, and its mask when it is paired with one."""
+        paths = [] if self.source.path == STDIN else [self.source.path]
+        if self.mask is not None:
+            paths.append(os.fspath(self.mask))
+        return paths
+
+
+def _identity(path: str) -> tuple[str, tuple[int, int] | None]:
+    """A file's real path, and its device and inode when it exists (a hard link has another path, same inode)."""
+    real = os.path.realpath(path)
+    try:
+        info = os.stat(real)
+    except OSError:
+        return real, None
+    return real, (info.st_dev, info.st_ino)
+
+
+def guard_inputs(items: Iterable[Item], also: Iterable[str | os.PathLike[str]] = ()) -> list[Item]:
+    """The batch with every input known before anything is written: duplicates dropped, and each destination
+    that is, or resolves to, any input of the batch refused.
+
+    An input given twice (``a.png a.png``, a folder and a file in it) is processed once, under its first name.
+    A destination is an input when its real path, or its device and inode, is an input's: whatever the policy
+    for existing outputs, so ``--overwrite`` never replaces an input. ``also``: files the whole batch reads (one
+    static mask). The list is built in full, so this reads every entry of a path list before the first write.
+
+    >>> a = Item(0, Source("samples/coins.png", PurePosixPath("coins.png")), destination=Path("samples/coins.png"))
+    >>> b = Item(1, Source("samples/./coins.png", PurePosixPath("coins.png")))
+    >>> [item.error for item in guard_inputs([a, b])]  # doctest: +ELLIPSIS
+    ['output samples/coins.png is the input itself; ...']
+    """
+    items = list(items)
+    reals: dict[str, str] = {}
+    inodes: dict[tuple[int, int], str] = {}
+    kept: list[Item] = []
+    seen: set[object] = set()
+    for path in also:
+        real, inode = _identity(os.fspath(path))
+        reals.setdefault(real, os.fspath(path))
+        if inode is not None:
+            inodes.setdefault(inode, os.fspath(path))
+    for item in items:
+        for number, path in enumerate(item.inputs):
+            real, inode = _identity(path)
+            reals.setdefault(real, path)
+            if inode is not None:
+                inodes.setdefault(inode, path)
+            if number == 0 and not item.source.error:
+                key = inode or real
+                if key in seen:
+                    break  # the same input again: once is enough
+                seen.add(key)
+        else:
+            kept.append(item)
+    for item in kept:
+        if item.destination is None or item.error:
+            continue
+        real, inode = _identity(os.fspath(item.destination))
+        owner = reals.get(real) or (inodes.get(inode) if inode is not None else None)
+        if owner is None:
+            continue
+        item.skip = False
+        own_real, own_inode = _identity(item.inputs[0]) if item.inputs else ("", None)
+        if real == own_real or (inode is not None and inode == own_inode):
+            item.error = f"output {item.destination} is the input itself; choose another output folder or name"
+        else:
+            item.error = (f"output {item.destination} is {owner}, an input of this batch; "
+                          "choose another output folder or name")
+    return kept
+
 
 def _is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES

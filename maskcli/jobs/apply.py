@@ -1,7 +1,8 @@
 """Applying masks to a batch of images: the job that ``maskcli apply`` runs.
 
 Each item pairs an image with a mask from a mask source (:mod:`maskcli.masksources`: a folder matched by relative
-path and stem, one static mask, the image's alpha, segment's records, or a method run on the fly). The mask is
+path and stem, one static mask, the image's alpha, segment's records, a method run on the fly; or a COCO file or a
+folder of label images, :mod:`maskcli.formats.sources`, its chosen classes made one mask). The mask is
 fitted to its image (an error naming both sizes, or scaled with ``resize_mask``), adjusted (``hard``,
 ``feather``, ``invert``: the refinement chain of :mod:`maskcli.refine`, in its order) and handed to the compositing
 mode. The output plan
@@ -38,7 +39,7 @@ from maskcli.io.sinks import FolderSink, OutputPlan, Sink
 from maskcli.io.sources import Existing, Item, expand_inputs
 from maskcli.jobs.segment import Refiner, load_item, segment_images, write_output
 from maskcli.masks import require_same_size, resize_mask
-from maskcli.masksources import MaskSource, MethodMasks, paired
+from maskcli.masksources import MaskSource, MethodMasks, StaticMask, paired
 from maskcli.pipeline import Result, Timer
 
 
@@ -55,6 +56,11 @@ class ApplyJob:
     resize_mask: bool = False
     quality: int = 92
     max_pixels: int = DEFAULT_MAX_PIXELS
+
+    @property
+    def reads(self) -> list[Path]:
+        """Files every item reads (the static mask): no output may replace them."""
+        return [self.masks.path] if isinstance(self.masks, StaticMask) else []
 
     @property
     def batched(self) -> bool:
@@ -105,6 +111,8 @@ class ApplyJob:
                                 icc_profile=image.icc_profile, exif=image.exif)
         facts = {"mode": self.mode.name, "format": format, "width": int(pixels.shape[1]),
                  "height": int(pixels.shape[0]), **facts}
+        if image.warnings:
+            facts["warnings"] = [*image.warnings, *facts.get("warnings", [])]
         with timer("write"):
             output = write_output(self.sink, item, data)
         return Result(item.index, item.name, output, "written", facts=facts, timings=timer.timings)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from maskcli.errors import OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image, decode_image, read_image
 from maskcli.io.encode import encode_mask, write_atomic
 from maskcli.io.sinks import Sink
@@ -92,6 +93,19 @@ class SegmentJob:
     max_pixels: int = DEFAULT_MAX_PIXELS
     mask_bits: int = 8
     sink: Sink | None = None
+    #: Write label images (a class index per pixel, ``maskcli.formats.labels``) instead of masks; needs a
+    #: method with classes (a semantic CNN) and no refinement.
+    labels: bool = False
+
+    def __post_init__(self) -> None:
+        if self.labels:
+            if not hasattr(self.method, "compute_labels"):
+                raise OptionError("labels", f"method {self.method.name!r} has no classes; label images come from "
+                                            "a semantic CNN model (--model deeplabv3-resnet50 ...)")
+            if self.refiner is not None:
+                raise OptionError("labels", "refinement works on one mask, not on label images; drop the "
+                                            "refinement options or --labels")
+            self.class_names = list(self.method.class_names)  # type: ignore[attr-defined]
 
     @property
     def batched(self) -> bool:
@@ -110,7 +124,11 @@ class SegmentJob:
     def compute(self, loaded: list[tuple[Image, Timer]]) -> list[Segmentation]:
         timer = Timer()
         with timer("compute"):
-            segmentations = segment_images([image.pixels for image, _ in loaded], self.method, self.refiner)
+            pixels = [image.pixels for image, _ in loaded]
+            if self.labels:
+                segmentations = self.method.compute_labels(pixels)  # type: ignore[attr-defined]
+            else:
+                segmentations = segment_images(pixels, self.method, self.refiner)
         share = timer.timings["compute"] / len(loaded)
         for _, item_timer in loaded:
             item_timer.timings["compute"] = share
@@ -120,10 +138,17 @@ class SegmentJob:
         image, timer = loaded
         hard = is_hard(segmentation.mask)
         with timer("encode"):
-            data = encode_mask(segmentation.mask, bits=self.mask_bits, hard=hard)
+            if self.labels:
+                from maskcli.formats.labels import encode_labels
+
+                data = encode_labels(segmentation.labels)
+            else:
+                data = encode_mask(segmentation.mask, bits=self.mask_bits, hard=hard)
         facts: dict[str, Any] = {"method": self.method.name, "width": image.width, "height": image.height}
         facts["hard"] = hard
         facts.update(segmentation.facts)
+        if image.warnings:
+            facts["warnings"] = [*image.warnings, *facts.get("warnings", [])]
         with timer("write"):
             output = write_output(self.sink, item, data)
         return Result(item.index, item.name, output, "written", facts=facts, timings=timer.timings)

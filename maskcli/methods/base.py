@@ -40,6 +40,8 @@ class Segmentation:
 
     mask: np.ndarray
     facts: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Multi-class methods asked for labels: uint8 H×W, 0 background, k the k-th of ``facts["classes"]``.
+    labels: np.ndarray | None = None
 
     def warn(self, message: str) -> None:
         self.facts.setdefault("warnings", []).append(message)

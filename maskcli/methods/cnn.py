@@ -93,3 +93,26 @@ class CNN(Method):
                      "uncertain_fraction": round(uncertain, 6), "confidence": round(1.0 - uncertain, 6)}
             results.append(Segmentation(mask, facts))
         return results
+
+    @property
+    def class_names(self) -> list[str]:
+        """Semantic models: the chosen classes, in the order of their labels (1, 2 ...)."""
+        if self._spec.kind != "semantic":
+            raise OptionError("labels", f"{self.model} is a salient-object model with no classes; label maps come "
+                                        "from a semantic model (`maskcli models`)")
+        return [self._spec.categories[index] for index in self._channels]
+
+    def compute_labels(self, images: Sequence[np.ndarray]) -> list[Segmentation]:
+        """Semantic models: each image's label map (0 background, k the k-th of :attr:`class_names`) in
+        ``labels``, with the mask of every chosen class as ``mask``."""
+        names = self.class_names
+        segmenter = self._segmenter()
+        images = list(images)
+        results = []
+        for start in range(0, len(images), self.batch_size):
+            for labels in segmenter.predict_labels(images[start:start + self.batch_size]):
+                present = sorted(int(v) for v in np.unique(labels) if v)
+                facts = {"model": self.model, "device": self._plan.device, "classes": names,
+                         "classes_found": [names[v - 1] for v in present]}
+                results.append(Segmentation((labels > 0).astype(np.float32), facts, labels))
+        return results

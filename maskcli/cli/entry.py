@@ -1,0 +1,75 @@
+"""The ``maskcli`` command's front door, and what a signal does at each moment of a run.
+
+The first SIGINT (Ctrl-C) or SIGTERM stops maskcli within a second, with exit status 130 and never a traceback:
+
+* while the command starts (imports), nothing has been written: the process ends at once;
+* while a batch runs, the runner stops its workers and the batch's report names every file written;
+* at any other moment (reading options, loading a model), the command unwinds, removing any temp file.
+
+A second signal ends the process at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+EXIT_INTERRUPTED = 130
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_state = {"signals": 0, "ready": False, "in_run": False}
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    _state["signals"] += 1
+    if _state["signals"] > 1 or not _state["ready"]:
+        os.write(2, b"maskcli: interrupted\n")
+        os._exit(EXIT_INTERRUPTED)
+    encode = sys.modules.get("maskcli.io.encode")
+    if encode is not None:
+        encode.stop_writes()  # from now on nothing new appears on disk
+    if _state["in_run"]:
+        raise KeyboardInterrupt  # the runner's own stop: workers stopped, finished items reported
+    raise SystemExit(EXIT_INTERRUPTED)
+
+
+def install(*, ready: bool) -> dict[int, Any]:
+    """Take SIGINT and SIGTERM; returns the handlers they had. ``ready``: start-up is over."""
+    _state.update(signals=0, ready=ready, in_run=False)
+    previous = {}
+    for number in _SIGNALS:
+        previous[number] = signal.getsignal(number)
+        if previous[number] is not signal.SIG_IGN:  # ignored (nohup, a shell's background job): stays ignored
+            signal.signal(number, _on_signal)
+    return previous
+
+
+def restore(previous: dict[int, Any]) -> None:
+    for number, handler in previous.items():
+        signal.signal(number, handler)
+
+
+def interrupted() -> bool:
+    """Whether a signal came during this command."""
+    return bool(_state["signals"])
+
+
+@contextmanager
+def batch_running() -> Iterator[None]:
+    """While a batch runs, a signal becomes the ``KeyboardInterrupt`` the runner answers."""
+    _state["in_run"] = True
+    try:
+        yield
+    finally:
+        _state["in_run"] = False
+
+
+def main() -> None:
+    """The console script: signals are taken before the (slower) imports of the command line."""
+    install(ready=False)
+    from maskcli.cli.app import run
+
+    run()
