@@ -72,3 +72,37 @@ def test_the_command_line_starts_without_the_decoders() -> None:
     code = "import sys, maskcli.cli.app; print(sorted({'cv2', 'numpy', 'PIL', 'torch'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+@pytest.mark.parametrize("path", _library_files(), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_only_the_cli_imports_typer_and_rich(path: Path) -> None:
+    wrong = sorted(m for m in _imports(path) if m.split(".")[0] in {"typer", "rich", "click"})
+    assert not wrong, f"{path.name} imports {wrong}: the command-line toolkit stays in maskcli/cli/"
+
+
+#: The layers of the design, bottom up: a module may import its own layer and those below, never above.
+_LAYERS = (
+    {"errors", "registry", "masks", "imageops", "cores"},
+    {"io", "masksources", "methods", "refine", "composite", "formats", "metrics", "presets", "color", "matting",
+     "cnn"},
+    {"pipeline", "engines", "jobs", "evaluate", "preview", "train"},
+)
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[0] != "maskcli" or len(parts) < 2:
+        return None
+    for level, names in enumerate(_LAYERS):
+        if parts[1] in names:
+            return level
+    return None
+
+
+@pytest.mark.parametrize("path", _library_files(), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_dependencies_point_down_the_layers(path: Path) -> None:
+    own = _layer("maskcli." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts))
+    if own is None:
+        return
+    upward = sorted(m for m in _imports(path) if (_layer(m) or 0) > own)
+    assert not upward, f"{path.name} (layer {own}) imports {upward} from a layer above it"

@@ -81,10 +81,11 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
     Raises :class:`~maskcli.errors.InputError` with a one-line reason for anything that is not a readable image:
     a folder, an empty or truncated file, an unknown format, a declared size over ``max_pixels``.
 
-    >>> from maskcli.io.decode import read_image
-    >>> image = read_image("samples/coins.png")  # doctest: +SKIP
-    >>> image.pixels.dtype, image.is_gray  # doctest: +SKIP
-    (dtype('float32'), True)
+    >>> import maskcli
+    >>> from pathlib import Path
+    >>> image = read_image(Path(maskcli.__file__).parents[1] / "samples" / "coins.png")
+    >>> image.pixels.dtype, image.is_gray, image.bit_depth
+    (dtype('float32'), True, 8)
     """
     data = read_regular_file(path)
     return decode_image(data, max_pixels=max_pixels, gray=gray)

@@ -170,8 +170,10 @@ def walk_folder(root: Path, *, recursive: bool) -> Iterator[Source]:
 def expand_inputs(inputs: Iterable[str], *, recursive: bool = False) -> Iterator[Source]:
     """Files, folders, glob patterns and ``-`` to sources, in the order given.
 
-    >>> [s.relpath.name for s in expand_inputs(["samples/*.png"])]  # doctest: +SKIP
-    ['coins.png', ...]
+    >>> import maskcli
+    >>> samples = Path(maskcli.__file__).parents[1] / "samples"
+    >>> [s.relpath.name for s in expand_inputs([str(samples / "c*.png"), str(samples / "missing.png")])]
+    ['camera.png', 'cell.png', 'chelsea.png', 'coffee.png', 'coins.png', 'missing.png']
     """
     for raw in inputs:
         if raw == STDIN:

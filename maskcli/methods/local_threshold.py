@@ -127,6 +127,28 @@ class Niblack(LocalMethod):
 
     Bright objects: above m + k·s; dark objects: at or below m − k·s (scikit-image's ``threshold_niblack``).
 
+    Parameters
+    ----------
+    window : int
+        Odd side of the local window, in pixels.
+    k : float
+        Standard deviations past the local mean.
+    polarity, channel, sigma
+        As for every threshold method.
+
+    Returns
+    -------
+    Segmentation
+        From :meth:`compute`: the mask, with the mean threshold and the polarity among its facts.
+
+    References
+    ----------
+    .. [1] W. Niblack, *An Introduction to Digital Image Processing*, Prentice-Hall, 1986, pp. 115–116.
+    .. [2] J. Sauvola and M. Pietikäinen, "Adaptive Document Image Binarization", Pattern Recognition 33(2),
+       225–236, 2000 (which compares against Niblack's). https://doi.org/10.1016/S0031-3203(99)00055-2
+
+    Examples
+    --------
     >>> image = np.zeros((9, 9), np.float32); image[3:6, 3:6] = 1
     >>> Niblack(window=7, k=0.2).compute(image).mask[4].tolist()
     [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
@@ -157,6 +179,29 @@ class Sauvola(LocalMethod):
     That level is for dark objects (``skimage.filters.threshold_sauvola``); bright objects get the mirror image,
     1 − (1 − m)·(1 + k·(s / r − 1)).
 
+    Parameters
+    ----------
+    window : int
+        Odd side of the local window, in pixels.
+    k : float
+        How far the standard deviation pulls the level below the mean.
+    r : float
+        The dynamic range of the standard deviation.
+    polarity, channel, sigma
+        As for every threshold method.
+
+    Returns
+    -------
+    Segmentation
+        From :meth:`compute`: the mask, with the mean threshold and the polarity among its facts.
+
+    References
+    ----------
+    .. [1] J. Sauvola and M. Pietikäinen, "Adaptive Document Image Binarization", Pattern Recognition 33(2),
+       225–236, 2000. https://doi.org/10.1016/S0031-3203(99)00055-2
+
+    Examples
+    --------
     >>> page = np.full((20, 20), 0.9, np.float32); page[8:12, 3:17] = 0.2  # a dark stroke on paper
     >>> int(Sauvola(window=15, polarity="dark").compute(page).mask.sum())
     56

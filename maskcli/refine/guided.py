@@ -29,6 +29,32 @@ def guided_filter(mask: np.ndarray, image: np.ndarray, radius: int = 8, eps: flo
     images the coefficients are computed at 1/``scale`` resolution and upsampled (the *fast* guided filter, He &
     Sun 2015); by default ``scale`` keeps the long side near 1024 px.
 
+    Parameters
+    ----------
+    mask : ndarray
+        float32 H×W in [0, 1], the mask to filter.
+    image : ndarray
+        The guide: grey H×W or RGB H×W×3 in [0, 1] (resized to the mask's size if it differs).
+    radius : int
+        Window radius in pixels (at full resolution).
+    eps : float
+        Regularisation: larger keeps the mask smoother, smaller follows the image's edges more closely.
+    scale : int, optional
+        Subsampling factor of the fast guided filter; default: keep the long side near 1024 px.
+
+    Returns
+    -------
+    ndarray
+        float32 H×W in [0, 1].
+
+    References
+    ----------
+    .. [1] K. He, J. Sun and X. Tang, "Guided Image Filtering", IEEE TPAMI 35(6), 1397–1409, 2013.
+       https://doi.org/10.1109/TPAMI.2012.213
+
+    Examples
+    --------
+
     >>> image = np.zeros((8, 8), np.float32); image[:, 4:] = 1
     >>> blurry = np.clip(np.linspace(-0.5, 1.5, 8, dtype=np.float32), 0, 1)[None].repeat(8, 0)
     >>> [round(float(v), 1) for v in blurry[0]]
