@@ -7,11 +7,13 @@ errors to exit statuses: 0 all done, 1 some items failed, 2 usage error, 3 setup
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
 import time
-from typing import Annotated, Optional
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -46,17 +48,35 @@ def _root(
     """Make image segmentation masks (segment) and apply them (apply)."""
 
 
-def _register() -> None:
-    from maskcli.cli import apply, evaluate, export, methods, models, preview, segment
+def _interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The command, ending with status 130 and one line on Ctrl-C or SIGTERM (Click would print "Aborted!" and
+    exit 1). Batches report what they finished before this."""
 
-    app.command("segment", no_args_is_help=False)(segment.segment_command)
-    app.command("apply")(apply.apply_command)
+    @functools.wraps(command)
+    def interruptible(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            print("maskcli: interrupted", file=sys.stderr, flush=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return interruptible
+
+
+def _register() -> None:
+    from maskcli.cli import apply, evaluate, export, methods, models, preview, segment, train
+
+    app.command("segment", no_args_is_help=False)(_interruptible(segment.segment_command))
+    app.command("apply")(_interruptible(apply.apply_command))
     app.command("methods")(methods.methods_command)
     app.command("modes")(methods.modes_command)
+    for command in models.app.registered_commands:
+        command.callback = _interruptible(command.callback)  # type: ignore[arg-type]
     app.add_typer(models.app, name="models")
-    app.command("eval")(evaluate.eval_command)
-    app.command("preview")(preview.preview_command)
-    app.command("export")(export.export_command)
+    app.command("eval")(_interruptible(evaluate.eval_command))
+    app.command("preview")(_interruptible(preview.preview_command))
+    app.command("export")(_interruptible(export.export_command))
+    app.command("train")(_interruptible(train.train_command))
 
 
 _register()

@@ -3,8 +3,8 @@
 The first SIGINT (Ctrl-C) or SIGTERM stops maskcli within a second, with exit status 130 and never a traceback:
 
 * while the command starts (imports), nothing has been written: the process ends at once;
-* while a batch runs, the runner stops its workers and the batch's report names every file written;
-* at any other moment (reading options, loading a model), the command unwinds, removing any temp file.
+* afterwards it is a ``KeyboardInterrupt``: a running batch stops its workers and its report names every file
+  written; at any other moment (reading options, loading a model) the command unwinds, removing any temp file.
 
 A second signal ends the process at once.
 """
@@ -14,13 +14,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 EXIT_INTERRUPTED = 130
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_state = {"signals": 0, "ready": False, "in_run": False}
+_state = {"signals": 0, "ready": False}
 
 
 def _on_signal(signum: int, frame: object) -> None:
@@ -31,14 +29,12 @@ def _on_signal(signum: int, frame: object) -> None:
     encode = sys.modules.get("maskcli.io.encode")
     if encode is not None:
         encode.stop_writes()  # from now on nothing new appears on disk
-    if _state["in_run"]:
-        raise KeyboardInterrupt  # the runner's own stop: workers stopped, finished items reported
-    raise SystemExit(EXIT_INTERRUPTED)
+    raise KeyboardInterrupt  # a running batch answers it: workers stopped, finished items reported
 
 
 def install(*, ready: bool) -> dict[int, Any]:
     """Take SIGINT and SIGTERM; returns the handlers they had. ``ready``: start-up is over."""
-    _state.update(signals=0, ready=ready, in_run=False)
+    _state.update(signals=0, ready=ready)
     previous = {}
     for number in _SIGNALS:
         previous[number] = signal.getsignal(number)
@@ -55,16 +51,6 @@ def restore(previous: dict[int, Any]) -> None:
 def interrupted() -> bool:
     """Whether a signal came during this command."""
     return bool(_state["signals"])
-
-
-@contextmanager
-def batch_running() -> Iterator[None]:
-    """While a batch runs, a signal becomes the ``KeyboardInterrupt`` the runner answers."""
-    _state["in_run"] = True
-    try:
-        yield
-    finally:
-        _state["in_run"] = False
 
 
 def main() -> None:

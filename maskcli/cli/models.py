@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -49,13 +50,18 @@ def models_command(ctx: typer.Context) -> None:
 
 
 @app.command("info")
-def info_command(name: Annotated[str, typer.Argument(help="The model's name.")]) -> None:
-    """Show everything known about one model, and where its weights are (or would be) cached."""
+def info_command(name: Annotated[str, typer.Argument(help="The model's name, or a checkpoint file written by "
+                                                      "`maskcli train`.")]) -> None:
+    """Show everything known about one model, and where its weights are (or would be) cached; for a checkpoint
+    file, the metadata its training saved."""
     from rich.console import Console
     from rich.table import Table
 
     from maskcli.cnn import specs, weights
 
+    if name not in specs.SPECS and Path(name).is_file():
+        _checkpoint_info(Path(name))
+        return
     spec = specs.get(name)
     rows = []
     for field in dataclasses.fields(spec):
@@ -77,6 +83,30 @@ def info_command(name: Annotated[str, typer.Argument(help="The model's name.")])
     table.add_column("value", overflow="fold")
     for field_name, value in rows:
         table.add_row(field_name, value)
+    Console().print(table)
+
+
+def _checkpoint_info(path: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from maskcli.cnn import weights
+    from maskcli.errors import WeightsUnavailable
+
+    meta = weights.checkpoint_meta(path)
+    if meta is None:
+        raise WeightsUnavailable(f"{path} is not a checkpoint written by `maskcli train` (model names: "
+                                 f"`maskcli models`)")
+    table = Table(title=f"checkpoint {path}", title_justify="left", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in meta.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            value = ", ".join(str(v) for v in value)
+        table.add_row(key, str(value))
+    table.add_row("use it", f"maskcli segment IMAGES -o MASKS --model {meta.get('base_model')} --weights {path}")
     Console().print(table)
 
 

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Optional
 import typer
 
 from maskcli.cli import common as c
-from maskcli.cli.entry import batch_running
 from maskcli.cli.report import Reporter
 from maskcli.errors import MaskcliError, OptionError
 from maskcli.io import DEFAULT_MAX_PIXELS
@@ -137,9 +136,8 @@ def drive(items: Any, job: Any, *, jobs: int | None, unordered: bool, fail_fast:
     reporter = Reporter(json_records=json_records, quiet=quiet)
     results = run(items, job, jobs=jobs, ordered=not unordered, fail_fast=fail_fast)
     try:
-        with batch_running():
-            for result in results:
-                reporter.result(result)
+        for result in results:
+            reporter.result(result)
     except KeyboardInterrupt as stop:
         finished = getattr(stop, "finished", None)
         if finished is None:  # it came while reporting: the runner stops its workers and says what finished

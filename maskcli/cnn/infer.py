@@ -56,6 +56,17 @@ def build_model(spec: ModelSpec, path: Union[str, Path]) -> nn.Module:
     WeightsUnavailable
         The file cannot be read, or holds another architecture (missing, unexpected or mis-shaped tensors).
     """
+    if spec.builder == "onnx-graph":
+        from maskcli.cnn.models.onnx_graph import OnnxGraph
+
+        return OnnxGraph(path, spec.name).eval()
+    from maskcli.cnn.weights import load_state, read_checkpoint
+
+    checkpoint = read_checkpoint(path)
+    if checkpoint is not None:  # fine-tuned by `maskcli train`
+        from maskcli.cnn.training import model_from_checkpoint
+
+        return model_from_checkpoint(spec, checkpoint, path).eval()
     if spec.weights_format == "onnx":
         from maskcli.cnn.models import u2net
 
@@ -79,19 +90,7 @@ def build_model(spec: ModelSpec, path: Union[str, Path]) -> nn.Module:
     if not isinstance(state, dict):
         raise WeightsUnavailable(f"{path} is not a state dict (it holds a {type(state).__name__})")
     state = {k: v for k, v in state.items() if not k.startswith("aux_classifier.")}
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    misshaped = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or misshaped:
-        details = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)):
-            if keys:
-                details.append(f"{len(keys)} {label} (e.g. {keys[0]})")
-        raise WeightsUnavailable(f"{path} does not hold the weights of {spec.name} ({spec.builder}, "
-                                 f"{len(spec.categories)} classes): {'; '.join(details)}")
-    model.load_state_dict(state)
-    return model.eval()
+    return load_state(model, state, path, f"{spec.name} ({spec.builder}, {len(spec.categories)} classes)").eval()
 
 
 def _input_size(spec: ModelSpec, height: int, width: int) -> tuple[int, int]:
@@ -124,7 +123,7 @@ class Segmenter:
         self.classes = list(classes) or [i for i, c in enumerate(spec.categories) if c != "__background__"]
         self.device = torch.device(self.plan.device)
         self.model = model.to(self.device)
-        if self.plan.channels_last:
+        if self.plan.channels_last and spec.builder != "onnx-graph":
             self.model = self.model.to(memory_format=torch.channels_last)
         self._mean = np.asarray(spec.mean, np.float32)
         self._std = np.asarray(spec.std, np.float32)
@@ -156,6 +155,8 @@ class Segmenter:
             out = self.model(batch)
             if self.spec.kind == "salient":
                 fused = out[:, 0].float()
+                if self.spec.logits:
+                    fused = torch.sigmoid(fused)
                 low = fused.amin(dim=(1, 2), keepdim=True)
                 high = fused.amax(dim=(1, 2), keepdim=True)
                 # The reference post-processing: the fused map stretched to [0, 1] per image.

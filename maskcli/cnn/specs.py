@@ -47,7 +47,9 @@ class ModelSpec:
         ``salient``: one class-agnostic foreground map (the main subject). ``semantic``: scores over
         ``categories``, of which ``--classes`` picks the foreground.
     builder : str
-        The architecture: a function of :mod:`maskcli.cnn.models.u2net` or of ``torchvision.models.segmentation``.
+        The architecture: a function of :mod:`maskcli.cnn.models.u2net` or of ``torchvision.models.segmentation``;
+        ``onnx-graph``: none, the ONNX file runs as it is under onnxruntime
+        (:mod:`maskcli.cnn.models.onnx_graph`, the ``[onnx]`` extra).
     weights_format : {"onnx", "state_dict"}
         How the weights file stores its tensors.
     url, filename : str
@@ -72,9 +74,15 @@ class ModelSpec:
         How the image is resized to the input: ``lanczos`` as the U²-Net reference (rembg resizes with PIL's
         LANCZOS; on weizmann_horses cv2's Lanczos scores mean IoU 0.890 against 0.885 for INTER_AREA and 0.876
         for bilinear), ``area`` for torchvision's antialiased bilinear resize.
+    logits : bool
+        Salient models: the first output is a logit map (a sigmoid makes it a probability before the min-max
+        stretch), as BiRefNet's ONNX exports are; U²-Net and ISNet end in a sigmoid already.
     bundled : bool
         The weights file ships inside the package (``maskcli/cnn/weights_data/``), so the model works with no
         network and no cache; the resolver checks it against ``sha256`` like a download.
+    measured : bool
+        Whether maskcli's own benchmarks have scored this model's published weights (``accuracy`` says where);
+        otherwise ``accuracy`` quotes the publisher.
     """
 
     name: str
@@ -99,7 +107,9 @@ class ModelSpec:
     params_millions: Optional[float] = None
     summary: str = ""
     source: str = ""
+    logits: bool = False
     bundled: bool = False
+    measured: bool = False
 
     @property
     def foreground_classes(self) -> tuple[str, ...]:
@@ -141,6 +151,15 @@ def _tv(name: str, filename: str, builder: str, **fields: object) -> ModelSpec:
                      source=f"torchvision.models.segmentation.{builder}, COCO_WITH_VOC_LABELS_V1", **fields)  # type: ignore[arg-type]
 
 
+def _graph(name: str, filename: str, **fields: object) -> ModelSpec:
+    # An ONNX export run as it is by onnxruntime (the ``[onnx]`` extra): no torch architecture is needed, so any
+    # export works. Pre-processing as the publisher of the export (rembg) runs it: Lanczos to a 1024² square,
+    # divided by the image's maximum, then the spec's mean and std.
+    return ModelSpec(name=name, kind="salient", builder="onnx-graph", weights_format="onnx", url=_REMBG + filename,
+                     filename=filename, sha256=None, size_bytes=None, input_size=1024, scale_by_max=True,
+                     interpolation="lanczos", **fields)  # type: ignore[arg-type]
+
+
 SPECS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
@@ -149,7 +168,7 @@ SPECS: dict[str, ModelSpec] = {
             md5="8e83ca70e441ab06c318d82300c84806", size_bytes=4_574_861, size_mb=4.6,
             accuracy="mean IoU 0.89 on weizmann_horses (measured, benchmarks/results/cnn.md); "
                      "DUTS-TE max F 0.848 (paper)",
-            gflops=19.76, params_millions=1.13, bundled=True,
+            gflops=19.76, params_millions=1.13, bundled=True, measured=True,
             summary="U²-Net-P: small class-agnostic salient-object model (the main subject); the default, "
                     "shipped inside the package."),
         _u2("u2net", "u2net.onnx", "u2net", sha256=None, md5="60024c5c889badc19c04ad937298a77b",
@@ -160,6 +179,30 @@ SPECS: dict[str, ModelSpec] = {
             md5="c09ddc2e0104f800e3e1bb4652583d1f", size_bytes=None, size_mb=176.0,
             accuracy="no published benchmark", gflops=58.6, params_millions=43.98,
             summary="U²-Net fine-tuned for human segmentation (people only)."),
+        _graph("isnet-general-use", "isnet-general-use.onnx", md5="fc16ebd8b0c10d971d3513d564d01e29",
+               size_mb=179.0, mean=(0.5, 0.5, 0.5), std=(1.0, 1.0, 1.0),
+               licence="Apache-2.0 (code and weights of github.com/xuebinqin/DIS); trained on DIS5K, whose "
+                       "terms of use allow research and non-commercial use of the data",
+               accuracy="not measured here (weights not downloadable in our test environment); DIS5K results "
+                        "in Qin et al., ECCV 2022",
+               source="Qin et al., Highly Accurate Dichotomous Image Segmentation (IS-Net), ECCV 2022; "
+                      "isnet-general-use weights, ONNX export published by rembg (md5 as rembg checks it)",
+               summary="ISNet general use: dichotomous segmentation, finer edges than U²-Net; 1024² input."),
+        _graph("birefnet-general", "BiRefNet-general-epoch_244.onnx", md5="7a35a0141cbbc80de11d9c9a28f52697",
+               size_mb=973.0, logits=True, licence="MIT (github.com/ZhengPeng7/BiRefNet)",
+               accuracy="not measured here (weights not downloadable in our test environment); DIS5K, HRSOD "
+                        "and COD results in Zheng et al., CAAI AIR 2024",
+               source="Zheng et al., Bilateral Reference for High-Resolution Dichotomous Image Segmentation, "
+                      "CAAI AIR 2024; general-use weights (epoch 244), ONNX export published by rembg",
+               summary="BiRefNet general (Swin-L): the strongest open salient/dichotomous model here; slow on "
+                       "CPU, 1024² input."),
+        _graph("birefnet-general-lite", "BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx",
+               md5="4fab47adc4ff364be1713e97b7e66334", size_mb=224.0, logits=True,
+               licence="MIT (github.com/ZhengPeng7/BiRefNet)",
+               accuracy="not measured here (weights not downloadable in our test environment)",
+               source="Zheng et al., BiRefNet, CAAI AIR 2024; general-use weights with the Swin-T backbone "
+                      "(epoch 232), ONNX export published by rembg",
+               summary="BiRefNet general lite (Swin-T): BiRefNet at a quarter of the size; 1024² input."),
         _tv("lraspp-mobilenet-v3", "lraspp_mobilenet_v3_large-d234d4ea.pth", "lraspp_mobilenet_v3_large",
             size_mb=12.49, gflops=2.086, params_millions=3.22,
             accuracy="COCO-val2017-VOC-labels mIoU 57.9, pixel accuracy 91.2 (torchvision)",

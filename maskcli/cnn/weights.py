@@ -38,7 +38,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Optional, Union
+from typing import Any, BinaryIO, Optional, Union
 
 from maskcli.cnn.specs import ModelSpec
 from maskcli.errors import WeightsUnavailable
@@ -267,3 +267,119 @@ def resolve(spec: ModelSpec, weights: Union[str, Path, None] = None, *, offline:
     if offline_mode() if offline is None else offline:
         raise _unavailable(spec, "downloads are off (MASKCLI_OFFLINE is set)")
     return download(spec, progress=progress, fetch=fetch)
+
+
+# --- Fine-tuned checkpoints (``maskcli train``) --------------------------------------------------------------------
+#
+# A checkpoint is a torch file holding a plain dict: ``format`` (CHECKPOINT_FORMAT), ``model`` (the state dict) and
+# ``meta`` (base model, training size, normalisation, threshold, data fingerprint, scores, maskcli version). It is
+# read with ``weights_only=True``, so loading one never runs code from the file.
+
+#: The value of a checkpoint's ``format`` key.
+CHECKPOINT_FORMAT = "maskcli-checkpoint/1"
+#: The spec fields a checkpoint's ``meta`` may override: the pre-processing the model was trained with.
+_PREPROCESSING = ("input_size", "mean", "std", "scale_by_max", "interpolation")
+
+
+def _torch_file(path: Path) -> bool:
+    # torch.save writes a zip archive; reading four bytes tells it from an ONNX protobuf without importing torch.
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
+def read_checkpoint(path: Union[str, Path]) -> Optional[dict]:
+    """The checkpoint dict in ``path``, or None when the file is not a maskcli checkpoint (an ONNX file, a plain
+    torch state dict).
+
+    Raises
+    ------
+    WeightsUnavailable
+        The file looks like a torch file but cannot be read.
+    """
+    path = Path(path)
+    if not _torch_file(path):
+        return None
+    import torch
+
+    try:
+        content = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:  # zip, pickle and OS errors alike: a damaged file
+        raise WeightsUnavailable(f"cannot read {path}: {type(error).__name__}: {error}") from None
+    if isinstance(content, dict) and content.get("format") == CHECKPOINT_FORMAT:
+        return content
+    return None
+
+
+def checkpoint_meta(path: Union[str, Path]) -> Optional[dict]:
+    """The ``meta`` dict of a maskcli checkpoint, or None for any other weights file."""
+    content = read_checkpoint(path)
+    return None if content is None else dict(content.get("meta", {}))
+
+
+def spec_for_weights(spec: ModelSpec, path: Union[str, Path]) -> ModelSpec:
+    """``spec`` as the weights in ``path`` need it: a fine-tuned checkpoint brings its own pre-processing
+    (training size, normalisation); any other file leaves the spec as it is.
+
+    Raises
+    ------
+    WeightsUnavailable
+        The checkpoint was fine-tuned from another architecture than ``spec``'s (one line, naming both).
+    """
+    meta = checkpoint_meta(path)
+    if meta is None:
+        return spec
+    check_architecture(spec, meta, path)
+    changes = {key: tuple(meta[key]) if isinstance(meta[key], list) else meta[key]
+               for key in _PREPROCESSING if key in meta}
+    import dataclasses
+
+    return dataclasses.replace(spec, **changes)
+
+
+def check_architecture(spec: ModelSpec, meta: dict, path: Union[str, Path]) -> None:
+    """Refuse a checkpoint whose architecture is not ``spec``'s, in one line."""
+    builder = meta.get("builder")
+    if builder != spec.builder:
+        base = meta.get("base_model", "another model")
+        raise WeightsUnavailable(f"{path} was fine-tuned from {base} (architecture {builder}), not {spec.name} "
+                                 f"(architecture {spec.builder}); pass --model {base}")
+
+
+def load_state(model: Any, state: Any, path: Union[str, Path], label: str) -> Any:
+    """Load a state dict into a torch ``model`` after checking that every tensor is there with its shape.
+
+    Raises
+    ------
+    WeightsUnavailable
+        Missing, unexpected or mis-shaped tensors: the file holds another architecture (``label`` names this one).
+    """
+    if not isinstance(state, dict):
+        raise WeightsUnavailable(f"{path} is not a state dict (it holds a {type(state).__name__})")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshaped = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or misshaped:
+        details = [f"{len(keys)} {kind} (e.g. {keys[0]})" for kind, keys in
+                   (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)) if keys]
+        raise WeightsUnavailable(f"{path} does not hold the weights of {label}: {'; '.join(details)}")
+    model.load_state_dict(state)
+    return model
+
+
+def save_checkpoint(path: Union[str, Path], content: dict) -> Path:
+    """Write a torch file atomically (:func:`maskcli.io.encode.write_atomic`: a temporary file in the destination
+    folder, renamed into place), so an interrupted save never leaves a half-written checkpoint."""
+    import io
+
+    import torch
+
+    from maskcli.io.encode import write_atomic
+
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    write_atomic(path, buffer.getvalue())
+    return Path(path)

@@ -200,7 +200,9 @@ class ProcessPool:
         def take(item: Item) -> tuple[Item, futures.Future[Result]]:
             if not needs_work(item):  # nothing to compute: answer without a round trip
                 return item, _done(process_item(job, item))
-            return item, pool.submit(_worker_process, item)
+            future = pool.submit(_worker_process, item)
+            future.destination_before = _file_identity(item.destination)  # type: ignore[attr-defined]
+            return item, future
 
         try:
             exhausted = False
@@ -247,7 +249,28 @@ def _stop_workers(pool: futures.ProcessPoolExecutor, pending: Iterable[tuple[Ite
     for process in processes:
         with contextlib.suppress(OSError, AttributeError):
             process.kill()
-    return finished_results(entries)
+    for process in processes:
+        process.join(GRACE_S)
+    finished = finished_results(entries)
+    # A worker may have renamed its output into place and been stopped before its result came back (a loaded
+    # machine): its destination changed since the item was sent, so it is reported as written all the same.
+    for item, future in entries:
+        if not future.done() and item.destination is not None:
+            if _file_identity(item.destination) not in (None, getattr(future, "destination_before", None)):
+                finished.append(Result(item.index, item.name, str(item.destination), "written",
+                                       relpath=item.source.relpath.as_posix()))
+    return sorted(finished, key=lambda result: result.index)
+
+
+def _file_identity(path: Any) -> tuple[int, int, int] | None:
+    """What tells one version of a file from the next: inode, size and modification time."""
+    if path is None:
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns
 
 
 def _outcome(item: Item, future: futures.Future[Result]) -> Result:

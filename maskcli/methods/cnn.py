@@ -70,6 +70,8 @@ class CNN(Method):
         if self.batch_size == 0:
             self.batch_size = AUTO_BATCH["cuda" if self._plan.is_cuda else "cpu"]
         self._path = weights.resolve(self._spec, self.weights)
+        # A fine-tuned checkpoint carries its training size and normalisation; another architecture stops here.
+        self._spec = weights.spec_for_weights(self._spec, self._path)
 
     def _segmenter(self) -> Any:
         from maskcli.cnn.infer import segmenter

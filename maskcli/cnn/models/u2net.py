@@ -149,6 +149,14 @@ class U2Net(nn.Module):
         self.outconv = nn.Conv2d(len(config["side"]), 1, 1)
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, tuple[torch.Tensor, ...]]:
+        fused, *sides = self.logits(x)
+        if self.side_outputs:
+            return (torch.sigmoid(fused), *(torch.sigmoid(s) for s in sides))
+        return torch.sigmoid(fused)
+
+    def logits(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The fused map d0 and the six side maps before the sigmoid (training takes its losses on these, where
+        binary cross-entropy is exact and safe under mixed precision)."""
         features = []
         h = x
         for i, stage in enumerate(self.encoder):
@@ -165,10 +173,7 @@ class U2Net(nn.Module):
         decoded.reverse()  # finest first: stage1d, stage2d, ..., stage6
         sides = [conv(feature) for conv, feature in zip(self.side, decoded)]
         sides = [sides[0]] + [_upsample_like(s, sides[0]) for s in sides[1:]]
-        fused = torch.sigmoid(self.outconv(torch.cat(sides, 1)))
-        if self.side_outputs:
-            return (fused, *(torch.sigmoid(s) for s in sides))
-        return fused
+        return (self.outconv(torch.cat(sides, 1)), *sides)
 
 
 def u2netp() -> U2Net:

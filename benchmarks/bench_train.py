@@ -1,0 +1,143 @@
+"""Fine-tuning benchmark: ``maskcli train`` on the shared evaluation sets, as a user would run it.
+
+For each set, a fixed random split (seed 0) is linked into a scratch folder, ``maskcli train`` runs on it as a
+subprocess with ``--json``, and the report gives the validation score of the starting (pretrained) model and of the
+fine-tuned one, the epochs, the wall-clock and CPU time, and the measured training time per image. A second
+section times one training step (forward, backward, update) per image against one inference forward pass per
+image, interleaved, as a ratio, at the training crop and at the full input.
+
+Run::
+
+    python benchmarks/bench_train.py --sets fluo_nuclei,weizmann_horses,isbi2012_em --out benchmarks/results/train.md
+
+The weights come from ``$MASKCLI_HOME/models`` (or ``--weights``: the U²-Net-P ONNX file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_report  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+#: Per set: (training pairs, validation pairs, extra ``maskcli train`` flags, target).
+RUNS = {
+    "fluo_nuclei": (20, 8, ["--flips", "hv", "--size", "448", "--lr", "5e-4", "--epochs", "10"],
+                    "val IoU >= 0.80"),
+    "weizmann_horses": (80, 20, ["--lr", "5e-5", "--epochs", "3", "--patience", "2"],
+                        "val IoU above the pretrained model's"),
+    "isbi2012_em": (20, 10, ["--flips", "hv", "--both-classes", "--size", "512", "--lr", "5e-4", "--epochs", "10"],
+                    "val IoU (both classes) >= 0.75"),
+}
+
+
+def _split(name: str, train: int, val: int, root: Path) -> None:
+    images = sorted((DATA / name / "images").iterdir())
+    random.Random(0).shuffle(images)
+    for role, chosen in (("train", images[:train]), ("val", images[train:train + val])):
+        for image in chosen:
+            for kind, path in (("images", image), ("masks", DATA / name / "masks" / f"{image.stem}.png")):
+                folder = root / role / kind
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / path.name).symlink_to(path)
+
+
+def _train(name: str, flags: list[str], weights: str | None) -> dict:
+    train, val, extra, target = RUNS[name]
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        _split(name, train, val, root)
+        command = [sys.executable, "-m", "maskcli", "train", str(root / "train/images"), str(root / "train/masks"),
+                   "-o", str(root / "model.pt"), "--val-images", str(root / "val/images"), "--val-masks",
+                   str(root / "val/masks"), "--json", "--quiet", *extra, *flags]
+        if weights:
+            command += ["--weights", weights]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load = os.getloadavg()[0]
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode:
+            raise SystemExit(f"{name}: maskcli train failed ({done.returncode}): {done.stderr}")
+        records = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    summary = records[-1]
+    epochs = [r for r in records[:-1] if r.get("epoch")]
+    per_image = [r["seconds_per_image"] for r in epochs]
+    key = "iou_both" if "--both-classes" in extra else "iou"
+    return {"name": name, "train": train, "val": val, "flags": " ".join(extra + flags), "target": target, "key": key,
+            "start": summary["start"][key], "best": summary["best"][key], "best_epoch": summary["best_epoch"],
+            "epochs_run": summary["epochs_run"], "wall": wall,
+            "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+            "per_image": sorted(per_image)[len(per_image) // 2] if per_image else float("nan"),
+            "load": (load, os.getloadavg()[0])}
+
+
+def _step_ratio(crops: list[int], rounds: int) -> list[str]:
+    """Training step vs inference forward, per image, interleaved; CPU seconds too (the machine is shared)."""
+    import torch
+
+    from maskcli.cnn import specs, training
+    from maskcli.cnn.device import resolve
+
+    spec, plan = specs.get("u2netp"), resolve("cpu")
+    model = training.new_model(spec).eval().to(memory_format=torch.channels_last)
+    lines = ["| input | train step s/img (wall) | inference s/img (wall) | ratio | train CPU-s/img | infer CPU-s/img |",
+             "|---|---|---|---|---|---|"]
+    for crop in crops:
+        train_wall, infer_wall, train_cpu, infer_cpu = [], [], [], []
+        batch = torch.rand(4, 3, crop, crop).contiguous(memory_format=torch.channels_last)
+        for _ in range(rounds):
+            cpu, wall = time.process_time(), time.perf_counter()
+            train_wall.append(training.forward_backward_seconds(spec, plan, crop, 4, 1, repeats=1))
+            train_cpu.append((time.process_time() - cpu) / 8)  # warm-up and one timed step of 4 images
+            cpu, wall = time.process_time(), time.perf_counter()
+            with torch.inference_mode():
+                model(batch)
+            infer_wall.append((time.perf_counter() - wall) / 4)
+            infer_cpu.append((time.process_time() - cpu) / 4)
+        t, i = min(train_wall), min(infer_wall)
+        lines.append(f"| {crop}×{crop} | {t:.3f} | {i:.3f} | {t / i:.1f} | {min(train_cpu):.3f} | "
+                     f"{min(infer_cpu):.3f} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", default=",".join(RUNS))
+    parser.add_argument("--weights", default=None, help="The U²-Net-P ONNX file (default: the cache).")
+    parser.add_argument("--flags", default="", help="Extra flags for every run, e.g. '--device cuda'.")
+    parser.add_argument("--step-rounds", type=int, default=2, help="Rounds of the step timing (0: skip it).")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    lines = ["# maskcli train: fine-tuning U²-Net-P on the evaluation sets", "",
+             f"Machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start (shared with "
+             f"other work: wall times vary with the load; CPU time varies less).", "",
+             "| set | train/val | flags | start | fine-tuned | best epoch / run | wall s | CPU s | train s/img | "
+             "load start→end | target |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name in [s for s in args.sets.split(",") if s]:
+        row = _train(name, args.flags.split(), args.weights)
+        print(row, flush=True)
+        lines.append(f"| {name} ({row['key']}) | {row['train']}/{row['val']} | `{row['flags']}` | {row['start']:.4f} | "
+                     f"{row['best']:.4f} | {row['best_epoch']} / {row['epochs_run']} | {row['wall']:.0f} | "
+                     f"{row['cpu']:.0f} | {row['per_image']:.2f} | {row['load'][0]:.1f}→{row['load'][1]:.1f} | "
+                     f"{row['target']} |")
+    if args.step_rounds:
+        lines += ["", "## One training step against one inference pass (batch 4, first encoder stage fixed)", ""]
+        lines += _step_ratio([192, 320], args.step_rounds)
+    write_report(lines, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,315 @@
+"""The torch side of fine-tuning (:mod:`maskcli.train` is the public, torch-free side).
+
+What happens in one run:
+
+* every training pair is resized once to the model's square input (``size``, the same resize and scaling as
+  inference), then each step draws an augmented ``crop``×``crop`` patch from it with torchvision's v2 transforms:
+  a random resized crop around the inference scale, flips, colour jitter; image and
+  :class:`~torchvision.tv_tensors.Mask` go through the same geometric transform, the jitter touches the image only;
+* the loss is the U²-Net paper's deep supervision (binary cross-entropy on the fused map and on the six side maps,
+  on logits) plus a soft IoU term on the fused map, which pulls the thresholded mask towards the IoU it is scored on;
+* after each epoch the validation images go through :class:`~maskcli.cnn.infer.Segmenter` at full size, exactly as
+  ``maskcli segment`` runs them, and are scored with :func:`maskcli.metrics.score`; the best epoch is written
+  atomically, and the run stops early when the score has not improved for ``patience`` epochs;
+* a resume file beside the checkpoint holds the last epoch's weights, optimiser and counters; Ctrl-C writes it and
+  raises :class:`maskcli.train.Interrupted`.
+
+The module is the same :mod:`maskcli.cnn.models.u2net` inference builds; training only asks it for logits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from maskcli.cnn.device import DevicePlan
+from maskcli.cnn.specs import ModelSpec
+from maskcli.cnn.weights import CHECKPOINT_FORMAT, check_architecture, load_state, save_checkpoint
+from maskcli.errors import SetupError
+
+#: The value of a resume file's ``format`` key.
+RESUME_FORMAT = "maskcli-resume/1"
+
+
+def new_model(spec: ModelSpec) -> nn.Module:
+    """An untrained module of ``spec``'s U²-Net architecture (the module inference runs)."""
+    from maskcli.cnn.models import u2net
+
+    return getattr(u2net, spec.builder)()
+
+
+def model_from_checkpoint(spec: ModelSpec, checkpoint: dict, path: Union[str, Path]) -> nn.Module:
+    """The fine-tuned model a checkpoint holds, checked against ``spec``'s architecture."""
+    check_architecture(spec, checkpoint.get("meta", {}), path)
+    return load_state(new_model(spec), checkpoint.get("model"), path, f"{spec.name} ({spec.builder})")
+
+
+def start_model(spec: ModelSpec, path: Union[str, Path]) -> nn.Module:
+    """The model fine-tuning starts from: the pretrained file, or an earlier checkpoint."""
+    from maskcli.cnn.infer import build_model
+
+    return build_model(spec, path)
+
+
+def _resize(spec: ModelSpec, image: np.ndarray, size: int) -> np.ndarray:
+    """The image as inference prepares it (square ``size``, the spec's resize and scaling), still in [0, 1]."""
+    rgb = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
+    rgb = np.ascontiguousarray(rgb[:, :, :3], dtype=np.float32)
+    flag = cv2.INTER_LANCZOS4 if spec.interpolation == "lanczos" else cv2.INTER_AREA
+    resized = np.clip(cv2.resize(rgb, (size, size), interpolation=flag), 0.0, 1.0)
+    if spec.scale_by_max:
+        resized = resized / max(float(resized.max()), 1e-6)
+    return resized
+
+
+@dataclasses.dataclass
+class Loop:
+    """One fine-tuning run's fixed inputs (built by :func:`maskcli.train.fine_tune`)."""
+
+    spec: ModelSpec
+    plan: DevicePlan
+    size: int
+    crop: int
+    epochs: int
+    patience: int
+    lr: float
+    batch_size: int
+    freeze: int
+    flips: str
+    seed: int
+    score_key: str
+    train_images: Sequence[np.ndarray]
+    train_masks: Sequence[np.ndarray]
+    val_images: Sequence[np.ndarray]
+    val_masks: Sequence[np.ndarray]
+    start_weights: Path
+    output: Path
+    resume_path: Path
+    resume: bool
+    meta: dict[str, Any]
+    on_event: Callable[[Any], None]
+
+
+def _augmenter(loop: Loop) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    # Crops around the scale inference sees: a crop×crop patch of the size×size image covers (crop/size)² of it.
+    native = (loop.crop / loop.size) ** 2
+    geometric: list[Any] = [v2.RandomResizedCrop(loop.crop, scale=(min(1.0, native * 0.5), min(1.0, native * 2.0)),
+                                                 ratio=(3 / 4, 4 / 3), antialias=True)]
+    if "h" in loop.flips:
+        geometric.append(v2.RandomHorizontalFlip())
+    if "v" in loop.flips:
+        geometric.append(v2.RandomVerticalFlip())
+    shape = v2.Compose(geometric)
+    colour = v2.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.2, hue=0.02)
+
+    def augment(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = shape(tv_tensors.Image(image), tv_tensors.Mask(mask))
+        return colour(image).clamp_(0.0, 1.0).as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+
+    return augment
+
+
+def _loss(outputs: Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    """Deep supervision (BCE on the fused and the six side logits, as the U²-Net paper) plus a soft IoU term."""
+    outputs = [o.float() for o in outputs]
+    bce = sum(F.binary_cross_entropy_with_logits(o, target) for o in outputs)
+    fused = torch.sigmoid(outputs[0])
+    intersection = (fused * target).sum(dim=(1, 2, 3))
+    union = (fused + target - fused * target).sum(dim=(1, 2, 3))
+    return bce + (1.0 - (intersection + 1.0) / (union + 1.0)).mean()  # type: ignore[return-value]
+
+
+def _freeze(model: nn.Module, stages: int) -> list[nn.Parameter]:
+    """Fix the first ``stages`` encoder stages; the rest trains. Returns the trainable parameters."""
+    for index, stage in enumerate(model.encoder):  # type: ignore[union-attr]
+        for parameter in stage.parameters():
+            parameter.requires_grad_(index >= stages)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    # Contiguous fp32 CPU copies: a checkpoint loads on any device and in any memory format.
+    return {k: v.detach().to("cpu", torch.float32).contiguous().clone() for k, v in model.state_dict().items()}
+
+
+class _Validator:
+    """Scores the model on the validation pairs exactly as ``maskcli segment`` would run it."""
+
+    def __init__(self, loop: Loop, model: nn.Module) -> None:
+        from maskcli.cnn.infer import Segmenter
+
+        self.loop = loop
+        spec = dataclasses.replace(loop.spec, input_size=loop.size)
+        self.segmenter = Segmenter(spec, model, loop.plan)
+
+    def __call__(self) -> dict[str, float]:
+        from maskcli.metrics import score
+
+        rows = []
+        for image, truth in zip(self.loop.val_images, self.loop.val_masks):
+            (mask,) = self.segmenter.predict([image])
+            rows.append(score(mask, truth, level=0.5))
+        return {key: float(np.mean([row[key] for row in rows])) for key in ("iou", "dice", "iou_both")}
+
+
+def run(loop: Loop) -> dict[str, Any]:
+    """Fine-tune and return the summary the library wraps into a :class:`maskcli.train.TrainResult`."""
+    from maskcli.train import EpochRecord, Interrupted, StepEvent
+
+    torch.manual_seed(loop.seed)
+    device = torch.device(loop.plan.device)
+    model = start_model(loop.spec, loop.start_weights)
+    validate = _Validator(loop, model)  # moves the model to the device, in the plan's memory format
+    model = validate.segmenter.model
+    trainable = _freeze(model, loop.freeze)
+    optimiser = torch.optim.Adam(trainable, lr=loop.lr)
+    use_amp = loop.plan.is_cuda
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    augment = _augmenter(loop)
+    mean = torch.tensor(loop.spec.mean).view(1, 3, 1, 1)
+    std = torch.tensor(loop.spec.std).view(1, 3, 1, 1)
+    images = [torch.from_numpy(_resize(loop.spec, image, loop.size).transpose(2, 0, 1).copy())
+              for image in loop.train_images]
+    masks = [torch.from_numpy(cv2.resize(mask, (loop.size, loop.size), interpolation=cv2.INTER_AREA))[None]
+             for mask in loop.train_masks]
+    order_rng = torch.Generator().manual_seed(loop.seed)
+
+    history: list[dict[str, Any]] = []
+    epoch = 0
+    stale = 0
+    if loop.resume:
+        state = torch.load(str(loop.resume_path), map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
+            raise SetupError(f"{loop.resume_path} is not a maskcli resume file")
+        if state["meta"].get("data_fingerprint") != loop.meta["data_fingerprint"]:
+            raise SetupError(f"{loop.resume_path} was written for other training data (fingerprint "
+                             f"{state['meta'].get('data_fingerprint')}, now {loop.meta['data_fingerprint']}); "
+                             f"start afresh without resuming")
+        check_architecture(loop.spec, state["meta"], loop.resume_path)
+        load_state(model, state["model"], loop.resume_path, loop.spec.name)
+        optimiser.load_state_dict(state["optimiser"])
+        epoch, stale, history = state["epoch"], state["stale"], list(state["history"])
+        best, best_state, best_epoch = state["best"], state["best_state"], state["best_epoch"]
+        start_scores = state["start_scores"]
+        torch.set_rng_state(state["rng"])
+        order_rng.set_state(state["order_rng"])
+    else:
+        start_scores = validate()
+        best, best_state, best_epoch = start_scores, _state(model), 0
+        record = EpochRecord(0, loop.epochs, None, start_scores, 0.0, None, True)
+        history.append(record.as_dict())
+        loop.on_event(record)
+
+    def save_best() -> None:
+        meta = dict(loop.meta, start_scores=start_scores, val_scores=best, best_epoch=best_epoch,
+                    epochs_run=epoch, created=datetime.datetime.now(datetime.timezone.utc).isoformat(
+                        timespec="seconds"))
+        save_checkpoint(loop.output, {"format": CHECKPOINT_FORMAT, "model": best_state, "meta": meta})
+
+    def save_resume() -> None:
+        save_checkpoint(loop.resume_path, {
+            "format": RESUME_FORMAT, "meta": loop.meta, "model": _state(model),
+            "optimiser": optimiser.state_dict(), "epoch": epoch, "stale": stale, "history": history,
+            "best": best, "best_state": best_state, "best_epoch": best_epoch, "start_scores": start_scores,
+            "rng": torch.get_rng_state(), "order_rng": order_rng.get_state(),
+        })
+
+    if not loop.resume:
+        save_best()
+    stopped = "epochs"
+    try:
+        while epoch < loop.epochs:
+            if stale >= loop.patience:
+                stopped = "early"
+                break
+            started = time.perf_counter()
+            model.train()
+            order = torch.randperm(len(images), generator=order_rng).tolist()
+            steps = (len(order) + loop.batch_size - 1) // loop.batch_size
+            total = 0.0
+            for step in range(steps):
+                chosen = order[step * loop.batch_size:(step + 1) * loop.batch_size]
+                pairs = [augment(images[i], masks[i]) for i in chosen]
+                batch = (torch.stack([p[0] for p in pairs]) - mean) / std
+                target = torch.stack([p[1] for p in pairs]).to(device, non_blocking=True)
+                batch = batch.to(device, non_blocking=True)
+                if loop.plan.channels_last:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    outputs = model.logits(batch)  # type: ignore[operator]
+                loss = _loss(outputs, target)
+                optimiser.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimiser)
+                scaler.update()
+                value = float(loss.detach())
+                total += value * len(chosen)
+                loop.on_event(StepEvent(epoch + 1, step + 1, steps, value))
+            train_seconds = time.perf_counter() - started
+            model.eval()
+            scores = validate()
+            epoch += 1
+            improved = scores[loop.score_key] > best[loop.score_key]
+            if improved:
+                best, best_state, best_epoch, stale = scores, _state(model), epoch, 0
+            else:
+                stale += 1
+            record = EpochRecord(epoch, loop.epochs, total / len(order), scores,
+                                 time.perf_counter() - started, train_seconds / len(order), improved)
+            history.append(record.as_dict())
+            if improved:
+                save_best()
+            save_resume()
+            loop.on_event(record)
+        else:
+            stopped = "epochs"
+    except KeyboardInterrupt:
+        if epoch:
+            save_resume()
+        raise Interrupted(loop.output, loop.resume_path if epoch else None, epoch) from None
+    save_best()  # the final metadata: epochs run
+    loop.resume_path.unlink(missing_ok=True)
+    return {"start_scores": start_scores, "best_scores": best, "best_epoch": best_epoch, "epochs_run": epoch,
+            "stopped": stopped, "history": history}
+
+
+def forward_backward_seconds(spec: ModelSpec, plan: DevicePlan, crop: int, batch_size: int, freeze: int,
+                             repeats: int = 3) -> float:
+    """Seconds per image of one training step (forward, backward, update) at ``crop``, for benchmarks."""
+    model = new_model(spec).to(plan.device)
+    if plan.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimiser = torch.optim.Adam(_freeze(model, freeze), lr=1e-5)
+    batch = torch.rand(batch_size, 3, crop, crop, device=plan.device)
+    if plan.channels_last:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    target = (torch.rand(batch_size, 1, crop, crop, device=plan.device) > 0.5).float()
+    times: list[float] = []
+    for _ in range(repeats + 1):
+        started = time.perf_counter()
+        with torch.autocast(torch.device(plan.device).type, dtype=torch.float16, enabled=plan.is_cuda):
+            loss = _loss(model.logits(batch), target)  # type: ignore[operator]
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        if plan.is_cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return min(times[1:]) / batch_size
+
+
+__all__ = ["Loop", "run", "model_from_checkpoint", "new_model", "forward_backward_seconds",
+           "RESUME_FORMAT"]

@@ -1,0 +1,427 @@
+"""Fine-tuning a segmentation CNN on the user's own image/mask pairs.
+
+:func:`fine_tune` pairs images with masks the way ``maskcli eval`` does (relative path and stem, see
+:func:`maskcli.evaluate.pair_files`), checks the data, splits off a validation set, trains (the loop itself is in
+:mod:`maskcli.cnn.training`) and writes the best model as a checkpoint that loads wherever a model does::
+
+    maskcli segment new/ -o masks/ --model u2netp --weights model.pt
+
+Progress comes back through ``on_event``, called with :class:`Notice` (a warning about the data),
+:class:`StepEvent` (one optimiser step) and :class:`EpochRecord` (one epoch, with the validation scores; epoch 0 is
+the starting model). Nothing here prints.
+
+Data policy
+-----------
+* images and masks pair by relative path and stem; files without a partner are reported, never guessed;
+* a mask of another size than its image is resized to the image when the aspect ratio agrees within 2 % (a mask
+  saved at another resolution), with a :class:`Notice`; any other mismatch leaves the pair out, with a Notice;
+* at least :data:`MIN_TRAIN_PAIRS` training pairs and :data:`MIN_VAL_PAIRS` validation pair are needed;
+* a training set whose masks are all empty (or all full) teaches nothing and is refused.
+
+>>> settings = TrainSettings(epochs=3, size=96)
+>>> settings.epochs, settings.score_key
+(3, 'iou')
+>>> TrainSettings(lr=0).check()
+Traceback (most recent call last):
+...
+maskcli.errors.OptionError: lr: must be above 0, not 0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from maskcli.errors import InputError, OptionError, SetupError
+
+__all__ = [
+    "TrainSettings",
+    "Notice",
+    "StepEvent",
+    "EpochRecord",
+    "TrainResult",
+    "Interrupted",
+    "fine_tune",
+    "resume_path",
+    "MIN_TRAIN_PAIRS",
+    "MIN_VAL_PAIRS",
+    "CPU_DEFAULTS",
+    "GPU_DEFAULTS",
+]
+
+#: The fewest training pairs a run accepts: fewer cannot both fit and be checked.
+MIN_TRAIN_PAIRS = 4
+#: The fewest validation pairs (early stopping and the reported scores need at least one).
+MIN_VAL_PAIRS = 1
+
+#: Defaults where the settings leave a choice open, per device kind. CPU: a training step costs far more than
+#: inference (the backward pass), so steps run on 192×192 crops of the 320×320 input and the first encoder stage
+#: (the costliest, at full resolution) stays fixed; measured by ``benchmarks/bench_train.py`` (figures in
+#: ``benchmarks/results/train.md``). GPU: whole images, nothing frozen, mixed precision.
+CPU_DEFAULTS = {"crop": 192, "batch_size": 4, "freeze": 1}
+GPU_DEFAULTS = {"crop": None, "batch_size": 8, "freeze": 0}
+
+_ASPECT_TOLERANCE = 0.02
+
+
+@dataclasses.dataclass
+class TrainSettings:
+    """How to fine-tune; ``None`` means the device's default (:data:`CPU_DEFAULTS`, :data:`GPU_DEFAULTS`).
+
+    Attributes
+    ----------
+    model : str
+        The zoo model to start from (a U²-Net: ``u2netp`` or ``u2net``).
+    weights : str, optional
+        The file to start from: the model's pretrained weights by default, or an earlier checkpoint.
+    size : int, optional
+        The square input the whole image is resized to, in training and later in inference (default: the model's,
+        320).
+    crop : int, optional
+        The side of the patches trained on, cut from the ``size``×``size`` image around its scale.
+    epochs, patience : int
+        At most ``epochs`` passes over the training pairs; stop when the validation score has not improved for
+        ``patience`` epochs.
+    lr : float
+        Adam's learning rate.
+    batch_size : int, optional
+        Pairs per optimiser step.
+    freeze : int, optional
+        How many encoder stages (of six, from the input) keep their weights.
+    val_fraction : float
+        The share of the pairs held out for validation when no validation folders are given.
+    seed : int
+        Fixes the split, the order and the augmentations.
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    both_classes : bool
+        Score (and stop early) on the mean IoU of the mask and its inverse, for sets whose foreground covers
+        most of each image.
+    flips : {"h", "hv", "none"}
+        Random flips: horizontal, horizontal and vertical (microscopy), or none.
+    """
+
+    model: str = "u2netp"
+    weights: Optional[str] = None
+    size: Optional[int] = None
+    crop: Optional[int] = None
+    epochs: int = 30
+    patience: int = 8
+    lr: float = 3e-4
+    batch_size: Optional[int] = None
+    freeze: Optional[int] = None
+    val_fraction: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+    both_classes: bool = False
+    flips: str = "h"
+
+    @property
+    def score_key(self) -> str:
+        """The validation score that picks the best epoch."""
+        return "iou_both" if self.both_classes else "iou"
+
+    def check(self) -> None:
+        """Raise :class:`OptionError` for a value that cannot work."""
+        for name in ("epochs", "patience"):
+            if getattr(self, name) < 1:
+                raise OptionError(name, f"must be at least 1, not {getattr(self, name)}")
+        if not self.lr > 0:
+            raise OptionError("lr", f"must be above 0, not {self.lr}")
+        for name in ("size", "crop", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < (32 if name != "batch_size" else 1):
+                raise OptionError(name, f"must be at least {32 if name != 'batch_size' else 1}, not {value}")
+        if self.size is not None and self.size % 32:
+            raise OptionError("size", f"must be a multiple of 32 (the model halves it five times), not {self.size}")
+        if self.freeze is not None and not 0 <= self.freeze <= 6:
+            raise OptionError("freeze", f"must be 0 to 6 (encoder stages), not {self.freeze}")
+        if not 0 < self.val_fraction < 1:
+            raise OptionError("val_fraction", f"must be between 0 and 1, not {self.val_fraction}")
+        if self.flips not in ("h", "hv", "none"):
+            raise OptionError("flips", f"must be h, hv or none, not {self.flips!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Notice:
+    """Something the user should know about the data (an unpaired file, a resized mask, a pair left out)."""
+
+    message: str
+    path: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class StepEvent:
+    """One optimiser step of an epoch."""
+
+    epoch: int
+    step: int
+    steps: int
+    loss: float
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochRecord:
+    """One epoch: the mean training loss and the validation scores (epoch 0: the starting model, no training)."""
+
+    epoch: int
+    epochs: int
+    train_loss: Optional[float]
+    val: dict[str, float]
+    seconds: float
+    seconds_per_image: Optional[float]
+    best: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (``--json`` prints one per epoch)."""
+        record: dict[str, Any] = {"epoch": self.epoch, "epochs": self.epochs,
+                                  "train_loss": None if self.train_loss is None else round(self.train_loss, 6)}
+        record.update({f"val_{k}": round(v, 6) for k, v in self.val.items()})
+        record.update({"seconds": round(self.seconds, 3), "best": self.best,
+                       "seconds_per_image": None if self.seconds_per_image is None else
+                       round(self.seconds_per_image, 4)})
+        return record
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a finished run did."""
+
+    checkpoint: Path
+    start_scores: dict[str, float]
+    best_scores: dict[str, float]
+    best_epoch: int
+    epochs_run: int
+    stopped: str
+    train_pairs: int
+    val_pairs: int
+    history: list[dict[str, Any]]
+    settings: dict[str, Any]
+    notices: list[Notice]
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C); the best model so far and the resume state are on disk."""
+
+    def __init__(self, checkpoint: Path, resume: Optional[Path], epochs_done: int) -> None:
+        super().__init__(f"interrupted after {epochs_done} epochs")
+        self.checkpoint = checkpoint
+        self.resume = resume
+        self.epochs_done = epochs_done
+
+
+def resume_path(output: Union[str, os.PathLike[str]]) -> Path:
+    """The resume file kept beside a checkpoint while its training runs (removed when it finishes).
+
+    >>> resume_path("runs/model.pt").as_posix()
+    'runs/model.pt.resume'
+    """
+    output = Path(output)
+    return output.with_name(output.name + ".resume")
+
+
+@dataclasses.dataclass
+class _Pairs:
+    keys: list[str]
+    images: list[np.ndarray]
+    masks: list[np.ndarray]
+    digests: list[str]
+
+
+def _file_digest(path: str) -> str:
+    with open(path, "rb") as stream:
+        return hashlib.sha256(stream.read()).hexdigest()
+
+
+def _load_pairs(images: Union[str, os.PathLike[str]], masks: Union[str, os.PathLike[str]], role: str,
+                notices: list[Notice]) -> _Pairs:
+    """Read every pair (images as the image convention, masks as the mask convention), applying the data policy."""
+    import cv2
+
+    from maskcli.evaluate import pair_files
+    from maskcli.io.decode import read_image
+    from maskcli.io.encode import read_mask
+
+    pairing = pair_files(images, masks)
+    for name in pairing.unpaired_sources:
+        notices.append(Notice(f"{role} image without a mask of the same name in {masks}; left out", name))
+    for name in pairing.unpaired_truths:
+        notices.append(Notice(f"{role} mask without an image of the same name in {images}; left out", name))
+    for path, reason in pairing.problems:
+        notices.append(Notice(reason, path))
+    loaded = _Pairs([], [], [], [])
+    for pair in pairing.pairs:
+        try:
+            image = read_image(pair.source).pixels
+            mask = read_mask(pair.truth)
+        except InputError as error:
+            notices.append(Notice(f"unreadable ({error}); pair left out", pair.source))
+            continue
+        (height, width), (mask_height, mask_width) = image.shape[:2], mask.shape[:2]
+        if (mask_height, mask_width) != (height, width):
+            aspect = (width / height) / (mask_width / mask_height)
+            if abs(aspect - 1.0) > _ASPECT_TOLERANCE:
+                notices.append(Notice(f"mask is {mask_width}×{mask_height} but the image is {width}×{height} (another "
+                                      f"shape); pair left out", pair.truth))
+                continue
+            notices.append(Notice(f"mask is {mask_width}×{mask_height} but the image is {width}×{height}; mask resized "
+                                  f"to the image", pair.truth))
+            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
+        loaded.keys.append(pair.key)
+        loaded.images.append(image)
+        loaded.masks.append(np.clip(mask, 0.0, 1.0).astype(np.float32, copy=False))
+        loaded.digests.append(f"{role}:{pair.key}:{_file_digest(pair.source)}:{_file_digest(pair.truth)}")
+    return loaded
+
+
+def _subset(pairs: _Pairs, indices: Sequence[int]) -> _Pairs:
+    return _Pairs([pairs.keys[i] for i in indices], [pairs.images[i] for i in indices],
+                  [pairs.masks[i] for i in indices], [pairs.digests[i] for i in indices])
+
+
+def _split(pairs: _Pairs, fraction: float, seed: int) -> tuple[_Pairs, _Pairs]:
+    """A fixed random split of ``pairs`` (the same seed and files give the same split)."""
+    count = len(pairs.keys)
+    held = max(MIN_VAL_PAIRS, round(count * fraction))
+    if count - held < MIN_TRAIN_PAIRS:
+        raise SetupError(f"{count} usable image/mask pairs: at least {MIN_TRAIN_PAIRS + MIN_VAL_PAIRS} are needed "
+                         f"({MIN_TRAIN_PAIRS} to train on, {MIN_VAL_PAIRS} to validate)")
+    order = list(range(count))
+    random.Random(seed).shuffle(order)
+    return _subset(pairs, sorted(order[held:])), _subset(pairs, sorted(order[:held]))
+
+
+def _check_masks(pairs: _Pairs) -> None:
+    fractions = [float(np.mean(mask >= 0.5)) for mask in pairs.masks]
+    if all(f == 0.0 for f in fractions):
+        raise SetupError(f"every one of the {len(fractions)} training masks is empty: there is no foreground to "
+                         f"learn (masks are white on black: 255 foreground, 0 background)")
+    if all(f == 1.0 for f in fractions):
+        raise SetupError(f"every one of the {len(fractions)} training masks is all foreground: there is nothing to "
+                         f"learn")
+
+
+def fine_tune(
+    images: Union[str, os.PathLike[str]],
+    masks: Union[str, os.PathLike[str]],
+    output: Union[str, os.PathLike[str]],
+    settings: Optional[TrainSettings] = None,
+    *,
+    val_images: Union[str, os.PathLike[str], None] = None,
+    val_masks: Union[str, os.PathLike[str], None] = None,
+    resume: bool = False,
+    on_event: Optional[Callable[[Any], None]] = None,
+) -> TrainResult:
+    """Fine-tune a U²-Net on image/mask pairs and write the best model to ``output``.
+
+    Parameters
+    ----------
+    images, masks : path
+        Folders of images and of their masks (white foreground on black), paired by relative path and stem.
+    output : path
+        The checkpoint to write (``.pt``); written atomically each time validation improves. While training
+        runs, a resume file sits beside it (:func:`resume_path`).
+    settings : TrainSettings, optional
+        How to train; the defaults suit a CPU.
+    val_images, val_masks : path, optional
+        A separate validation set; default: ``settings.val_fraction`` of the pairs, drawn with ``settings.seed``.
+    resume : bool
+        Continue the run whose resume file sits beside ``output``.
+    on_event : callable, optional
+        Called with each :class:`Notice`, :class:`StepEvent` and :class:`EpochRecord`.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    OptionError
+        A setting that cannot work.
+    SetupError
+        Too few pairs, all-empty masks, no weights, no device, a resume file that does not fit.
+    Interrupted
+        Ctrl-C: the best model so far is in ``output`` and the resume file beside it.
+
+    Examples
+    --------
+    Twenty pairs of cells, the fifth held out, then the model used as any other::
+
+        result = fine_tune("cells/", "cells-masks/", "cells.pt", TrainSettings(flips="hv"))
+        print(result.start_scores["iou"], "->", result.best_scores["iou"])
+        mask = maskcli.segment(image, "cnn", weights="cells.pt")
+    """
+    from maskcli import __version__
+    from maskcli.cnn import device, specs, weights
+
+    settings = dataclasses.replace(settings or TrainSettings())
+    settings.check()
+    spec = specs.get(settings.model)
+    if spec.weights_format != "onnx":
+        raise OptionError("model", f"fine-tuning works with the U²-Net models "
+                                   f"({', '.join(n for n, s in specs.SPECS.items() if s.weights_format == 'onnx')}), "
+                                   f"not {spec.name}")
+    if (val_images is None) != (val_masks is None):
+        raise OptionError("val_images" if val_images is None else "val_masks",
+                          "validation images and masks go together: give both or neither")
+    plan = device.resolve(settings.device)
+    defaults = GPU_DEFAULTS if plan.is_cuda else CPU_DEFAULTS
+    start = weights.resolve(spec, settings.weights)
+    start_spec = weights.spec_for_weights(spec, start)  # an earlier checkpoint brings its own size
+    size = settings.size or start_spec.input_size
+    crop = min(settings.crop or defaults["crop"] or size, size)
+    batch_size = settings.batch_size or defaults["batch_size"]
+    freeze = defaults["freeze"] if settings.freeze is None else settings.freeze
+
+    notices: list[Notice] = []
+    emit = on_event or (lambda event: None)
+
+    def note_all(start_at: int) -> None:
+        for notice in notices[start_at:]:
+            emit(notice)
+
+    train = _load_pairs(images, masks, "training", notices)
+    if val_images is not None and val_masks is not None:
+        val = _load_pairs(val_images, val_masks, "validation", notices)
+        note_all(0)
+        if len(train.keys) < MIN_TRAIN_PAIRS or len(val.keys) < MIN_VAL_PAIRS:
+            raise SetupError(f"{len(train.keys)} usable training and {len(val.keys)} validation pairs: at least "
+                             f"{MIN_TRAIN_PAIRS} and {MIN_VAL_PAIRS} are needed")
+    else:
+        note_all(0)
+        train, val = _split(train, settings.val_fraction, settings.seed)
+    _check_masks(train)
+
+    fingerprint = hashlib.sha256("\n".join(sorted(train.digests + val.digests)).encode()).hexdigest()[:16]
+    resolved = dict(dataclasses.asdict(settings), size=size, crop=crop, batch_size=batch_size, freeze=freeze,
+                    device=plan.device, weights=str(start))
+    meta = {
+        "base_model": spec.name, "builder": spec.builder, "kind": spec.kind,
+        "input_size": size, "mean": list(start_spec.mean), "std": list(start_spec.std),
+        "scale_by_max": start_spec.scale_by_max, "interpolation": start_spec.interpolation,
+        "threshold": 0.5, "score_key": settings.score_key, "data_fingerprint": fingerprint,
+        "train_pairs": len(train.keys), "val_pairs": len(val.keys), "val_keys": val.keys,
+        "settings": resolved, "maskcli_version": __version__,
+    }
+    output = Path(output)
+    resume_file = resume_path(output)
+    if resume and not resume_file.is_file():
+        raise SetupError(f"nothing to resume: {resume_file} does not exist (it is written during training and "
+                         f"removed when a run finishes)")
+    from maskcli.cnn.training import Loop, run
+
+    loop = Loop(spec=start_spec, plan=plan, size=size, crop=crop, epochs=settings.epochs, patience=settings.patience,
+                lr=settings.lr, batch_size=batch_size, freeze=freeze, flips=settings.flips, seed=settings.seed,
+                score_key=settings.score_key, train_images=train.images, train_masks=train.masks,
+                val_images=val.images, val_masks=val.masks, start_weights=start, output=output,
+                resume_path=resume_file, resume=resume, meta=meta, on_event=emit)
+    summary = run(loop)
+    return TrainResult(checkpoint=output, train_pairs=len(train.keys), val_pairs=len(val.keys), settings=resolved,
+                       notices=notices, **summary)

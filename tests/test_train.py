@@ -1,0 +1,211 @@
+"""``maskcli train`` and :func:`maskcli.train.fine_tune`: a tiny real run on nuclei, the checkpoint loading wherever
+a model does, interrupt and resume, and the data policy on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import DATA, REPO, U2NETP, needs_data, needs_u2netp, run_cli
+
+pytest.importorskip("torch")
+pytestmark = [needs_data, needs_u2netp]
+
+NUCLEI = ["gowt1_t01", "gowt1_t21", "gowt1_t31", "gowt1_t39", "gowt1_t52", "gowt1_t72"]
+#: A tiny, fast run: 96×96 inputs, 64×64 crops, a high learning rate so that a few steps show.
+TINY = ["--size", "96", "--crop", "64", "--lr", "1e-3", "--batch-size", "5", "--weights", str(U2NETP)]
+
+
+def _nuclei(root: Path, names: list[str] = NUCLEI, side: int = 192) -> tuple[Path, Path]:
+    """Real nuclei pairs, shrunk to ``side`` pixels so that validation is quick."""
+    images, masks = root / "images", root / "masks"
+    images.mkdir(parents=True, exist_ok=True)
+    masks.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        image = cv2.imread(str(DATA / "fluo_nuclei" / "images" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+        mask = cv2.imread(str(DATA / "fluo_nuclei" / "masks" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(images / f"{name}.png"), cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA))
+        cv2.imwrite(str(masks / f"{name}.png"), cv2.resize(mask, (side, side), interpolation=cv2.INTER_NEAREST))
+    return images, masks
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One tiny library run shared by the tests that only read its result."""
+    from maskcli.train import EpochRecord, TrainSettings, fine_tune
+
+    root = tmp_path_factory.mktemp("train")
+    images, masks = _nuclei(root)
+    events: list = []
+    settings = TrainSettings(size=96, crop=64, lr=1e-3, batch_size=5, epochs=4, patience=4, weights=str(U2NETP))
+    result = fine_tune(images, masks, root / "model.pt", settings, on_event=events.append)
+    return {"root": root, "images": images, "masks": masks, "result": result,
+            "epochs": [e for e in events if isinstance(e, EpochRecord)]}
+
+
+@pytest.mark.slow
+def test_training_lowers_the_loss_and_raises_validation_iou(trained: dict) -> None:
+    result, epochs = trained["result"], trained["epochs"]
+    assert [e.epoch for e in epochs] == [0, 1, 2, 3, 4]
+    assert epochs[0].train_loss is None and epochs[0].val == result.start_scores
+    assert epochs[-1].train_loss < epochs[1].train_loss
+    # The salient-object model finds almost no nuclei; four tiny epochs already find many.
+    assert result.start_scores["iou"] < 0.2
+    assert result.best_scores["iou"] > result.start_scores["iou"] + 0.1
+    assert (result.train_pairs, result.val_pairs) == (5, 1)
+    assert not (trained["root"] / "model.pt.resume").exists()  # removed when the run finishes
+
+
+@pytest.mark.slow
+def test_the_checkpoint_holds_its_metadata(trained: dict) -> None:
+    from maskcli.cnn.weights import checkpoint_meta
+
+    meta = checkpoint_meta(trained["root"] / "model.pt")
+    assert meta is not None
+    assert (meta["base_model"], meta["input_size"], meta["threshold"]) == ("u2netp", 96, 0.5)
+    assert meta["val_scores"] == trained["result"].best_scores
+    assert meta["start_scores"] == trained["result"].start_scores
+    assert len(meta["data_fingerprint"]) == 16 and meta["maskcli_version"]
+    shown = run_cli("models", "info", str(trained["root"] / "model.pt"), env={"COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout.decode()
+    assert "base_model" in text and meta["data_fingerprint"] in text and "input_size" in text
+
+
+@pytest.mark.slow
+def test_the_checkpoint_works_in_segment_apply_and_eval(trained: dict, tmp_path: Path) -> None:
+    from maskcli.metrics import iou
+
+    model, images, masks = trained["root"] / "model.pt", trained["images"], trained["masks"]
+    key = trained["result"].history and json.loads(json.dumps(trained["result"].history))  # plain data
+    assert key
+    done = run_cli("segment", str(images), "-o", str(tmp_path / "out"), "--model", "u2netp", "--weights", str(model))
+    assert done.returncode == 0, done.stderr
+    scores = []
+    for name in NUCLEI:
+        predicted = cv2.imread(str(tmp_path / "out" / f"{name}.png"), cv2.IMREAD_GRAYSCALE) / 255.0
+        truth = cv2.imread(str(masks / f"{name}.png"), cv2.IMREAD_GRAYSCALE) / 255.0
+        scores.append(iou(predicted.astype(np.float32), truth.astype(np.float32)))
+    assert np.mean(scores) > trained["result"].start_scores["iou"] + 0.1
+    applied = run_cli("apply", str(images / "gowt1_t01.png"), "-o", str(tmp_path / "cut"), "--method", "cnn",
+                      "--weights", str(model), "--mode", "cutout")
+    assert applied.returncode == 0, applied.stderr
+    assert any((tmp_path / "cut").iterdir())
+    ranked = run_cli("eval", "--methods", f"cnn:weights={model}", str(images), str(masks), "--json")
+    assert ranked.returncode == 0, ranked.stderr
+    assert json.loads(ranked.stdout)["ranking"][0]["mean"]["iou"] == pytest.approx(np.mean(scores), abs=0.02)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_another_architecture_is_refused_in_one_line(trained: dict, tmp_path: Path) -> None:
+    done = run_cli("segment", str(trained["images"] / "gowt1_t01.png"), "-o", str(tmp_path), "--model", "u2net",
+                   "--weights", str(trained["root"] / "model.pt"))
+    assert done.returncode == 3
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "fine-tuned from u2netp" in lines[0] and "--model u2netp" in lines[0]
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_and_exits_130_and_resume_finishes(tmp_path: Path) -> None:
+    images, masks = _nuclei(tmp_path / "data", side=128)
+    output = tmp_path / "model.pt"
+    command = [sys.executable, "-m", "maskcli", "train", str(images), str(masks), "-o", str(output), *TINY,
+               "--epochs", "50", "--patience", "50", "--seed", "3"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ})
+    assert process.stderr is not None
+    seen = []
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        seen.append(line)
+        if line.startswith("maskcli: epoch 1/50"):
+            break
+    else:
+        process.kill()
+        pytest.fail(f"no first epoch: {seen}")
+    process.send_signal(signal.SIGINT)
+    rest = process.communicate(timeout=120)[1]
+    assert process.returncode == 130, rest
+    assert "interrupted after" in rest and "--resume" in rest
+    assert output.is_file() and (tmp_path / "model.pt.resume").is_file()
+
+    again = run_cli("train", str(images), str(masks), "-o", str(output), *TINY, "--epochs", "3", "--patience", "50",
+                    "--seed", "3", "--resume", "--json", timeout=300)
+    assert again.returncode == 0, again.stderr
+    records = [json.loads(line) for line in again.stdout.decode().splitlines()]
+    epochs = [r["epoch"] for r in records if "epoch" in r]
+    assert epochs and epochs[0] >= 2 and epochs[-1] == 3  # continued, not restarted at 0
+    assert records[-1]["epochs_run"] == 3
+    assert not (tmp_path / "model.pt.resume").exists()
+    from maskcli.cnn.weights import checkpoint_meta
+
+    assert checkpoint_meta(output)["epochs_run"] == 3
+
+
+def test_an_existing_output_is_not_replaced_and_resume_needs_its_file(tmp_path: Path) -> None:
+    images, masks = _nuclei(tmp_path / "data", NUCLEI[:1], side=64)
+    output = tmp_path / "model.pt"
+    output.write_bytes(b"keep")
+    done = run_cli("train", str(images), str(masks), "-o", str(output))
+    assert done.returncode == 2 and b"--overwrite" in done.stderr and output.read_bytes() == b"keep"
+    fresh = tmp_path / "new.pt"
+    done = run_cli("train", str(images), str(masks), "-o", str(fresh), "--resume", *TINY)
+    assert done.returncode == 3
+
+
+def test_too_few_pairs_are_refused_with_the_minimum(tmp_path: Path) -> None:
+    images, masks = _nuclei(tmp_path, NUCLEI[:4], side=64)
+    done = run_cli("train", str(images), str(masks), "-o", str(tmp_path / "m.pt"), *TINY)
+    assert done.returncode == 3
+    assert b"4 usable image/mask pairs: at least 5 are needed" in done.stderr
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_unpaired_files_are_listed_and_all_empty_masks_refused(tmp_path: Path) -> None:
+    images, masks = _nuclei(tmp_path, side=64)
+    for mask in masks.iterdir():
+        cv2.imwrite(str(mask), np.zeros((64, 64), np.uint8))
+    cv2.imwrite(str(images / "stray.png"), np.zeros((64, 64), np.uint8))
+    cv2.imwrite(str(masks / "lonely.png"), np.zeros((64, 64), np.uint8))
+    done = run_cli("train", str(images), str(masks), "-o", str(tmp_path / "m.pt"), *TINY)
+    err = done.stderr.decode()
+    assert done.returncode == 3, err
+    assert "stray.png: training image without a mask" in err
+    assert "lonely.png: training mask without an image" in err
+    assert "training masks is empty" in err
+
+
+def test_mask_size_policy_resizes_same_shape_and_leaves_out_other_shapes(tmp_path: Path) -> None:
+    from maskcli.train import Notice, _load_pairs
+
+    images, masks = _nuclei(tmp_path, NUCLEI[:3], side=64)
+    half = cv2.imread(str(masks / f"{NUCLEI[0]}.png"), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(masks / f"{NUCLEI[0]}.png"), cv2.resize(half, (32, 32), interpolation=cv2.INTER_NEAREST))
+    cv2.imwrite(str(masks / f"{NUCLEI[1]}.png"), np.zeros((64, 40), np.uint8))
+    notices: list[Notice] = []
+    pairs = _load_pairs(images, masks, "training", notices)
+    assert pairs.keys == [NUCLEI[0], NUCLEI[2]]
+    assert pairs.masks[0].shape == (64, 64)
+    text = [n.message for n in notices]
+    assert "mask is 32×32 but the image is 64×64; mask resized to the image" in text
+    assert "mask is 40×64 but the image is 64×64 (another shape); pair left out" in text
+
+
+def test_settings_are_checked_and_errors_name_the_flag(tmp_path: Path) -> None:
+    images, masks = _nuclei(tmp_path, NUCLEI[:1], side=64)
+    done = run_cli("train", str(images), str(masks), "-o", str(tmp_path / "m.pt"), "--size", "100")
+    assert done.returncode == 2 and b"--size: must be a multiple of 32" in done.stderr
+    done = run_cli("train", str(images), str(masks), "-o", str(tmp_path / "m.pt"), "--val-images", str(images))
+    assert done.returncode == 2 and b"--val-masks" in done.stderr
+    done = run_cli("train", str(images), str(masks), "-o", str(tmp_path / "m.pt"), "--model", "lraspp-mobilenet-v3")
+    assert done.returncode == 2 and b"--model: fine-tuning works with the U" in done.stderr
