@@ -8,6 +8,9 @@ command under 0.5 s.
 It also lists the maskcli method modules that ``segment -m otsu`` imports (only the chosen method's should be).
 
     python benchmarks/bench_startup.py --repeats 5 --out benchmarks/results/startup.md
+
+``--baseline DIR`` also times another checkout of maskcli (e.g. ``git worktree add /tmp/base 61b1f08``), run from
+that folder, interleaved with this one.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "coins.png"
 
 
-def _wall(command: list[str]) -> float:
+def _wall(command: list[str], cwd: Path = REPO) -> float:
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, cwd=REPO)
+    done = subprocess.run(command, capture_output=True, cwd=cwd)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed: {done.stderr.decode()[-500:]}")
@@ -50,6 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--baseline", type=Path, default=None, help="another checkout to time side by side")
     args = parser.parse_args()
     scratch = tempfile.TemporaryDirectory()
     out = Path(scratch.name) / "masks"
@@ -61,10 +65,15 @@ def main() -> None:
         "maskcli segment coins.png -o out -m otsu": [*maskcli, "segment", str(SAMPLE), "-o", str(out), "-m", "otsu",
                                                      "--overwrite", "-q"],
     }
+    where = {name: REPO for name in commands}
+    if args.baseline is not None:
+        for name, command in list(commands.items())[1:]:
+            commands[f"{name} (baseline)"] = command
+            where[f"{name} (baseline)"] = args.baseline.resolve()
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(args.repeats):
         for name, command in commands.items():
-            times[name].append(_wall(command))
+            times[name].append(_wall(command, where[name]))
     floor = min(times["python -c pass (the floor)"])
     lines = [f"# Start-up, best of {args.repeats} (wall seconds)", "",
              f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
