@@ -9,7 +9,7 @@ It also lists the maskcli method modules that ``segment -m otsu`` imports (only 
 
     python benchmarks/bench_startup.py --repeats 5 --out benchmarks/results/startup.md
 
-``--baseline DIR`` also times another checkout of maskcli (e.g. ``git worktree add /tmp/base 61b1f08``), run from
+``--baseline DIR`` also times another checkout of maskcli (e.g. ``git worktree add ../base 61b1f08``), run from
 that folder, interleaved with this one.
 """
 
