@@ -26,9 +26,11 @@ def _on_signal(signum: int, frame: object) -> None:
     if _state["signals"] > 1 or not _state["ready"]:
         os.write(2, b"maskcli: interrupted\n")
         os._exit(EXIT_INTERRUPTED)
-    encode = sys.modules.get("maskcli.io.encode")
-    if encode is not None:
-        encode.stop_writes()  # from now on nothing new appears on disk
+    # From now on nothing new appears on disk. The writer may still be importing (the decoders load when the
+    # command runs, not at start-up): then it has written nothing yet, and there is nothing to stop.
+    stop_writes = getattr(sys.modules.get("maskcli.io.encode"), "stop_writes", None)
+    if stop_writes is not None:
+        stop_writes()
     raise KeyboardInterrupt  # a running batch answers it: workers stopped, finished items reported
 
 
