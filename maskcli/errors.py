@@ -58,10 +58,6 @@ class SetupError(MaskcliError):
     """The run cannot start: no inputs, weights or device unavailable (exit status 3)."""
 
 
-class OutputUnavailable(SetupError):
-    """The output folder can take no file (read-only, no permission, full): the batch stops (exit status 3)."""
-
-
 class WeightsUnavailable(SetupError):
     """Pretrained weights are missing, corrupt, or of the wrong architecture."""
 
@@ -76,6 +72,11 @@ class ShapeMismatch(InputError):
 
 class OutputError(InputError):
     """An output cannot be written (read-only folder, would overwrite an input, outside the output folder)."""
+
+
+class OutputUnavailable(SetupError, OutputError):
+    """The output folder can take no file (read-only, no permission, full): the batch stops (exit status 3),
+    since every other item would fail the same way."""
 
 
 class Interrupted(KeyboardInterrupt):
