@@ -6,7 +6,8 @@ A mask source answers two questions:
   goes with this input? It returns a path, or None when the mask is not a file of its own, and raises
   :class:`~maskcli.errors.InputError` when there is none (that item fails, the batch goes on);
 * :meth:`MaskSource.load`, when an item is decoded (maybe in a worker process): the mask itself, in the mask
-  convention, or None when a method makes it from the decoded image (:class:`MethodMasks`).
+  convention or as a file's integer grey levels (converted band by band where used), or None when a method makes
+  it from the decoded image (:class:`MethodMasks`).
 
 The kinds: ``folder`` (a folder of per-image masks matched by relative path and stem, as ``maskcli segment``
 writes them), ``file`` (one static mask for every image), ``alpha`` (the image's own alpha channel), ``records``
@@ -67,13 +68,18 @@ def paired(items: Iterable[Item], masks: MaskSource) -> Iterator[Item]:
 
 
 def read_mask_file(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """A mask file in the mask convention; a failure names the mask file."""
-    from maskcli.io.encode import read_mask
+    """A mask file's mask: its integer levels (uint8/uint16) when it holds plain grey ones, 1 byte per pixel
+    instead of 4 until used, else the mask convention; a failure names the mask file."""
+    from maskcli.io.decode import read_image
+    from maskcli.io.encode import mask_from_image
 
     try:
-        return read_mask(path, max_pixels=max_pixels)
+        image = read_image(path, max_pixels=max_pixels)
     except InputError as error:
         raise InputError(f"mask {path}: {error}") from None
+    if image.alpha is None and image.samples is not None and image.samples.ndim == 2:
+        return image.samples
+    return mask_from_image(image)
 
 
 class _FileMasks:

@@ -114,3 +114,10 @@ def test_dependencies_point_down_the_layers(path: Path) -> None:
                     and (relative, m.rsplit(".", 1)[0] if m.count(".") > 1 else m) not in _KNOWN_UPWARD
                     and (relative, m) not in _KNOWN_UPWARD)
     assert not upward, f"{path.name} (layer {own}) imports {upward} from a layer above it"
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_only_the_ray_engine_imports_ray(path: Path) -> None:
+    relative = path.relative_to(PACKAGE).as_posix()
+    wrong = sorted(m for m in _imports(path) if m.split(".")[0] == "ray")
+    assert relative == "engines/ray.py" or not wrong, f"{relative} imports {wrong}; only maskcli/engines/ray.py may"

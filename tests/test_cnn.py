@@ -134,7 +134,8 @@ def test_state_dict_of_another_architecture_is_refused(random_weights: dict[str,
 
     with pytest.raises(WeightsUnavailable, match="does not hold the weights of deeplabv3-mobilenet-v3"):
         build_model(specs.get("deeplabv3-mobilenet-v3"), random_weights["lraspp-mobilenet-v3"])
-    with pytest.raises(WeightsUnavailable, match="cannot read"):
+    with pytest.raises(WeightsUnavailable,
+                       match="is not a weights file for model 'lraspp-mobilenet-v3': it cannot be read as a torch"):
         build_model(specs.get("lraspp-mobilenet-v3"), U2NETP if U2NETP.is_file() else __file__)
 
 
@@ -320,7 +321,7 @@ def test_gpu_fp16_matches_fp32() -> None:
     weight = next(w for w in half.model.parameters() if w.ndim == 4)
     assert weight.is_contiguous(memory_format=torch.channels_last)
     for a, b, (_, truth) in zip(half.predict(images), full.predict(images), pairs):
-        assert _iou(a, b >= 0.5) >= 0.99
+        assert _iou(a, b >= 0.5) >= 0.995  # the precision policy: fp16 only where masks agree
         assert np.abs(a - b).max() < 0.05
 
 

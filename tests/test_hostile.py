@@ -196,7 +196,7 @@ def test_a_signal_stops_the_run_and_every_file_left_is_reported(tmp_path, many, 
     out = tmp_path / "out"
     process = _start(["segment", str(many), "-o", str(out), "--jobs", jobs, "--json"], tmp_path)
     try:
-        assert _wait_for(lambda: out.is_dir() and len(os.listdir(out)) >= 3)
+        assert _wait_for(lambda: out.is_dir() and len([n for n in os.listdir(out) if not n.startswith(".")]) >= 3)
         process.send_signal(getattr(signal, signal_name))
         stdout, stderr = process.communicate(timeout=30)
     finally:
@@ -328,6 +328,7 @@ def test_two_runs_into_one_folder_both_finish_with_every_mask_whole(tmp_path):
         assert process.returncode == 0, stderr.decode()
         assert stderr.decode() == ""
     assert sorted(os.listdir(masks)) == sorted(os.listdir(big))
+    assert not os.listdir(_private_tmp(tmp_path))  # the worker pools left no temp folder (pymp-*)
     for name in os.listdir(masks):
         mask = cv2.imread(str(masks / name), cv2.IMREAD_UNCHANGED)
         assert mask is not None and mask.shape == (300, 400) and set(np.unique(mask)) <= {0, 255}
@@ -454,3 +455,13 @@ def test_hostile_folder_leaves_no_process_after_kill_9(tmp_path, many):
     finally:
         process.kill()
         process.communicate()
+
+
+@posix_only
+def test_a_fifo_given_as_a_coco_file_is_refused(tmp_path):
+    fifo = tmp_path / "annotations.json"
+    os.mkfifo(fifo)
+    done = run_cli("apply", str(SAMPLES / "coins.png"), "--masks", str(fifo), "-o", str(tmp_path / "out"),
+                   timeout=60)
+    assert done.returncode == 3
+    assert done.stderr.decode() == f"maskcli: error: {fifo}: cannot read: not a regular file (FIFO)\n"

@@ -68,7 +68,8 @@ def test_static_and_alpha_masks(tmp_path):
     static = StaticMask(path)
     item = Item(0, _source("a.png"))
     image = read_image(SAMPLES / "coins.png")
-    assert static.load(item, image, max_pixels=100).tolist() == [[0.0, 1.0]]
+    levels = static.load(item, image, max_pixels=100)  # a plain grey file: its levels, 1 byte per pixel
+    assert levels.dtype == np.uint8 and levels.tolist() == [[0, 255]]
     with pytest.raises(InputError, match="no alpha channel"):
         AlphaMasks().load(item, image, max_pixels=10**8)
     with pytest.raises(OptionError, match="not a file"):

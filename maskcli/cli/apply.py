@@ -88,6 +88,8 @@ def apply_command(
     overwrite: c.Overwrite = False,
     max_pixels: c.MaxPixels = DEFAULT_MAX_PIXELS,
     jobs: c.Jobs = None,
+    engine: c.Engine = "local",
+    ray_address: c.RayAddress = None,
     unordered: c.Unordered = False,
     fail_fast: c.FailFast = False,
     json_records: c.Json = False,
@@ -111,6 +113,7 @@ def apply_command(
     from maskcli.methods import methods
     from maskcli.refine import refinement as build_refinement
 
+    executor = c.executor_for(engine, ray_address, jobs)
     mode_options: dict[str, Any] = c.parse_params(settings, option="set")
     if background is not None:
         mode_options["background"] = background
@@ -177,4 +180,4 @@ def apply_command(
     job = ApplyJob(mode_object, mask_source, plan, sink, refiner=build_refinement(refinement),
                    resize_mask=resize_mask, quality=quality, max_pixels=max_pixels)
     drive(paired(sink.items(sources), mask_source), job, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
-          json_records=json_records, quiet=quiet or isinstance(sink, StreamSink))
+          json_records=json_records, quiet=quiet or isinstance(sink, StreamSink), executor=executor)

@@ -22,8 +22,8 @@ _FLAGS = {"val_fraction": "--val", "val_images": "--val-images", "val_masks": "-
 
 
 def train_command(
-    images: Annotated[Path, typer.Argument(help="Folder of training images.", show_default=False)],
-    masks: Annotated[Path, typer.Argument(help="Folder of their masks (white foreground on black), paired by "
+    images: Annotated[Path, typer.Argument(metavar="IMAGES", help="Folder of training images.", show_default=False)],
+    masks: Annotated[Path, typer.Argument(metavar="MASKS", help="Folder of their masks (white foreground on black), paired by "
                                           "relative path and stem, as in `maskcli eval`.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="The checkpoint to write (.pt).",
                                          show_default=False)],
@@ -99,7 +99,7 @@ def train_command(
                                      both_classes=both_classes, flips=flips)
     view = _View(quiet=quiet, json_records=json_records, score_key=settings.score_key)
     try:
-        with view:
+        with view:  # Ctrl-C is a KeyboardInterrupt once the command runs (cli/entry.py): training saves its state on it
             result = library.fine_tune(images, masks, output, settings, val_images=val_images, val_masks=val_masks,
                                        resume=resume, on_event=view.event)
     except library.Interrupted as stop:

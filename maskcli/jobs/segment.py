@@ -17,10 +17,10 @@ import numpy as np
 
 from maskcli.errors import OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image, decode_image, read_image
-from maskcli.io.encode import encode_mask, write_atomic
+from maskcli.io.encode import encode_binary_mask, encode_mask, write_atomic
 from maskcli.io.sinks import Sink
 from maskcli.io.sources import Item
-from maskcli.masks import check_mask, fraction, is_hard
+from maskcli.masks import check_mask, is_hard
 from maskcli.methods.base import Method, Segmentation
 from maskcli.pipeline import Result, Timer
 
@@ -43,7 +43,8 @@ def segment_images(images: list[np.ndarray], method: Method, refiner: Refiner | 
     for image, segmentation in zip(images, segmentations):
         # Where a method's output enters the pipeline: a mask off the convention (int64, 0..255) fails here,
         # named, instead of passing unchecked into refinement and encoding.
-        check_mask(segmentation.mask, what=f"the {method.name} method's mask")
+        if segmentation.binary is None:  # bytes from a method's own 8-bit fast path are 0/255 by construction
+            check_mask(segmentation.mask, what=f"the {method.name} method's mask")
         if refiner is not None:
             segmentation.mask = refiner.apply(segmentation.mask, image)
         _flag_degenerate(segmentation)
@@ -51,7 +52,7 @@ def segment_images(images: list[np.ndarray], method: Method, refiner: Refiner | 
 
 
 def _flag_degenerate(segmentation: Segmentation) -> None:
-    share = fraction(segmentation.mask)
+    share = segmentation.fraction
     segmentation.facts["foreground_fraction"] = round(share, 6)
     warnings = segmentation.facts.get("warnings", [])
     if share == 0.0 and not any("empty" in w for w in warnings):
@@ -74,6 +75,16 @@ def write_output(sink: Sink | None, item: Item, data: bytes) -> str | None:
     assert item.destination is not None
     write_atomic(item.destination, data)
     return str(item.destination)
+
+
+def method_input(image: Image, method: Method, refiner: Refiner | None) -> np.ndarray:
+    """What the method is given: the integer samples when it works on them and nothing else needs floats (no
+    refinement that looks at the image), else the float pixels. Skipping the float copy saves 4 bytes per pixel
+    and about a quarter of a threshold's time per image."""
+    refiner_looks = refiner is not None and bool(getattr(refiner, "needs_color", True))
+    if method.integer_samples and image.samples is not None and not refiner_looks:
+        return image.samples
+    return image.pixels
 
 
 def needs_color(method: Method, refiner: Refiner | None) -> bool:
@@ -124,11 +135,12 @@ class SegmentJob:
     def compute(self, loaded: list[tuple[Image, Timer]]) -> list[Segmentation]:
         timer = Timer()
         with timer("compute"):
-            pixels = [image.pixels for image, _ in loaded]
             if self.labels:
+                pixels = [image.pixels for image, _ in loaded]
                 segmentations = self.method.compute_labels(pixels)  # type: ignore[attr-defined]
             else:
-                segmentations = segment_images(pixels, self.method, self.refiner)
+                segmentations = segment_images([method_input(image, self.method, self.refiner)
+                                                for image, _ in loaded], self.method, self.refiner)
         share = timer.timings["compute"] / len(loaded)
         for _, item_timer in loaded:
             item_timer.timings["compute"] = share
@@ -136,12 +148,14 @@ class SegmentJob:
 
     def save(self, item: Item, loaded: tuple[Image, Timer], segmentation: Segmentation) -> Result:
         image, timer = loaded
-        hard = is_hard(segmentation.mask)
+        hard = segmentation.binary is not None or is_hard(segmentation.mask)
         with timer("encode"):
             if self.labels:
                 from maskcli.formats.labels import encode_labels
 
                 data = encode_labels(segmentation.labels)
+            elif segmentation.binary is not None:
+                data = encode_binary_mask(segmentation.binary)
             else:
                 data = encode_mask(segmentation.mask, bits=self.mask_bits, hard=hard)
         facts: dict[str, Any] = {"method": self.method.name, "width": image.width, "height": image.height}
