@@ -448,3 +448,17 @@ def _reason(error: Exception) -> str:
     if "truncated" in text.lower():
         return "file is truncated"
     return text or type(error).__name__
+
+
+def image_from_array(array: np.ndarray) -> Image:
+    """Wrap an in-memory uint8/uint16/float array (RGB order) as an :class:`Image`, for library users.
+
+    >>> float(image_from_array(np.full((2, 2), 255, np.uint8)).pixels.max())
+    1.0
+    """
+    if array.dtype in (np.uint8, np.uint16):
+        return _from_array(array, bgr=False)
+    pixels = np.asarray(array, dtype=np.float32)
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        return Image(pixels=pixels[..., :3].copy(), alpha=pixels[..., 3].copy())
+    return Image(pixels=pixels)
