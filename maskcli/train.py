@@ -90,7 +90,9 @@ class TrainSettings:
         At most ``epochs`` passes over the training pairs; stop when the validation score has not improved for
         ``patience`` epochs.
     lr : float
-        Adam's learning rate.
+        Adam's learning rate. The published weights have BatchNorm folded into the convolutions, so the network
+        trains without normalisation layers: 1e-3 diverged here (the loss rose from 4.6 to 7.6 in four epochs
+        on nuclei), 1e-4 took the IoU of a batch of nuclei from 0 to 0.51 in four steps, 3e-5 to 0.38.
     batch_size : int, optional
         Pairs per optimiser step.
     freeze : int, optional
@@ -114,7 +116,7 @@ class TrainSettings:
     crop: Optional[int] = None
     epochs: int = 30
     patience: int = 8
-    lr: float = 3e-4
+    lr: float = 1e-4
     batch_size: Optional[int] = None
     freeze: Optional[int] = None
     val_fraction: float = 0.2
