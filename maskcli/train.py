@@ -69,6 +69,8 @@ CPU_DEFAULTS = {"crop": 192, "batch_size": 4, "freeze": 1}
 GPU_DEFAULTS = {"crop": None, "batch_size": 8, "freeze": 0}
 
 _ASPECT_TOLERANCE = 0.02
+#: The architectures :mod:`maskcli.cnn.models.u2net` builds as torch modules, which training needs.
+_TRAINABLE_BUILDERS = ("u2netp", "u2net")
 
 
 @dataclasses.dataclass
@@ -366,9 +368,9 @@ def fine_tune(
     settings = dataclasses.replace(settings or TrainSettings())
     settings.check()
     spec = specs.get(settings.model)
-    if spec.weights_format != "onnx":
-        raise OptionError("model", f"fine-tuning works with the U²-Net models "
-                                   f"({', '.join(n for n, s in specs.SPECS.items() if s.weights_format == 'onnx')}), "
+    trainable = [n for n, s in specs.SPECS.items() if s.builder in _TRAINABLE_BUILDERS]
+    if spec.builder not in _TRAINABLE_BUILDERS:
+        raise OptionError("model", f"fine-tuning works with the U²-Net models ({', '.join(trainable)}), "
                                    f"not {spec.name}")
     if (val_images is None) != (val_masks is None):
         raise OptionError("val_images" if val_images is None else "val_masks",
