@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from typing import Any
 
 EXIT_INTERRUPTED = 130
@@ -26,12 +25,9 @@ def _on_signal(signum: int, frame: object) -> None:
     if _state["signals"] > 1 or not _state["ready"]:
         os.write(2, b"maskcli: interrupted\n")
         os._exit(EXIT_INTERRUPTED)
-    # From now on nothing new appears on disk. The writer may still be importing (the decoders load when the
-    # command runs, not at start-up): then it has written nothing yet, and there is nothing to stop.
-    stop_writes = getattr(sys.modules.get("maskcli.io.encode"), "stop_writes", None)
-    if stop_writes is not None:
-        stop_writes()
-    raise KeyboardInterrupt  # a running batch answers it: workers stopped, finished items reported
+    # A running batch answers it (renames stopped, workers stopped, finished items reported); a command that
+    # saves on Ctrl-C (train's resume checkpoint) still can.
+    raise KeyboardInterrupt
 
 
 def install(*, ready: bool) -> dict[int, Any]:
