@@ -199,12 +199,19 @@ def test_a_bad_file_fails_alone_resume_and_fail_fast(cluster, tmp_path):
                         "d_bad.png": "failed", "retina.jpg": "skipped"}
     assert all((out / name).stat().st_mtime_ns == before[name] for name in before if name != "cell.png")
 
-    # Fail fast: the first item is the bad one; nothing after it is reported.
-    (folder / "d_bad.png").rename(folder / "a_bad.png")
-    done = _ray_cli(cluster, "segment", str(folder), "-o", str(tmp_path / "ff"), "--fail-fast", "--json")
+    # Fail fast: the first item is the bad one. Items already in flight finish and are reported (every file
+    # written is named); the rest never start.
+    from synth_for_tests import write_many
+
+    many = write_many(tmp_path / "many", count=40, size=(60, 80))
+    (many / "0-bad.png").write_bytes(b"not an image")  # sorts first
+    done = _ray_cli(cluster, "segment", str(many), "-o", str(tmp_path / "ff"), "--fail-fast", "--json")
     assert done.returncode == 1
-    assert [r["status"] for r in _records(done)] == ["failed"]
-    assert not [p for p in (tmp_path / "ff").rglob(".maskcli-tmp-*")]
+    records = _records(done)
+    assert records[0]["status"] == "failed" and {r["status"] for r in records[1:]} <= {"written"}
+    assert len(records) < 41
+    written = sorted(p.name for p in (tmp_path / "ff").iterdir())
+    assert written == sorted(Path(r["output"]).name for r in records[1:])
 
 
 @needs_ray

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from maskcli.cli.entry import batch_running
 from maskcli.cli.report import EXIT_INTERRUPTED
 from maskcli.errors import OptionError
 
@@ -99,7 +100,7 @@ def train_command(
                                      both_classes=both_classes, flips=flips)
     view = _View(quiet=quiet, json_records=json_records, score_key=settings.score_key)
     try:
-        with view:
+        with view, batch_running():  # Ctrl-C becomes the KeyboardInterrupt on which training saves its state
             result = library.fine_tune(images, masks, output, settings, val_images=val_images, val_masks=val_masks,
                                        resume=resume, on_event=view.event)
     except library.Interrupted as stop:

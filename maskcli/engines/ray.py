@@ -206,19 +206,16 @@ class _Run:
         gpus = int(resources.get("GPU", 0))
         if gpus:
             # One model per GPU; its host-side work is light, so it reserves no CPU that decoding could use.
-            return [model.options(num_gpus=1, num_cpus=0).remote(*self.handle) for _ in range(gpus)]
+            return [model.options(num_gpus=1, num_cpus=0).remote(self.handle) for _ in range(gpus)]
         actors = []
         for node in self.ray.nodes():
             cores = int(node.get("Resources", {}).get("CPU", 0))
             if not node.get("Alive") or cores < 1:
                 continue
-            # One model per node, its intra-op threads on the node's cores (Ray would give an actor one thread):
-            # the same overlap as the local engine, where decode and encode threads run beside the model.
+            # One model per node, beside the decode and encode tasks, as the local engine runs them beside its
+            # model in threads.
             strategy = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
-            actors.append(model.options(
-                num_cpus=0, scheduling_strategy=strategy,
-                runtime_env={"env_vars": {"OMP_NUM_THREADS": str(cores)}},
-            ).remote(*self.handle))
+            actors.append(model.options(num_cpus=0, scheduling_strategy=strategy).remote(self.handle))
         if not actors:
             raise SetupError("the Ray cluster has no node with CPUs or GPUs to run the model on")
         return actors
@@ -429,10 +426,19 @@ def _save_task(handle: list[Any], item: Item, pair: Any) -> Result:
 class _ModelActor:
     """Holds the job, hence one model, for the life of a run."""
 
-    def __init__(self, token: str, job: Job, cwd: str) -> None:
-        # The job comes resolved (Ray fetches a top-level ref argument), and the actor is this run's only user.
+    def __init__(self, handle: list[Any]) -> None:
+        import ray
+
+        from maskcli.cores import cpu_count
+
+        # The model's intra-op threads: every core of this machine, as in the local engine (Ray gives an actor
+        # one). Set before the job (hence torch) is loaded here, since torch reads it once. The number matters
+        # beyond speed: a CNN's sums run in another order on another number of threads, and its masks must be
+        # the bytes the local engine writes on the same machine.
+        os.environ["OMP_NUM_THREADS"] = str(cpu_count())
+        _, ref, cwd = handle
         _enter(cwd)
-        self.job = job
+        self.job = ray.get(ref)
 
     def placement(self) -> tuple[int, str]:
         """The job's batch size as resolved on this machine (its device), and this actor's node."""
