@@ -28,7 +28,9 @@ Without it :func:`require` raises :class:`~maskcli.errors.SetupError` with the i
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import sys
 import time
 from typing import Any
@@ -165,7 +167,9 @@ def estimate_alpha(image: np.ndarray, tri: np.ndarray, solver: str = DEFAULT_SOL
     import pymatting
 
     function = getattr(pymatting, f"estimate_alpha_{solver}")
-    alpha = function(_rgb64(image), tri.astype(np.float64))
+    # pymatting prints its preconditioner's retries; stdout may carry an image (``segment - > mask.png``).
+    with contextlib.redirect_stdout(io.StringIO()):
+        alpha = function(_rgb64(image), tri.astype(np.float64))
     alpha = np.clip(np.nan_to_num(alpha), 0, 1).astype(np.float32)
     alpha[known_fg] = 1.0  # the solvers leave known pixels close to, not exactly, their value
     alpha[known_bg] = 0.0
