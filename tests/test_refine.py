@@ -24,7 +24,7 @@ def test_fields_are_exactly_the_cli_flags():
 
     assert [f.name for f in dataclasses.fields(Refinement)] == [
         "open", "close", "erode", "dilate", "fill_holes", "max_hole", "min_size", "keep_largest", "refine",
-        "invert", "feather", "hard", "soft"]
+        "matting_solver", "matting_band", "matting_max_side", "invert", "feather", "hard", "soft"]
 
 
 def test_morphology_exact():
