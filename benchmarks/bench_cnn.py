@@ -11,9 +11,12 @@ Sections (all by default; ``--sections`` picks some):
 * **cpu**: img/s end to end (read, segment, write a PNG) of maskcli's batched runner against
   ``benchmarks/naive_cnn.py`` (one image at a time, fp32, full-resolution post-processing), for u2netp and
   lraspp-mobilenet-v3 (random weights: speed does not depend on them), on the same files, interleaved;
-* **gpu** (only with CUDA): model-only and end to end, batch 1/8/32, fp32/fp16.
+* **gpu**: one short run (a few minutes): img/s end to end on one-megapixel JPEGs for u2netp and lraspp at the
+  measured batch size, GPU utilisation (nvidia-smi), the host's decode + encode floor with as many CPU workers,
+  and fp16/bf16 masks against fp32. Without CUDA the same code runs on the CPU over 4 images (a dry run).
 
     python benchmarks/bench_cnn.py --out benchmarks/results/cnn.md
+    python benchmarks/bench_cnn.py --sections gpu --out benchmarks/results/cnn_gpu.md   # on a GPU machine
 """
 
 from __future__ import annotations
@@ -92,15 +95,6 @@ def quality(lines: list[str]) -> None:
     print("\n".join(lines[-6:]), file=sys.stderr)
 
 
-def _time(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    best = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best.append(time.perf_counter() - start)
-    return min(best)
-
-
 def cpu_model(lines: list[str], repeats: int) -> None:
     spec = specs.get("u2netp")
     variants = {
@@ -171,13 +165,13 @@ def _random_weights(folder: Path, name: str) -> Path:
 
 
 def _maskcli_run(images: Path, out: Path, name: str, weights: Path, batch: int, jobs: int,
-                 plan: DevicePlan | None = None) -> float:
+                 plan: DevicePlan | None = None, device: str = "cpu") -> float:
     from maskcli.cli.common import gather_sources, plan_outputs
     from maskcli.jobs.segment import SegmentJob
     from maskcli.methods import methods
     from maskcli.pipeline import run
 
-    method = methods.create("cnn", {"model": name, "weights": str(weights), "device": "cpu", "batch_size": batch})
+    method = methods.create("cnn", {"model": name, "weights": str(weights), "device": device, "batch_size": batch})
     if plan is not None:
         method._plan = plan  # a precision other than the policy's, for comparison
     method.compute(np.zeros((32, 32, 3), np.float32))  # load the model before the clock starts, as naive does
@@ -230,35 +224,97 @@ def cpu(lines: list[str], count: int, repeats: int) -> None:
     print("\n".join(lines[-9:]), file=sys.stderr)
 
 
-def gpu(lines: list[str], repeats: int) -> None:
-    if not torch.cuda.is_available():
-        lines += ["## GPU", "", "Not run: no CUDA device on the machine that ran this benchmark.", ""]
-        return
-    spec = specs.get("u2netp")
-    lines += [f"## GPU: {torch.cuda.get_device_name(0)}", "", "### u2netp model only (img/s)", "",
-              "| precision | batch 1 | batch 8 | batch 32 |", "| --- | --- | --- | --- |"]
-    for precision in ("fp32", "fp16"):
-        seg = Segmenter(spec, build_model(spec, U2NETP), DevicePlan("cuda:0", precision, True))  # type: ignore[arg-type]
-        row = []
-        for batch in (1, 8, 32):
-            x = torch.randn(batch, 3, 320, 320)
-            seg._forward(x)
-            torch.cuda.synchronize()
-            seconds = _time(lambda: (seg._forward(x), torch.cuda.synchronize()), repeats * 3)
-            row.append(f"{batch / seconds:.1f}")
-        lines.append(f"| {precision} | {' | '.join(row)} |")
-    lines += ["", "### u2netp end to end over the 100 horses, read → segment → write PNG (img/s)", "",
-              "| precision | batch 1 | batch 8 | batch 32 |", "| --- | --- | --- | --- |"]
+def _floor(files: list[Path], out: Path, workers: int) -> float:
+    """Seconds for the host's share alone: decode each image as maskcli does and write a full-size PNG mask, in
+    ``workers`` threads (the runner's decode and save threads), no model."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from maskcli.io.encode import encode_mask, write_atomic
+
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+
+    def one(path: Path) -> None:
+        pixels = read_image(path).pixels
+        write_atomic(out / f"{path.stem}.png", encode_mask(pixels[:, :, 0], bits=8, hard=False))
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(one, files))
+    return time.perf_counter() - start
+
+
+class _Utilisation:
+    """GPU utilisation (%) sampled every 100 ms from nvidia-smi while a run lasts; None without nvidia-smi."""
+
+    def __init__(self) -> None:
+        import subprocess
+
+        self.command = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-i", "0",
+                        "-lms", "100"]
+        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True) \
+            if shutil.which("nvidia-smi") else None
+
+    def stop(self) -> float | None:
+        if self.process is None:
+            return None
+        self.process.terminate()
+        samples = [float(v) for v in self.process.communicate()[0].split() if v.replace(".", "").isdigit()]
+        return float(np.mean(samples)) if samples else None
+
+
+def gpu(lines: list[str], count: int, repeats: int) -> None:
+    """The GPU section, one short run: img/s end to end on one-megapixel JPEGs for u2netp and lraspp at the
+    measured batch size, GPU utilisation, the host's decode + encode floor with as many CPU workers, fp16 against
+    fp32 on the horses. Without CUDA it runs the same code on the CPU with a few images (a dry run)."""
+    from synth import make_jpegs
+
+    from maskcli.cnn.infer import segmenter
+
+    on_gpu = torch.cuda.is_available()
+    device = "cuda" if on_gpu else "cpu"
+    count = count if on_gpu else min(count, 4)
+    workers = len(os.sched_getaffinity(0))
+    title = f"GPU: {torch.cuda.get_device_name(0)}" if on_gpu else "GPU section, dry run on the CPU (no CUDA here)"
+    lines += [f"## {title}", "", f"{count} one-megapixel JPEGs (1152×864), {workers} CPU workers (decode and save "
+              f"threads), automatic batch size, best of {repeats}. The floor: decode + encode + write with no model.",
+              "", "| model | batch | img/s | floor img/s | share of floor | GPU utilisation |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     with tempfile.TemporaryDirectory() as tmp:
-        for precision in ("fp32", "fp16"):
-            plan = DevicePlan("cuda:0", precision, True)  # type: ignore[arg-type]
-            row = []
-            for batch in (1, 8, 32):
-                seconds = min(_maskcli_run(HORSES / "images", Path(tmp) / "out", "u2netp", U2NETP, batch,
-                                           jobs=len(os.sched_getaffinity(0)), plan=plan) for _ in range(repeats))
-                row.append(f"{100 / seconds:.1f}")
-            lines.append(f"| {precision} | {' | '.join(row)} |")
+        folder = Path(tmp)
+        photos = folder / "photos"
+        make_jpegs(photos, count, seed=0)
+        files = _files(photos)
+        floor = count / min(_floor(files, folder / "floor", workers) for _ in range(repeats))
+        for name, weights in (("u2netp", U2NETP), ("lraspp-mobilenet-v3", _random_weights(folder, "lraspp-mobilenet-v3"))):
+            from maskcli.methods import methods
+
+            method = methods.create("cnn", {"model": name, "weights": str(weights), "device": device})
+            best, utilisation = float("inf"), None
+            for _ in range(repeats):
+                probe = _Utilisation() if on_gpu else None
+                seconds = _maskcli_run(photos, folder / "out", name, weights, batch=method.batch_size, jobs=workers,
+                                       device=device)
+                used = probe.stop() if probe else None
+                if seconds < best:
+                    best, utilisation = seconds, used
+            rate = count / best
+            shown = f"{utilisation:.0f} %" if utilisation is not None else "n/a"
+            lines.append(f"| {name} | {method.batch_size} | {rate:.1f} | {floor:.1f} | {rate / floor:.2f}× | {shown} |")
+    spec = specs.get("u2netp")
+    plans = {p: DevicePlan(f"{device}:0" if on_gpu else "cpu", p, True) for p in ("fp32", "fp16", "bf16")}
+    full = segmenter(spec, U2NETP, plans["fp32"], engine="torch")
+    files = _files(HORSES / "images", 0 if on_gpu else 4)
+    images = [read_image(p).pixels for p in files]
+    reference = [m >= 0.5 for m in full.predict(images)]
+    lines += ["", "fp16 / bf16 autocast against fp32 on the device (u2netp, IoU of the masks at 0.5; the policy "
+              "needs ≥ 0.995):", "", "| precision | mean IoU vs fp32 | min IoU vs fp32 |", "| --- | ---: | ---: |"]
+    for precision in ("fp16", "bf16") if on_gpu else ("bf16",):
+        half = segmenter(spec, U2NETP, plans[precision], engine="torch")
+        scores = [iou(m, r.astype(np.float32)) for m, r in zip(half.predict(images), reference)]
+        lines.append(f"| {precision} | {np.mean(scores):.4f} | {np.min(scores):.4f} |")
     lines.append("")
+    print("\n".join(lines[-16:]), file=sys.stderr)
 
 
 def main() -> None:
@@ -266,6 +322,7 @@ def main() -> None:
     parser.add_argument("--sections", default="quality,cpu-model,bf16,cpu,gpu")
     parser.add_argument("--count", type=int, default=40, help="images in the CPU end-to-end runs")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--gpu-count", type=int, default=200, help="one-megapixel JPEGs in the GPU section")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     sections = args.sections.split(",")
@@ -273,10 +330,10 @@ def main() -> None:
              f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores available, "
              f"torch {torch.__version__} ({torch.get_num_threads()} threads), load average at start "
              f"{os.getloadavg()[0]:.1f}. Command: `python benchmarks/bench_cnn.py --sections {args.sections} "
-             f"--count {args.count} --repeats {args.repeats}`.", ""]
+             f"--count {args.count} --repeats {args.repeats} --gpu-count {args.gpu_count}`.", ""]
     for name, fn in (("quality", lambda: quality(lines)), ("cpu-model", lambda: cpu_model(lines, args.repeats)),
                      ("bf16", lambda: bf16(lines)), ("cpu", lambda: cpu(lines, args.count, args.repeats)),
-                     ("gpu", lambda: gpu(lines, args.repeats))):
+                     ("gpu", lambda: gpu(lines, args.gpu_count, args.repeats))):
         if name in sections:
             fn()
     text = "\n".join(lines) + "\n"

@@ -1,30 +1,29 @@
-"""Foundation benchmark: Otsu masks for a folder of one-megapixel JPEGs, side by side in one run.
+"""Classical methods at the codec floor: masks for a folder of one-megapixel JPEGs, side by side in one run.
 
-Rows, all on the same files, in the same run:
+Programs, all on the same files, run as a user runs them (a fresh process each, start-up included), interleaved:
+every round runs each program once, in an order that rotates from round to round, and each row is the median of
+the rounds, so a busy machine slows all rows alike and the ratios stay meaningful.
 
-* **floor**: the least any tool must do: OpenCV decodes each JPEG, thresholds it at a fixed level and writes a
-  PNG mask, in a plain loop (split over the same number of processes as the row it is compared with);
+* **floor**: the least any tool must do, as a plain program: OpenCV decodes each JPEG as grey, thresholds it at a
+  fixed level and writes a PNG mask, in a loop (``floor 2``: the files split over 2 such processes at once);
 * **naive**: what a one-off script does: Pillow + scikit-image defaults (open, grey, ``threshold_otsu``, save);
-* **maskcli**: ``maskcli segment DIR -o OUT --method otsu --jobs N`` as a user runs it (start-up included).
+* **maskcli**: ``maskcli segment DIR -o OUT -m METHOD --jobs N`` (and with no ``--jobs``: the default).
 
-It reports img/s and the ratios the foundation issue sets as targets (maskcli --jobs 1 ≥ 0.85 × floor and
-≥ 2.5 × naive; --jobs 2 ≥ 1.8 × --jobs 1), and the peak memory of a 200- and a 2000-image run (flat is the
-target: the runner streams).
+Targets (issue 12): otsu and fixed ``--jobs 1`` ≥ 0.85 × floor; canny ≥ 0.6 × floor; the default ``--jobs``
+never slower than the better of ``--jobs 1`` and ``--jobs`` = the number of cores. It also reports the peak memory
+of the largest maskcli process for the otsu rows.
 
-    python benchmarks/bench_segment.py --count 200 --out benchmarks/results/segment.md
+    python benchmarks/bench_segment.py --count 200 --rounds 5 --out benchmarks/results/segment.md
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import os
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,110 +33,120 @@ from common import write_report  # noqa: E402
 from synth import make_jpegs  # noqa: E402
 
 
-def _floor_worker(args: tuple[list[str], str]) -> int:
-    import cv2
+FLOOR = """
+import os, sys, cv2
+from pathlib import Path
+cv2.setNumThreads(1)
+out = sys.argv[1]
+for path in sys.argv[2:]:
+    grey = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    _, mask = cv2.threshold(grey, 127, 255, cv2.THRESH_BINARY)
+    cv2.imwrite(os.path.join(out, Path(path).stem + ".png"), mask)
+"""
 
-    cv2.setNumThreads(1)
-    paths, out = args
-    for path in paths:
-        grey = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
-        _, mask = cv2.threshold(grey, 127, 255, cv2.THRESH_BINARY)
-        cv2.imwrite(os.path.join(out, Path(path).stem + ".png"), mask)
-    return len(paths)
-
-
-def _naive_worker(args: tuple[list[str], str]) -> int:
-    import numpy as np
-    from PIL import Image
-    from skimage.filters import threshold_otsu
-
-    paths, out = args
-    for path in paths:
-        grey = np.asarray(Image.open(path).convert("L"))
-        mask = grey > threshold_otsu(grey)
-        Image.fromarray(mask).save(os.path.join(out, Path(path).stem + ".png"))
-    return len(paths)
-
-
-def run_loop(worker, paths: list[str], out: Path, processes: int) -> float:
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    chunks = [(paths[i::processes], str(out)) for i in range(processes)]
-    start = time.perf_counter()
-    if processes == 1:
-        worker(chunks[0])
-    else:
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
-            pool.map(worker, chunks)
-    return len(paths) / (time.perf_counter() - start)
+NAIVE = """
+import os, sys
+import numpy as np
+from pathlib import Path
+from PIL import Image
+from skimage.filters import threshold_otsu
+out = sys.argv[1]
+for path in sys.argv[2:]:
+    grey = np.asarray(Image.open(path).convert("L"))
+    Image.fromarray(grey > threshold_otsu(grey)).save(os.path.join(out, Path(path).stem + ".png"))
+"""
 
 
-def run_maskcli(folder: Path, out: Path, jobs: int, count: int) -> tuple[float, float]:
-    """img/s and the peak RSS (MiB) of the largest maskcli process."""
-    shutil.rmtree(out, ignore_errors=True)
-    probe = (
-        "import resource, subprocess, sys, time\n"
-        "t = time.perf_counter()\n"
-        "r = subprocess.run(sys.argv[1:])\n"
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)\n"
-    )
-    command = [sys.executable, "-c", probe, sys.executable, "-m", "maskcli", "segment", str(folder), "-o", str(out),
-               "--method", "otsu", "--jobs", str(jobs), "--quiet"]
-    seconds, rss_kib, code = subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
+def timed(commands: list[list[str]]) -> tuple[float, float]:
+    """Seconds for ``commands`` run at once (each a process), and the largest peak RSS among them (MiB)."""
+    probe = ("import json, resource, subprocess, sys, time\n"
+             "commands = json.loads(sys.argv[1])\n"
+             "t = time.perf_counter()\n"
+             "running = [subprocess.Popen(c) for c in commands]\n"
+             "codes = [p.wait() for p in running]\n"
+             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, max(codes))\n")
+    import json
+
+    done = subprocess.run([sys.executable, "-c", probe, json.dumps(commands)], capture_output=True, text=True,
+                          check=True)
+    seconds, rss_kib, code = done.stdout.split()
     if code != "0":
-        raise SystemExit(f"maskcli exited {code}")
-    return count / float(seconds), int(rss_kib) / 1024
+        raise SystemExit(f"a benchmarked program exited {code}: {done.stderr}")
+    return float(seconds), int(rss_kib) / 1024
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; rows are medians")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp folder)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
-    parser.add_argument("--repeat", type=int, default=2, help="best of N runs per row")
     args = parser.parse_args()
 
+    from maskcli.cores import cpu_count
+
+    cores = cpu_count()
     work = args.work or Path(tempfile.mkdtemp(prefix="maskcli-bench-"))
     images = work / "images"
     if len(list(images.glob("*.jpg"))) != args.count:
         shutil.rmtree(images, ignore_errors=True)
         make_jpegs(images, args.count, seed=0)
     paths = sorted(str(p) for p in images.glob("*.jpg"))
-    big = work / "images_x10"  # 10 × the files (links), for the memory-is-flat check
-    if not big.exists():
-        big.mkdir()
-        for copy in range(10):
-            for path in paths:
-                (big / f"{copy}_{Path(path).name}").symlink_to(path)
+    out = work / "out"
 
-    best = lambda f: max(f() for _ in range(args.repeat))  # noqa: E731
-    floor1 = best(lambda: run_loop(_floor_worker, paths, work / "floor", 1))
-    floor2 = best(lambda: run_loop(_floor_worker, paths, work / "floor", 2))
-    naive = best(lambda: run_loop(_naive_worker, paths, work / "naive", 1))
-    m1 = max((run_maskcli(images, work / "m1", 1, len(paths)) for _ in range(args.repeat)), key=lambda r: r[0])
-    m2 = max((run_maskcli(images, work / "m2", 2, len(paths)) for _ in range(args.repeat)), key=lambda r: r[0])
-    m2_big = run_maskcli(big, work / "m2big", 2, len(paths) * 10)
+    def maskcli(method: str, jobs: int | None) -> list[list[str]]:
+        jobs_option = [] if jobs is None else ["--jobs", str(jobs)]
+        return [[sys.executable, "-m", "maskcli", "segment", str(images), "-o", str(out), "-m", method,
+                 *jobs_option, "--quiet"]]
 
-    rows = [
-        ("floor (OpenCV decode + fixed threshold + PNG), 1 process", f"{floor1:.1f}", ""),
-        ("floor, 2 processes", f"{floor2:.1f}", ""),
-        ("naive (Pillow + skimage threshold_otsu), 1 process", f"{naive:.1f}", ""),
-        ("maskcli segment -m otsu --jobs 1", f"{m1[0]:.1f}", f"{m1[1]:.0f}"),
-        ("maskcli segment -m otsu --jobs 2", f"{m2[0]:.1f}", f"{m2[1]:.0f}"),
-        (f"maskcli segment -m otsu --jobs 2, {len(paths) * 10} images", f"{m2_big[0]:.1f}", f"{m2_big[1]:.0f}"),
-    ]
+    def split(script: str, processes: int) -> list[list[str]]:
+        return [[sys.executable, "-c", script, str(out), *paths[i::processes]] for i in range(processes)]
+
+    programs: dict[str, list[list[str]]] = {
+        "floor, 1 process": split(FLOOR, 1),
+        f"floor, {cores} processes": split(FLOOR, cores),
+        "naive (Pillow + skimage threshold_otsu), 1 process": split(NAIVE, 1),
+        "maskcli -m otsu --jobs 1": maskcli("otsu", 1),
+        "maskcli -m fixed --jobs 1": maskcli("fixed", 1),
+        "maskcli -m canny --jobs 1": maskcli("canny", 1),
+        f"maskcli -m otsu --jobs {cores}": maskcli("otsu", cores),
+        "maskcli -m otsu (default --jobs)": maskcli("otsu", None),
+    }
+    names = list(programs)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    memory: dict[str, float] = {name: 0.0 for name in names}
+    for round_ in range(args.rounds):
+        order = names[round_ % len(names):] + names[:round_ % len(names)]
+        for name in order:
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            elapsed, rss = timed(programs[name])
+            seconds[name].append(elapsed)
+            memory[name] = max(memory[name], rss)
+    rate = {name: len(paths) / statistics.median(values) for name, values in seconds.items()}
+
+    floor1, floor_n = rate["floor, 1 process"], rate[f"floor, {cores} processes"]
+    best = max(rate["maskcli -m otsu --jobs 1"], rate[f"maskcli -m otsu --jobs {cores}"])
     ratios = [
-        ("maskcli --jobs 1 / floor (1 process)", m1[0] / floor1, 0.85),
-        ("maskcli --jobs 1 / naive", m1[0] / naive, 2.5),
-        ("maskcli --jobs 2 / maskcli --jobs 1", m2[0] / m1[0], 1.8),
-        ("maskcli --jobs 2 / floor (2 processes)", m2[0] / floor2, None),
-        (f"peak MiB, {len(paths) * 10} vs {len(paths)} images", m2_big[1] / m2[1], None),
+        ("otsu --jobs 1 / floor (1 process)", rate["maskcli -m otsu --jobs 1"] / floor1, "≥ 0.85"),
+        ("fixed --jobs 1 / floor (1 process)", rate["maskcli -m fixed --jobs 1"] / floor1, "≥ 0.85"),
+        ("canny --jobs 1 / floor (1 process)", rate["maskcli -m canny --jobs 1"] / floor1, "≥ 0.60"),
+        (f"otsu default --jobs / best of --jobs 1 and --jobs {cores}", rate["maskcli -m otsu (default --jobs)"] / best,
+         "≥ 1.00"),
+        (f"otsu --jobs {cores} / --jobs 1", rate[f"maskcli -m otsu --jobs {cores}"] / rate["maskcli -m otsu --jobs 1"],
+         ""),
+        (f"otsu --jobs {cores} / floor ({cores} processes)", rate[f"maskcli -m otsu --jobs {cores}"] / floor_n, ""),
+        ("otsu --jobs 1 / naive", rate["maskcli -m otsu --jobs 1"] / rate[names[2]], ""),
     ]
-    lines = [f"# Otsu masks, {len(paths)} one-megapixel JPEGs ({os.cpu_count()} cores)", "",
-             "| run | img/s | peak RSS MiB |", "| --- | ---: | ---: |"]
-    lines += [f"| {name} | {rate} | {rss} |" for name, rate, rss in rows]
+    lines = [f"# Classical masks at the codec floor: {len(paths)} one-megapixel JPEGs, {cores} cores", "",
+             f"Each row: the median of {args.rounds} interleaved rounds; every program is a fresh process "
+             "(start-up included).", "",
+             "| program | img/s | seconds (median) | peak RSS MiB (largest process) |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {rate[name]:.1f} | {statistics.median(seconds[name]):.2f} | {memory[name]:.0f} |"
+              for name in names]
     lines += ["", "| ratio | value | target |", "| --- | ---: | ---: |"]
-    lines += [f"| {name} | {value:.2f} | {'≥ %.2f' % target if target else ''} |" for name, value, target in ratios]
+    lines += [f"| {name} | {value:.2f} | {target} |" for name, value, target in ratios]
+    lines += ["", f"    python benchmarks/bench_segment.py --count {args.count} --rounds {args.rounds}"]
     write_report(lines, args.out)
 
 

@@ -62,4 +62,13 @@ def apply(image: "np.ndarray", mask: "np.ndarray", mode: str = "cutout", **optio
     return modes.create(mode, options)(image, mask)
 
 
-__all__ = ["__version__", "apply", "read_image", "read_mask", "segment", "write_mask"]
+def fine_tune(images: str, masks: str, output: str, **settings: Any) -> Any:
+    """Fine-tune a U²-Net on image/mask folders and write the best model to ``output`` (see
+    :func:`maskcli.train.fine_tune`; ``settings`` are :class:`maskcli.train.TrainSettings` fields)."""
+    from maskcli.train import TrainSettings
+    from maskcli.train import fine_tune as _fine_tune
+
+    return _fine_tune(images, masks, output, TrainSettings(**settings))
+
+
+__all__ = ["__version__", "apply", "fine_tune", "read_image", "read_mask", "segment", "write_mask"]

@@ -50,3 +50,10 @@ def test_only_the_cnn_part_imports_torch(path: Path) -> None:
     allowed = relative.startswith("cnn/") or relative == "methods/cnn.py"
     heavy = sorted(m for m in _imports(path) if m.split(".")[0] in {"torch", "torchvision"})
     assert allowed or not heavy, f"{relative} imports {heavy}; only maskcli/cnn/ may"
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_only_the_ray_engine_imports_ray(path: Path) -> None:
+    relative = path.relative_to(PACKAGE).as_posix()
+    wrong = sorted(m for m in _imports(path) if m.split(".")[0] == "ray")
+    assert relative == "engines/ray.py" or not wrong, f"{relative} imports {wrong}; only maskcli/engines/ray.py may"

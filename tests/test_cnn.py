@@ -321,7 +321,7 @@ def test_gpu_fp16_matches_fp32() -> None:
     weight = next(w for w in half.model.parameters() if w.ndim == 4)
     assert weight.is_contiguous(memory_format=torch.channels_last)
     for a, b, (_, truth) in zip(half.predict(images), full.predict(images), pairs):
-        assert _iou(a, b >= 0.5) >= 0.99
+        assert _iou(a, b >= 0.5) >= 0.995  # the precision policy: fp16 only where masks agree
         assert np.abs(a - b).max() < 0.05
 
 

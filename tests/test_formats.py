@@ -434,3 +434,33 @@ def test_label_maps_pick_the_most_probable_chosen_class() -> None:
     assert (both[:, :25] == 1).all() and (both[:, 35:55] == 0).all() and (both[:, 65:] == 2).all()
     only_dog = Segmenter(spec, ByColour(), classes=(dog,)).predict_labels([image])[0]
     assert (only_dog[:, :55] == 0).all() and (only_dog[:, 65:] == 1).all()  # person counts as the rest
+
+
+def test_label_images_take_16_bits_when_8_do_not_hold_the_labels(tmp_path) -> None:
+    from maskcli.formats.labels import encode_labels, read_labels
+
+    labels = np.arange(300 * 4, dtype=np.int32).reshape(30, 40) % 300
+    path = tmp_path / "many.png"
+    path.write_bytes(encode_labels(labels))
+    assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    np.testing.assert_array_equal(read_labels(path), labels)
+    path.write_bytes(encode_labels(labels % 200))
+    assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED).dtype == np.uint8
+
+
+def test_export_checks_each_mask_against_its_image(tmp_path) -> None:
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for name, size in (("a", (10, 12)), ("b", (10, 12)), ("c", (10, 12))):
+        cv2.imwrite(str(masks / f"{name}.png"), np.full(size, 255, np.uint8))
+    cv2.imwrite(str(images / "a.jpg"), np.zeros((10, 12, 3), np.uint8))
+    cv2.imwrite(str(images / "b.jpg"), np.zeros((12, 10, 3), np.uint8))
+    out = tmp_path / "yolo"
+    done = run_cli("export", str(masks), "--images", str(images), "-o", str(out), "--to", "yolo")
+    assert done.returncode == 1
+    assert error_lines(done) == [
+        f"maskcli: error: {masks / 'b.png'}: mask is 12×10 but its image {images / 'b.jpg'} is 10×12",
+        f"maskcli: error: {masks / 'c.png'}: no image named c.* in {images}",
+    ]
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "classes.txt"]

@@ -455,3 +455,13 @@ def test_hostile_folder_leaves_no_process_after_kill_9(tmp_path, many):
     finally:
         process.kill()
         process.communicate()
+
+
+@posix_only
+def test_a_fifo_given_as_a_coco_file_is_refused(tmp_path):
+    fifo = tmp_path / "annotations.json"
+    os.mkfifo(fifo)
+    done = run_cli("apply", str(SAMPLES / "coins.png"), "--masks", str(fifo), "-o", str(tmp_path / "out"),
+                   timeout=60)
+    assert done.returncode == 3
+    assert done.stderr.decode() == f"maskcli: error: {fifo}: cannot read: not a regular file (FIFO)\n"

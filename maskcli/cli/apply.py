@@ -91,6 +91,8 @@ def apply_command(
     overwrite: c.Overwrite = False,
     max_pixels: c.MaxPixels = DEFAULT_MAX_PIXELS,
     jobs: c.Jobs = None,
+    engine: c.Engine = "local",
+    ray_address: c.RayAddress = None,
     unordered: c.Unordered = False,
     fail_fast: c.FailFast = False,
     json_records: c.Json = False,
@@ -113,6 +115,7 @@ def apply_command(
     from maskcli.methods import methods
     from maskcli.pipeline import run
 
+    executor = c.executor_for(engine, ray_address, jobs)
     mode_options: dict[str, Any] = c.parse_params(settings, option="set")
     if background is not None:
         mode_options["background"] = background
@@ -189,7 +192,7 @@ def apply_command(
     elif source_kind == "annotations":
         items = _pair_set(items, annotations)
     drive(items, job, kind=kind, output=output, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
-                 json_records=json_records, quiet=quiet, run=run)
+          json_records=json_records, quiet=quiet, run=run, executor=executor)
 
 
 def _pair_masks(items: Iterator[Item], folder: Path, template: str) -> Iterator[Item]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -60,6 +61,17 @@ Jobs = Annotated[
     Optional[int],
     typer.Option("--jobs", "-j", help="Worker processes (threads for the CNN). Default: the number of cores.",
                  rich_help_panel=RUN, min=1, show_default=False),
+]
+Engine = Annotated[
+    str,
+    typer.Option("--engine", help="Where the work runs: local (this machine) or ray (a Ray cluster; needs "
+                 "pip install 'maskcli[ray]').", rich_help_panel=RUN),
+]
+RayAddress = Annotated[
+    Optional[str],
+    typer.Option("--ray-address", help="With --engine ray: the cluster to use (auto, HOST:PORT or "
+                 "ray://HOST:10001; default: $RAY_ADDRESS, else a Ray instance started on this machine for the run).",
+                 rich_help_panel=RUN, show_default=False),
 ]
 Unordered = Annotated[
     bool, typer.Option("--unordered", help="Report results as they finish instead of in input order.", rich_help_panel=RUN)
@@ -149,6 +161,22 @@ Params = Annotated[
     typer.Option("--param", "-p", help="A method option as KEY=VALUE (repeatable); see `maskcli methods NAME`.",
                  rich_help_panel=METHOD, show_default=False),
 ]
+
+
+def executor_for(engine: str, ray_address: str | None, jobs: int | None) -> Any:
+    """The engine's executor (None: the local engine, which takes ``jobs``), checking the options it takes."""
+    if engine not in ("local", "ray"):
+        raise OptionError("--engine", f"expected local or ray, not {engine!r}")
+    if engine == "local":
+        if ray_address is not None:
+            raise OptionError("--ray-address", "needs --engine ray")
+        return None
+    from maskcli.engines.ray import RayExecutor
+
+    address = ray_address or os.environ.get("RAY_ADDRESS") or None
+    if address is not None and jobs is not None:
+        raise OptionError("--jobs", f"the Ray cluster at {address} has its own CPUs; drop --jobs")
+    return RayExecutor(address, num_cpus=jobs)
 
 
 def split_names(values: list[str] | None) -> list[str] | None:

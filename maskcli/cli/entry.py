@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from typing import Any
 
 EXIT_INTERRUPTED = 130
@@ -26,10 +25,9 @@ def _on_signal(signum: int, frame: object) -> None:
     if _state["signals"] > 1 or not _state["ready"]:
         os.write(2, b"maskcli: interrupted\n")
         os._exit(EXIT_INTERRUPTED)
-    encode = sys.modules.get("maskcli.io.encode")
-    if encode is not None:
-        encode.stop_writes()  # from now on nothing new appears on disk
-    raise KeyboardInterrupt  # a running batch answers it: workers stopped, finished items reported
+    # A running batch answers it (renames stopped, workers stopped, finished items reported); a command that
+    # saves on Ctrl-C (train's resume checkpoint) still can.
+    raise KeyboardInterrupt
 
 
 def install(*, ready: bool) -> dict[int, Any]:

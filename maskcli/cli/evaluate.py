@@ -66,6 +66,8 @@ def eval_command(
                                                 "(processes; threads for the CNN). Default: 1, so that the "
                                                 "times are free of contention.", rich_help_panel=SCORING,
                                                 min=1, show_default=False)] = None,
+    engine: c.Engine = "local",
+    ray_address: c.RayAddress = None,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="With --methods: stop at the first image that "
                                             "fails.", rich_help_panel=SCORING)] = False,
     limit: Annotated[Optional[int], typer.Option("--limit", help="With --methods: score only the first N "
@@ -113,11 +115,18 @@ def eval_command(
                           "applies to the cnn entries of --methods; scoring existing masks runs no model")
     if methods:
         specs = _with_cnn_options(evaluate.parse_method_specs(methods), cnn_options)
-        with _Progress(enabled=not quiet and not json_output) as progress:
-            ranking = evaluate.compare_methods(source, truth, specs, level=level, tolerance=tolerance,
-                                               both_classes=both_classes, limit=limit, progress=progress.step,
-                                               jobs=jobs or 1, fail_fast=fail_fast,
-                                               classes=split_names(classes))
+        executor = c.executor_for(engine, ray_address, jobs)
+        if executor is not None:
+            executor.start()
+        try:
+            with _Progress(enabled=not quiet and not json_output) as progress:
+                ranking = evaluate.compare_methods(source, truth, specs, level=level, tolerance=tolerance,
+                                                   both_classes=both_classes, limit=limit, progress=progress.step,
+                                                   jobs=jobs or 1, executor=executor, fail_fast=fail_fast,
+                                                   classes=split_names(classes))
+        finally:
+            if executor is not None:
+                executor.close()
         _warn_unpaired(ranking.pairing, "an image")
         if csv_file is not None:
             _write_csv(csv_file, [(r.spec.label, image) for r in ranking.results for image in r.images])
@@ -133,7 +142,8 @@ def eval_command(
         _report_failures([(r.spec.label, i) for r in ranking.results for i in r.failed])
         raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
 
-    for flag, given in (("--limit", limit is not None), ("--jobs", jobs is not None), ("--fail-fast", fail_fast)):
+    for flag, given in (("--limit", limit is not None), ("--jobs", jobs is not None), ("--fail-fast", fail_fast),
+                        ("--engine", engine != "local"), ("--ray-address", ray_address is not None)):
         if given:
             raise OptionError(flag, "only applies with --methods")
     result = evaluate.evaluate_folders(source, truth, level=level, tolerance=tolerance,

@@ -77,6 +77,8 @@ def segment_command(
     overwrite: c.Overwrite = False,
     max_pixels: c.MaxPixels = DEFAULT_MAX_PIXELS,
     jobs: c.Jobs = None,
+    engine: c.Engine = "local",
+    ray_address: c.RayAddress = None,
     unordered: c.Unordered = False,
     fail_fast: c.FailFast = False,
     json_records: c.Json = False,
@@ -97,6 +99,7 @@ def segment_command(
     from maskcli.pipeline import run
     from maskcli.jobs.segment import SegmentJob
 
+    executor = c.executor_for(engine, ray_address, jobs)
     method_name, method_options, refinement = c.method_plan(
         method, preset, params,
         first_class={"polarity": polarity, "channel": channel, "sigma": sigma, "model": model,
@@ -124,40 +127,48 @@ def segment_command(
     if labels:
         _write_legend(output, job.class_names, kind=kind, overwrite=overwrite)
     drive(items, job, kind=kind, output=output, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
-                 json_records=json_records, quiet=quiet, run=run)
+          json_records=json_records, quiet=quiet, run=run, executor=executor)
 
 
 def drive(items: Any, job: Any, *, kind: str, output: Path | None, jobs: int | None, unordered: bool,
-          fail_fast: bool, json_records: bool, quiet: bool, run: Any) -> None:
-    """Run a job over planned items, report, and exit with the batch's status; shared by segment and apply."""
+          fail_fast: bool, json_records: bool, quiet: bool, run: Any, executor: Any = None) -> None:
+    """Run a job over planned items, report, and exit with the batch's status; shared by segment and apply.
+
+    ``executor``: another engine (the Ray engine), started before the first item and stopped however the run ends.
+    """
     to_stdout = kind == "image" and (output is None or str(output) == "-")
     stdout = binary_stdout() if to_stdout else None
     if to_stdout and json_records:
         raise OptionError("--json", "records go to stdout, which carries the image; give -o FILE")
-    reporter = Reporter(json_records=json_records, quiet=quiet or to_stdout)
-
-    def report(result: Any) -> None:
-        if result.data is not None and stdout is not None:
-            stdout.write(result.data)
-            stdout.flush()
-        reporter.result(result)
-
-    results = run(items, job, jobs=jobs, ordered=not unordered, fail_fast=fail_fast)
+    if executor is not None:
+        executor.start()  # before the clock and the progress bar: a cluster's start-up is not the batch's time
     try:
-        for result in results:
-            report(result)
-    except KeyboardInterrupt as stop:
-        finished = getattr(stop, "finished", None)
-        if finished is None:  # it came while reporting: the runner stops its workers and says what finished
-            try:
-                results.throw(stop)
-            except KeyboardInterrupt as inner:
-                finished = getattr(inner, "finished", [])
-        for result in finished:  # every file left on disk is reported
-            report(result)
-        raise typer.Exit(reporter.finish(interrupted=True)) from None
-    raise typer.Exit(reporter.finish())
+        reporter = Reporter(json_records=json_records, quiet=quiet or to_stdout)
 
+        def report(result: Any) -> None:
+            if result.data is not None and stdout is not None:
+                stdout.write(result.data)
+                stdout.flush()
+            reporter.result(result)
+
+        results = run(items, job, jobs=jobs, executor=executor, ordered=not unordered, fail_fast=fail_fast)
+        try:
+            for result in results:
+                report(result)
+        except KeyboardInterrupt as stop:
+            finished = getattr(stop, "finished", None)
+            if finished is None:  # it came while reporting: the runner stops its workers and says what finished
+                try:
+                    results.throw(stop)
+                except KeyboardInterrupt as inner:
+                    finished = getattr(inner, "finished", [])
+            for result in finished:  # every file left on disk is reported
+                report(result)
+            raise typer.Exit(reporter.finish(interrupted=True)) from None
+        raise typer.Exit(reporter.finish())
+    finally:
+        if executor is not None:
+            executor.close()
 
 def _write_legend(output: Path | None, classes: list[str], *, kind: str, overwrite: bool) -> None:
     """The legend of the label images, written before them; one that says otherwise is kept unless

@@ -22,8 +22,8 @@ _FLAGS = {"val_fraction": "--val", "val_images": "--val-images", "val_masks": "-
 
 
 def train_command(
-    images: Annotated[Path, typer.Argument(help="Folder of training images.", show_default=False)],
-    masks: Annotated[Path, typer.Argument(help="Folder of their masks (white foreground on black), paired by "
+    images: Annotated[Path, typer.Argument(metavar="IMAGES", help="Folder of training images.", show_default=False)],
+    masks: Annotated[Path, typer.Argument(metavar="MASKS", help="Folder of their masks (white foreground on black), paired by "
                                           "relative path and stem, as in `maskcli eval`.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="The checkpoint to write (.pt).",
                                          show_default=False)],
@@ -43,7 +43,7 @@ def train_command(
                                         rich_help_panel=TRAINING)] = 30,
     patience: Annotated[int, typer.Option("--patience", help="Stop when validation has not improved for this "
                                           "many epochs.", rich_help_panel=TRAINING)] = 8,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate (Adam).", rich_help_panel=TRAINING)] = 3e-4,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate (Adam).", rich_help_panel=TRAINING)] = 1e-4,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Pairs per step (default: 4 on the "
                                                       "CPU, 8 on a GPU).", rich_help_panel=TRAINING,
                                                       show_default=False)] = None,
@@ -99,7 +99,7 @@ def train_command(
                                      both_classes=both_classes, flips=flips)
     view = _View(quiet=quiet, json_records=json_records, score_key=settings.score_key)
     try:
-        with view:
+        with view:  # Ctrl-C arrives as the KeyboardInterrupt on which training saves its state
             result = library.fine_tune(images, masks, output, settings, val_images=val_images, val_masks=val_masks,
                                        resume=resume, on_event=view.event)
     except library.Interrupted as stop:

@@ -1,17 +1,27 @@
 """Running a segmentation CNN over batches of images: pre-processing, inference, soft masks at full size.
 
-A :class:`Segmenter` holds one loaded model. :func:`segmenter` keeps one per (model, weights, device,
-precision) in this process, so a batch of thousands of images loads the weights once. Each call:
+A :class:`Segmenter` holds one loaded model: a torch module, or an :class:`~maskcli.cnn.onnxrt.OnnxModel` for
+ONNX-format weights under onnxruntime (:func:`engine_for` picks). :func:`segmenter` keeps one per (model, weights,
+device, precision, engine) in this process, so a batch of thousands of images loads the weights once. This module
+imports torch only where a torch model runs, so the onnxruntime path never loads it.
 
-1. resizes every image to the model's input (U²-Net: 320×320 with Lanczos; torchvision models: shorter side 520,
-   aspect kept, with ``cv2.INTER_AREA``), and normalises it as its spec says;
-2. stacks images of equal input shape into one tensor (different shapes run as separate sub-batches, so a
-   mask never depends on its batch neighbours);
-3. runs the model under ``torch.inference_mode()`` (no autograd graph, nothing kept between calls: memory stays
-   flat), with fp16 autocast and ``channels_last`` on GPU;
-4. post-processes **at model resolution** into one probability channel (U²-Net: the fused map d0, min-max
-   normalised; semantic models: softmax over the classes, summed over the chosen ones), and only then resizes that
-   one channel to each image's full size.
+**On the CPU** each image goes its own way through the model, as many at once as there are free cores
+(:func:`maskcli.cnn.device.free_cores`, asked again every few seconds), each on one thread; with torch, a lone
+image spreads over the free cores instead (onnxruntime keeps to one thread, see :mod:`.onnxrt`). Per image:
+
+1. resize to the model's input with OpenCV (U²-Net: 320×320 with Lanczos; torchvision models: shorter side 520,
+   aspect kept, ``cv2.INTER_AREA``) and normalise as the spec says;
+2. run the model (torch: ``inference_mode``, fp32, ``channels_last``; or onnxruntime);
+3. post-process **at model resolution** into one probability channel (U²-Net: the fused map d0, min-max
+   normalised; semantic models: softmax over the classes, summed over the chosen ones), and only then resize that
+   one channel to the image's full size.
+
+**On a GPU** (torch) the whole batch goes at once and the device does the work: each image is copied from pinned
+memory without blocking, resized and normalised on the device (:func:`prepare_on_device`: OpenCV's Lanczos or
+area resize as two matrix products, so the GPU sees the CPU's inputs), run under fp16
+autocast with ``channels_last``, post-processed and resized back to full size there; only the final masks come
+back. Images of equal input shape share a forward pass; a mask never depends on its batch neighbours. The
+batch size is measured on the device (:meth:`Segmenter.probe_batch_size`).
 
 >>> import numpy as np, torch
 >>> from maskcli.cnn import specs
@@ -23,31 +33,63 @@ precision) in this process, so a batch of thousands of images loads the weights 
 
 from __future__ import annotations
 
+import concurrent.futures as futures
+import functools
+import math
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 import cv2
 import numpy as np
-import torch
-from torch import nn
 
-from maskcli.cnn.device import DevicePlan, autocast_dtype
+from maskcli.cnn import device as devices
+from maskcli.cnn import onnxrt
+from maskcli.cnn.device import DevicePlan
 from maskcli.cnn.specs import ModelSpec
-from maskcli.cores import cpu_count
-from maskcli.errors import WeightsUnavailable
+from maskcli.errors import OptionError, SetupError, WeightsUnavailable
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+Engine = Literal["auto", "torch", "onnxruntime"]
+ENGINES: tuple[str, ...] = ("auto", "torch", "onnxruntime")
+
+#: How often (seconds) the CPU path asks again how many cores are free.
+REPROBE_SECONDS = 2.0
 
 
-def _set_threads() -> None:
-    # torch sizes its pool from the machine's cores, not the cores this process may use (cgroups, taskset);
-    # more threads than cores only adds contention with the decode threads.
-    usable = cpu_count()
-    if torch.get_num_threads() > usable:
-        torch.set_num_threads(usable)
+def engine_for(spec: ModelSpec, path: Union[str, Path], plan: DevicePlan, engine: str = "auto") -> str:
+    """The engine that runs this model: ``auto`` takes onnxruntime for an ONNX weights file on the CPU when it
+    is installed (no torch to import, and faster: ``benchmarks/results/rembg.md``), torch otherwise.
+
+    Raises
+    ------
+    OptionError
+        Not an engine name, or onnxruntime asked for weights that are not an ONNX file.
+    SetupError
+        onnxruntime asked for and not installed.
+
+    >>> from maskcli.cnn import specs
+    >>> engine_for(specs.get("lraspp-mobilenet-v3"), "x.pth", DevicePlan("cpu", "fp32", True))
+    'torch'
+    """
+    if engine not in ENGINES:
+        raise OptionError("engine", f"expected one of {', '.join(ENGINES)}, not {engine!r}")
+    is_onnx = spec.weights_format == "onnx" and Path(path).suffix.lower() == ".onnx"
+    if engine == "onnxruntime" and not is_onnx:
+        raise OptionError("engine", f"onnxruntime runs ONNX files; {Path(path).name} is not one (use torch)")
+    if engine == "onnxruntime" and not onnxrt.available():
+        raise SetupError(f"engine onnxruntime: onnxruntime is not installed ({onnxrt.INSTALL_HINT})")
+    if engine == "auto":
+        return "onnxruntime" if is_onnx and not plan.is_cuda and onnxrt.available() else "torch"
+    return engine
 
 
-def build_model(spec: ModelSpec, path: Union[str, Path]) -> nn.Module:
+def build_model(spec: ModelSpec, path: Union[str, Path]) -> "nn.Module":
     """The spec's architecture with the weights of ``path`` loaded, on the CPU, in eval mode.
 
     Raises
@@ -59,6 +101,8 @@ def build_model(spec: ModelSpec, path: Union[str, Path]) -> nn.Module:
         from maskcli.cnn.models.onnx_graph import OnnxGraph
 
         return OnnxGraph(path, spec.name).eval()
+    import torch
+
     from maskcli.cnn.weights import load_state, read_checkpoint
 
     checkpoint = read_checkpoint(path)
@@ -108,6 +152,77 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return image
 
 
+@functools.lru_cache(maxsize=64)
+def resample_matrix(source: int, target: int, interpolation: str) -> np.ndarray:
+    """The target×source matrix that resizes one axis exactly as OpenCV does on the host: ``lanczos`` as
+    ``cv2.INTER_LANCZOS4`` (8 taps, edges replicated), ``area`` as ``cv2.INTER_AREA`` (pixel-area averages when
+    shrinking, OpenCV's own linear variant when enlarging). Resizing is then two matrix products, which a GPU does
+    in microseconds, with the host's result to float rounding (``tests/test_cnn_speed.py``).
+
+    >>> resample_matrix(4, 2, "area").tolist()
+    [[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5]]
+    """
+    inverse = target / source  # OpenCV's own arithmetic, so that ties round the same way
+    scale = 1.0 / inverse
+    matrix = np.zeros((target, source), np.float64)
+    for row in range(target):
+        if interpolation == "lanczos":
+            position = (row + 0.5) * scale - 0.5
+            start = math.floor(position)
+            taps = np.arange(start - 3, start + 5)
+            distance = position - taps
+            weights = np.sinc(distance) * np.sinc(distance / 4)
+            np.add.at(matrix[row], np.clip(taps, 0, source - 1), weights / weights.sum())
+        elif scale >= 1:
+            low, high = row * scale, min((row + 1) * scale, source)
+            taps = np.arange(math.floor(low), math.ceil(high))
+            matrix[row, taps] = (np.minimum(taps + 1, high) - np.maximum(taps, low)) / (high - low)
+        else:
+            start = math.floor(row * scale)
+            fraction = float(np.float32((row + 1) - (start + 1) * inverse))
+            fraction = 0.0 if fraction <= 0 else fraction - math.floor(fraction)
+            np.add.at(matrix[row], np.clip([start, start + 1], 0, source - 1), [1 - fraction, fraction])
+    return matrix.astype(np.float32)
+
+
+def prepare_on_device(image: "torch.Tensor", spec: ModelSpec, mean: "torch.Tensor",
+                      std: "torch.Tensor") -> "torch.Tensor":
+    """One image (H×W×3 or H×W float tensor in [0, 1], on any device) as the model's normalised 3×h×w input,
+    computed where the tensor lives, with the host's resize (:func:`resample_matrix`): on a GPU the CPU only
+    decodes. The same code runs on CPU tensors in tests.
+
+    >>> import torch
+    >>> from maskcli.cnn import specs
+    >>> spec = specs.get("u2netp")
+    >>> mean, std = torch.tensor(spec.mean).view(3, 1, 1), torch.tensor(spec.std).view(3, 1, 1)
+    >>> tuple(prepare_on_device(torch.rand(40, 30, 3), spec, mean, std).shape)
+    (3, 320, 320)
+    """
+    import torch
+
+    chw = image[None].expand(3, -1, -1) if image.ndim == 2 else image[..., :3].permute(2, 0, 1)
+    height, width = _input_size(spec, chw.shape[1], chw.shape[2])
+    rows = torch.from_numpy(resample_matrix(chw.shape[1], height, spec.interpolation)).to(image.device)
+    columns = torch.from_numpy(resample_matrix(chw.shape[2], width, spec.interpolation)).to(image.device)
+    resized = rows @ chw.float() @ columns.T
+    if spec.scale_by_max:
+        resized = resized / torch.clamp(resized.max(), min=1e-6)
+    return (resized - mean) / std
+
+
+def choose_batch_size(rates: dict[int, float], tolerance: float = 0.05) -> int:
+    """The smallest batch whose throughput (images per second) is within ``tolerance`` of the best measured:
+    beyond it a bigger batch only holds more memory and makes the first results wait.
+
+    >>> choose_batch_size({1: 100.0, 2: 180.0, 4: 300.0, 8: 310.0, 16: 312.0})
+    4
+    """
+    if not rates:
+        return 1
+    best = max(rates.values())
+    return min(batch for batch, rate in rates.items() if rate >= best * (1 - tolerance))
+
+
 class Segmenter:
     """One loaded model and the pre- and post-processing of its spec.
 
@@ -115,28 +230,41 @@ class Segmenter:
     ----------
     spec : ModelSpec
         What the model is and how its input is prepared.
-    model : torch.nn.Module
-        The loaded model (see :func:`build_model`), on the CPU; it is moved to ``plan.device``.
+    model : torch.nn.Module or onnxrt.OnnxModel
+        The loaded model (see :func:`build_model`, or an :class:`~maskcli.cnn.onnxrt.OnnxModel`). A torch
+        module is moved to ``plan.device``.
     plan : DevicePlan, optional
         Device, precision and memory format; default the CPU in fp32, channels_last (see :mod:`.device`).
     classes : tuple of int
         Semantic models: the output channels summed into the foreground.
     """
 
-    def __init__(self, spec: ModelSpec, model: nn.Module, plan: Optional[DevicePlan] = None,
+    def __init__(self, spec: ModelSpec, model: Any, plan: Optional[DevicePlan] = None,
                  classes: Sequence[int] = ()) -> None:
         self.spec = spec
         self.plan = plan or DevicePlan("cpu", "fp32", True)
         self.classes = list(classes) or [i for i, c in enumerate(spec.categories) if c != "__background__"]
-        self.device = torch.device(self.plan.device)
-        self.model = model.to(self.device)
-        if self.plan.channels_last and spec.builder != "onnx-graph":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.engine = "onnxruntime" if isinstance(model, onnxrt.OnnxModel) else "torch"
+        self.model = model
+        if self.engine == "torch":
+            import torch
+
+            self.device = torch.device(self.plan.device)
+            self.model = model.to(self.device)
+            if self.plan.channels_last and spec.builder != "onnx-graph":
+                self.model = self.model.to(memory_format=torch.channels_last)
+            self._mean_t = torch.tensor(spec.mean, device=self.device).view(3, 1, 1)
+            self._std_t = torch.tensor(spec.std, device=self.device).view(3, 1, 1)
         self._mean = np.asarray(spec.mean, np.float32)
         self._std = np.asarray(spec.std, np.float32)
         self._lock = threading.Lock()  # one batch at a time through the model (threads may share a segmenter)
-        if self.plan.device == "cpu":
-            _set_threads()
+        self._workers: Optional[futures.ThreadPoolExecutor] = None
+        self._worker_count = 0
+        self._free = (0.0, 1)  # (when asked, free cores)
+        if not self.plan.is_cuda:
+            devices.limit_library_threads()
+
+    # --- pre- and post-processing on the host -------------------------------------------------------------
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """One image (float32 H×W or H×W×3 in [0, 1]) as the model's C×h×w float32 input."""
@@ -151,13 +279,18 @@ class Segmenter:
         normalised = (resized - self._mean) / self._std
         return np.ascontiguousarray(normalised.transpose(2, 0, 1), dtype=np.float32)
 
-    def _forward(self, batch: torch.Tensor, labels: bool = False) -> torch.Tensor:
-        """Model-resolution probability maps N×h×w (float32) for a normalised batch N×3×h×w; with ``labels``
-        (semantic models), N×(1+k)×h×w: the rest (background and classes not chosen), then each chosen class."""
+    # --- the model ----------------------------------------------------------------------------------------
+
+    def _forward(self, batch: "torch.Tensor", labels: bool = False) -> "torch.Tensor":
+        """torch: model-resolution probability maps N×h×w (float32) for a normalised batch N×3×h×w; with
+        ``labels`` (semantic models), N×(1+k)×h×w: the rest (background and classes not chosen), then each chosen
+        class."""
+        import torch
+
         batch = batch.to(self.device, non_blocking=True)
         if self.plan.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        dtype = autocast_dtype(self.plan)
+        dtype = devices.autocast_dtype(self.plan)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             out = self.model(batch)
             if self.spec.kind == "salient":
@@ -174,31 +307,140 @@ class Segmenter:
                 return torch.cat([(1.0 - chosen.sum(dim=1, keepdim=True)).clamp_(0.0, 1.0), chosen], dim=1)
             return chosen.sum(dim=1).clamp_(0.0, 1.0)
 
+    def _run_host(self, batch: np.ndarray, labels: bool = False) -> np.ndarray:
+        """Model-resolution maps N×h×w (N×(1+k)×h×w with ``labels``) for a normalised host batch (CPU)."""
+        if self.engine == "onnxruntime":
+            return self.model.run(batch, labels)  # one thread per call, always (see maskcli.cnn.onnxrt)
+        import torch
+
+        return self._forward(torch.from_numpy(batch), labels).cpu().numpy()
+
     def probabilities(self, images: Sequence[np.ndarray], labels: bool = False) -> list[np.ndarray]:
         """Model-resolution probability maps, one per image, in order (float32 h×w; with ``labels``,
         (1+k)×h×w as :meth:`_forward` says)."""
-        inputs = [self.preprocess(image) for image in images]
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for index, tensor in enumerate(inputs):
-            groups.setdefault(tensor.shape, []).append(index)
-        maps: list[Any] = [None] * len(inputs)
-        with self._lock:
-            for indices in groups.values():
-                batch = torch.from_numpy(np.stack([inputs[i] for i in indices]))
-                out = self._forward(batch, labels).cpu().numpy()
-                for slot, index in enumerate(indices):
-                    maps[index] = out[slot].copy()  # a view would keep the whole batch alive
-        return maps
+        return self._map(images, full_size=False, labels=labels)
 
     def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Soft masks (float32 H×W in [0, 1]) at each image's full size."""
-        masks = []
-        for image, small in zip(images, self.probabilities(images)):
-            height, width = image.shape[:2]
-            mask = small if small.shape == (height, width) else cv2.resize(
-                small, (width, height), interpolation=cv2.INTER_LINEAR)
-            masks.append(np.clip(mask, 0.0, 1.0, out=mask).astype(np.float32, copy=False))
-        return masks
+        if not images:
+            return []
+        if self.plan.is_cuda:
+            with self._lock:
+                return self._predict_on_device(list(images))
+        return self._map(images, full_size=True)
+
+    # --- CPU: one image per free core -----------------------------------------------------------------------
+
+    def free_cores(self) -> int:
+        """Cores free for the model now (asked again at most every ``REPROBE_SECONDS``)."""
+        asked, free = self._free
+        if time.monotonic() - asked > REPROBE_SECONDS:
+            free = devices.free_cores()
+            self._free = (time.monotonic(), free)
+        return free
+
+    def _one(self, image: np.ndarray, full_size: bool, labels: bool = False) -> np.ndarray:
+        small = self._run_host(self.preprocess(image)[None], labels)[0]
+        if not full_size:
+            return small.copy()
+        height, width = image.shape[:2]
+        mask = small if small.shape == (height, width) else cv2.resize(
+            small, (width, height), interpolation=cv2.INTER_LINEAR)
+        return np.clip(mask, 0.0, 1.0, out=mask).astype(np.float32, copy=False)
+
+    def _map(self, images: Sequence[np.ndarray], full_size: bool, labels: bool = False) -> list[np.ndarray]:
+        images = list(images)
+        with self._lock:
+            free = self.free_cores()
+            workers = min(len(images), free)
+            if workers <= 1:
+                # A lone image (or one free core): this thread; torch spreads a lone image over the free cores.
+                self._set_torch_threads(free if len(images) == 1 else 1)
+                return [self._one(image, full_size, labels) for image in images]
+            self._set_torch_threads(1)
+            if self._workers is None or self._worker_count < workers:  # grows, never shrinks: threads are cheap
+                if self._workers is not None:
+                    self._workers.shutdown(wait=True)
+                self._workers = futures.ThreadPoolExecutor(workers, thread_name_prefix="maskcli-model")
+                self._worker_count = workers
+            # Interleaved shares, one per worker: `workers` images in flight at once, never more.
+            shares = [list(range(start, len(images), workers)) for start in range(workers)]
+            done = self._workers.map(lambda share: [self._one(images[i], full_size, labels) for i in share], shares)
+            out: list[Any] = [None] * len(images)
+            for share, masks in zip(shares, done):
+                for index, mask in zip(share, masks):
+                    out[index] = mask
+            return out
+
+    def _set_torch_threads(self, threads: int) -> None:
+        if self.engine == "torch":
+            import torch
+
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+
+    # --- GPU: the whole batch on the device ---------------------------------------------------------------------
+
+    def _predict_on_device(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        import torch
+        from torch.nn import functional
+
+        on_device = []
+        for image in images:
+            host = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+            if self.device.type == "cuda":
+                host = host.pin_memory()  # lets the copy below overlap the previous image's work
+            on_device.append(host.to(self.device, non_blocking=True))
+        inputs = [prepare_on_device(t, self.spec, self._mean_t, self._std_t) for t in on_device]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, tensor in enumerate(inputs):
+            groups.setdefault(tuple(tensor.shape), []).append(index)
+        small: list[Any] = [None] * len(images)
+        for indices in groups.values():
+            maps = self._forward(torch.stack([inputs[i] for i in indices]))
+            for slot, index in enumerate(indices):
+                small[index] = maps[slot]
+        outputs = []
+        for image, probability in zip(images, small):
+            full = functional.interpolate(probability[None, None], size=image.shape[:2], mode="bilinear",
+                                          align_corners=False)[0, 0].clamp_(0.0, 1.0)
+            outputs.append(full.to("cpu", non_blocking=True))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return [out.numpy() for out in outputs]
+
+    def probe_batch_size(self, budget_seconds: float = 4.0, largest: int = 64,
+                         image_shape: tuple[int, int] = (1000, 1000)) -> int:
+        """Measure the batch size for this device: full-size images (``image_shape``, a one-megapixel photo by
+        default) through :meth:`predict` at batches 1, 2, 4 ... ``largest``, until the throughput stops growing,
+        memory runs out or ``budget_seconds`` is spent; see :func:`choose_batch_size`.
+
+        >>> import torch
+        >>> from maskcli.cnn import specs
+        >>> seg = Segmenter(specs.get("u2netp"), torch.nn.Conv2d(3, 1, 1))
+        >>> seg.probe_batch_size(budget_seconds=0.5, largest=4, image_shape=(40, 30)) in (1, 2, 4)
+        True
+        """
+        import torch
+
+        rng = np.random.default_rng(0)
+        rates: dict[int, float] = {}
+        started = time.perf_counter()
+        batch = 1
+        while batch <= largest and time.perf_counter() - started < budget_seconds:
+            images = [rng.random((*image_shape, 3), dtype=np.float32) for _ in range(batch)]
+            try:
+                self.predict(images)  # the first call at a size builds kernels (cuDNN benchmark): not timed
+                clock = time.perf_counter()
+                self.predict(images)
+                rates[batch] = batch / max(time.perf_counter() - clock, 1e-9)
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                break
+            if len(rates) >= 2 and rates[batch] < 1.05 * max(r for b, r in rates.items() if b < batch):
+                break  # no longer growing
+            batch *= 2
+        return choose_batch_size(rates)
 
 
     def predict_labels(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -221,10 +463,18 @@ _LOADED: dict[tuple[Any, ...], Segmenter] = {}
 _LOADING = threading.Lock()
 
 
-def segmenter(spec: ModelSpec, path: Union[str, Path], plan: DevicePlan, classes: Sequence[int] = ()) -> Segmenter:
-    """The process's segmenter for this model, weights file, device and classes, loading it the first time."""
-    key = (spec.name, str(Path(path).resolve()), plan, tuple(classes))
+def segmenter(spec: ModelSpec, path: Union[str, Path], plan: DevicePlan, classes: Sequence[int] = (),
+              engine: str = "auto") -> Segmenter:
+    """The process's segmenter for this model, weights file, device, classes and engine, loading it the first
+    time (``engine``: see :func:`engine_for`)."""
+    chosen = engine_for(spec, path, plan, engine)
+    key = (spec.name, str(Path(path).resolve()), plan, tuple(classes), chosen)
     with _LOADING:
         if key not in _LOADED:
-            _LOADED[key] = Segmenter(spec, build_model(spec, path), plan, classes)
+            if chosen == "onnxruntime":
+                channels = list(classes) or [i for i, c in enumerate(spec.categories) if c != "__background__"]
+                model: Any = onnxrt.OnnxModel(spec, path, plan.device, channels)
+            else:
+                model = build_model(spec, path)
+            _LOADED[key] = Segmenter(spec, model, plan, classes)
         return _LOADED[key]

@@ -45,6 +45,16 @@ class Mode:
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def halo(self, mask: np.ndarray) -> int | None:
+        """How many rows of context above and below a band of rows the mode needs to compute that band exactly as
+        it would on the whole image (0 for a pixel-by-pixel mode); None when it needs the whole image.
+
+        Runners composite large images band by band where this is not None, so that only the input's samples,
+        the mask and the output are held whole (about 8 bytes per RGB pixel instead of 45). ``mask`` is the
+        mask the mode will see (float, or integer levels), for modes whose needs depend on it.
+        """
+        return None
+
     def __getstate__(self) -> dict[str, Any]:
         # Caches (fields whose names start with "_cache") are rebuilt in each worker process.
         return {key: (None if key.startswith("_cache") else value) for key, value in self.__dict__.items()}

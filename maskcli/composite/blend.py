@@ -118,11 +118,14 @@ _BELOW_ONE = float(np.nextafter(np.float32(1), np.float32(0)))
 
 
 def has_soft_band(mask: np.ndarray) -> bool:
-    """True when some value lies strictly between 0 and 1 (a cheap test: one pass, no temporary float array).
+    """True when some value lies strictly between 0 and 1 (a cheap test: one pass, no temporary float array); an
+    integer mask (uint8, uint16 levels) counts its levels strictly between 0 and its maximum.
 
     >>> has_soft_band(np.array([[0, 1]], np.float32)), has_soft_band(np.array([[0, 0.5]], np.float32))
     (False, True)
     """
+    if mask.dtype in (np.uint8, np.uint16):  # integer levels: anything between the two ends
+        return cv2.countNonZero(cv2.inRange(mask, 1, int(np.iinfo(mask.dtype).max) - 1)) > 0
     return cv2.countNonZero(cv2.inRange(np.asarray(mask, np.float32), _TINY, _BELOW_ONE)) > 0
 
 

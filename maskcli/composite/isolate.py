@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from maskcli.composite.base import Mode, modes
-from maskcli.composite.blend import (as_rgb, blend, estimate_foreground, luminance, masked_blur,
+from maskcli.composite.blend import (as_rgb, blend, estimate_foreground, has_soft_band, luminance, masked_blur,
                                      with_alpha)
 from maskcli.composite.colors import parse_color
 from maskcli.errors import InputError, OptionError
@@ -27,6 +27,11 @@ __all__ = ["Cutout", "Color", "ImageBackground", "Blur", "Desaturate", "Dim", "f
 
 def _subject(pixels: np.ndarray, mask: np.ndarray, decontaminate: bool) -> np.ndarray:
     return estimate_foreground(pixels, mask) if decontaminate else pixels
+
+
+def _subject_halo(mask: np.ndarray, decontaminate: bool) -> int | None:
+    """Pixel by pixel, unless the subject's colour is estimated in a soft edge (box blurs over the image)."""
+    return None if decontaminate and has_soft_band(mask) else 0
 
 
 def _over_color(pixels: np.ndarray, mask: np.ndarray, rgba: tuple[float, float, float, float]) -> np.ndarray:
@@ -69,6 +74,9 @@ class Cutout(Mode):
     def output_alpha(self) -> bool:
         return self._rgba is None or self._rgba[3] < 1.0
 
+    def halo(self, mask: np.ndarray) -> int | None:
+        return _subject_halo(mask, self.decontaminate)
+
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
         subject = _subject(pixels, mask, self.decontaminate)
         if self._rgba is None:
@@ -94,6 +102,9 @@ class Color(Mode):
     @property
     def output_alpha(self) -> bool:
         return self._rgba[3] < 1.0
+
+    def halo(self, mask: np.ndarray) -> int | None:
+        return _subject_halo(mask, self.decontaminate)
 
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return _over_color(_subject(pixels, mask, self.decontaminate), mask, self._rgba)
@@ -219,6 +230,9 @@ class Desaturate(Mode):
     def __post_init__(self) -> None:
         _amount(self.amount)
 
+    def halo(self, mask: np.ndarray) -> int | None:
+        return 0
+
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if pixels.ndim == 2:
             return pixels.copy()  # nothing to grey
@@ -240,6 +254,9 @@ class Dim(Mode):
 
     def __post_init__(self) -> None:
         _amount(self.amount)
+
+    def halo(self, mask: np.ndarray) -> int | None:
+        return 0
 
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return blend(pixels, pixels * np.float32(1.0 - self.amount), mask)

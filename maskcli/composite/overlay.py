@@ -109,5 +109,8 @@ class Highlight(Mode):
         if not 0.0 < self.level <= 1.0:
             raise OptionError("level", f"must be in (0, 1], got {self.level}")
 
+    def halo(self, mask: np.ndarray) -> int | None:
+        return self.outline  # the outline looks this far across the mask's edge
+
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return overlay(pixels, mask, color=self._rgb, opacity=self.opacity, outline=self.outline, level=self.level)

@@ -191,11 +191,12 @@ class CocoAnnotations:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "CocoAnnotations":
         name = str(path)
+        from maskcli.io.decode import read_regular_file
+
         try:
-            with open(path, "rb") as stream:
-                document = json.load(stream)
-        except OSError as error:
-            raise SetupError(f"{name}: cannot read: {error.strerror or error}") from None
+            document = json.loads(read_regular_file(path))  # a FIFO or a device is refused, not read forever
+        except InputError as error:
+            raise SetupError(f"{name}: cannot read: {error}") from None
         except (ValueError, UnicodeDecodeError) as error:
             raise SetupError(f"{name}: not a JSON file ({error})") from None
         if not isinstance(document, dict) or not isinstance(document.get("images"), list) \

@@ -11,7 +11,6 @@ identifies the format, guards the pixel limit before any pixel is decoded, and c
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import stat
@@ -23,6 +22,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from maskcli.errors import InputError
+from maskcli.imageops import to_unit_float
 
 # maskcli applies its own limit (``max_pixels``) per call, from the header, before any pixel is decoded; Pillow's
 # process-wide limit would otherwise refuse what the user raised the limit to allow.
@@ -41,14 +41,17 @@ _ORIENTATION_TAG = 0x0112
 _FAST_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO"}
 
 
-@dataclasses.dataclass
 class Image:
     """A decoded image: pixels in the one image convention plus what is needed to write it back.
 
     Attributes
     ----------
     pixels : ndarray
-        float32, H×W (grey) or H×W×3 (RGB), values in [0, 1], upright.
+        float32, H×W (grey) or H×W×3 (RGB), values in [0, 1], upright. Made from ``samples`` on first use when the
+        image was decoded from integer samples, so a caller that works on those never pays for (or holds) floats.
+    samples : ndarray or None
+        The source's integer samples (uint8 or uint16, grey H×W or RGB H×W×3, upright) when it had them: methods
+        with an integer path (histogram thresholds, Canny) read them directly. None for float sources.
     alpha : ndarray or None
         float32 H×W in [0, 1] when the source had transparency.
     bit_depth : int
@@ -58,28 +61,65 @@ class Image:
         The source's format as Pillow names it (``"JPEG"``, ``"PNG"`` ...), None for arrays.
     icc_profile, exif : bytes or None
         Colour profile and EXIF block of the source; the EXIF orientation is reset to 1 (pixels are upright).
+
+    >>> image = Image(samples=np.array([[0, 255]], np.uint8))
+    >>> image.pixels, image.bit_depth
+    (array([[0., 1.]], dtype=float32), 8)
     """
 
-    pixels: np.ndarray
-    alpha: np.ndarray | None = None
-    bit_depth: int = 8
-    format: str | None = None
-    icc_profile: bytes | None = None
-    exif: bytes | None = None
-    #: What the reader noticed and the user should hear about (more frames than the one used).
-    warnings: list[str] = dataclasses.field(default_factory=list)
+    def __init__(self, pixels: np.ndarray | None = None, alpha: np.ndarray | None = None, bit_depth: int | None = None,
+                 format: str | None = None, icc_profile: bytes | None = None, exif: bytes | None = None, *,
+                 samples: np.ndarray | None = None) -> None:
+        if pixels is None and samples is None:
+            raise ValueError("an Image needs pixels or samples")
+        self._pixels = pixels
+        self.samples = samples
+        self._shape: tuple[int, ...] = ()
+        self.alpha = alpha
+        if bit_depth is None:
+            bit_depth = 16 if samples is not None and samples.dtype == np.uint16 else 8
+        self.bit_depth = bit_depth
+        self.format = format
+        self.icc_profile = icc_profile
+        self.exif = exif
+        #: What the reader noticed and the user should hear about (more frames than the one used).
+        self.warnings: list[str] = []
+
+    @property
+    def pixels(self) -> np.ndarray:
+        if self._pixels is None:
+            if self.samples is None:
+                raise ValueError("the pixels of this image were released")
+            self._pixels = to_unit_float(self.samples)
+        return self._pixels
+
+    @pixels.setter
+    def pixels(self, value: np.ndarray) -> None:
+        self._pixels = value
+        self.samples = None  # no longer the same picture
+
+    def release(self) -> None:
+        """Let the pixel data go, keeping the size and what a writer needs (format, depth, profile, EXIF): for a
+        caller done with the pixels whose result is still to be written."""
+        self._shape = self.shape
+        self._pixels = self.samples = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        data = self.samples if self._pixels is None else self._pixels
+        return self._shape if data is None else tuple(data.shape)
 
     @property
     def height(self) -> int:
-        return int(self.pixels.shape[0])
+        return int(self.shape[0])
 
     @property
     def width(self) -> int:
-        return int(self.pixels.shape[1])
+        return int(self.shape[1])
 
     @property
     def is_gray(self) -> bool:
-        return self.pixels.ndim == 2
+        return len(self.shape) == 2
 
 
 def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS, gray: bool = False) -> Image:
@@ -205,8 +245,11 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, gray: boo
         image = _from_array(pixels, bgr=True)
     else:
         image = _decode_with_pillow(header)
-    if gray and image.pixels.ndim == 3:
-        image.pixels = cv2.cvtColor(image.pixels, cv2.COLOR_RGB2GRAY)
+    if gray and not image.is_gray:
+        if image.samples is not None:
+            image.samples = cv2.cvtColor(image.samples, cv2.COLOR_RGB2GRAY)
+        else:
+            image.pixels = cv2.cvtColor(image.pixels, cv2.COLOR_RGB2GRAY)
     image.format = header.format
     frames = _frame_count(header)
     if frames > 1:
@@ -353,13 +396,8 @@ def _decode_with_pillow(header: PILImage.Image) -> Image:
 
 
 def _split_alpha(array: np.ndarray, *, gray: bool) -> Image:
-    scale = np.float32(1.0 / np.iinfo(array.dtype).max)
-    pixels = array[..., 0] if gray else array[..., :3]
-    return Image(
-        pixels=pixels.astype(np.float32) * scale,
-        alpha=array[..., -1].astype(np.float32) * scale,
-        bit_depth=16 if array.dtype == np.uint16 else 8,
-    )
+    samples = np.ascontiguousarray(array[..., 0] if gray else array[..., :3])
+    return Image(samples=samples, alpha=to_unit_float(array[..., -1]))
 
 
 def _from_array(array: np.ndarray, *, bgr: bool) -> Image:
@@ -376,13 +414,7 @@ def _from_array(array: np.ndarray, *, bgr: bool) -> Image:
         array = array[..., :3]
     if bgr and array.ndim == 3:
         array = cv2.cvtColor(np.ascontiguousarray(array), cv2.COLOR_BGR2RGB)
-    scale = np.float32(1.0 / np.iinfo(array.dtype).max)
-    pixels = np.multiply(array, scale, dtype=np.float32)  # one pass, not a cast and then a scale
-    return Image(
-        pixels=pixels,
-        alpha=None if alpha is None else alpha.astype(np.float32) * scale,
-        bit_depth=16 if array.dtype == np.uint16 else 8,
-    )
+    return Image(samples=array, alpha=None if alpha is None else to_unit_float(alpha))
 
 
 def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from maskcli.errors import OptionError, OutputError, OutputUnavailable, WriteStopped
+from maskcli.imageops import to_unit_float
 from maskcli.io.decode import Image
 from maskcli.masks import is_hard
 
@@ -47,15 +48,25 @@ def encode_mask(mask: np.ndarray, *, bits: int = 8, hard: bool | None = None) ->
     if bits not in (8, 16):
         raise OptionError("mask-bits", f"must be 8 or 16, not {bits}")
     if is_hard(mask) if hard is None else hard:
-        # OpenCV's bilevel PNG: same pixels as 0/255 once read back, an eighth of the raw size. zlib's fastest
-        # level suits 1-bit rows: on 1 MP masks it took 1.0 ms against 2.0 ms at the default, and the files were
-        # smaller (2.6 kB against 3.8 kB).
-        ok, buffer = cv2.imencode(".png", _quantise(mask, 255, np.uint8),
-                                  [cv2.IMWRITE_PNG_BILEVEL, 1, cv2.IMWRITE_PNG_COMPRESSION, 1])
-    else:
-        peak = 65535 if bits == 16 else 255
-        dtype = np.uint16 if bits == 16 else np.uint8
-        ok, buffer = cv2.imencode(".png", _quantise(mask, peak, dtype))
+        return encode_binary_mask(_quantise(mask, 255, np.uint8))
+    peak = 65535 if bits == 16 else 255
+    dtype = np.uint16 if bits == 16 else np.uint8
+    ok, buffer = cv2.imencode(".png", _quantise(mask, peak, dtype))
+    if not ok:
+        raise OutputError("OpenCV could not encode the mask as PNG")
+    return buffer.tobytes()
+
+
+def encode_binary_mask(binary: np.ndarray) -> bytes:
+    """PNG bytes of a hard mask given as uint8 0/255: 1-bit black/white.
+
+    >>> cv2.imdecode(np.frombuffer(encode_binary_mask(np.array([[0, 255]], np.uint8)), np.uint8), -1)
+    array([[  0, 255]], dtype=uint8)
+    """
+    # OpenCV's bilevel PNG: same pixels as 0/255 once read back, an eighth of the raw size. zlib's fastest level
+    # suits 1-bit rows: on 1 MP masks it took 1.0 ms against 2.0 ms at the default, and the files were smaller
+    # (2.6 kB against 3.8 kB).
+    ok, buffer = cv2.imencode(".png", binary, [cv2.IMWRITE_PNG_BILEVEL, 1, cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise OutputError("OpenCV could not encode the mask as PNG")
     return buffer.tobytes()
@@ -109,10 +120,10 @@ def encode_image(
 ) -> bytes:
     """Bytes of an image in ``format`` (PNG, JPEG, WEBP, TIFF).
 
-    ``pixels``: float32 in [0, 1], H×W (grey), H×W×3 (RGB) or H×W×4 (RGBA, straight alpha). ``bit_depth`` 16 is
-    kept where the format holds it (PNG, TIFF); 32 (float samples) is kept as float32 by TIFF and written as
-    16-bit by PNG; JPEG and WebP are 8-bit. An alpha result asked for as JPEG is an error: flatten it on a
-    background colour first.
+    ``pixels``: float32 in [0, 1], H×W (grey), H×W×3 (RGB) or H×W×4 (RGBA, straight alpha), or samples already
+    of the format's type (see :func:`sample_type`; written as they are). ``bit_depth`` 16 is kept where the format
+    holds it (PNG, TIFF); 32 (float samples) is kept as float32 by TIFF and written as 16-bit by PNG; JPEG and WebP
+    are 8-bit. An alpha result asked for as JPEG is an error: flatten it on a background colour first.
 
     >>> from PIL import Image as PILImage
     >>> grey = np.array([[0.0, 0.25, 1.0]], np.float32)
@@ -132,11 +143,10 @@ def encode_image(
         )
     if not 1 <= quality <= 100:
         raise OptionError("quality", f"must be between 1 and 100, not {quality}")
-    if bit_depth == 32 and format == "TIFF":
-        return _encode_float_tiff(pixels, icc_profile, exif)
-    sixteen = bit_depth >= 16 and format in ("PNG", "TIFF")
-    peak, dtype = (65535, np.uint16) if sixteen else (255, np.uint8)
-    array = _quantise(pixels, peak, dtype)
+    kind = sample_type(format, bit_depth)
+    if kind is np.float32:
+        return _encode_float_tiff(quantise(pixels, np.float32), icc_profile, exif)
+    array = pixels if pixels.dtype == kind else quantise(pixels, kind)
     if format == "PNG":
         # OpenCV writes PNG twice as fast as Pillow and holds 16-bit colour; metadata goes in as chunks.
         return _with_png_chunks(_encode_cv2(array, format, quality), icc_profile, exif)
@@ -144,6 +154,34 @@ def encode_image(
     if not needs_pillow and format in ("JPEG", "TIFF", "BMP"):
         return _encode_cv2(array, format, quality)
     return _encode_pillow(array, format, quality, icc_profile, exif)
+
+
+def sample_type(format: str, bit_depth: int) -> type:
+    """The sample type a file of ``format`` holds for a source of ``bit_depth`` (8, 16 or 32 for float).
+
+    >>> [sample_type(f, b).__name__ for f, b in (("PNG", 16), ("JPEG", 16), ("TIFF", 32), ("PNG", 32))]
+    ['uint16', 'uint8', 'float32', 'uint16']
+    """
+    format = "JPEG" if format.upper() == "JPG" else format.upper()
+    if bit_depth == 32 and format == "TIFF":
+        return np.float32
+    return np.uint16 if bit_depth >= 16 and format in ("PNG", "TIFF") else np.uint8
+
+
+def quantise(pixels: np.ndarray, kind: type) -> np.ndarray:
+    """Pixels (float in [0, 1], or integer samples of another type) as samples of ``kind`` (see
+    :func:`sample_type`): rounded to nearest and saturated, or clipped floats.
+
+    >>> quantise(np.array([[0.5, 2.0]], np.float32), np.uint16)
+    array([[32768, 65535]], dtype=uint16)
+    """
+    if pixels.dtype == kind:
+        return pixels
+    if pixels.dtype in (np.uint8, np.uint16):
+        pixels = to_unit_float(pixels)
+    if kind is np.float32:
+        return np.clip(pixels, 0.0, 1.0).astype(np.float32, copy=False)
+    return _quantise(pixels, int(np.iinfo(kind).max), kind)
 
 
 def _quantise(pixels: np.ndarray, peak: int, dtype: type) -> np.ndarray:

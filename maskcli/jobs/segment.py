@@ -17,9 +17,9 @@ import numpy as np
 
 from maskcli.errors import OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image, decode_image, read_image
-from maskcli.io.encode import encode_mask, write_atomic
+from maskcli.io.encode import encode_binary_mask, encode_mask, write_atomic
 from maskcli.io.sources import STDIN, Item
-from maskcli.masks import fraction, is_hard
+from maskcli.masks import is_hard
 from maskcli.methods.base import Method, Segmentation
 from maskcli.pipeline import Result, Timer
 
@@ -47,7 +47,7 @@ def segment_images(images: list[np.ndarray], method: Method, refiner: Refiner | 
 
 
 def _flag_degenerate(segmentation: Segmentation) -> None:
-    share = fraction(segmentation.mask)
+    share = segmentation.fraction
     segmentation.facts["foreground_fraction"] = round(share, 6)
     warnings = segmentation.facts.get("warnings", [])
     if share == 0.0 and not any("empty" in w for w in warnings):
@@ -63,6 +63,16 @@ def load_item(item: Item, max_pixels: int, *, gray: bool = False) -> Image:
         assert isinstance(data, bytes)
         return decode_image(data, max_pixels=max_pixels, gray=gray)
     return read_image(item.source.path, max_pixels=max_pixels, gray=gray)
+
+
+def method_input(image: Image, method: Method, refiner: Refiner | None) -> np.ndarray:
+    """What the method is given: the integer samples when it works on them and nothing else needs floats (no
+    refinement that looks at the image), else the float pixels. Skipping the float copy saves 4 bytes per pixel
+    and about a quarter of a threshold's time per image."""
+    refiner_looks = refiner is not None and bool(getattr(refiner, "needs_color", True))
+    if method.integer_samples and image.samples is not None and not refiner_looks:
+        return image.samples
+    return image.pixels
 
 
 def needs_color(method: Method, refiner: Refiner | None) -> bool:
@@ -109,11 +119,12 @@ class SegmentJob:
     def compute(self, loaded: list[tuple[Image, Timer]]) -> list[Segmentation]:
         timer = Timer()
         with timer("compute"):
-            pixels = [image.pixels for image, _ in loaded]
             if self.labels:
+                pixels = [image.pixels for image, _ in loaded]
                 segmentations = self.method.compute_labels(pixels)  # type: ignore[attr-defined]
             else:
-                segmentations = segment_images(pixels, self.method, self.refiner)
+                segmentations = segment_images([method_input(image, self.method, self.refiner)
+                                                for image, _ in loaded], self.method, self.refiner)
         share = timer.timings["compute"] / len(loaded)
         for _, item_timer in loaded:
             item_timer.timings["compute"] = share
@@ -121,12 +132,14 @@ class SegmentJob:
 
     def save(self, item: Item, loaded: tuple[Image, Timer], segmentation: Segmentation) -> Result:
         image, timer = loaded
-        hard = is_hard(segmentation.mask)
+        hard = segmentation.binary is not None or is_hard(segmentation.mask)
         with timer("encode"):
             if self.labels:
                 from maskcli.formats.labels import encode_labels
 
                 data = encode_labels(segmentation.labels)
+            elif segmentation.binary is not None:
+                data = encode_binary_mask(segmentation.binary)
             else:
                 data = encode_mask(segmentation.mask, bits=self.mask_bits, hard=hard)
         facts: dict[str, Any] = {"method": self.method.name, "width": image.width, "height": image.height}

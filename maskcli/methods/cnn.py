@@ -19,6 +19,7 @@ maskcli.errors.OptionError: classes: u2netp is a salient-object model with no cl
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -29,12 +30,13 @@ from maskcli.errors import OptionError
 from maskcli.methods.base import Method, Segmentation, methods
 from maskcli.registry import option
 
-#: Images per batch when ``batch_size`` is 0 (automatic). On the CPU one at a time: measured with torch 2.14.1 on
-#: 2 cores (fp32, channels_last), U²-Net-P took 0.294 s per image in batches of 1 and 0.342 s in batches of 4, and
-#: LR-ASPP 0.096 s against 0.129 s (larger batches only add cache misses; decoding and writing still overlap the
-#: model in the runner's threads). On a GPU batches keep the device busy; 16 is a starting point not yet measured
-#: here (no GPU was available; ``benchmarks/bench_cnn.py`` measures batches of 1, 8 and 32 where there is one).
-AUTO_BATCH = {"cpu": 1, "cuda": 16}
+# Images per batch when ``batch_size`` is 0 (automatic):
+#
+# * **CPU:** as many as this process may use cores; the segmenter runs one image per free core at once, each
+#   on one thread (batching images into one tensor was slower per image on the CPU: U²-Net-P 0.294 s per image in
+#   batches of 1 against 0.342 s in batches of 4, torch 2.14.1 on 2 cores).
+# * **GPU:** measured on the device when the method is made (:meth:`maskcli.cnn.infer.Segmenter.probe_batch_size`:
+#   one-megapixel images at batches 1, 2, 4 ... until the throughput stops growing).
 
 #: A pixel whose probability lies in this open interval counts as uncertain.
 UNCERTAIN = (0.2, 0.8)
@@ -54,7 +56,10 @@ class CNN(Method):
     model: str = option(specs.DEFAULT_MODEL, "The model (`maskcli models`).", choices=tuple(specs.names()))
     weights: str | None = option(None, "A local weights file; default: the cache, else a download.")
     device: str = option("auto", "auto | cpu | cuda | cuda:N (auto: CUDA when available).")
-    batch_size: int = option(0, "Images per batch; 0: automatic (1 on the CPU, 16 on a GPU).")
+    batch_size: int = option(0, "Images per batch; 0: automatic (the usable cores on the CPU, measured on a GPU).")
+    engine: str = option("auto", "auto | torch | onnxruntime (auto: onnxruntime for ONNX weights on the CPU when "
+                                 "installed, `pip install 'maskcli[onnx]'`; torch otherwise).",
+                         choices=("auto", "torch", "onnxruntime"))
     classes: str | None = option(None, "Semantic models: comma-separated class names kept as foreground "
                                           "(default: every class but the background).")
 
@@ -65,18 +70,42 @@ class CNN(Method):
         if self.batch_size < 0:
             raise OptionError("batch_size", f"must be at least 1 (or 0: automatic), not {self.batch_size}")
         self._channels = specs.parse_classes(self._spec, self.classes)
+        self._auto_batch = self.batch_size == 0
         # Eager, so that setup errors (no weights, no CUDA) stop the run before the first item.
         self._plan = device.resolve(self.device)
-        if self.batch_size == 0:
-            self.batch_size = AUTO_BATCH["cuda" if self._plan.is_cuda else "cpu"]
         self._path = weights.resolve(self._spec, self.weights)
         # A fine-tuned checkpoint carries its training size and normalisation; another architecture stops here.
         self._spec = weights.spec_for_weights(self._spec, self._path)
+        self._choose_engine_and_batch()
+
+    def _choose_engine_and_batch(self) -> None:
+        from maskcli.cnn import device
+        from maskcli.cnn.infer import engine_for
+
+        self._engine = engine_for(self._spec, self._path, self._plan, self.engine)
+        if self._auto_batch:
+            # On a GPU the model loads now, to measure the batch on the device before the first item.
+            self.batch_size = self._segmenter().probe_batch_size() if self._plan.is_cuda else device.usable_cores()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # "auto" means the machine the model runs on: a method sent to another machine (a Ray actor on a GPU node)
+        # chooses again there, with the batch size that goes with its device; weights found in the cache or the
+        # package are found again there when that machine keeps them elsewhere.
+        self.__dict__.update(state)
+        if self.device == "auto":
+            from maskcli.cnn import device
+
+            self._plan = device.resolve(self.device)
+        if self.weights is None and not os.path.isfile(self._path):
+            from maskcli.cnn import weights
+
+            self._path = weights.resolve(self._spec, None)
+        self._choose_engine_and_batch()  # onnxruntime, the cores and the GPU are that machine's
 
     def _segmenter(self) -> Any:
         from maskcli.cnn.infer import segmenter
 
-        return segmenter(self._spec, self._path, self._plan, self._channels)
+        return segmenter(self._spec, self._path, self._plan, self._channels, self._engine)
 
     def compute(self, image: np.ndarray) -> Segmentation:
         (segmentation,) = self.compute_batch([image])
@@ -91,7 +120,8 @@ class CNN(Method):
         results = []
         for mask in masks:
             uncertain = float(np.count_nonzero((mask > UNCERTAIN[0]) & (mask < UNCERTAIN[1]))) / max(mask.size, 1)
-            facts = {"model": self.model, "device": self._plan.device, "precision": self._plan.precision,
+            facts = {"model": self.model, "engine": self._engine, "device": self._plan.device,
+                     "precision": self._plan.precision,
                      "uncertain_fraction": round(uncertain, 6), "confidence": round(1.0 - uncertain, 6)}
             results.append(Segmentation(mask, facts))
         return results

@@ -22,6 +22,7 @@ import numpy as np
 
 from maskcli.color import to_hsv, to_lab
 from maskcli.errors import OptionError
+from maskcli.imageops import bands, to_unit_float
 from maskcli.methods.base import Method, Segmentation, methods
 from maskcli.registry import option
 
@@ -93,7 +94,22 @@ class ColorRange(Method):
         if not hsv_set and not lab_set:
             raise OptionError("key", "give a key (green | blue) or at least one range (h, s, v or l, a, b)")
 
+    #: Pixel by pixel, so a large image goes in bands from its samples: no float copy of the whole image.
+    integer_samples: ClassVar[bool] = True
+
     def compute(self, image: np.ndarray) -> Segmentation:
+        inside = np.empty(image.shape[:2], np.uint8)
+        for rows in bands(*image.shape[:2]):
+            part = image[rows]
+            inside[rows] = self._inside(to_unit_float(part) if part.dtype != np.float32 else part)
+        if self.invert:
+            inside = cv2.bitwise_not(inside) if inside.size > 1 else 255 - inside
+        kept = cv2.countNonZero(inside) / inside.size if inside.size else 0.0
+        return Segmentation(binary=inside, facts={"space": self.space, "in_range_fraction": round(
+            kept if not self.invert else 1 - kept, 6)})
+
+    def _inside(self, image: np.ndarray) -> np.ndarray:
+        """uint8 0/255: the pixels within the ranges (before ``invert``)."""
         if self.space == "hsv":
             values, names = to_hsv(image), ("h", "s", "v")
         else:
@@ -114,9 +130,4 @@ class ColorRange(Method):
             hue = np.ascontiguousarray(values[..., 0])
             hue_ok = cv2.bitwise_or(cv2.inRange(hue, wrap[0], 360.0), cv2.inRange(hue, 0.0, wrap[1]))
             inside = cv2.bitwise_and(inside, hue_ok)
-        if self.invert:
-            inside = cv2.bitwise_not(inside)
-        mask = (inside > 0).astype(np.float32)
-        kept = float(mask.mean()) if mask.size else 0.0
-        return Segmentation(mask, {"space": self.space, "in_range_fraction": round(kept if not self.invert
-                                                                                   else 1 - kept, 6)})
+        return inside.reshape(image.shape[:2])

@@ -6,6 +6,12 @@ Every method here computes a *value* from the image's histogram (as scikit-image
 [min, max] in ``bins`` bins (256 by default), so a narrow-range 16-bit image gets all its bins across the levels it
 actually uses instead of the few 8-bit levels it would collapse to.
 
+Integer images (8- and 16-bit samples, as decoded) are thresholded on their integer levels: the histogram is
+counted per level and folded into the bins, and the mask is one integer comparison, so no float copy of the image
+is made. A bin is never split by the mask: every pixel of a bin lies on the side of the threshold its bin centre
+does, so the mask is exactly the histogram split the method chose (a float comparison at a bin centre would put
+the upper half of that bin's levels on the other side: on 16-bit data, a whole background level).
+
 Facts reported per image: ``threshold`` (in [0, 1] image units), ``polarity`` (the one used), and ``confidence``:
 Otsu's separability η = σ_B² / σ_T² of the histogram split at the threshold used (1 for two spikes, near 0 when the
 threshold separates nothing).
@@ -28,11 +34,12 @@ import numpy as np
 
 from maskcli.color import CHANNELS, channel as extract_channel, check_channel
 from maskcli.errors import OptionError
+from maskcli.imageops import to_unit_float
 from maskcli.methods.base import Method, Segmentation, methods
 from maskcli.registry import option
 
-__all__ = ["Histogram", "histogram", "prepare", "compare", "choose_polarity", "separability", "ThresholdMethod",
-           "otsu_level", "POLARITIES"]
+__all__ = ["Histogram", "histogram", "prepare", "compare", "choose_polarity", "polarity_of", "mask_of", "split_above",
+           "above_level", "compare_above", "binary_of", "unit", "separability", "ThresholdMethod", "otsu_level", "POLARITIES"]
 
 POLARITIES = ("bright", "dark", "auto")
 
@@ -56,56 +63,160 @@ AUTO_BORDER_WEIGHT = 0.75
 
 @dataclasses.dataclass(frozen=True)
 class Histogram:
-    """Counts of an image's levels in ``bins`` equal bins spanning [lo, hi]; ``centers`` in image units."""
+    """Counts of an image's levels in ``bins`` equal bins spanning [lo, hi]; ``centers`` in image units.
+
+    ``index`` maps the plane to bins: for a float plane, the bin of every pixel (an image); for an integer plane,
+    the bin of every possible level (a look-up table). The maximum maps one past the last bin.
+    """
 
     counts: np.ndarray
     centers: np.ndarray
     lo: float
     hi: float
+    index: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def constant(self) -> bool:
         return not self.hi > self.lo
 
 
-def prepare(image: np.ndarray, channel: str = "gray", sigma: float = 0.0) -> np.ndarray:
-    """The float32 H×W plane a threshold looks at: the chosen channel, smoothed by a Gaussian of ``sigma`` px.
+def unit(plane: np.ndarray) -> float:
+    """The value of one level of ``plane`` in image units: 1/255 for uint8, 1/65535 for uint16, 1 for floats."""
+    return 1.0 / np.iinfo(plane.dtype).max if plane.dtype in (np.uint8, np.uint16) else 1.0
+
+
+def prepare(image: np.ndarray, channel: str = "gray", sigma: float = 0.0, *, integer: bool = False) -> np.ndarray:
+    """The H×W plane a threshold looks at: the chosen channel, smoothed by a Gaussian of ``sigma`` px.
+
+    An integer image (uint8/uint16 samples) stays integer when ``integer`` is true and the plane is its grey level
+    (the caller works on levels; see :func:`unit`); otherwise the plane is float32 in [0, 1].
 
     >>> prepare(np.ones((2, 2, 3), np.float32)).shape
     (2, 2)
+    >>> prepare(np.full((2, 2), 255, np.uint8), integer=True).dtype, prepare(np.full((2, 2), 255, np.uint8)).max()
+    (dtype('uint8'), np.float32(1.0))
     """
+    if image.dtype in (np.uint8, np.uint16):
+        if integer and channel == "gray":
+            plane = image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+            if sigma and sigma > 0 and plane.size > 1:
+                plane = cv2.GaussianBlur(plane, (0, 0), float(sigma), borderType=cv2.BORDER_REFLECT)
+            return plane
+        image = to_unit_float(image)
     plane = extract_channel(image, channel)
     if sigma and sigma > 0 and plane.size > 1:
         plane = cv2.GaussianBlur(plane, (0, 0), float(sigma), borderType=cv2.BORDER_REFLECT)
     return plane
 
 
+def _bin_index(values: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray:
+    """The bin of each value (float32, image units); the maximum lands one past the last bin."""
+    scale = bins / (hi - lo)
+    if bins <= 256:
+        # Fast path (about 10× cv2.calcHist on float32): quantise to the bin index in one saturating OpenCV pass
+        # (round(y − ½ + 10⁻⁴) = floor(y) except within 10⁻⁴ of a bin's upper edge).
+        return cv2.convertScaleAbs(values, alpha=scale, beta=-lo * scale - 0.4999)
+    return np.clip(values * np.float32(scale) - np.float32(lo * scale), 0, bins).astype(np.uint32)
+
+
 def histogram(plane: np.ndarray, bins: int = 256) -> Histogram:
-    """The histogram of ``plane`` over its own range, as ``skimage.exposure.histogram(source_range='image')``.
+    """The histogram of ``plane`` over its own range, as ``skimage.exposure.histogram(source_range='image')`` bins a
+    float image.
+
+    An integer plane (uint8, uint16) is counted per level: with no more levels than ``bins``, one bin per level
+    centred on it (as scikit-image counts integer images), else each level goes whole into the bin its value falls
+    in, exactly as the same image in float would be binned.
 
     >>> h = histogram(np.array([[0, 0.5, 1, 1]], np.float32), bins=4)
     >>> h.counts.tolist(), h.centers.tolist()
     ([1.0, 0.0, 1.0, 2.0], [0.125, 0.375, 0.625, 0.875])
+    >>> histogram(np.array([[0, 128, 255, 255]], np.uint8), bins=4).counts.tolist()
+    [1.0, 0.0, 1.0, 2.0]
+    >>> h = histogram(np.array([[1000, 1001, 1003]], np.uint16))
+    >>> h.counts.tolist(), [round(c * 65535) for c in h.centers]
+    ([1.0, 1.0, 0.0, 1.0], [1000, 1001, 1002, 1003])
     """
-    lo, hi, _, _ = cv2.minMaxLoc(plane)
+    integer = plane.dtype in (np.uint8, np.uint16)
+    if integer:
+        top = int(np.iinfo(plane.dtype).max)
+        levels = cv2.calcHist([plane], [0], None, [top + 1], [0, top + 1]).ravel().astype(np.float64)
+        used = np.flatnonzero(levels)
+        values = to_unit_float(np.arange(top + 1, dtype=plane.dtype)[None])  # every level, as the float image has it
+        lo, hi = float(values[0, used[0]]), float(values[0, used[-1]])
+    else:
+        lo, hi, _, _ = cv2.minMaxLoc(plane)
     if not hi > lo:
         return Histogram(np.array([float(plane.size)]), np.array([lo]), lo, hi)
-    width = (hi - lo) / bins
-    scale = bins / (hi - lo)
-    if bins <= 256:
-        # Fast path (about 10× cv2.calcHist on float32): quantise to the bin index in one saturating OpenCV pass
-        # (round(y − ½ + 10⁻⁴) = floor(y) except within 10⁻⁴ of a bin's upper edge), then count bytes.
-        index = cv2.convertScaleAbs(plane, alpha=scale, beta=-lo * scale - 0.4999)
-        counts = cv2.calcHist([index], [0], None, [256], [0, 256], accumulate=False).ravel()[: bins + 1]
+    if integer and used[-1] - used[0] < bins:
+        # No more levels than bins: one bin per level, centred on it, as scikit-image counts integer images.
+        first, count = int(used[0]), int(used[-1] - used[0]) + 1
+        index = np.clip(np.arange(top + 1, dtype=np.int64) - first, 0, count)
+        return Histogram(levels[first:first + count], values[0, first:first + count].astype(np.float64), lo, hi,
+                         index)
+    if integer:
+        index = _bin_index(values, lo, hi, bins).ravel()
+        counts = np.bincount(index, weights=levels, minlength=bins + 1)
     else:
-        index = np.clip(plane * np.float32(scale) - np.float32(lo * scale), 0, bins).astype(np.uint32)
-        counts = np.bincount(index.ravel(), minlength=bins + 1).astype(np.float64)
+        index = _bin_index(plane, lo, hi, bins)
+        if bins <= 256:
+            counts = cv2.calcHist([index], [0], None, [256], [0, 256], accumulate=False).ravel()[: bins + 1]
+        else:
+            counts = np.bincount(index.ravel(), minlength=bins + 1)
     # The maximum lands one past the last bin (numpy's last bin is closed): fold it back.
     counts = np.asarray(counts, dtype=np.float64)
     counts[bins - 1] += counts[bins:].sum()
     counts = counts[:bins]
-    centers = lo + width * (np.arange(bins) + 0.5)
-    return Histogram(counts.astype(np.float64), centers, lo, hi)
+    centers = lo + (hi - lo) / bins * (np.arange(bins) + 0.5)
+    return Histogram(counts, centers, lo, hi, index)
+
+
+def split_above(plane: np.ndarray, hist: Histogram, level: float) -> np.ndarray:
+    """uint8 0/255: the pixels whose bin centre lies above ``level`` (the histogram split at ``level``).
+
+    >>> plane = np.array([[0.0, 0.3, 0.45, 1.0]], np.float32)
+    >>> split_above(plane, histogram(plane, bins=2), 0.3).tolist()  # 0.45 shares the lower bin with 0.3
+    [[0, 0, 0, 255]]
+    >>> split_above(np.array([[10, 200]], np.uint8), histogram(np.array([[10, 200]], np.uint8)), 0.5).tolist()
+    [[0, 255]]
+    """
+    split = int(np.searchsorted(hist.centers, level, side="right")) - 1  # the last bin of the lower class
+    if hist.index is None:  # a constant plane: one bin
+        return above_level(plane, level)
+    if plane.dtype in (np.uint8, np.uint16):
+        # The highest level whose bin is in the lower class; levels increase with bins, so one comparison.
+        lower = np.flatnonzero(hist.index <= split) if split >= 0 else np.empty(0, np.intp)
+        cut = int(lower[-1]) if lower.size else -1
+        return _integer_above(plane, cut)
+    if hist.index.dtype == np.uint8:
+        _, above = cv2.threshold(hist.index, split, 255, cv2.THRESH_BINARY)
+        return above
+    return np.where(hist.index > split, np.uint8(255), np.uint8(0))
+
+
+def _integer_above(plane: np.ndarray, cut: int) -> np.ndarray:
+    """uint8 0/255 where the integer plane is above level ``cut``."""
+    if cut < 0:
+        return np.full(plane.shape, 255, np.uint8)
+    if plane.dtype == np.uint8:
+        _, above = cv2.threshold(plane, cut, 255, cv2.THRESH_BINARY)
+        return above
+    return cv2.compare(plane, np.full(plane.shape, cut, plane.dtype), cv2.CMP_GT)
+
+
+def above_level(plane: np.ndarray, level: float) -> np.ndarray:
+    """uint8 0/255 where ``plane > level`` (``level`` in image units; an integer plane compares its levels).
+
+    >>> above_level(np.array([[127, 128, 129]], np.uint8), 128 / 255).tolist()
+    [[0, 0, 255]]
+    """
+    if level != level:  # NaN: nothing passes
+        return np.zeros(plane.shape, np.uint8)
+    if plane.dtype in (np.uint8, np.uint16):
+        top = np.iinfo(plane.dtype).max
+        # A level given as k/255 must compare as level k: a hair of tolerance for its rounding.
+        return _integer_above(plane, int(np.clip(np.floor(level * top + 1e-6), -1, top)))
+    return cv2.compare(plane, np.full(plane.shape, level, np.float32), cv2.CMP_GT) if plane.size == 1 else \
+        cv2.threshold(plane, float(level), 255, cv2.THRESH_BINARY)[1].astype(np.uint8)
 
 
 def _between_class_variance(hist: Histogram) -> tuple[np.ndarray, float]:
@@ -153,15 +264,37 @@ def choose_polarity(plane: np.ndarray, threshold: float | np.ndarray, polarity: 
     """
     if polarity != "auto":
         return polarity
-    if plane.shape[0] < 3 or plane.shape[1] < 3:
+    return polarity_of(compare(plane, threshold, "bright"), polarity)
+
+
+def polarity_of(above: np.ndarray, polarity: str) -> str:
+    """:func:`choose_polarity` from the pixels above the threshold (any non-zero value counts as above)."""
+    if polarity != "auto":
+        return polarity
+    if above.shape[0] < 3 or above.shape[1] < 3:
         return "bright"
-    above = compare(plane, threshold, "bright")
-    bright_share = cv2.countNonZero(above) / plane.size
+    bright_share = cv2.countNonZero(above) / above.size
     border = np.concatenate([above[0], above[-1], above[1:-1, 0], above[1:-1, -1]])
     border_share = float(np.count_nonzero(border)) / border.size
     # score(bright) = a + w·b, score(dark) = (1 − a) + w·(1 − b); bright wins when a + w·b ≤ (1 + w) / 2.
     weight = AUTO_BORDER_WEIGHT
     return "bright" if bright_share + weight * border_share <= (1 + weight) / 2 else "dark"
+
+
+def binary_of(above: np.ndarray, polarity: str) -> np.ndarray:
+    """The uint8 0/255 foreground from uint8 0/255 ``above``: as it is for bright, its complement for dark."""
+    if polarity == "bright":
+        return above
+    return cv2.bitwise_not(above) if above.size > 1 else 255 - above
+
+
+def mask_of(above: np.ndarray, polarity: str) -> np.ndarray:
+    """The float32 0/1 mask from uint8 0/255 ``above``: as it is for bright, its complement for dark.
+
+    >>> mask_of(np.array([[0, 255]], np.uint8), "dark")
+    array([[1., 0.]], dtype=float32)
+    """
+    return np.multiply(binary_of(above, polarity), np.float32(1 / 255), dtype=np.float32)
 
 
 def compare(plane: np.ndarray, threshold: float | np.ndarray, polarity: str) -> np.ndarray:
@@ -177,15 +310,23 @@ def compare(plane: np.ndarray, threshold: float | np.ndarray, polarity: str) -> 
     array([[1., 0.]], dtype=float32)
     """
     if isinstance(threshold, np.ndarray) and threshold.ndim:
-        above = cv2.compare(plane, threshold.astype(np.float32, copy=False), cv2.CMP_GT)
-        if polarity != "bright":
-            above = cv2.bitwise_not(above)
-        return cv2.multiply(above, 1 / 255, dtype=cv2.CV_32F)
+        return mask_of(compare_above(plane, threshold), polarity)
     kind = cv2.THRESH_BINARY if polarity == "bright" else cv2.THRESH_BINARY_INV
     if threshold != threshold:  # NaN: nothing passes
         threshold = np.inf
     _, mask = cv2.threshold(plane, float(threshold), 1.0, kind)
     return mask
+
+
+def compare_above(plane: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """uint8 0/255 where ``plane > levels`` (a threshold image of the plane's shape).
+
+    >>> compare_above(np.array([[0.2, 0.5]], np.float32), np.array([[0.1, 0.6]], np.float32)).tolist()
+    [[255, 0]]
+    """
+    if plane.size == 1:  # OpenCV would read a 1×1 array as a scalar
+        return np.where(plane > levels, np.uint8(255), np.uint8(0))
+    return cv2.compare(plane, levels.astype(np.float32, copy=False), cv2.CMP_GT)
 
 
 @dataclasses.dataclass
@@ -196,6 +337,9 @@ class PlaneMethod(Method):
                            "smaller side that touches the border less; see choose_polarity).", choices=POLARITIES)
     channel: str = option("gray", "Channel thresholded: " + " | ".join(CHANNELS) + ".")
     sigma: float = option(0.0, "Gaussian pre-smoothing in pixels (0: none).")
+    #: Thresholds take the image's samples: global ones work on the levels, local ones make their own float plane
+    #: (not kept with the image: 4 bytes per pixel less at the peak).
+    integer_samples: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if self.polarity not in POLARITIES:
@@ -210,6 +354,8 @@ class ThresholdMethod(PlaneMethod):
     """Shared options and the shared compute of the global thresholds; subclasses only compute a value."""
 
     bins: int = option(256, "Histogram bins over the image's own range (more, e.g. 4096, for 16-bit detail).")
+    #: True when the level comes from the histogram: the mask is then the histogram's split (whole bins).
+    from_histogram: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -220,8 +366,12 @@ class ThresholdMethod(PlaneMethod):
         """The level (image units) for this plane; subclasses implement it."""
         raise NotImplementedError
 
+    def plane(self, image: np.ndarray) -> np.ndarray:
+        """The plane thresholded: integer levels when the image has them and nothing smooths them."""
+        return prepare(image, self.channel, self.sigma, integer=not self.sigma)
+
     def compute(self, image: np.ndarray) -> Segmentation:
-        plane = prepare(image, self.channel, self.sigma)
+        plane = self.plane(image)
         hist = histogram(plane, self.bins)
         facts: dict[str, Any] = {}
         self._facts = facts
@@ -230,11 +380,11 @@ class ThresholdMethod(PlaneMethod):
             facts.setdefault("warnings", []).append("constant image: no threshold separates anything")
         else:
             level = float(self.threshold(plane, hist))
-        polarity = choose_polarity(plane, level, self.polarity)
-        mask = compare(plane, level, polarity)
+        above = split_above(plane, hist, level) if self.from_histogram else above_level(plane, level)
+        polarity = polarity_of(above, self.polarity)
         facts.update(threshold=round(float(level), 6), polarity=polarity,
                      confidence=round(separability(hist, level), 4))
-        return Segmentation(mask, facts)
+        return Segmentation(facts=facts, binary=binary_of(above, polarity))
 
     def _fallback(self, hist: Histogram, why: str) -> float:
         """Otsu's level, used when a method finds no level of its own (noted in the facts)."""
@@ -277,6 +427,7 @@ class Fixed(ThresholdMethod):
     level: float = option(0.5, "The level: in [0, 1], or in 8-bit units (1, 255]; with relative, a fraction "
                           "of [min, max].")
     relative: bool = option(False, "Read level as a fraction of the image's own range [min, max].")
+    from_histogram: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -291,12 +442,13 @@ class Fixed(ThresholdMethod):
 
     def compute(self, image: np.ndarray) -> Segmentation:
         if not self.relative:  # a constant image still has a meaningful comparison with an absolute level
-            plane = prepare(image, self.channel, self.sigma)
+            plane = self.plane(image)
             hist = histogram(plane, self.bins)
             self._facts = {}
             level = self.threshold(plane, hist)
-            polarity = choose_polarity(plane, level, self.polarity)
-            return Segmentation(compare(plane, level, polarity),
+            above = above_level(plane, level)
+            polarity = polarity_of(above, self.polarity)
+            return Segmentation(binary=binary_of(above, polarity), facts=
                                 {"threshold": round(level, 6), "polarity": polarity,
                                  "confidence": round(separability(hist, level), 4)})
         return super().compute(image)
@@ -370,9 +522,11 @@ class MultiOtsu(ThresholdMethod):
     def compute(self, image: np.ndarray) -> Segmentation:
         if self.keep is None:
             return super().compute(image)
-        plane = prepare(image, self.channel, self.sigma)
+        plane = self.plane(image)
         hist = histogram(plane, self.bins)
         self._facts = {}
+        if plane.dtype != np.float32:
+            plane = to_unit_float(plane)
         levels = self.levels(hist) if not hist.constant else np.full(self.classes - 1, hist.lo)
         labels = np.digitize(plane, levels, right=True)  # class k: levels[k-1] < v <= levels[k]
         mask = np.isin(labels, self.keep).astype(np.float32)
@@ -529,8 +683,10 @@ class Mean(ThresholdMethod):
     summary: ClassVar[str] = "The mean level: a quick, robust split of evenly lit scenes."
     example: ClassVar[str] = "maskcli segment scans/ -o masks/ -m mean --polarity dark"
 
+    from_histogram: ClassVar[bool] = False
+
     def threshold(self, plane: np.ndarray, hist: Histogram) -> float:
-        return float(cv2.mean(plane)[0])
+        return float(cv2.mean(plane)[0]) * unit(plane)
 
 
 @methods.register("percentile")
@@ -545,6 +701,7 @@ class Percentile(ThresholdMethod):
     summary: ClassVar[str] = "The q-th percentile: keep a known share of the pixels."
     example: ClassVar[str] = "maskcli segment sky/ -o masks/ -m percentile -p q=90"
     q: float = option(50.0, "Percentile in [0, 100]; bright keeps the levels above it.")
+    from_histogram: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -552,4 +709,4 @@ class Percentile(ThresholdMethod):
             raise OptionError("q", f"must be in [0, 100], got {self.q}")
 
     def threshold(self, plane: np.ndarray, hist: Histogram) -> float:
-        return float(np.percentile(plane, self.q))
+        return float(np.percentile(plane, self.q)) * unit(plane)

@@ -25,7 +25,9 @@ import numpy as np
 
 from maskcli.errors import OptionError
 from maskcli.methods.base import Segmentation, methods
-from maskcli.methods.global_threshold import PlaneMethod, choose_polarity, compare, histogram, prepare
+from maskcli.imageops import BAND_PIXELS, bands
+from maskcli.methods.global_threshold import (PlaneMethod, binary_of, compare_above, histogram, polarity_of,
+                                              prepare)
 from maskcli.registry import option
 
 __all__ = ["local_mean_std", "LocalThreshold", "Niblack", "Sauvola", "Background"]
@@ -61,17 +63,48 @@ class LocalMethod(PlaneMethod):
         """The threshold image for the chosen polarity, from the neutral local level ``base``."""
         return base
 
+    def halo(self) -> int | None:
+        """Rows of context a band of rows needs for its levels to equal the whole image's (None: the whole
+        image is needed)."""
+        return None
+
     def compute(self, image: np.ndarray) -> Segmentation:
         plane = prepare(image, self.channel, self.sigma)
         facts: dict[str, Any] = {}
         if plane.size == 0 or plane.min() == plane.max():
             facts["warnings"] = ["constant image: no threshold separates anything"]
-        base = self.level_image(plane)
-        polarity = choose_polarity(plane, base, self.polarity)  # decided on the neutral level, then shifted
-        levels = self.final_levels(plane, base, polarity)
-        mask = compare(plane, levels, polarity)
-        facts.update(threshold=round(float(levels.mean()) if levels.size else 0.0, 6), polarity=polarity)
-        return Segmentation(mask, facts)
+        halo = self.halo()
+        height, width = plane.shape
+        # Levels are local: a large plane goes in bands (with the context each needs), so that only the plane
+        # and the mask are held whole, not the threshold images (4 to 12 bytes per pixel more).
+        rows = [slice(0, height)] if halo is None or height * width <= 4 * BAND_PIXELS else bands(height, width)
+
+        def levels_of(band: slice, polarity: str | None) -> tuple[np.ndarray, np.ndarray]:
+            if halo is None:
+                start, stop = 0, height
+            else:
+                start, stop = max(0, band.start - halo), min(height, band.stop + halo)
+            part = plane[start:stop]
+            base = self.level_image(part)
+            levels = base if polarity is None else self.final_levels(part, base, polarity)
+            inner = slice(band.start - start, band.stop - start)
+            return plane[band], np.ascontiguousarray(levels[inner])
+
+        polarity = self.polarity
+        if polarity == "auto":  # decided on the neutral level, then shifted
+            above = np.empty((height, width), np.uint8)
+            for band in rows:
+                above[band] = binary_of(compare_above(*levels_of(band, None)), "bright")
+            polarity = polarity_of(above, "auto")
+            del above
+        binary = np.empty((height, width), np.uint8)
+        total = 0.0
+        for band in rows:
+            values, levels = levels_of(band, polarity)
+            binary[band] = binary_of(compare_above(values, levels), polarity)
+            total += float(levels.sum(dtype=np.float64))
+        facts.update(threshold=round(total / plane.size if plane.size else 0.0, 6), polarity=polarity)
+        return Segmentation(binary=binary, facts=facts)
 
 
 @methods.register("local")
@@ -102,6 +135,9 @@ class LocalThreshold(LocalMethod):
             raise OptionError("kind", f"must be one of {', '.join(LOCAL_KINDS)}, not {self.kind!r}")
         if not -1 <= self.offset <= 1:
             raise OptionError("offset", f"must be in [-1, 1] image units, got {self.offset}")
+
+    def halo(self) -> int | None:
+        return self.block_size // 2
 
     def level_image(self, plane: np.ndarray) -> np.ndarray:
         size = (self.block_size, self.block_size)
@@ -140,6 +176,9 @@ class Niblack(LocalMethod):
         super().__post_init__()
         self._odd_window("window", self.window)
 
+    def halo(self) -> int | None:
+        return self.window // 2
+
     def level_image(self, plane: np.ndarray) -> np.ndarray:
         return cv2.boxFilter(plane, cv2.CV_32F, (self.window, self.window), borderType=cv2.BORDER_REFLECT)
 
@@ -172,6 +211,9 @@ class Sauvola(LocalMethod):
         self._odd_window("window", self.window)
         if not self.r > 0:
             raise OptionError("r", f"must be > 0, got {self.r}")
+
+    def halo(self) -> int | None:
+        return self.window // 2
 
     def level_image(self, plane: np.ndarray) -> np.ndarray:
         return cv2.boxFilter(plane, cv2.CV_32F, (self.window, self.window), borderType=cv2.BORDER_REFLECT)
