@@ -136,7 +136,8 @@ Classes = Annotated[Optional[str], typer.Option("--classes", help="Semantic mode
 
 MATTING = "Alpha matting (--refine matting; needs pymatting)"
 MattingSolver = Annotated[Optional[str], typer.Option(
-    "--matting-solver", help="pymatting's alpha solver: cf (closed-form, default), knn, lkm, rw, sm.",
+    "--matting-solver", help="pymatting's alpha solver: sm (shared matting, default), cf (closed-form), knn, "
+    "lkm, rw.",
     rich_help_panel=MATTING, show_default=False)]
 MattingBand = Annotated[Optional[float], typer.Option(
     "--matting-band", help="Half-width of the unknown band around the edge, as a fraction of the long side "
