@@ -166,7 +166,8 @@ def _random_weights(folder: Path, name: str) -> Path:
 
 def _maskcli_run(images: Path, out: Path, name: str, weights: Path, batch: int, jobs: int,
                  plan: DevicePlan | None = None, device: str = "cpu") -> float:
-    from maskcli.cli.common import gather_sources, plan_outputs
+    from maskcli.io.sinks import FolderSink
+    from maskcli.io.sources import expand_inputs
     from maskcli.jobs.segment import SegmentJob
     from maskcli.methods import methods
     from maskcli.pipeline import run
@@ -177,9 +178,8 @@ def _maskcli_run(images: Path, out: Path, name: str, weights: Path, batch: int, 
     method.compute(np.zeros((32, 32, 3), np.float32))  # load the model before the clock starts, as naive does
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
-    sources, kind = gather_sources([str(images)], recursive=False, from_file=None, null=False)
-    items = plan_outputs(sources, kind=kind, output=out, template="{stem}.png", existing="overwrite")
-    results = list(run(items, SegmentJob(method), jobs=jobs))
+    sink = FolderSink(out, "{stem}.png", "overwrite")
+    results = list(run(sink.items(expand_inputs([str(images)])), SegmentJob(method, sink=sink), jobs=jobs))
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start

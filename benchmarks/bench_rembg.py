@@ -27,6 +27,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -195,6 +196,8 @@ def from_log(path: Path) -> dict[tuple[str, str, str], list[dict[str, float]]]:
 
 
 def main() -> None:
+    # A stopped run (kill, Ctrl-C) still stops its background process and removes its temporary folder.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=100, help="horse photos per batch run")
     parser.add_argument("--repeats", type=int, default=3)

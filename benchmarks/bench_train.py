@@ -33,11 +33,11 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 #: Per set: (training pairs, validation pairs, extra ``maskcli train`` flags, target).
 RUNS = {
-    "fluo_nuclei": (20, 8, ["--flips", "hv", "--size", "448", "--lr", "5e-4", "--epochs", "10"],
+    "fluo_nuclei": (20, 8, ["--flips", "hv", "--size", "448", "--epochs", "10"],
                     "val IoU >= 0.80"),
-    "weizmann_horses": (80, 20, ["--lr", "5e-5", "--epochs", "3", "--patience", "2"],
+    "weizmann_horses": (80, 20, ["--lr", "3e-5", "--epochs", "3", "--patience", "2"],
                         "val IoU above the pretrained model's"),
-    "isbi2012_em": (20, 10, ["--flips", "hv", "--both-classes", "--size", "512", "--lr", "5e-4", "--epochs", "10"],
+    "isbi2012_em": (20, 10, ["--flips", "hv", "--both-classes", "--size", "512", "--epochs", "10"],
                     "val IoU (both classes) >= 0.75"),
 }
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from maskcli.errors import OptionError
+from maskcli.imageops import to_grey, to_rgb
 
 __all__ = ["CHANNELS", "channel", "to_gray", "to_rgb", "to_hsv", "to_lab"]
 
@@ -27,23 +28,12 @@ _ALIASES = {"grey": "gray", "luma": "gray", "red": "r", "green": "g", "blue": "b
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """Grey levels of an image: Rec. 601 luma (0.299 R + 0.587 G + 0.114 B), as OpenCV and JPEG use.
+    """Grey levels of an image (:func:`maskcli.imageops.to_grey`).
 
     >>> to_gray(np.ones((2, 2, 3), np.float32)).shape
     (2, 2)
     """
-    if image.ndim == 2:
-        return np.ascontiguousarray(image, dtype=np.float32)
-    if image.ndim == 3 and image.shape[2] == 1:
-        return np.ascontiguousarray(image[..., 0], dtype=np.float32)
-    return cv2.cvtColor(np.ascontiguousarray(image[..., :3], dtype=np.float32), cv2.COLOR_RGB2GRAY)
-
-
-def to_rgb(image: np.ndarray) -> np.ndarray:
-    """An RGB float32 view of the image (grey is repeated in the three channels)."""
-    if image.ndim == 2:
-        return cv2.cvtColor(np.ascontiguousarray(image, dtype=np.float32), cv2.COLOR_GRAY2RGB)
-    return np.ascontiguousarray(image[..., :3], dtype=np.float32)
+    return to_grey(image)
 
 
 def to_hsv(image: np.ndarray) -> np.ndarray:

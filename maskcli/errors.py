@@ -7,6 +7,18 @@ The library never prints and never exits: it raises one of these, and the CLI ma
 from __future__ import annotations
 
 
+def did_you_mean(name: str, choices: object) -> str:
+    """The hint for an unknown name: ``"; did you mean 'x'?"`` for the closest of ``choices``, else ``""``.
+
+    >>> did_you_mean("otzu", ["otsu", "li"]), did_you_mean("zzz", ["otsu"])
+    ("; did you mean 'otsu'?", '')
+    """
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1)  # type: ignore[call-overload]
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 class MaskcliError(Exception):
     """Base class of every error maskcli raises on purpose."""
 
@@ -44,8 +56,6 @@ class OutputExists(OptionError):
 
 class SetupError(MaskcliError):
     """The run cannot start: no inputs, weights or device unavailable (exit status 3)."""
-
-
 
 
 class WeightsUnavailable(SetupError):

@@ -27,7 +27,6 @@ import numpy as np
 from maskcli.errors import InputError, MaskcliError, OptionError, SetupError
 from maskcli.io.sources import Source, walk_folder
 from maskcli.metrics import SCORE_KEYS, score
-from maskcli.registry import OptionInfo, coerce, options_of
 
 __all__ = [
     "Pair",
@@ -489,52 +488,23 @@ def _parse_entry(entry: str) -> MethodSpec:
     overrides = {key.replace("-", "_"): value for key, value in pairs}
     if any(not key for key in overrides):
         raise OptionError("--methods", f"an option without a name in {entry!r}")
-    if preset_name is not None:
-        from maskcli.presets import get_preset
+    if preset_name is None and not head:
+        raise OptionError("--methods", f"an entry without a method name: {entry!r}")
+    from maskcli.presets import resolve
 
-        preset = get_preset(preset_name)
-        options, refinement = dict(preset.options), dict(preset.refinement)
-        method = preset.method
-    else:
-        if not head:
-            raise OptionError("--methods", f"an entry without a method name: {entry!r}")
-        method, options, refinement = head, {}, {}
-    settings = _refinement_settings()
-    for key, value in overrides.items():
-        if key in settings and not _is_method_option(method, key):
-            refinement[key] = coerce(settings[key], value)  # the text "1" must reach Refinement as 1
-        else:
-            options[key] = value  # methods.create converts these, naming any unknown option
-    return MethodSpec(entry, method, options, refinement)
-
-
-def _is_method_option(method: str, key: str) -> bool:
-    from maskcli.methods import methods
-
-    return method in methods and key in {info.name for info in options_of(methods.get(method))}
-
-
-def _refinement_settings() -> dict[str, OptionInfo]:
-    try:
-        from maskcli.refine import Refinement
-    except ImportError:
-        return {}
-    return {info.name: info for info in options_of(Refinement)}
+    choice = resolve(head if preset_name is None else None, preset_name, overrides)
+    return MethodSpec(entry, choice.method, choice.options, choice.refinement)
 
 
 def _build(spec: MethodSpec) -> tuple[Any, Any]:
     from maskcli.methods import methods
+    from maskcli.refine import refinement
 
     method = methods.create(spec.method, spec.options)
-    refiner = None
-    if spec.refinement:
-        from maskcli.refine import Refinement
-
-        try:
-            refiner = Refinement(**spec.refinement)
-        except TypeError as error:
-            raise OptionError("refinement", f"{spec.label}: {error}") from None
-    return method, refiner
+    try:
+        return method, refinement(spec.refinement)
+    except TypeError as error:
+        raise OptionError("refinement", f"{spec.label}: {error}") from None
 
 
 def compare_methods(

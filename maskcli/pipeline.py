@@ -59,7 +59,6 @@ class Result:
     error: str | None = None
     facts: dict[str, Any] = dataclasses.field(default_factory=dict)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)  # milliseconds per stage
-    data: bytes | None = None  # the encoded output, when it goes to stdout instead of a file
     relpath: str | None = None  # the input's path relative to its folder (apply pairs by it)
 
     def record(self) -> dict[str, Any]:

@@ -15,13 +15,12 @@ maskcli.errors.OptionError: --preset: unknown preset 'nucleus'; did you mean 'nu
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from maskcli.errors import OptionError
+from maskcli.errors import OptionError, did_you_mean
 
-__all__ = ["Preset", "PRESETS", "get_preset"]
+__all__ = ["CNN_OPTIONS", "MethodChoice", "Preset", "PRESETS", "get_preset", "resolve"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +87,67 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, PRESETS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, PRESETS)
         raise OptionError("--preset", f"unknown preset {name!r}{hint} Valid: {', '.join(sorted(PRESETS))}") from None
+
+
+#: Options that only the CNN method takes: given without a method, they choose it.
+CNN_OPTIONS = ("model", "weights", "device", "batch_size", "classes")
+
+
+@dataclasses.dataclass
+class MethodChoice:
+    """A resolved choice: the method's name, its options (text or typed) and the refinement settings."""
+
+    method: str
+    options: dict[str, Any]
+    refinement: dict[str, Any]
+
+
+def resolve(method: str | None = None, preset: str | None = None,
+            options: Mapping[str, Any] | None = None) -> MethodChoice:
+    """The one place where a method, a preset and options become a method with its options and refinement.
+
+    The preset (if any) gives the method, its options and its refinement; ``method`` must agree with it. Then each
+    of ``options`` overrides: a key that the method does not take but the refinement does (``fill_holes``,
+    ``min_size`` ...) goes to the refinement, converted to its type; the rest go to the method (converted, and
+    checked, when the method is built). Without a method or a preset, CNN options choose ``cnn``, else ``otsu``.
+
+    Examples
+    --------
+    >>> choice = resolve(preset="nuclei", options={"sigma": "1", "min_size": "80"})
+    >>> choice.method, choice.options["sigma"], choice.refinement
+    ('background', '1', {'fill_holes': True, 'min_size': 80})
+    >>> resolve(options={"model": "u2netp"}).method, resolve().method
+    ('cnn', 'otsu')
+    >>> resolve("otsu", "nuclei")
+    Traceback (most recent call last):
+    ...
+    maskcli.errors.OptionError: preset: preset 'nuclei' uses method 'background', not 'otsu'
+    """
+    from maskcli.registry import coerce, options_of
+
+    chosen_options: dict[str, Any] = {}
+    refinement: dict[str, Any] = {}
+    name = method
+    if preset is not None:
+        chosen = get_preset(preset)
+        if name is not None and name != chosen.method:
+            raise OptionError("preset", f"preset {preset!r} uses method {chosen.method!r}, not {name!r}")
+        name = chosen.method
+        chosen_options.update(chosen.options)
+        refinement.update(chosen.refinement)
+    given = {key.replace("-", "_"): value for key, value in (options or {}).items()}
+    if name is None:
+        name = "cnn" if any(key in CNN_OPTIONS for key in given) else "otsu"
+    from maskcli.methods import methods
+    from maskcli.refine import Refinement
+
+    settings = {info.name: info for info in options_of(Refinement)}
+    method_options = {info.name for info in options_of(methods.get(name))} if name in methods else set()
+    for key, value in given.items():
+        if key in settings and key not in method_options:
+            refinement[key] = coerce(settings[key], value)  # the text "1" must reach the refinement as 1
+        else:
+            chosen_options[key] = value  # methods.create converts these, naming any unknown option
+    return MethodChoice(name, chosen_options, refinement)

@@ -7,14 +7,20 @@ message lists the valid names. The CLI's choices, help texts and ``maskcli metho
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import importlib
+import importlib.util
+import re
 import typing
+from pathlib import Path
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from maskcli.errors import OptionError
+from maskcli.errors import OptionError, did_you_mean
 
 T = TypeVar("T")
+
+#: A registering decorator in a source file: ``@methods.register("otsu")``.
+_REGISTERED = re.compile(r"^@\w+\.register\(\s*[\"']([^\"']+)[\"']", re.MULTILINE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,11 +93,17 @@ class Registry(Generic[T]):
     maskcli.errors.OptionError: mode: unknown mode 'plian'; did you mean 'plain'? Valid: plain
     """
 
-    def __init__(self, kind: str, loader: Callable[[], None] | None = None) -> None:
+    def __init__(self, kind: str, loader: Callable[[], None] | None = None, *, package: str | None = None,
+                 skip: tuple[str, ...] = ()) -> None:
+        """``package``: the entries are registered by the modules of this package (those named in ``skip``, or
+        starting with ``_``, excepted), imported when first needed: one name loads only the module that
+        registers it (found by reading the sources, not importing them), a listing loads them all."""
         self.kind = kind
         self._entries: dict[str, type[T]] = {}
-        self._loader = loader
-        self._loaded = loader is None
+        self._package, self._skip = package, skip
+        self._loader = loader if loader is not None or package is None else self._import_all
+        self._loaded = self._loader is None
+        self._where: dict[str, str] | None = None
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         def decorate(cls: type[T]) -> type[T]:
@@ -109,6 +121,33 @@ class Registry(Generic[T]):
             assert self._loader is not None
             self._loader()
 
+    def _index(self) -> dict[str, str]:
+        """Name → module, from the ``register("NAME")`` decorators in the package's source files."""
+        if self._where is None:
+            self._where = {}
+            spec = importlib.util.find_spec(self._package) if self._package else None
+            for folder in (spec.submodule_search_locations or []) if spec else []:
+                for path in sorted(Path(folder).glob("*.py")):
+                    if path.stem.startswith("_") or path.stem in self._skip:
+                        continue
+                    for name in _REGISTERED.findall(path.read_text(encoding="utf-8")):
+                        self._where.setdefault(name, f"{self._package}.{path.stem}")
+        return self._where
+
+    def _import_all(self) -> None:
+        for module in sorted(set(self._index().values())):
+            importlib.import_module(module)
+
+    def _find(self, name: str) -> None:
+        """Make sure ``name`` is registered if any module registers it, importing as little as possible."""
+        if name in self._entries or self._loaded:
+            return
+        module = self._index().get(name) if self._package else None
+        if module is not None:
+            importlib.import_module(module)
+        if name not in self._entries:
+            self._ensure_loaded()
+
     def names(self) -> list[str]:
         self._ensure_loaded()
         return sorted(self._entries)
@@ -118,16 +157,16 @@ class Registry(Generic[T]):
         yield from sorted(self._entries.items())
 
     def __contains__(self, name: object) -> bool:
-        self._ensure_loaded()
+        if isinstance(name, str):
+            self._find(name)
         return name in self._entries
 
     def get(self, name: str) -> type[T]:
-        self._ensure_loaded()
+        self._find(name)
         try:
             return self._entries[name]
         except KeyError:
-            close = difflib.get_close_matches(name, self._entries, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, self._entries)
             raise OptionError(
                 self.kind, f"unknown {self.kind} {name!r}{hint} Valid: {', '.join(self.names())}"
             ) from None

@@ -69,6 +69,8 @@ CPU_DEFAULTS = {"crop": 192, "batch_size": 4, "freeze": 1}
 GPU_DEFAULTS = {"crop": None, "batch_size": 8, "freeze": 0}
 
 _ASPECT_TOLERANCE = 0.02
+#: The architectures :mod:`maskcli.cnn.models.u2net` builds as torch modules, which training needs.
+_TRAINABLE_BUILDERS = ("u2netp", "u2net")
 
 
 @dataclasses.dataclass
@@ -90,7 +92,9 @@ class TrainSettings:
         At most ``epochs`` passes over the training pairs; stop when the validation score has not improved for
         ``patience`` epochs.
     lr : float
-        Adam's learning rate.
+        Adam's learning rate. The published weights have BatchNorm folded into the convolutions, so the network
+        trains without normalisation layers: 1e-3 diverged here (the loss rose from 4.6 to 7.6 in four epochs
+        on nuclei), 1e-4 took the IoU of a batch of nuclei from 0 to 0.51 in four steps, 3e-5 to 0.38.
     batch_size : int, optional
         Pairs per optimiser step.
     freeze : int, optional
@@ -114,7 +118,7 @@ class TrainSettings:
     crop: Optional[int] = None
     epochs: int = 30
     patience: int = 8
-    lr: float = 3e-4
+    lr: float = 1e-4
     batch_size: Optional[int] = None
     freeze: Optional[int] = None
     val_fraction: float = 0.2
@@ -364,9 +368,9 @@ def fine_tune(
     settings = dataclasses.replace(settings or TrainSettings())
     settings.check()
     spec = specs.get(settings.model)
-    if spec.weights_format != "onnx":
-        raise OptionError("model", f"fine-tuning works with the U²-Net models "
-                                   f"({', '.join(n for n, s in specs.SPECS.items() if s.weights_format == 'onnx')}), "
+    trainable = [n for n, s in specs.SPECS.items() if s.builder in _TRAINABLE_BUILDERS]
+    if spec.builder not in _TRAINABLE_BUILDERS:
+        raise OptionError("model", f"fine-tuning works with the U²-Net models ({', '.join(trainable)}), "
                                    f"not {spec.name}")
     if (val_images is None) != (val_masks is None):
         raise OptionError("val_images" if val_images is None else "val_masks",

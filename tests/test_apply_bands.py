@@ -8,6 +8,8 @@ import pytest
 import maskcli.jobs.apply as apply_job
 from maskcli.composite import modes
 from maskcli.io.decode import image_from_array
+from maskcli.io.sinks import OutputPlan
+from maskcli.masksources import AlphaMasks
 from maskcli.io.encode import quantise
 
 CASES = [("dim", {}), ("desaturate", {"amount": "0.7"}), ("cutout", {}), ("color", {"background": "#00ff00"}),
@@ -33,7 +35,7 @@ def _inputs(colour: bool, soft: bool) -> tuple[np.ndarray, np.ndarray]:
 def test_banded_composite_equals_the_whole_image_result(name, options, colour, soft, monkeypatch):
     samples, mask = _inputs(colour, soft)
     mode = modes.create(name, options)
-    job = apply_job.ApplyJob(mode=mode, mask_source="alpha", format="png")
+    job = apply_job.ApplyJob(mode=mode, masks=AlphaMasks(), plan=OutputPlan("png"))
     whole = quantise(mode(image_from_array(samples).pixels, mask.astype(np.float32) / 255), np.uint8)
     monkeypatch.setattr(apply_job, "BAND_PIXELS", 5 * 23)  # bands of 8 rows (the least a band has)
     banded = job.composite(image_from_array(samples), mask)

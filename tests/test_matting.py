@@ -53,7 +53,7 @@ def test_size_guard_solves_a_capped_box_and_keeps_the_full_size() -> None:
     image, truth = _composite(160)
     rough = (truth > 0.5).astype(np.float32)
     facts: dict = {}
-    alpha, _ = matting.matte(image, rough, max_side=64, facts=facts)
+    alpha, _ = matting.matte(image, rough, solver="cf", max_side=64, facts=facts)
     assert alpha.shape == (160, 160) and max(facts["matting_work_size"]) <= 64
     assert np.abs(alpha - truth).mean() < np.abs(rough - truth).mean() * 1.5  # coarse, still close
 
@@ -100,7 +100,7 @@ def test_cli_segment_writes_a_soft_alpha_and_apply_a_matted_cutout(tmp_path: Pat
     assert cut.returncode == 0, cut.stderr.decode()
     rgba = cv2.imread(str(tmp_path / "cut" / "fur.png"), cv2.IMREAD_UNCHANGED)
     alpha = rgba[..., 3].astype(np.float32) / 255
-    assert np.abs(alpha - truth).sum() < 0.8 * np.abs((truth > 0.5) - truth).sum()
+    assert np.abs(alpha - truth).sum() < 0.9 * np.abs((truth > 0.5) - truth).sum()
     wrong = run_cli("apply", str(source), "--mask", str(rough), "--matting-band", "0.05", "-o", str(tmp_path / "x"))
     assert wrong.returncode == 2 and "--refine matting" in wrong.stderr.decode()
 

@@ -176,3 +176,26 @@ def test_guided_refinement_raises_boundary_quality_of_coarse_soft_masks():
         before.append(iou(soft >= 0.5))
         after.append(iou(refined >= 0.5))
     assert np.mean(after) > np.mean(before)
+
+
+def test_hard_then_feather_is_one_order_for_every_verb():
+    # Binarise first, then feather: the feather is kept (a soft edge on a clean mask), never thrown away.
+    from maskcli.jobs.apply import ApplyJob
+    from maskcli.masksources import AlphaMasks
+    from maskcli.refine import refinement
+
+    soft = np.clip(np.linspace(-0.5, 1.5, 12, dtype=np.float32), 0, 1)[None].repeat(4, 0)
+    chain = refinement({"feather": 2, "hard": 0.6})
+    assert [name for name, _ in chain.steps()] == ["binarise", "feather"]
+    out = chain.apply(soft, soft)
+    assert (out == feather((soft >= 0.6).astype(np.float32), 2)).all() and not set(np.unique(out)) <= {0.0, 1.0}
+    job = ApplyJob(mode=None, masks=AlphaMasks(), refiner=refinement({"hard": 0.6, "feather": 2, "invert": True}))
+    assert [name for name, _ in job.refiner.steps()] == ["binarise", "invert", "feather"]
+
+
+def test_the_chain_refuses_unknown_settings():
+    from maskcli.refine import refinement
+
+    assert refinement(None) is None
+    with pytest.raises(OptionError, match="no setting 'blur'"):
+        refinement({"blur": 1})

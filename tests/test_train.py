@@ -21,8 +21,8 @@ pytest.importorskip("torch")
 pytestmark = [needs_data, needs_u2netp]
 
 NUCLEI = ["gowt1_t01", "gowt1_t21", "gowt1_t31", "gowt1_t39", "gowt1_t52", "gowt1_t72"]
-#: A tiny, fast run: 96×96 inputs, 64×64 crops, a high learning rate so that a few steps show.
-TINY = ["--size", "96", "--crop", "64", "--lr", "1e-3", "--batch-size", "5", "--weights", str(U2NETP)]
+#: A tiny, fast run: 96×96 inputs, 64×64 crops.
+TINY = ["--size", "96", "--crop", "64", "--batch-size", "5", "--weights", str(U2NETP)]
 
 
 def _nuclei(root: Path, names: list[str] = NUCLEI, side: int = 192) -> tuple[Path, Path]:
@@ -46,7 +46,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("train")
     images, masks = _nuclei(root)
     events: list = []
-    settings = TrainSettings(size=96, crop=64, lr=1e-3, batch_size=5, epochs=4, patience=4, weights=str(U2NETP))
+    settings = TrainSettings(size=96, crop=64, batch_size=5, epochs=4, patience=4, weights=str(U2NETP))
     result = fine_tune(images, masks, root / "model.pt", settings, on_event=events.append)
     return {"root": root, "images": images, "masks": masks, "result": result,
             "epochs": [e for e in events if isinstance(e, EpochRecord)]}

@@ -88,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     Typer handles usage errors (exit 2), ``--help`` and Ctrl-C (exit 130); the library's own errors are mapped
     here, each printed as one line.
     """
+    # The command owns its process, so it (not the library) silences OpenCV's own warnings on stderr: maskcli
+    # reports every failure itself, one line per file. Read by OpenCV when it loads (workers inherit it).
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    if "cv2" in sys.modules:  # already loaded (main() called from Python): tell it directly
+        cv2 = sys.modules["cv2"]
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     previous = entry.install(ready=True)
     try:
         return _main(argv)

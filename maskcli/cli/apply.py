@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from maskcli.cli import common as c
-from maskcli.cli.segment import _build_refiner, drive
+from maskcli.cli.segment import drive
 from maskcli.errors import OptionError
-from maskcli.io.decode import DEFAULT_MAX_PIXELS
-from maskcli.io.sources import Item, Source
+from maskcli.io import DEFAULT_MAX_PIXELS
 
 MASKS = "Masks (choose one source)"
 MODE = "Compositing"
@@ -110,18 +107,19 @@ def apply_command(
       maskcli apply photos/ --masks annotations.json --class horse -o cutouts/
     """
     from maskcli.composite import modes
-    from maskcli.jobs.apply import ApplyJob, output_format
-    from maskcli.io.encode import SUFFIX_OF
+    from maskcli.io.sinks import OutputPlan, StreamSink
+    from maskcli.jobs.apply import ApplyJob
+    from maskcli.masksources import AlphaMasks, MaskFolder, MethodMasks, SegmentRecords, StaticMask, paired
     from maskcli.methods import methods
-    from maskcli.pipeline import run
+    from maskcli.refine import refinement as build_refinement
 
     executor = c.executor_for(engine, ray_address, jobs)
     mode_options: dict[str, Any] = c.parse_params(settings, option="set")
     if background is not None:
         mode_options["background"] = background
     mode_object = modes.create(mode, mode_options)
-    alpha_out = bool(getattr(mode_object, "output_alpha", False))
-    output_format(".png", format, alpha_out)  # a format that cannot hold the result is a usage error, now
+    # A format that cannot hold the result is a usage error, now.
+    plan = OutputPlan.for_images(format, alpha=bool(getattr(mode_object, "output_alpha", False)))
 
     first_class = {"polarity": polarity, "channel": channel, "sigma": sigma, "model": model,
                    "weights": str(weights) if weights else None, "device": device, "batch_size": batch_size,
@@ -133,17 +131,21 @@ def apply_command(
     if len(chosen) > 1:
         raise OptionError(chosen[1], f"choose one mask source, not {' and '.join(chosen)}")
 
-    method_object = refiner = annotations = None
+    method_masks = annotations = None
+    refinement: dict[str, Any] = {}
     if wants_method:
         method_name, method_options, refinement = c.method_plan(method, preset, params, first_class)
-        method_object = methods.create(method_name, method_options)
-        refiner = _build_refiner(refinement)
+        method_masks = MethodMasks(methods.create(method_name, method_options))
+    # The mask's own options join the preset's refinement: one chain, in its one order, after fitting the mask.
+    refinement.update({k: v for k, v in (("hard", hard), ("feather", feather or None), ("invert", invert or None))
+                       if v is not None})
 
     sources, kind = c.gather_sources(inputs, recursive=recursive, from_file=from_file, null=null,
-                                     allow_records=not chosen)
+                                     allow_records=not chosen, max_pixels=max_pixels)
+    mask_source: Any
     if kind == "records":
-        source_kind = "records"
-        sources = _records_sources(sys.stdin)
+        mask_source = SegmentRecords(sys.stdin)
+        sources = mask_source.sources()
     elif masks is not None:
         from maskcli.formats.sources import open_mask_set
 
@@ -151,19 +153,17 @@ def apply_command(
         if annotations is not None:
             for problem in annotations.problems:
                 c.warn(problem, quiet)
-            source_kind = "annotations"
+            mask_source = annotations
         elif not masks.is_dir():
             raise OptionError("--masks", f"{masks} is neither a folder nor a COCO file (.json)")
         else:
-            source_kind = "folder"
+            mask_source = MaskFolder(masks, mask_name)
     elif mask is not None:
-        if not mask.is_file():
-            raise OptionError("--mask", f"{mask} is not a file")
-        source_kind = "file"
+        mask_source = StaticMask(mask)
     elif alpha:
-        source_kind = "alpha"
-    elif wants_method:
-        source_kind = "method"
+        mask_source = AlphaMasks()
+    elif method_masks is not None:
+        mask_source = method_masks
     else:
         raise OptionError("--masks", "say where masks come from: --masks DIR, --mask FILE, --alpha, --method NAME, "
                           "or pipe `maskcli segment --json` records")
@@ -171,86 +171,13 @@ def apply_command(
     edge_settings = c.matting_settings(matting_solver, matting_band, matting_max_side)
     if edge_settings and refine != "matting":
         raise OptionError("--matting-solver", "the matting options work with --refine matting")
-    edge = _build_refiner({"refine": refine, **edge_settings}) if refine is not None else None
-    if classes_kept and source_kind != "annotations":
+    if refine is not None:
+        refinement.update({"refine": refine, **edge_settings})
+    if classes_kept and not (masks is not None and mask_source is annotations):
         raise OptionError("--class", "picks classes of a COCO file or label images given as --masks")
-    job = ApplyJob(mode_object, source_kind, static_mask=mask, method=method_object, refiner=refiner, edge=edge,
-                   annotations=annotations if source_kind == "annotations" else None,
-                   resize_mask=resize_mask, hard=hard, feather=feather, invert=invert, format=format,
-                   quality=quality, max_pixels=max_pixels)
-
-    def suffix_for(source: Source) -> str:
-        return SUFFIX_OF[output_format(PurePosixPath(source.relpath.name).suffix, format, alpha_out)]
-
-    items = c.plan_outputs(sources, kind="args" if kind == "records" else kind, output=output, template=name,
-                           existing=c.existing_policy(skip_existing, overwrite), suffix=suffix_for,
-                           max_pixels=max_pixels)
-    if source_kind == "folder":
-        items = _pair_masks(items, masks, mask_name)  # type: ignore[arg-type]
-    elif source_kind == "records":
-        items = _record_masks(items)
-    elif source_kind == "annotations":
-        items = _pair_set(items, annotations)
-    drive(items, job, kind=kind, output=output, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
-          json_records=json_records, quiet=quiet, run=run, executor=executor)
-
-
-def _pair_masks(items: Iterator[Item], folder: Path, template: str) -> Iterator[Item]:
-    from maskcli.errors import InputError
-    from maskcli.jobs.apply import find_mask
-
-    for item in items:
-        if not item.error and item.source.path != "-":
-            try:
-                item.extra["mask_path"] = str(find_mask(folder, item.source, template))
-            except InputError as error:
-                item.error = str(error)
-        elif item.source.path == "-" and not item.error:
-            item.error = "--masks pairs files by name; an image on stdin needs --mask FILE, --alpha or --method"
-        yield item
-
-
-def _pair_set(items: Iterator[Item], annotations: Any) -> Iterator[Item]:
-    """An image that a COCO file or label folder has no mask for fails while planning, saying so."""
-    from maskcli.errors import InputError
-
-    for item in items:
-        if not item.error and not item.skip:
-            try:
-                annotations.pair(item.source)
-            except InputError as error:
-                item.error = str(error)
-        yield item
-
-
-def _record_masks(items: Iterator[Item]) -> Iterator[Item]:
-    for item in items:
-        item.extra["mask_path"] = getattr(item.source, "mask_path", None)
-        yield item
-
-
-def _records_sources(stream: Any) -> Iterator[Source]:
-    """Sources from ``maskcli segment --json`` records, each carrying its mask (or why it has none)."""
-    for number, line in enumerate(stream, start=1):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            record = json.loads(line)
-            image = record["input"]
-        except (ValueError, KeyError, TypeError):
-            yield Source(f"<stdin line {number}>", PurePosixPath(f"line{number}"),
-                         error="not a maskcli record (expected a JSON object with input and output)")
-            continue
-        relpath = PurePosixPath(record.get("relpath") or Path(image).name)
-        source = RecordSource(image, relpath)
-        if record.get("status") == "failed" or not record.get("output"):
-            source.error = f"no mask: segment failed ({record.get('error') or 'no output'})"
-        source.mask_path = record.get("output")
-        yield source
-
-
-class RecordSource(Source):
-    """A source read from a segment record: the image, and the mask segment wrote for it."""
-
-    mask_path: str | None = None
+    sink = c.choose_sink(kind=kind, output=output, template=name, json_records=json_records,
+                         existing=c.existing_policy(skip_existing, overwrite), plan=plan)
+    job = ApplyJob(mode_object, mask_source, plan, sink, refiner=build_refinement(refinement),
+                   resize_mask=resize_mask, quality=quality, max_pixels=max_pixels)
+    drive(paired(sink.items(sources), mask_source), job, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
+          json_records=json_records, quiet=quiet or isinstance(sink, StreamSink), executor=executor)

@@ -5,15 +5,20 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from maskcli.errors import InputError, OptionError, SetupError
-from maskcli.io.decode import DEFAULT_MAX_PIXELS, read_bounded
-from maskcli.io.sources import STDIN, Destinations, Existing, Item, Source, expand_inputs, listed_files, read_path_list
-from maskcli.cli.streams import stdin_kind
+from maskcli.errors import OptionError, SetupError
+from maskcli.cli.streams import binary_stdout, stdin_kind
+from maskcli.io import DEFAULT_MAX_PIXELS
+
+if TYPE_CHECKING:  # the types alone: the decoders load when a command runs, not for --help
+    from maskcli.io.sinks import OutputPlan, Sink
+    from maskcli.io.sources import Existing, Source
+
+STDIN = "-"
 
 BATCH = "Inputs and outputs"
 METHOD = "Method"
@@ -131,7 +136,8 @@ Classes = Annotated[Optional[str], typer.Option("--classes", help="Semantic mode
 
 MATTING = "Alpha matting (--refine matting; needs pymatting)"
 MattingSolver = Annotated[Optional[str], typer.Option(
-    "--matting-solver", help="pymatting's alpha solver: cf (closed-form, default), knn, lkm, rw, sm.",
+    "--matting-solver", help="pymatting's alpha solver: sm (shared matting, default), cf (closed-form), knn, "
+    "lkm, rw.",
     rich_help_panel=MATTING, show_default=False)]
 MattingBand = Annotated[Optional[float], typer.Option(
     "--matting-band", help="Half-width of the unknown band around the edge, as a fraction of the long side "
@@ -212,15 +218,22 @@ def existing_policy(skip_existing: bool, overwrite: bool) -> Existing:
 
 
 def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str | None, null: bool,
-                   allow_records: bool = False) -> tuple[Iterator[Source], str]:
-    """Sources from the arguments, a list file, or stdin; also says what stdin held ("paths", "records", ...)."""
+                   allow_records: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Iterator[Source], str]:
+    """Sources from the arguments, a list file, or stdin; also says what stdin held ("paths", "records", ...).
+
+    With "records" (``maskcli segment --json`` piped in), the sources are empty: the mask source reads them.
+    """
+    from maskcli.io.sources import expand_inputs, listed_files, read_path_list, stream_source
+
     streams: list[Iterator[Source]] = []
     kind = "none"
     if inputs:
         if inputs.count(STDIN) and len(inputs) > 1:
             raise OptionError("inputs", "- (one image on stdin) cannot be mixed with other inputs")
+        if inputs == [STDIN]:
+            return iter([stream_source(sys.stdin.buffer, max_pixels)]), "image"
         streams.append(expand_inputs(inputs, recursive=recursive))
-        kind = "image" if inputs == [STDIN] else "args"
+        kind = "args"
     if from_file is not None:
         if from_file == STDIN:
             stream = sys.stdin.buffer
@@ -236,7 +249,7 @@ def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str 
         if kind == "paths":
             streams.append(listed_files(read_path_list(sys.stdin.buffer, null=null)))
         elif kind == "image":
-            streams.append(expand_inputs([STDIN]))
+            return iter([stream_source(sys.stdin.buffer, max_pixels)]), kind
         elif kind == "records" and allow_records:
             return iter(()), kind
         elif kind == "records":
@@ -251,49 +264,29 @@ def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str 
     return chained(), kind
 
 
-def plan_outputs(sources: Iterator[Source], *, kind: str, output: Path | None, template: str,
-                 existing: Existing, suffix: Any = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[Item]:
-    """Items with destinations; one image from stdin goes to stdout unless an output file is named."""
+def choose_sink(*, kind: str, output: Path | None, template: str, existing: Existing, plan: OutputPlan,
+                json_records: bool) -> Sink:
+    """Where outputs go: one image from stdin goes to stdout unless an output file is named; else a folder."""
+    from maskcli.io.sinks import FileSink, FolderSink, StreamSink
+
     if kind == "image":
-        item = Item(0, Source(STDIN, PurePosixPath("stdin")))
-        try:
-            item.extra["data"] = read_bounded(sys.stdin.buffer, max_pixels)
-        except InputError as error:
-            item.error = f"stdin holds {error}"
         if output is not None and str(output) != STDIN:
-            if output.is_dir():
-                raise OptionError("--output", "with one image on stdin, --output names a file, not a folder")
-            if output.exists() and existing != "overwrite":
-                item.error = f"output {output} exists (use --overwrite to replace it)"
-            item.destination = output
-        return iter([item])
+            return FileSink(output, existing, plan)
+        stream = binary_stdout()
+        if json_records:
+            raise OptionError("--json", "records go to stdout, which carries the image; give -o FILE")
+        return StreamSink(stream, plan)
     if output is None or str(output) == STDIN:
         raise OptionError("--output", "give an output folder with -o/--output (stdout takes one image from stdin)")
-    if output.exists() and not output.is_dir():
-        raise OptionError("--output", f"{output} exists and is not a folder")
-    return Destinations(output, template, existing, suffix=suffix).plan(sources)
+    return FolderSink(output, template, existing, plan)
 
 
 def method_plan(method: str | None, preset: str | None, params: list[str] | None,
-                 first_class: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+                first_class: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """The method's name, its options, and refinement settings: preset, then -p pairs, then named flags."""
-    options: dict[str, Any] = {}
-    refinement: dict[str, Any] = {}
-    name = method
-    if preset is not None:
-        from maskcli.presets import get_preset
+    from maskcli.presets import resolve
 
-        chosen = get_preset(preset)
-        if name is not None and name != chosen.method:
-            raise OptionError("--preset", f"preset {preset!r} uses method {chosen.method!r}, not {name!r}")
-        name = chosen.method
-        options.update(chosen.options)
-        refinement.update(chosen.refinement)
-    cnn_flags = [k for k in ("model", "weights", "device", "batch_size", "classes") if first_class.get(k) is not None]
-    if name is None:
-        name = "cnn" if cnn_flags else "otsu"
-    options.update(parse_params(params))
+    options: dict[str, Any] = parse_params(params)
     options.update({k: v for k, v in first_class.items() if v is not None})
-    return name, options, refinement
-
-
+    choice = resolve(method, preset, options)
+    return choice.method, choice.options, choice.refinement

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from maskcli.cli import common as c
-from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, escape, say
+from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, escape, progress_bar, say
 from maskcli.errors import OptionError
 
 SCORING = "Scoring"
@@ -337,13 +337,8 @@ class _Progress:
 
     def __enter__(self) -> "_Progress":
         if self.enabled:
-            from rich.console import Console
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                                      console=Console(file=sys.stderr), transient=True)
+            self._progress = progress_bar(sys.stderr, "steps")
             self._task = self._progress.add_task("scoring", total=None)
-            self._progress.start()
         return self
 
     def step(self, label: str, image: Any) -> None:

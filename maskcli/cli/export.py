@@ -10,7 +10,7 @@ import typer
 from maskcli.cli import common as c
 from maskcli.cli.report import Reporter, error_line
 from maskcli.errors import OptionError, SetupError
-from maskcli.io.decode import DEFAULT_MAX_PIXELS
+from maskcli.io import DEFAULT_MAX_PIXELS
 
 FORMAT = "Format"
 

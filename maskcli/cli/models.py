@@ -132,11 +132,9 @@ def download_command(
     if weights.offline_mode():
         weights.download(spec)  # raises the one clear message
     if sys.stderr.isatty():
-        from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+        from maskcli.cli.report import progress_bar
 
-        with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                      TransferSpeedColumn(), console=Console(stderr=True), transient=True) as bar:
+        with progress_bar(sys.stderr, "download") as bar:
             task = bar.add_task(spec.filename, total=None)
             path = weights.download(spec, progress=lambda done, total: bar.update(task, completed=done, total=total))
     else:

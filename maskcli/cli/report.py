@@ -6,19 +6,29 @@ Data goes to stdout (records, or an image when writing to stdout); everything el
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 import sys
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from maskcli.pipeline import Result
+if TYPE_CHECKING:  # the type alone: importing the runner here would load the decoders before --help
+    from maskcli.pipeline import Result
 
-EXIT_OK = 0
-EXIT_SOME_FAILED = 1
-EXIT_USAGE = 2
-EXIT_SETUP = 3
-EXIT_INTERRUPTED = 130
+
+class Exit(enum.IntEnum):
+    """The exit statuses of every command."""
+
+    OK = 0  #: all done
+    SOME_FAILED = 1  #: some items failed, each named on stderr
+    USAGE = 2  #: a usage error
+    SETUP = 3  #: the run could not start: no inputs, weights or device unavailable
+    INTERRUPTED = 130  #: Ctrl-C or SIGTERM
+
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_SETUP, EXIT_INTERRUPTED = (
+    Exit.OK, Exit.SOME_FAILED, Exit.USAGE, Exit.SETUP, Exit.INTERRUPTED)
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff]")
@@ -59,6 +69,24 @@ def error_line(message: str, path: str | None = None, *, stream: IO[str] | None 
     say(f"maskcli: error: {where}{message}", stream=stream)
 
 
+def progress_bar(stream: IO[str], kind: str) -> Any:
+    """The one progress bar (rich, transient, started) on ``stream``: ``batch`` counts items and their rate,
+    ``steps`` names what runs, ``download`` counts bytes."""
+    from rich.console import Console
+    from rich import progress as p
+
+    columns: dict[str, tuple[Any, ...]] = {
+        "batch": (p.SpinnerColumn(), p.TextColumn("{task.description}"), p.BarColumn(), p.MofNCompleteColumn(),
+                  p.TextColumn("{task.fields[rate]}"), p.TimeElapsedColumn()),
+        "steps": (p.SpinnerColumn(), p.TextColumn("{task.description}"), p.TimeElapsedColumn()),
+        "download": (p.TextColumn("{task.description}"), p.BarColumn(), p.DownloadColumn(),
+                     p.TransferSpeedColumn()),
+    }
+    bar = p.Progress(*columns[kind], console=Console(file=stream), transient=True)
+    bar.start()
+    return bar
+
+
 class Reporter:
     """Follows a batch's results; :meth:`finish` prints the summary and returns the exit status."""
 
@@ -84,22 +112,8 @@ class Reporter:
             self._start_progress()
 
     def _start_progress(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-        console = Console(file=self.stderr)
-        self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        )
+        self._progress = progress_bar(self.stderr, "batch")
         self._task = self._progress.add_task("maskcli", total=None, rate="")
-        self._progress.start()
 
     def _echo_err(self, text: str) -> None:
         text = escape(text)
@@ -108,7 +122,7 @@ class Reporter:
         else:
             print(text, file=self.stderr, flush=True)
 
-    def result(self, result: Result) -> None:
+    def result(self, result: "Result") -> None:
         self.counts[result.status] += 1
         if result.status == "failed":
             self._echo_err(f"maskcli: error: {result.input}: {result.error}")

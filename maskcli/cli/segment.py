@@ -9,9 +9,8 @@ import typer
 
 from maskcli.cli import common as c
 from maskcli.cli.report import Reporter
-from maskcli.cli.streams import binary_stdout
 from maskcli.errors import MaskcliError, OptionError
-from maskcli.io.decode import DEFAULT_MAX_PIXELS
+from maskcli.io import DEFAULT_MAX_PIXELS
 
 REFINE = "Refinement (applied in this order)"
 
@@ -96,8 +95,9 @@ def segment_command(
       maskcli segment - < photo.jpg > mask.png
       maskcli segment photos/ -o labels/ --model deeplabv3-resnet50 --classes person,dog --labels
     """
-    from maskcli.pipeline import run
+    from maskcli.io.sinks import OutputPlan, StreamSink
     from maskcli.jobs.segment import SegmentJob
+    from maskcli.refine import refinement as build_refinement
 
     executor = c.executor_for(engine, ray_address, jobs)
     method_name, method_options, refinement = c.method_plan(
@@ -116,45 +116,37 @@ def segment_command(
     from maskcli.methods import methods
 
     method_object = methods.create(method_name, method_options)
-    refiner = _build_refiner(refinement)
+    refiner = build_refinement(refinement)
     job = SegmentJob(method_object, refiner, max_pixels=max_pixels, mask_bits=mask_bits, labels=labels)
     if mask_bits not in (8, 16):
         raise OptionError("--mask-bits", f"must be 8 or 16, not {mask_bits}")
 
-    sources, kind = c.gather_sources(inputs, recursive=recursive, from_file=from_file, null=null)
-    items = c.plan_outputs(sources, kind=kind, output=output, template=name,
-                           existing=c.existing_policy(skip_existing, overwrite), suffix=".png", max_pixels=max_pixels)
+    sources, kind = c.gather_sources(inputs, recursive=recursive, from_file=from_file, null=null,
+                                     max_pixels=max_pixels)
+    job.sink = c.choose_sink(kind=kind, output=output, template=name, json_records=json_records,
+                             existing=c.existing_policy(skip_existing, overwrite), plan=OutputPlan.for_masks())
     if labels:
         _write_legend(output, job.class_names, kind=kind, overwrite=overwrite)
-    drive(items, job, kind=kind, output=output, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
-          json_records=json_records, quiet=quiet, run=run, executor=executor)
+    drive(job.sink.items(sources), job, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
+          json_records=json_records, quiet=quiet or isinstance(job.sink, StreamSink), executor=executor)
 
 
-def drive(items: Any, job: Any, *, kind: str, output: Path | None, jobs: int | None, unordered: bool,
-          fail_fast: bool, json_records: bool, quiet: bool, run: Any, executor: Any = None) -> None:
+def drive(items: Any, job: Any, *, jobs: int | None, unordered: bool, fail_fast: bool, json_records: bool,
+          quiet: bool, executor: Any = None) -> None:
     """Run a job over planned items, report, and exit with the batch's status; shared by segment and apply.
 
     ``executor``: another engine (the Ray engine), started before the first item and stopped however the run ends.
     """
-    to_stdout = kind == "image" and (output is None or str(output) == "-")
-    stdout = binary_stdout() if to_stdout else None
-    if to_stdout and json_records:
-        raise OptionError("--json", "records go to stdout, which carries the image; give -o FILE")
+    from maskcli.pipeline import run
+
     if executor is not None:
         executor.start()  # before the clock and the progress bar: a cluster's start-up is not the batch's time
     try:
-        reporter = Reporter(json_records=json_records, quiet=quiet or to_stdout)
-
-        def report(result: Any) -> None:
-            if result.data is not None and stdout is not None:
-                stdout.write(result.data)
-                stdout.flush()
-            reporter.result(result)
-
+        reporter = Reporter(json_records=json_records, quiet=quiet)
         results = run(items, job, jobs=jobs, executor=executor, ordered=not unordered, fail_fast=fail_fast)
         try:
             for result in results:
-                report(result)
+                reporter.result(result)
         except KeyboardInterrupt as stop:
             finished = getattr(stop, "finished", None)
             if finished is None:  # it came while reporting: the runner stops its workers and says what finished
@@ -163,12 +155,13 @@ def drive(items: Any, job: Any, *, kind: str, output: Path | None, jobs: int | N
                 except KeyboardInterrupt as inner:
                     finished = getattr(inner, "finished", [])
             for result in finished:  # every file left on disk is reported
-                report(result)
+                reporter.result(result)
             raise typer.Exit(reporter.finish(interrupted=True)) from None
         raise typer.Exit(reporter.finish())
     finally:
         if executor is not None:
             executor.close()
+
 
 def _write_legend(output: Path | None, classes: list[str], *, kind: str, overwrite: bool) -> None:
     """The legend of the label images, written before them; one that says otherwise is kept unless
@@ -187,14 +180,3 @@ def _write_legend(output: Path | None, classes: list[str], *, kind: str, overwri
             raise OptionError("--labels", f"{output / LEGEND} exists with other classes (use --overwrite to "
                                           "replace it, or another output folder)")
     write_legend(output, legend)
-
-
-def _build_refiner(settings: dict[str, Any]) -> Any:
-    from maskcli.refine import Refinement
-
-    if not settings:
-        return None  # nothing asked: the method's mask (hard, or a CNN's probabilities) passes through untouched
-    try:
-        return Refinement(**settings)
-    except TypeError as error:
-        raise OptionError("refinement", str(error)) from None

@@ -43,7 +43,7 @@ def train_command(
                                         rich_help_panel=TRAINING)] = 30,
     patience: Annotated[int, typer.Option("--patience", help="Stop when validation has not improved for this "
                                           "many epochs.", rich_help_panel=TRAINING)] = 8,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate (Adam).", rich_help_panel=TRAINING)] = 3e-4,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate (Adam).", rich_help_panel=TRAINING)] = 1e-4,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Pairs per step (default: 4 on the "
                                                       "CPU, 8 on a GPU).", rich_help_panel=TRAINING,
                                                       show_default=False)] = None,
@@ -99,7 +99,7 @@ def train_command(
                                      both_classes=both_classes, flips=flips)
     view = _View(quiet=quiet, json_records=json_records, score_key=settings.score_key)
     try:
-        with view:  # Ctrl-C is a KeyboardInterrupt, on which training saves its state
+        with view:  # Ctrl-C arrives as the KeyboardInterrupt on which training saves its state
             result = library.fine_tune(images, masks, output, settings, val_images=val_images, val_masks=val_masks,
                                        resume=resume, on_event=view.event)
     except library.Interrupted as stop:

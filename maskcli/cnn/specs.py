@@ -17,10 +17,9 @@ maskcli.errors.OptionError: model: unknown model 'u2nep'; did you mean 'u2netp'?
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from typing import Literal, Optional
 
-from maskcli.errors import OptionError
+from maskcli.errors import OptionError, did_you_mean
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -248,8 +247,7 @@ def get(name: str) -> ModelSpec:
     try:
         return SPECS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, SPECS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, SPECS)
         raise OptionError("model", f"unknown model {name!r}{hint} Valid: {', '.join(SPECS)}") from None
 
 
@@ -279,8 +277,7 @@ def parse_classes(spec: ModelSpec, classes: Optional[str]) -> tuple[int, ...]:
         if not label:
             continue
         if label not in spec.categories:
-            close = difflib.get_close_matches(label, spec.categories, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(label, spec.categories)
             raise OptionError("classes", f"unknown class {label!r} for {spec.name}{hint} "
                                          f"Valid: {', '.join(spec.foreground_classes)}")
         index = spec.categories.index(label)

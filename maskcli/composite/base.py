@@ -20,8 +20,6 @@ background image) lives in a field that ``__getstate__`` drops.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any, ClassVar
 
 import numpy as np
@@ -60,12 +58,5 @@ class Mode:
         return {key: (None if key.startswith("_cache") else value) for key, value in self.__dict__.items()}
 
 
-def _load_all() -> None:
-    """Import every module of this package, so that each registers its modes."""
-    package = importlib.import_module("maskcli.composite")
-    for info in pkgutil.iter_modules(package.__path__):
-        if not info.name.startswith("_") and info.name not in ("base", "blend", "colors"):
-            importlib.import_module(f"maskcli.composite.{info.name}")
-
-
-modes: Registry[Mode] = Registry("mode", loader=_load_all)
+#: One module per family registers its modes; naming one mode imports only its module.
+modes: Registry[Mode] = Registry("mode", package="maskcli.composite", skip=("base", "blend", "colors"))

@@ -16,6 +16,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from maskcli.imageops import to_grey, to_rgb
+
 __all__ = ["as_rgb", "blend", "with_alpha", "estimate_foreground", "soft_band", "has_soft_band", "luminance",
            "gaussian_blur", "masked_blur"]
 
@@ -23,17 +25,12 @@ _EPS = np.float32(1e-5)
 
 
 def as_rgb(pixels: np.ndarray) -> np.ndarray:
-    """RGB H×W×3 float32: grey repeated on three channels, RGB as it is.
+    """RGB H×W×3 float32 (:func:`maskcli.imageops.to_rgb`).
 
     >>> as_rgb(np.array([[0.5]], np.float32)).tolist()
     [[[0.5, 0.5, 0.5]]]
     """
-    pixels = np.asarray(pixels, dtype=np.float32)
-    if pixels.ndim == 2:
-        return cv2.merge([pixels, pixels, pixels])
-    if pixels.shape[2] == 4:
-        return np.ascontiguousarray(pixels[..., :3])
-    return pixels
+    return to_rgb(pixels)
 
 
 def _weights(mask: np.ndarray, ndim: int) -> np.ndarray:
@@ -235,15 +232,12 @@ def estimate_foreground(image: np.ndarray, mask: np.ndarray, *, radius: int = 45
 
 
 def luminance(pixels: np.ndarray) -> np.ndarray:
-    """Grey level H×W (Rec. 601 weights, as OpenCV and Pillow convert); a grey image as it is.
+    """Grey level H×W (:func:`maskcli.imageops.to_grey`).
 
     >>> luminance(np.array([[[1.0, 1.0, 1.0]]], np.float32)).tolist()
     [[1.0]]
     """
-    pixels = np.asarray(pixels, dtype=np.float32)
-    if pixels.ndim == 2:
-        return pixels
-    return cv2.cvtColor(np.ascontiguousarray(pixels[..., :3]), cv2.COLOR_RGB2GRAY)
+    return to_grey(pixels)
 
 
 #: Above this sigma a Gaussian is computed at a reduced scale: the result is smooth at that scale anyway, and a

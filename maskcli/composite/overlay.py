@@ -10,6 +10,7 @@ import numpy as np
 
 from maskcli.composite.base import Mode, modes
 from maskcli.composite.blend import as_rgb, blend
+from maskcli.masks import binary
 from maskcli.errors import OptionError
 from maskcli.registry import option
 
@@ -29,7 +30,7 @@ def outline_of(mask: np.ndarray, width: int = 2, level: float = 0.5) -> np.ndarr
            [0, 1, 1, 1, 0],
            [0, 0, 0, 0, 0]])
     """
-    inside = (mask >= level).astype(np.uint8)
+    inside = binary(mask, level)
     if width <= 0:
         return np.zeros(mask.shape, bool)
     kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)

@@ -268,15 +268,19 @@ class _Run:
                     batch = []
                 if not pending:
                     return
+                # An entry leaves `pending` only once its result is in hand: a stop meanwhile still sees it.
                 if ordered:
-                    yield self._outcome(pending.popleft())
+                    result = self._outcome(pending[0])
+                    pending.popleft()
+                    yield result
                     continue
                 refs = [entry.value for entry in pending if not isinstance(entry.value, Result)]
                 ready = set(ray.wait(refs, num_returns=1)[0]) if len(refs) == len(pending) else set()
                 for entry in list(pending):
                     if isinstance(entry.value, Result) or entry.value in ready:
+                        result = self._outcome(entry)
                         pending.remove(entry)
-                        yield self._outcome(entry)
+                        yield result
         except KeyboardInterrupt:
             self._cancel()
             raise Interrupted(self._finished()) from None

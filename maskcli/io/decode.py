@@ -24,14 +24,7 @@ from PIL import ImageOps, UnidentifiedImageError
 from maskcli.errors import InputError
 from maskcli.imageops import to_unit_float
 
-# maskcli applies its own limit (``max_pixels``) per call, from the header, before any pixel is decoded; Pillow's
-# process-wide limit would otherwise refuse what the user raised the limit to allow.
-PILImage.MAX_IMAGE_PIXELS = None
-# OpenCV would print its own warnings on stderr; maskcli reports every failure itself, one line per file.
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-
-#: Default pixel limit: 200 megapixels (a 14 142 × 14 142 image, about 2.4 GB as float32 RGB).
-DEFAULT_MAX_PIXELS = 200_000_000
+from maskcli.io import DEFAULT_MAX_PIXELS  # noqa: E402 (defined there so that reading it costs no decoder)
 
 #: Formats maskcli reads, as Pillow names them.
 READABLE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF")  # JPEG also opens MPO (phone photos)
@@ -128,10 +121,11 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
     Raises :class:`~maskcli.errors.InputError` with a one-line reason for anything that is not a readable image:
     a folder, an empty or truncated file, an unknown format, a declared size over ``max_pixels``.
 
-    >>> from maskcli.io.decode import read_image
-    >>> image = read_image("samples/coins.png")  # doctest: +SKIP
-    >>> image.pixels.dtype, image.is_gray  # doctest: +SKIP
-    (dtype('float32'), True)
+    >>> import maskcli
+    >>> from pathlib import Path
+    >>> image = read_image(Path(maskcli.__file__).parents[1] / "samples" / "coins.png")
+    >>> image.pixels.dtype, image.is_gray, image.bit_depth
+    (dtype('float32'), True, 8)
     """
     data = read_regular_file(path)
     return decode_image(data, max_pixels=max_pixels, gray=gray)
@@ -303,11 +297,26 @@ def _keep_descriptive_tags(exif: PILImage.Exif) -> None:
         del exif[tag]
 
 
+def _open_past_pillows_limit(data: bytes) -> PILImage.Image:
+    """The header of an image Pillow's own bomb guard refused, opened by its format's plugin as ``Image.open``
+    would (the caller checks the size against maskcli's limit)."""
+    PILImage.init()
+    for format in READABLE_FORMATS:
+        factory, accept = PILImage.OPEN[format]
+        if accept is None or accept(data[:16]):
+            return factory(io.BytesIO(data), "")
+    raise UnidentifiedImageError("no plugin accepts this image")
+
+
 def _open_header(data: bytes, max_pixels: int) -> PILImage.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             header = PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS)
+    except PILImage.DecompressionBombError:
+        # maskcli's own limit (``max_pixels``, per call, checked below) rules, not Pillow's process-wide one,
+        # which a library must leave as it is for the program that imports it.
+        header = _open_past_pillows_limit(data)
     except UnidentifiedImageError:
         raise InputError("not a readable image (unknown format or corrupt header)") from None
     except Exception as error:  # Pillow raises many kinds on corrupt headers

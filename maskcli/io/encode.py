@@ -14,6 +14,7 @@ import contextlib
 import errno
 import io
 import os
+import secrets
 import struct
 import tempfile
 import zlib
@@ -285,20 +286,21 @@ def resume_writes() -> None:
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
 
-    The folder is created if missing. On any failure the temp file is removed and :class:`OutputError` says why;
-    when the folder can take no file at all (read-only file system, no permission, no space left) the error is
+    The folder is created if missing. The file gets the permissions of any new file (0666 less the process's
+    umask, applied by the system when the temp file is created: nothing here reads or changes the umask). On any
+    failure the temp file is removed and :class:`OutputError` says why; when the folder can take no file at all
+    (read-only file system, no permission, no space left) the error is
     :class:`~maskcli.errors.OutputUnavailable`, which stops a batch: every other item would fail the same way.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
+        handle, temp_name = _create_temp(path)
     except OSError as error:
         raise _write_error(error, f"cannot write in {path.parent}") from None
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
-        os.chmod(temp_name, 0o666 & ~_umask())
         if _STOPPING:
             raise WriteStopped(f"{path}: not written, the run is stopping")
         os.replace(temp_name, path)
@@ -308,6 +310,36 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         if isinstance(error, OSError):
             raise _write_error(error, f"cannot write {path}") from None
         raise
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new, exclusive temp file beside ``path``, with the mode a new file gets (0666 less the umask)."""
+    handle, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    try:
+        os.fchmod(handle, 0o666 & ~_umask(path.parent))
+    except (AttributeError, OSError):  # no fchmod (Windows), or a file system without modes: keep mkstemp's
+        pass
+    return handle, name
+
+
+def _umask(folder: Path) -> int:
+    """The process's umask, read without changing it (``os.umask`` can only be read by setting it, process-wide,
+    which would race with other threads creating files): from /proc where Linux gives it, else from the mode a
+    probe file gets."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    probe = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}")
+    handle = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        return 0o666 & ~os.fstat(handle).st_mode & 0o777
+    finally:
+        os.close(handle)
+        os.unlink(probe)
 
 
 #: Errors that say the output folder can take no file: the batch stops at the first.
@@ -320,14 +352,3 @@ def _write_error(error: OSError, what: str) -> OutputError | OutputUnavailable:
         return OutputUnavailable(f"{what}: {reason}; stopping")
     return OutputError(f"{what}: {reason}")
 
-
-def _umask() -> int:
-    # os.umask can only be read by setting it; do it once, since it is process-wide.
-    global _UMASK
-    if _UMASK is None:
-        _UMASK = os.umask(0)
-        os.umask(_UMASK)
-    return _UMASK
-
-
-_UMASK: int | None = None

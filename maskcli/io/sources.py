@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
-from maskcli.errors import OptionError
-from maskcli.io.decode import IMAGE_SUFFIXES
+from maskcli.errors import InputError, OptionError
+from maskcli.io.decode import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, read_bounded
 
 Existing = Literal["error", "skip", "overwrite"]
 STDIN = "-"
@@ -36,19 +36,21 @@ class Source:
     relpath: PurePosixPath
     #: Set when the input could not even be listed (a glob that matches nothing): the item fails with it.
     error: str | None = None
+    #: The input's bytes, when it was read from a stream (``-``: one image on stdin) rather than a file.
+    data: bytes | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclasses.dataclass
 class Item:
-    """One unit of work: a source, its destination, and anything a command pairs with it (a mask)."""
+    """One unit of work: a source, its destination, and the mask file paired with it (apply)."""
 
     index: int
     source: Source
-    destination: Path | None = None  # None: write to stdout
+    destination: Path | None = None  # None: the output goes to a stream
     skip: bool = False
     error: str | None = None
-    #: What a command pairs with the source (apply: the mask file, a record's mask, or None).
-    extra: dict[str, object] = dataclasses.field(default_factory=dict)
+    #: The mask file a mask source paired with this input (a mask folder, segment's records), if any.
+    mask: Path | None = None
 
     @property
     def name(self) -> str:
@@ -58,9 +60,8 @@ class Item:
     def inputs(self) -> list[str]:
         """Every file this item reads: its source, and its mask when it is paired with one."""
         paths = [] if self.source.path == STDIN else [self.source.path]
-        mask = self.extra.get("mask_path")
-        if isinstance(mask, (str, os.PathLike)):
-            paths.append(os.fspath(mask))
+        if self.mask is not None:
+            paths.append(os.fspath(self.mask))
         return paths
 
 
@@ -169,8 +170,10 @@ def walk_folder(root: Path, *, recursive: bool) -> Iterator[Source]:
 def expand_inputs(inputs: Iterable[str], *, recursive: bool = False) -> Iterator[Source]:
     """Files, folders, glob patterns and ``-`` to sources, in the order given.
 
-    >>> [s.relpath.name for s in expand_inputs(["samples/*.png"])]  # doctest: +SKIP
-    ['coins.png', ...]
+    >>> import maskcli
+    >>> samples = Path(maskcli.__file__).parents[1] / "samples"
+    >>> [s.relpath.name for s in expand_inputs([str(samples / "c*.png"), str(samples / "missing.png")])]
+    ['camera.png', 'cell.png', 'chelsea.png', 'coffee.png', 'coins.png', 'missing.png']
     """
     for raw in inputs:
         if raw == STDIN:
@@ -196,6 +199,21 @@ def expand_inputs(inputs: Iterable[str], *, recursive: bool = False) -> Iterator
                 yield Source(match, PurePosixPath(Path(match).name))
         else:
             yield Source(raw, PurePosixPath(path.name), error="no such file or folder")
+
+
+def stream_source(stream: BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> Source:
+    """One input read whole from a binary stream (an image on stdin), no more than an image within
+    ``max_pixels`` can need (a longer stream is that item's error, and is not read on).
+
+    >>> stream_source(io.BytesIO(b"\\x89PNG...")).data[:4]
+    b'\\x89PNG'
+    >>> stream_source(io.BytesIO(b"x" * 20_000_000), max_pixels=1).error
+    'stdin holds more than 16,777,232 bytes, more than an image within the pixel limit of 1 can need'
+    """
+    try:
+        return Source(STDIN, PurePosixPath("stdin"), data=read_bounded(stream, max_pixels))
+    except InputError as error:
+        return Source(STDIN, PurePosixPath("stdin"), error=f"stdin holds {error}")
 
 
 def listed_files(paths: Iterable[str]) -> Iterator[Source]:

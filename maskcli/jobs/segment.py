@@ -4,7 +4,7 @@
 >>> from maskcli.methods import methods
 >>> import numpy as np
 >>> image = np.zeros((4, 4), np.float32); image[1:3, 1:3] = 1
->>> segment_image(image, methods.create("otsu")).mask.sum()  # doctest: +SKIP
+>>> float(segment_image(image, methods.create("otsu")).mask.sum())
 4.0
 """
 
@@ -18,8 +18,9 @@ import numpy as np
 from maskcli.errors import OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image, decode_image, read_image
 from maskcli.io.encode import encode_binary_mask, encode_mask, write_atomic
-from maskcli.io.sources import STDIN, Item
-from maskcli.masks import is_hard
+from maskcli.io.sinks import Sink
+from maskcli.io.sources import Item
+from maskcli.masks import check_mask, is_hard
 from maskcli.methods.base import Method, Segmentation
 from maskcli.pipeline import Result, Timer
 
@@ -40,6 +41,10 @@ def segment_images(images: list[np.ndarray], method: Method, refiner: Refiner | 
     """Masks of several images at once (batched methods see them as one batch)."""
     segmentations = method.compute_batch(images)
     for image, segmentation in zip(images, segmentations):
+        # Where a method's output enters the pipeline: a mask off the convention (int64, 0..255) fails here,
+        # named, instead of passing unchecked into refinement and encoding.
+        if segmentation.binary is None:  # bytes from a method's own 8-bit fast path are 0/255 by construction
+            check_mask(segmentation.mask, what=f"the {method.name} method's mask")
         if refiner is not None:
             segmentation.mask = refiner.apply(segmentation.mask, image)
         _flag_degenerate(segmentation)
@@ -57,12 +62,19 @@ def _flag_degenerate(segmentation: Segmentation) -> None:
 
 
 def load_item(item: Item, max_pixels: int, *, gray: bool = False) -> Image:
-    """Decode an item's image, from its file or, for ``-``, from the bytes read from stdin (``gray``: as grey)."""
-    if item.source.path == STDIN:
-        data = item.extra.get("data", b"")
-        assert isinstance(data, bytes)
-        return decode_image(data, max_pixels=max_pixels, gray=gray)
+    """Decode an item's image, from its file or from the bytes read from a stream (``gray``: as grey)."""
+    if item.source.data is not None:
+        return decode_image(item.source.data, max_pixels=max_pixels, gray=gray)
     return read_image(item.source.path, max_pixels=max_pixels, gray=gray)
+
+
+def write_output(sink: Sink | None, item: Item, data: bytes) -> str | None:
+    """Write an output through its sink (or, without one, to the item's planned destination); returns where."""
+    if sink is not None:
+        return sink.write(item, data)
+    assert item.destination is not None
+    write_atomic(item.destination, data)
+    return str(item.destination)
 
 
 def method_input(image: Image, method: Method, refiner: Refiner | None) -> np.ndarray:
@@ -82,12 +94,16 @@ def needs_color(method: Method, refiner: Refiner | None) -> bool:
 
 @dataclasses.dataclass
 class SegmentJob:
-    """Decode → method → refinement → PNG mask, for :func:`maskcli.pipeline.run`."""
+    """Decode → method → refinement → PNG mask, for :func:`maskcli.pipeline.run`.
+
+    ``sink`` writes the masks (:mod:`maskcli.io.sinks`); without one each goes to its item's destination.
+    """
 
     method: Method
     refiner: Refiner | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     mask_bits: int = 8
+    sink: Sink | None = None
     #: Write label images (a class index per pixel, ``maskcli.formats.labels``) instead of masks; needs a
     #: method with classes (a semantic CNN) and no refinement.
     labels: bool = False
@@ -147,8 +163,6 @@ class SegmentJob:
         facts.update(segmentation.facts)
         if image.warnings:
             facts["warnings"] = [*image.warnings, *facts.get("warnings", [])]
-        if item.destination is None:
-            return Result(item.index, item.name, None, "written", facts=facts, timings=timer.timings, data=data)
         with timer("write"):
-            write_atomic(item.destination, data)
-        return Result(item.index, item.name, str(item.destination), "written", facts=facts, timings=timer.timings)
+            output = write_output(self.sink, item, data)
+        return Result(item.index, item.name, output, "written", facts=facts, timings=timer.timings)

@@ -21,8 +21,7 @@ Adding a method is adding one file to ``maskcli/methods/`` that registers a clas
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -117,12 +116,5 @@ class Method:
         return self.compute(image).mask
 
 
-def _load_all() -> None:
-    """Import every module of this package, so that each registers its methods."""
-    package = importlib.import_module("maskcli.methods")
-    for info in pkgutil.iter_modules(package.__path__):
-        if not info.name.startswith("_") and info.name != "base":
-            importlib.import_module(f"maskcli.methods.{info.name}")
-
-
-methods: Registry[Method] = Registry("method", loader=_load_all)
+#: One module per family registers its methods; naming one method imports only its module.
+methods: Registry[Method] = Registry("method", package="maskcli.methods", skip=("base",))

@@ -21,9 +21,9 @@ import numpy as np
 
 from maskcli.color import CHANNELS, check_channel
 from maskcli.errors import OptionError
+from maskcli.masks import fill_binary_holes
 from maskcli.methods.base import Method, Segmentation, methods
 from maskcli.methods.global_threshold import histogram, otsu_level, prepare, unit
-from maskcli.refine import fill_binary_holes
 from maskcli.registry import option
 
 OUTPUTS = ("regions", "edges")

@@ -541,6 +541,25 @@ class MultiOtsu(ThresholdMethod):
 class Li(ThresholdMethod):
     """Li's minimum cross-entropy threshold, iterated on the histogram.
 
+    Parameters
+    ----------
+    polarity, channel, sigma, bins
+        As for every threshold method (:class:`ThresholdMethod`).
+
+    Returns
+    -------
+    Segmentation
+        From :meth:`compute`: the mask, with the threshold and polarity among its facts.
+
+    References
+    ----------
+    .. [1] C. H. Li and C. K. Lee, "Minimum Cross Entropy Thresholding", Pattern Recognition 26(4), 617–625, 1993.
+       https://doi.org/10.1016/0031-3203(93)90115-D
+    .. [2] C. H. Li and P. K. S. Tam, "An Iterative Algorithm for Minimum Cross Entropy Thresholding", Pattern
+       Recognition Letters 19(8), 771–776, 1998. https://doi.org/10.1016/S0167-8655(98)00057-9
+
+    Examples
+    --------
     >>> round(Li().compute(np.array([[0.1, 0.2, 0.3, 0.8, 0.9]], np.float32)).facts["threshold"], 2)
     0.43
     """
@@ -584,6 +603,23 @@ def _hist_or_otsu(method: ThresholdMethod, function: Any, hist: Histogram, **kwa
 class Yen(ThresholdMethod):
     """Yen's maximum correlation criterion (``skimage.filters.threshold_yen`` on the shared histogram).
 
+    Parameters
+    ----------
+    polarity, channel, sigma, bins
+        As for every threshold method (:class:`ThresholdMethod`).
+
+    Returns
+    -------
+    Segmentation
+        From :meth:`compute`: the mask, with the threshold and polarity among its facts.
+
+    References
+    ----------
+    .. [1] J.-C. Yen, F.-J. Chang and S. Chang, "A New Criterion for Automatic Multilevel Thresholding", IEEE
+       Transactions on Image Processing 4(3), 370–378, 1995. https://doi.org/10.1109/83.366472
+
+    Examples
+    --------
     >>> Yen().compute(np.array([[0.1, 0.2, 0.8, 0.9]], np.float32)).mask.tolist()
     [[0.0, 0.0, 1.0, 1.0]]
     """

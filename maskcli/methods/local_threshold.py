@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from maskcli.errors import OptionError
+from maskcli.imageops import from_uint8
 from maskcli.methods.base import Segmentation, methods
 from maskcli.imageops import BAND_PIXELS, bands
 from maskcli.methods.global_threshold import (PlaneMethod, binary_of, compare_above, histogram, polarity_of,
@@ -145,7 +146,7 @@ class LocalThreshold(LocalMethod):
             return cv2.boxFilter(plane, cv2.CV_32F, size, borderType=cv2.BORDER_REFLECT)
         if self.kind == "median":
             levels = cv2.medianBlur(cv2.convertScaleAbs(plane, alpha=255), self.block_size)
-            return levels.astype(np.float32) * np.float32(1 / 255)
+            return from_uint8(levels)
         sigma = (self.block_size - 1) / 6
         return cv2.GaussianBlur(plane, size, sigma, borderType=cv2.BORDER_REFLECT)
 
@@ -162,6 +163,28 @@ class Niblack(LocalMethod):
 
     Bright objects: above m + k·s; dark objects: at or below m − k·s (scikit-image's ``threshold_niblack``).
 
+    Parameters
+    ----------
+    window : int
+        Odd side of the local window, in pixels.
+    k : float
+        Standard deviations past the local mean.
+    polarity, channel, sigma
+        As for every threshold method.
+
+    Returns
+    -------
+    Segmentation
+        From :meth:`compute`: the mask, with the mean threshold and the polarity among its facts.
+
+    References
+    ----------
+    .. [1] W. Niblack, *An Introduction to Digital Image Processing*, Prentice-Hall, 1986, pp. 115–116.
+    .. [2] J. Sauvola and M. Pietikäinen, "Adaptive Document Image Binarization", Pattern Recognition 33(2),
+       225–236, 2000 (which compares against Niblack's). https://doi.org/10.1016/S0031-3203(99)00055-2
+
+    Examples
+    --------
     >>> image = np.zeros((9, 9), np.float32); image[3:6, 3:6] = 1
     >>> Niblack(window=7, k=0.2).compute(image).mask[4].tolist()
     [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
@@ -195,6 +218,29 @@ class Sauvola(LocalMethod):
     That level is for dark objects (``skimage.filters.threshold_sauvola``); bright objects get the mirror image,
     1 − (1 − m)·(1 + k·(s / r − 1)).
 
+    Parameters
+    ----------
+    window : int
+        Odd side of the local window, in pixels.
+    k : float
+        How far the standard deviation pulls the level below the mean.
+    r : float
+        The dynamic range of the standard deviation.
+    polarity, channel, sigma
+        As for every threshold method.
+
+    Returns
+    -------
+    Segmentation
+        From :meth:`compute`: the mask, with the mean threshold and the polarity among its facts.
+
+    References
+    ----------
+    .. [1] J. Sauvola and M. Pietikäinen, "Adaptive Document Image Binarization", Pattern Recognition 33(2),
+       225–236, 2000. https://doi.org/10.1016/S0031-3203(99)00055-2
+
+    Examples
+    --------
     >>> page = np.full((20, 20), 0.9, np.float32); page[8:12, 3:17] = 0.2  # a dark stroke on paper
     >>> int(Sauvola(window=15, polarity="dark").compute(page).mask.sum())
     56
@@ -275,7 +321,7 @@ class Background(LocalMethod):
         elif self.estimate == "median":
             window = min(2 * radius + 1, 255)
             background = cv2.medianBlur(cv2.convertScaleAbs(small, alpha=255), window if window > 1 else 3)
-            background = background.astype(np.float32) * np.float32(1 / 255)
+            background = from_uint8(background)
         else:
             from skimage.restoration import rolling_ball
 
@@ -296,6 +342,3 @@ class Background(LocalMethod):
         segmentation = method.compute(corrected)
         segmentation.facts["background"] = self.estimate
         return segmentation
-
-    def level_image(self, plane: np.ndarray) -> np.ndarray:  # not used: compute is overridden
-        raise NotImplementedError

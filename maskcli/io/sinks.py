@@ -1,0 +1,176 @@
+"""Where outputs go: a folder (one file per input), one named file, or a stream such as stdout.
+
+An :class:`OutputPlan` fixes the format and the suffix of every output once, from what the command makes (a mask,
+or an image with or without transparency) and what was asked for; the destination's suffix and the encoder's
+format both come from it. A sink plans the items (each input with its checked destination, see
+:class:`maskcli.io.sources.Destinations`) and writes each output's bytes atomically.
+
+Examples
+--------
+>>> plan = OutputPlan.for_images(None, alpha=True)
+>>> plan.format_for(".jpg"), plan.suffix_for(".jpg"), OutputPlan.for_images(None, alpha=False).format_for(".jpg")
+('PNG', '.png', 'JPEG')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Protocol
+
+from maskcli.errors import OptionError
+from maskcli.io.encode import FORMATS, SUFFIX_OF, write_atomic
+from maskcli.io.sources import STDIN, Destinations, Existing, Item, Source
+
+#: Formats that hold an alpha channel.
+ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF"})
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputPlan:
+    """The format of every output, decided in one place.
+
+    Parameters
+    ----------
+    requested : str, optional
+        A format asked for (``png``, ``jpg``, ``webp``, ``tiff``); None keeps each input's format where it can
+        hold the result, else PNG.
+    alpha : bool
+        Whether outputs carry transparency (then only PNG, WebP or TIFF will do).
+    """
+
+    requested: str | None = None
+    alpha: bool = False
+
+    def __post_init__(self) -> None:
+        if self.requested is None:
+            return
+        format = FORMATS.get("." + self.requested.lower().lstrip("."))
+        if format is None:
+            raise OptionError("--format", f"unknown format {self.requested!r}; choose png, jpg, webp or tiff")
+        if self.alpha and format not in ALPHA_FORMATS:
+            raise OptionError(
+                "--format", f"{format} has no transparency; choose png, webp or tiff, or flatten the result on a "
+                "colour with -b (e.g. -b white)"
+            )
+
+    @classmethod
+    def for_masks(cls) -> OutputPlan:
+        """Masks are PNG files, whatever the input."""
+        return cls("png")
+
+    @classmethod
+    def for_images(cls, requested: str | None, *, alpha: bool) -> OutputPlan:
+        """Composited images: the format asked for, else the input's, PNG where transparency needs it."""
+        return cls(requested, alpha)
+
+    def format_for(self, input_suffix: str) -> str:
+        """The output format for an input of this suffix (``.jpg``; a decoded format name such as ``.jpeg``
+        works too, for inputs read from a stream)."""
+        if self.requested is not None:
+            return FORMATS["." + self.requested.lower().lstrip(".")]
+        format = FORMATS.get(input_suffix.lower(), "PNG")
+        return "PNG" if self.alpha and format not in ALPHA_FORMATS else format
+
+    def suffix_for(self, input_suffix: str) -> str:
+        """The suffix of the output of an input with this suffix."""
+        return SUFFIX_OF[self.format_for(input_suffix)]
+
+    def format_of(self, source: Source, decoded_format: str | None) -> str:
+        """The output format of one input: by its suffix, or (read from a stream) by its decoded format."""
+        suffix = PurePosixPath(source.relpath.name).suffix
+        if source.path == STDIN or not suffix:
+            suffix = "." + (decoded_format or "png").lower()
+        return self.format_for(suffix)
+
+
+class Sink(Protocol):
+    """Where a batch's outputs go: plans the items, then writes each output's bytes."""
+
+    plan: OutputPlan
+
+    def items(self, sources: Iterable[Source]) -> Iterator[Item]: ...
+
+    def write(self, item: Item, data: bytes) -> str | None: ...
+
+
+@dataclasses.dataclass
+class FolderSink:
+    """One file per input under ``folder``, named by ``template`` (:class:`~maskcli.io.sources.Destinations`),
+    its suffix from the plan. ``existing``: an existing output is an item error, skipped, or replaced."""
+
+    folder: Path
+    template: str = "{stem}.png"
+    existing: Existing = "error"
+    plan: OutputPlan = dataclasses.field(default_factory=OutputPlan.for_masks)
+
+    def __post_init__(self) -> None:
+        self.folder = Path(self.folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise OptionError("--output", f"{self.folder} exists and is not a folder")
+
+    def items(self, sources: Iterable[Source]) -> Iterator[Item]:
+        def suffix(source: Source) -> str:
+            return self.plan.suffix_for(PurePosixPath(source.relpath.name).suffix)
+
+        return Destinations(self.folder, self.template, self.existing, suffix=suffix).plan(sources)
+
+    def write(self, item: Item, data: bytes) -> str | None:
+        assert item.destination is not None
+        write_atomic(item.destination, data)
+        return str(item.destination)
+
+
+@dataclasses.dataclass
+class FileSink:
+    """One output file, for one input (an image read from stdin)."""
+
+    path: Path
+    existing: Existing = "error"
+    plan: OutputPlan = dataclasses.field(default_factory=OutputPlan.for_masks)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        if self.path.is_dir():
+            raise OptionError("--output", "with one image on stdin, --output names a file, not a folder")
+
+    def items(self, sources: Iterable[Source]) -> Iterator[Item]:
+        for index, source in enumerate(sources):
+            item = Item(index, source, destination=self.path, error=source.error)
+            if index:
+                item.error = "one output file takes one input"
+            elif os.path.lexists(self.path) and not item.error and self.existing != "overwrite":
+                item.error = f"output {self.path} exists (use --overwrite to replace it)"
+            yield item
+
+    def write(self, item: Item, data: bytes) -> str | None:
+        write_atomic(self.path, data)
+        return str(self.path)
+
+
+class StreamSink:
+    """Outputs written one after another to a binary stream (stdout, for one image read from stdin)."""
+
+    def __init__(self, stream: BinaryIO, plan: OutputPlan | None = None) -> None:
+        self.stream = stream
+        self.plan = plan or OutputPlan.for_masks()
+        self._lock = threading.Lock()  # saver threads must not interleave two outputs' bytes
+
+    def items(self, sources: Iterable[Source]) -> Iterator[Item]:
+        for index, source in enumerate(sources):
+            yield Item(index, source, error=source.error)
+
+    def write(self, item: Item, data: bytes) -> str | None:
+        with self._lock:
+            self.stream.write(data)
+            self.stream.flush()
+        return None
+
+    def __getstate__(self) -> dict[str, object]:
+        raise TypeError("a stream sink stays in the process that opened it")
+
+
+__all__ = ["ALPHA_FORMATS", "FileSink", "FolderSink", "OutputPlan", "Sink", "StreamSink"]
