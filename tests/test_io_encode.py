@@ -127,3 +127,28 @@ def test_png_keeps_icc_and_exif_at_16_bits_of_colour():
     assert image.bit_depth == 16 and image.icc_profile == icc
     assert PILImage.open(io.BytesIO(data)).getexif()[0x010E] == "a test picture"
     assert np.abs(image.pixels - pixels).max() <= 0.5 / 65535 + 1e-7
+
+
+def test_the_temp_files_of_killed_processes_are_removed_and_no_others(tmp_path: Path) -> None:
+    from maskcli.io.encode import remove_temp_files
+
+    left = tmp_path / f"{TEMP_PREFIX}4242-abc.png"  # what a worker killed mid-write leaves
+    other = tmp_path / f"{TEMP_PREFIX}4243-def.png"  # another process's write in progress
+    kept = tmp_path / "4242.png"
+    for path in (left, other, kept):
+        path.write_bytes(b"x")
+    remove_temp_files([tmp_path, tmp_path / "missing"], [4242])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([other.name, kept.name])
+
+
+def test_a_temp_file_names_its_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from maskcli.io import encode
+
+    seen: list[str] = []
+    real_replace = os.replace
+    monkeypatch.setattr(encode.os, "replace", lambda src, dst: (seen.append(os.path.basename(src)),
+                                                                 real_replace(src, dst)))
+    write_atomic(tmp_path / "a.png", b"data")
+    assert seen and seen[0].startswith(f"{TEMP_PREFIX}{os.getpid()}-")

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from maskcli.errors import Interrupted, OptionError
-from maskcli.io.encode import stop_writes
+from maskcli.io.encode import remove_temp_files, stop_writes
 from maskcli.io.sources import Item
 from maskcli.pipeline import (FATAL, GRACE_S, Job, Result, failed, finished_results, needs_work, process_item,
                               saved)
@@ -200,7 +200,7 @@ class ProcessPool:
         def take(item: Item) -> tuple[Item, futures.Future[Result]]:
             if not needs_work(item):  # nothing to compute: answer without a round trip
                 return item, _done(process_item(job, item))
-            future = pool.submit(_worker_process, item)
+            future = _submit(pool, _worker_process, item)
             future.destination_before = _file_identity(item.destination)  # type: ignore[attr-defined]
             return item, future
 
@@ -235,6 +235,24 @@ class ProcessPool:
             alive_read.close()
 
 
+def _submit(pool: futures.ProcessPoolExecutor, function: Any, *args: Any) -> futures.Future[Any]:
+    """``pool.submit``, with a future that a broken pool may mark failed even after it was cancelled.
+
+    Stopping a pool cancels the items not started and then kills the workers; CPython before 3.12 then marks every
+    pending item failed, cancelled ones included, and its manager thread dies printing ``InvalidStateError``
+    (fixed upstream in 3.12). Only that thread calls ``set_exception`` on a future it no longer owns.
+    """
+    future = pool.submit(function, *args)
+    set_exception = future.set_exception
+
+    def set_exception_unless_cancelled(exception: BaseException | None) -> None:
+        with contextlib.suppress(futures.InvalidStateError):
+            set_exception(exception)
+
+    future.set_exception = set_exception_unless_cancelled  # type: ignore[method-assign]
+    return future
+
+
 def _stop_workers(pool: futures.ProcessPoolExecutor, pending: Iterable[tuple[Item, futures.Future[Result]]]
                   ) -> list[Result]:
     """Stop a pool now: no more renames anywhere, a short grace for items in their last step, then kill."""
@@ -251,6 +269,8 @@ def _stop_workers(pool: futures.ProcessPoolExecutor, pending: Iterable[tuple[Ite
             process.kill()
     for process in processes:
         process.join(GRACE_S)
+    remove_temp_files({item.destination.parent for item, _ in entries if item.destination is not None},
+                      [process.pid for process in processes])
     finished = finished_results(entries)
     # A worker may have renamed its output into place and been stopped before its result came back (a loaded
     # machine): its destination changed since the item was sent, so it is reported as written all the same.

@@ -18,6 +18,7 @@ import secrets
 import struct
 import tempfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -312,9 +313,25 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
+def remove_temp_files(folders: Iterable[str | os.PathLike[str]], pids: Iterable[int]) -> None:
+    """Remove the temp files that the processes ``pids`` left in ``folders``: a worker killed in the middle of
+    :func:`write_atomic` cannot remove its own. Other processes' temp files (another run writing into the same
+    folder) are left alone."""
+    prefixes = tuple(f"{TEMP_PREFIX}{pid}-" for pid in pids)
+    if not prefixes:
+        return
+    for folder in set(map(Path, folders)):
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                if entry.name.startswith(prefixes):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+
+
 def _create_temp(path: Path) -> tuple[int, str]:
     """A new, exclusive temp file beside ``path``, with the mode a new file gets (0666 less the umask)."""
-    handle, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=path.suffix, dir=path.parent)
+    # The pid in the name lets a parent that killed this process remove what it left (remove_temp_files).
+    handle, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=path.suffix, dir=path.parent)
     try:
         os.fchmod(handle, 0o666 & ~_umask(path.parent))
     except (AttributeError, OSError):  # no fchmod (Windows), or a file system without modes: keep mkstemp's
