@@ -152,3 +152,18 @@ def test_a_temp_file_names_its_process(tmp_path: Path, monkeypatch: pytest.Monke
                                                                  real_replace(src, dst)))
     write_atomic(tmp_path / "a.png", b"data")
     assert seen and seen[0].startswith(f"{TEMP_PREFIX}{os.getpid()}-")
+
+
+def test_the_temp_files_of_dead_processes_are_removed_and_a_live_ones_kept(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from maskcli.io.encode import remove_temp_files_of_dead_processes
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(done.stdout)  # a process that has exited
+    (tmp_path / f"{TEMP_PREFIX}{dead}-abc.png").write_bytes(b"x")
+    (tmp_path / f"{TEMP_PREFIX}{os.getpid()}-def.png").write_bytes(b"x")  # this live process's write
+    remove_temp_files_of_dead_processes([tmp_path])
+    assert [p.name for p in tmp_path.iterdir()] == [f"{TEMP_PREFIX}{os.getpid()}-def.png"]

@@ -40,6 +40,7 @@ from typing import Any
 
 from maskcli.engines.local import _file_identity
 from maskcli.errors import Interrupted, OptionError, SetupError
+from maskcli.io.encode import remove_temp_files_of_dead_processes
 from maskcli.io.sources import Item
 from maskcli.pipeline import FATAL, Job, Result, describe, failed, needs_work, process_item, saved
 
@@ -96,6 +97,7 @@ class RayExecutor:
         self.window = window
         self._ray: Any = None
         self._owned = False
+        self._stopped_folders: set[Any] = set()
 
     # -- lifecycle --------------------------------------------------------------------------------------------
 
@@ -133,7 +135,11 @@ class RayExecutor:
         """Disconnect; a private instance stops with all its processes."""
         if self._ray is not None and self._owned:
             self._ray.shutdown()
+            # A writer still busy when the private instance stopped was killed with it and could not remove its
+            # temp file; every process of that instance ran here and is gone now, so what they left can go.
+            remove_temp_files_of_dead_processes(self._stopped_folders)
         self._ray, self._owned = None, False
+        self._stopped_folders = set()
 
     def __enter__(self) -> RayExecutor:
         self.start()
@@ -147,7 +153,7 @@ class RayExecutor:
     def execute(self, job: Job, items: Iterable[Item], *, ordered: bool) -> Iterator[Result]:
         """Run ``job`` over ``items`` on the cluster, yielding one result per item as it finishes."""
         self.start()
-        return _Run(self._ray, job, self.window).results(items, ordered=ordered)
+        return _Run(self._ray, job, self.window, self._stopped_folders).results(items, ordered=ordered)
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -164,9 +170,10 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
 class _Run:
     """One job on the cluster: the remote functions, the model actors and the items in flight."""
 
-    def __init__(self, ray: Any, job: Job, window: int | None) -> None:
+    def __init__(self, ray: Any, job: Job, window: int | None, stopped_folders: set[Any]) -> None:
         self.ray = ray
         self.job = job
+        self.stopped_folders = stopped_folders  # where writers were in flight when the run stopped
         # The job travels once through the object store; each worker deserialises it once (see _worker_job).
         # Relative paths (inputs, outputs, masks, weights) mean what they mean here, on every node.
         self.handle = [uuid.uuid4().hex, ray.put(job), os.getcwd()]
@@ -306,8 +313,16 @@ class _Run:
             return
         self.cancelled = True
         ray = self.ray
+        self.stopped_folders.update(entry.item.destination.parent for entry in getattr(self, "pending", ())
+                                    if not isinstance(entry.value, Result) and entry.item.destination is not None)
         running = [ref for entry in getattr(self, "pending", ()) for ref in (*entry.upstream, entry.value)
                    if not isinstance(ref, Result)]
+        # Only what has not finished: cancelling a task whose reply is already on its way can trip an internal
+        # check of Ray's task manager (seen with Ray 2.60: "Tried to complete task that was not pending").
+        if running:
+            done, _ = ray.wait(running, num_returns=len(running), timeout=0)
+            finished = set(done)
+            running = [ref for ref in running if ref not in finished]
         for ref in running:
             try:
                 ray.cancel(ref)

@@ -328,6 +328,29 @@ def remove_temp_files(folders: Iterable[str | os.PathLike[str]], pids: Iterable[
                         os.unlink(entry.path)
 
 
+def remove_temp_files_of_dead_processes(folders: Iterable[str | os.PathLike[str]]) -> None:
+    """Remove the temp files in ``folders`` whose writing process (named in the file's name) no longer runs on
+    this machine. Only for folders that no other machine writes into: a process elsewhere is not seen here."""
+    pids = set()
+    for folder in set(map(Path, folders)):
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(folder):
+                pid = entry.name[len(TEMP_PREFIX):].split("-", 1)[0]
+                if entry.name.startswith(TEMP_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+                    pids.add(int(pid))
+    remove_temp_files(folders, pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else
+        return True
+    return True
+
+
 def _create_temp(path: Path) -> tuple[int, str]:
     """A new, exclusive temp file beside ``path``, with the mode a new file gets (0666 less the umask)."""
     # The pid in the name lets a parent that killed this process remove what it left (remove_temp_files).
