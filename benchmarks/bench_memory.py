@@ -16,69 +16,27 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import write_report  # noqa: E402
+from common import run_with_peak, write_report  # noqa: E402
 
 #: Options some methods and modes need to run at all.
 METHOD_OPTIONS = {"color_range": ["-p", "key=green"]}
 MODE_OPTIONS = {"enhance": ["-s", "contrast=1.5"], "color": ["-b", "white"]}
 SKIP_METHODS = {"cnn", "grabcut"}
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _tree_rss(root: int) -> int:
-    """Bytes resident in ``root`` and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry)
-        children.setdefault(int(fields[1]), []).append(pid)  # fields[1] is the parent's pid
-        rss[pid] = int(fields[21]) * PAGE  # resident pages
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, []))
-    return total
 
 
 def peak_of(command: list[str]) -> tuple[float, float, int]:
     """(peak bytes of the process tree, seconds, exit status) of ``command``."""
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0
-    done = threading.Event()
-
-    def watch() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, _tree_rss(process.pid))
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    _, err = process.communicate()
-    done.set()
-    watcher.join()
-    if process.returncode:
+    status, err, seconds, peak = run_with_peak(command)
+    if status:
         print(err.decode(errors="replace").strip(), file=sys.stderr)
-    return peak, time.perf_counter() - start, process.returncode
+    return peak, seconds, status
 
 
 def make_inputs(folder: Path, megapixels: float) -> tuple[Path, Path, int]:

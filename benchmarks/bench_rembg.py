@@ -32,8 +32,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -43,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from common import write_report  # noqa: E402
+from common import run_with_peak, write_report  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 HORSES = SHARED / "data" / "weizmann_horses"
@@ -69,45 +67,13 @@ def rembg_version(folder: Path) -> str:
     return f"rembg {rembg} (onnxruntime {ort})"
 
 
-def _tree_rss(root: int) -> int:
-    """Resident bytes of ``root`` and all its descendants, from /proc."""
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        try:
-            with open(f"/proc/{pid}/statm") as handle:
-                total += int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{task}/children") as handle:
-                    stack.extend(int(child) for child in handle.read().split())
-        except (OSError, ValueError):
-            continue
-    return total
-
-
 def measure(command: list[str], env: dict[str, str]) -> dict[str, float]:
     """Run ``command``; its wall seconds, CPU seconds (user + system of the tree) and peak tree memory (MiB)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, _tree_rss(process.pid))
-            done.wait(0.02)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    _, stderr = process.communicate()
-    wall = time.perf_counter() - start
-    done.set()
-    sampler.join()
+    status, stderr, wall, peak = run_with_peak(command, env, interval=0.02)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}): {stderr.decode()[-2000:]}")
+    if status != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({status}): {stderr.decode()[-2000:]}")
     return {"wall": wall, "user": after.ru_utime - before.ru_utime, "sys": after.ru_stime - before.ru_stime,
             "peak_mib": peak / 2**20}
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 
@@ -63,3 +65,51 @@ def peer_venv(name: str, requirements: list[str], folder: Path) -> Path:
                    stdout=sys.stderr)
     stamp.write_text(wanted)
     return python
+
+
+def tree_rss(root: int) -> int:
+    """Bytes resident in ``root`` and all its descendants, from /proc (Linux)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)  # fields[1] is the parent's pid
+        rss[pid] = int(fields[21]) * page  # resident pages
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def run_with_peak(command: list[str], env: dict[str, str] | None = None, interval: float = 0.005
+                  ) -> tuple[int, bytes, float, int]:
+    """Run ``command`` (stdout discarded); its exit status, stderr, wall seconds and the peak resident bytes of its
+    whole process tree, sampled every ``interval`` seconds."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss(process.pid))
+            done.wait(interval)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    _, stderr = process.communicate()
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    return process.returncode, stderr, wall, peak
