@@ -77,6 +77,10 @@ class ExportFormat(abc.ABC):
         self.polygons = polygons
         self.instances = instances
 
+    def regions(self, image: ImageRegions) -> list[Region]:
+        """The image's regions as this format writes them: one per connected component with ``instances``."""
+        return split_instances(image.regions) if self.instances else list(image.regions)
+
     @abc.abstractmethod
     def encode(self, image: ImageRegions) -> Encoded:
         """One image's file (or its part of the batch's document). Runs in the runner's workers."""

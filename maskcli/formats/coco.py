@@ -24,7 +24,7 @@ import numpy as np
 
 from maskcli import __version__
 from maskcli.errors import InputError, OptionError, SetupError
-from maskcli.formats import Encoded, ExportFormat, ImageRegions, export_formats, split_instances
+from maskcli.formats import Encoded, ExportFormat, ImageRegions, export_formats
 from maskcli.formats.geometry import bbox, mask_to_polygons, self_intersects
 
 INSTALL_HINT = "COCO files need pycocotools: pip install 'maskcli[coco]'"
@@ -88,7 +88,7 @@ class CocoFormat(ExportFormat):
             pycocotools_mask()  # a missing extra stops the run before the first mask
 
     def encode(self, image: ImageRegions) -> Encoded:
-        regions = split_instances(image.regions) if self.instances else image.regions
+        regions = self.regions(image)
         annotations = []
         for region in regions:
             area = int(np.count_nonzero(region.mask))

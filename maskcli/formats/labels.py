@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from maskcli.errors import InputError, OptionError, OutputError, SetupError
-from maskcli.formats import Encoded, ExportFormat, ImageRegions, Region, export_formats, split_instances
+from maskcli.formats import Encoded, ExportFormat, ImageRegions, Region, export_formats
 
 LEGEND = "labels.json"
 _FORMAT = "maskcli-labels"
@@ -193,7 +193,7 @@ class LabelsFormat(ExportFormat):
     suffix = ".png"
 
     def encode(self, image: ImageRegions) -> Encoded:
-        regions = split_instances(image.regions) if self.instances else image.regions
+        regions = self.regions(image)
         labels, meaning = regions_to_labels(regions, self.categories, (image.height, image.width),
                                             instances=self.instances)
         return Encoded(encode_labels(labels), {"labels": {str(k): v for k, v in meaning.items()}})

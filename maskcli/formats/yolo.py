@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from maskcli.formats import Encoded, ExportFormat, ImageRegions, export_formats, split_instances
+from maskcli.formats import Encoded, ExportFormat, ImageRegions, export_formats
 from maskcli.formats.geometry import mask_to_polygons
 
 
@@ -26,7 +26,7 @@ class YoloFormat(ExportFormat):
     suffix = ".txt"
 
     def encode(self, image: ImageRegions) -> Encoded:
-        regions = split_instances(image.regions) if self.instances else image.regions
+        regions = self.regions(image)
         lines = []
         for region in regions:
             number = self.categories.index(region.category)
