@@ -64,18 +64,27 @@ def binary(mask: np.ndarray, level: float = 0.5) -> np.ndarray:
     return (mask >= level).view(np.uint8) if mask.dtype == np.bool_ else (mask >= level).astype(np.uint8)
 
 
-def fill_binary_holes(binary: np.ndarray) -> np.ndarray:
-    """A uint8 0/1 mask with every hole (background not 4-connected to the border) set to 1.
+def fill_binary_holes(binary: np.ndarray, value: int = 1) -> np.ndarray:
+    """A uint8 0/``value`` mask with every hole (background not 4-connected to the border) set to ``value``.
+
+    ``value`` is 1 or 255: the mask comes back in the levels it was given in, so an 8-bit 0/255 mask needs no
+    conversion pass either way.
 
     >>> ring = np.ones((3, 3), np.uint8); ring[1, 1] = 0
-    >>> int(fill_binary_holes(ring).sum())
-    9
+    >>> int(fill_binary_holes(ring).sum()), int(fill_binary_holes(ring * 255, value=255).min())
+    (9, 255)
     """
     import cv2
 
-    padded = np.pad(binary, 1)
-    cv2.floodFill(padded, None, (0, 0), 2)
-    return (padded[1:-1, 1:-1] != 2).astype(np.uint8)
+    if value not in (1, 255):
+        raise ValueError(f"value must be 1 or 255, not {value}")
+    padded = cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    outside = 2 if value == 1 else 1  # a level the mask does not use marks the background reached from outside
+    cv2.floodFill(padded, None, (0, 0), outside)
+    inside = padded[1:-1, 1:-1]
+    if value == 1 or inside.size <= 4:  # OpenCV would take an array of up to 4 values for a scalar
+        return np.multiply(inside != outside, np.uint8(value), dtype=np.uint8)
+    return cv2.compare(inside, outside, cv2.CMP_NE)  # 0/255 in one pass
 
 
 def invert(mask: np.ndarray) -> np.ndarray:
