@@ -7,9 +7,11 @@ a job and yields one :class:`Result` per item; it never prints, and one failing 
 
 Where the work runs is an engine's business (:mod:`maskcli.engines`); by default a local one is chosen:
 
-* **per-item jobs** (thresholds, edges, compositing) run whole items, decode → compute → encode, in ``jobs``
-  worker processes, each item on one core; file reads and writes are cheap next to that. With ``jobs=1`` the work
-  runs in this process, which saves a process start for a single image.
+* **per-item jobs** (compositing, refinements, local thresholds) run whole items, decode → compute → encode, in
+  ``jobs`` worker processes, each item on one core; file reads and writes are cheap next to that. With ``jobs=1``
+  the work runs in this process, which saves a process start for a single image.
+* **jobs whose stages release the GIL** (global thresholds and edges: OpenCV's codecs and OpenCV calls) run in
+  this process, ``jobs`` items at a time in threads, decoding ahead.
 * **batched jobs** (a CNN) keep one model in this process: decoding runs ahead in threads, batches of
   ``batch_size`` go through the model, and encoding and writing run behind in threads.
 
@@ -216,8 +218,8 @@ def run(
         Where the work runs (:mod:`maskcli.engines`). Default: a local one chosen for the job and ``jobs``
         (:func:`maskcli.engines.local.choose`).
     jobs : int, optional
-        Cores for the default executor: worker processes for per-item jobs, decode/encode threads for batched
-        jobs. Default: every core this process may use.
+        Cores for the default executor: worker processes for per-item jobs, threads for batched jobs and jobs
+        that release the GIL. Default: every core this process may use.
     ordered : bool
         Yield results in input order (True) or as they finish.
     fail_fast : bool

@@ -135,6 +135,17 @@ def many(tmp_path):
     return write_many(tmp_path / "many", count=120, size=(600, 800))
 
 
+#: A method that runs in worker processes with --jobs 2 (its local statistics are NumPy work that holds the GIL),
+#: for the tests of what happens to workers; Otsu, the default, runs in threads of maskcli's own process.
+IN_WORKERS = ["-m", "sauvola"]
+
+
+def test_the_worker_method_runs_in_worker_processes():
+    from maskcli.methods import methods
+
+    assert not methods.get(IN_WORKERS[1]).releases_gil and methods.get("otsu").releases_gil
+
+
 def _start(args, tmp_path, **kwargs):
     import subprocess
 
@@ -166,7 +177,8 @@ def _wait_for(condition, limit=60.0):
 def test_no_process_outlives_a_killed_parent(tmp_path, many):
     import signal
 
-    process = _start(["segment", str(many), "-o", str(tmp_path / "out"), "--jobs", "2", "-q"], tmp_path)
+    process = _start(["segment", str(many), *IN_WORKERS, "-o", str(tmp_path / "out"), "--jobs", "2", "-q"],
+                     tmp_path)
     try:
         # the fork server and two workers are up and busy
         assert _wait_for(lambda: len(_descendants(process.pid)) >= 3 and (tmp_path / "out").is_dir())
@@ -188,13 +200,14 @@ def _written(stdout: bytes) -> set[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize(("jobs", "method"), [("1", []), ("2", []), ("2", IN_WORKERS)],
+                         ids=["in-process", "threads", "processes"])
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
-def test_a_signal_stops_the_run_and_every_file_left_is_reported(tmp_path, many, jobs, signal_name):
+def test_a_signal_stops_the_run_and_every_file_left_is_reported(tmp_path, many, jobs, method, signal_name):
     import signal
 
     out = tmp_path / "out"
-    process = _start(["segment", str(many), "-o", str(out), "--jobs", jobs, "--json"], tmp_path)
+    process = _start(["segment", str(many), *method, "-o", str(out), "--jobs", jobs, "--json"], tmp_path)
     try:
         assert _wait_for(lambda: out.is_dir() and len([n for n in os.listdir(out) if not n.startswith(".")]) >= 3)
         process.send_signal(getattr(signal, signal_name))
@@ -444,8 +457,8 @@ def test_hostile_folder_leaves_no_process_after_kill_9(tmp_path, many):
     import signal
 
     folder = _hostile_folder(tmp_path / "d")
-    process = _start(["segment", str(folder), str(many), "-o", str(tmp_path / "out"), "--jobs", "2", "-q"],
-                     tmp_path)
+    process = _start(["segment", str(folder), str(many), *IN_WORKERS, "-o", str(tmp_path / "out"), "--jobs", "2",
+                      "-q"], tmp_path)
     try:
         assert _wait_for(lambda: len(_descendants(process.pid)) >= 3 and (tmp_path / "out").is_dir())
         below = _descendants(process.pid)

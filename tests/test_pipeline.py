@@ -19,6 +19,7 @@ class SquareJob:
 
     batched: bool = False
     batch_size: int = 1
+    releases_gil: bool = False  # True: the default engine runs it in threads of this process
 
     def load(self, item: Item) -> int:
         value = int(item.source.path)
@@ -36,15 +37,20 @@ class SquareJob:
         return Result(item.index, item.name, None, "written", facts={"square": square, "batch": batch})
 
 
+#: (jobs, releases_gil) for each local engine: in this process, worker processes, threads side by side.
+ENGINES = [pytest.param(1, False, id="in-process"), pytest.param(2, False, id="processes"),
+           pytest.param(2, True, id="threads")]
+
+
 def items(values):
     for index, value in enumerate(values):
         yield Item(index, Source(str(value), PurePosixPath(f"{value}.png")))
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_results_in_input_order_with_failures_isolated(jobs):
+@pytest.mark.parametrize(("jobs", "releases_gil"), ENGINES)
+def test_results_in_input_order_with_failures_isolated(jobs, releases_gil):
     values = [3, -1, 4, 5, -9, 2]
-    results = list(run(items(values), SquareJob(), jobs=jobs))
+    results = list(run(items(values), SquareJob(releases_gil=releases_gil), jobs=jobs))
     assert [r.input for r in results] == [str(v) for v in values]
     assert [r.status for r in results] == ["written", "failed", "written", "written", "failed", "written"]
     assert [r.facts.get("square") for r in results] == [9, None, 16, 25, None, 4]
@@ -52,15 +58,16 @@ def test_results_in_input_order_with_failures_isolated(jobs):
     assert results[0].relpath == "3.png"
 
 
-def test_unordered_yields_every_item_once():
-    results = list(run(items(range(12)), SquareJob(), jobs=2, ordered=False))
+@pytest.mark.parametrize(("jobs", "releases_gil"), ENGINES)
+def test_unordered_yields_every_item_once(jobs, releases_gil):
+    results = list(run(items(range(12)), SquareJob(releases_gil=releases_gil), jobs=jobs, ordered=False))
     assert sorted(r.facts["square"] for r in results) == [v * v for v in range(12)]
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_fail_fast_stops_early(jobs):
+@pytest.mark.parametrize(("jobs", "releases_gil"), ENGINES)
+def test_fail_fast_stops_early(jobs, releases_gil):
     values = [1, 2, -3, *range(4, 40)]
-    results = list(run(items(values), SquareJob(), jobs=jobs, fail_fast=True))
+    results = list(run(items(values), SquareJob(releases_gil=releases_gil), jobs=jobs, fail_fast=True))
     assert [r.status for r in results[:3]] == ["written", "written", "failed"]
     # Items already in flight finish and are reported (a file they wrote is never left unmentioned); no other
     # item is started.
@@ -133,6 +140,25 @@ class PidJob(SquareJob):
         return [(os.getpid(), len(loaded)) for _ in loaded]
 
 
+def test_a_job_that_releases_the_gil_computes_items_side_by_side_in_this_process():
+    import os
+    import threading
+
+    meeting = threading.Barrier(2)
+
+    @dataclasses.dataclass
+    class MeetingJob(PidJob):
+        releases_gil: bool = True
+
+        def compute(self, loaded: list[int]) -> list[int]:
+            meeting.wait(timeout=60)  # only two computations at once get past this
+            return super().compute(loaded)
+
+    results = list(run(items([1, 2, 3, 4]), MeetingJob(), jobs=2))
+    assert [r.status for r in results] == ["written"] * 4
+    assert {r.facts["square"] for r in results} == {os.getpid()}
+
+
 def test_a_lone_item_runs_here_and_two_start_the_workers():
     import os
 
@@ -189,11 +215,11 @@ def test_a_killed_pool_with_cancelled_items_prints_no_thread_traceback(submit: s
         assert all(isinstance(error, futures.InvalidStateError) for error in errors)
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_an_interrupt_while_the_caller_holds_a_result_hands_that_result_back(jobs):
+@pytest.mark.parametrize(("jobs", "releases_gil"), ENGINES)
+def test_an_interrupt_while_the_caller_holds_a_result_hands_that_result_back(jobs, releases_gil):
     from maskcli.errors import Interrupted
 
-    results = run(items(range(40)), SquareJob(), jobs=jobs)
+    results = run(items(range(40)), SquareJob(releases_gil=releases_gil), jobs=jobs)
     first = next(results)
     with pytest.raises(Interrupted) as stop:
         results.throw(KeyboardInterrupt())  # as if Ctrl-C came while the caller was still reporting `first`

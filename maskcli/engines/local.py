@@ -1,10 +1,12 @@
 """The local engines: everything in this process with overlapped stages, or a pool of worker processes.
 
-* :class:`InProcess` decodes ahead in threads, computes here (in batches for a model) and saves behind in
-  threads. It runs batched jobs (a CNN keeps one model in this process) and ``jobs=1``: OpenCV and zlib release
-  the GIL, so the next image decodes and the last mask encodes while this one computes. Otsu on 200
-  one-megapixel JPEGs went from 73 to 115 img/s against a plain loop (benchmarks/bench_segment.py).
-* :class:`ProcessPool` runs whole items (decode → compute → encode) in worker processes, one core each.
+* :class:`InProcess` decodes ahead in threads, computes (in batches for a model, side by side in threads for a
+  per-item job) and saves behind in threads. It runs batched jobs (a CNN keeps one model in this process), jobs
+  whose stages release the GIL, and ``jobs=1``: OpenCV and zlib release the GIL, so the next image decodes and the
+  last mask encodes while this one computes. Otsu on 200 one-megapixel JPEGs went from 73 to 115 img/s against a
+  plain loop (benchmarks/bench_segment.py).
+* :class:`ProcessPool` runs whole items (decode → compute → encode) in worker processes, one core each: for jobs
+  that hold the GIL (Python-heavy methods, refinements).
 
 Both answer a ``KeyboardInterrupt`` within a second, whatever the work is doing: renames stop at once, items in
 their last step get :data:`~maskcli.pipeline.GRACE_S` to finish, busy workers are killed, and
@@ -38,12 +40,20 @@ from maskcli.pipeline import (FATAL, GRACE_S, Job, Result, failed, finished_resu
 def choose(job: Job, jobs: int, items: Iterable[Item]) -> tuple[Any, Iterable[Item]]:
     """The local executor for ``job`` on ``jobs`` cores, and the items (peeked at, so to be used instead).
 
+    * a batched job (a CNN) runs here: one model, decoding and encoding in ``jobs`` threads;
+    * a job whose stages all release the GIL (``job.releases_gil``: OpenCV's codecs and a method made of OpenCV
+      calls, such as Otsu or Canny) runs here too, ``jobs`` items at a time in threads, with decoding ahead:
+      threads do the work of processes without a worker's start-up and with the overlap of stages that a worker
+      running one item after another lacks. On 2 cores, Otsu with ``jobs=2`` went from 0.54× to ×× of ``jobs=1``
+      (benchmarks/bench_segment.py);
+    * any other per-item job runs whole items in ``jobs`` worker processes, one core each.
+
     Starting worker processes costs more than one image takes: a lone item (one file, or one image on stdin)
     runs here, and only a second item starts the pool.
     """
     if jobs < 1:
         raise OptionError("jobs", f"must be at least 1, not {jobs}")
-    if job.batched:
+    if job.batched or getattr(job, "releases_gil", False):
         return InProcess(threads=jobs), items
     if jobs > 1:
         iterator = iter(items)
@@ -55,7 +65,12 @@ def choose(job: Job, jobs: int, items: Iterable[Item]) -> tuple[Any, Iterable[It
 
 
 class InProcess:
-    """Everything in this process: decode ahead in ``threads`` threads, compute here, save behind in threads."""
+    """Everything in this process: decode ahead in ``threads`` threads, compute, save behind in threads.
+
+    A batched job computes one batch at a time (a model uses its own threads); a per-item job with more than one
+    thread computes and saves ``threads`` items at once, each in one task, which only pays when the job's stages
+    release the GIL (:func:`choose`).
+    """
 
     def __init__(self, threads: int = 1) -> None:
         if threads < 1:
@@ -67,8 +82,10 @@ class InProcess:
         # waits: a long computation in C would otherwise hold the interrupt until it returned.
         threads = self.threads
         batch_size = max(1, job.batch_size)
+        side_by_side = threads > 1 and not job.batched
         decoders = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="maskcli-decode")
-        computer = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="maskcli-compute")
+        computer = futures.ThreadPoolExecutor(max_workers=threads if side_by_side else 1,
+                                              thread_name_prefix="maskcli-compute")
         savers = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="maskcli-save")
         ahead: collections.deque[tuple[Item, futures.Future[Any] | None]] = collections.deque()
         behind: collections.deque[futures.Future[Result]] = collections.deque()
@@ -82,10 +99,21 @@ class InProcess:
             return item, decoders.submit(job.load, item)
 
         def drain(block_until: int) -> Iterator[Result]:
-            while len(behind) > block_until or (behind and behind[0].done()):
-                result = behind[0].result()
-                behind.popleft()  # only now: an interrupted wait leaves the save among those in flight
-                yield result
+            """Yield what finished, waiting only while more than ``block_until`` items are behind."""
+            while behind:
+                if ordered:
+                    ready = [behind[0]] if behind[0].done() or len(behind) > block_until else []
+                else:
+                    ready = [future for future in behind if future.done()]
+                    if not ready and len(behind) > block_until:
+                        futures.wait(list(behind), return_when=futures.FIRST_COMPLETED)
+                        continue
+                if not ready:
+                    return
+                for future in ready:
+                    result = future.result()
+                    behind.remove(future)  # only now: an interrupted wait leaves the save among those in flight
+                    yield result
 
         try:
             exhausted = False
@@ -115,9 +143,12 @@ class InProcess:
                             slots.append(_done(failed(item, error)))
                     ahead.popleft()
                 batch = [slot for slot in slots if isinstance(slot, tuple)]
-                saving = iter(_compute_batch(job, batch, computer, savers) if batch else [])
+                if side_by_side:  # the next items start while these compute: no wait here
+                    saving = iter([computer.submit(_compute_and_save, job, item, loaded) for item, loaded in batch])
+                else:
+                    saving = iter(_compute_batch(job, batch, computer, savers) if batch else [])
                 behind.extend(slot if isinstance(slot, futures.Future) else next(saving) for slot in slots)
-                yield from drain(block_until=window if ordered else 0)
+                yield from drain(block_until=window)
             yield from drain(block_until=0)
         except KeyboardInterrupt:
             interrupted = True
@@ -160,6 +191,16 @@ def _compute_batch(
         return list(itertools.chain.from_iterable(
             _compute_batch(job, [entry], computer, savers) for entry in batch))
     return [savers.submit(_save, job, item, loaded, result) for (item, loaded), result in zip(batch, computed)]
+
+
+def _compute_and_save(job: Job, item: Item, loaded: Any) -> Result:
+    try:
+        (computed,) = job.compute([loaded])
+    except FATAL:
+        raise
+    except Exception as error:
+        return failed(item, error)
+    return _save(job, item, loaded, computed)
 
 
 def _save(job: Job, item: Item, loaded: Any, computed: Any) -> Result:

@@ -126,6 +126,12 @@ class SegmentJob:
     def batch_size(self) -> int:
         return self.method.batch_size
 
+    @property
+    def releases_gil(self) -> bool:
+        """Whether decode, method and encode all run in C that releases the GIL: OpenCV's codecs do; a
+        refinement may not."""
+        return self.method.releases_gil and self.refiner is None and not self.labels
+
     def load(self, item: Item) -> tuple[Image, Timer]:
         timer = Timer()
         with timer("decode"):

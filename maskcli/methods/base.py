@@ -92,6 +92,10 @@ class Method:
     #: ``--jobs`` worker processes, one image at a time.
     batched: ClassVar[bool] = False
     batch_size: int = 1
+    #: True when ``compute`` spends its time in OpenCV or NumPy calls that release the GIL and may run in several
+    #: threads at once: ``--jobs`` then runs threads in one process, which overlap decoding, the method and
+    #: encoding with no worker start-up (:func:`maskcli.engines.local.choose`).
+    releases_gil: ClassVar[bool] = False
     #: True when ``compute`` also takes the image's integer samples (uint8/uint16 as decoded, grey H×W or RGB
     #: H×W×3) and works on them directly; others get float32 pixels.
     integer_samples: ClassVar[bool] = False

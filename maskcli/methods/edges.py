@@ -55,6 +55,7 @@ class EdgeMethod(Method):
     #: their own float plane (not kept with the image: 4 bytes per pixel less at the peak).
     integer_samples: ClassVar[bool] = True
     integer_plane: ClassVar[bool] = False
+    releases_gil: ClassVar[bool] = True  # every step on the image is one OpenCV call
 
     def compute(self, image: np.ndarray) -> Segmentation:
         plane = prepare(image, self.channel, self.sigma, integer=self.integer_plane)

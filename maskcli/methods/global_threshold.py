@@ -27,6 +27,7 @@ threshold separates nothing).
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any, ClassVar
 
 import cv2
@@ -356,6 +357,9 @@ class ThresholdMethod(PlaneMethod):
     bins: int = option(256, "Histogram bins over the image's own range (more, e.g. 4096, for 16-bit detail).")
     #: True when the level comes from the histogram: the mask is then the histogram's split (whole bins).
     from_histogram: ClassVar[bool] = True
+    #: The image-sized work (smoothing, histogram, comparison) is OpenCV and NumPy; the level is found on the
+    #: histogram alone.
+    releases_gil: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -386,15 +390,22 @@ class ThresholdMethod(PlaneMethod):
                      confidence=round(separability(hist, level), 4))
         return Segmentation(facts=facts, binary=binary_of(above, polarity))
 
+    @property
+    def _facts(self) -> dict[str, Any]:
+        """The facts of the image this thread is thresholding: one method may serve several threads at once."""
+        return _current.facts  # type: ignore[no-any-return]
+
+    @_facts.setter
+    def _facts(self, facts: dict[str, Any]) -> None:
+        _current.facts = facts
+
     def _fallback(self, hist: Histogram, why: str) -> float:
         """Otsu's level, used when a method finds no level of its own (noted in the facts)."""
         self._facts.setdefault("warnings", []).append(f"{self.name}: {why}; used Otsu's level instead")
         return otsu_level(hist)
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("_facts", None)
-        return state
+
+_current = threading.local()
 
 
 def otsu_level(hist: Histogram) -> float:
