@@ -118,8 +118,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
     saved = {key: os.environ.get(key) for key in RAY_ENV}
     os.environ.update(RAY_ENV)
     temp = _short_temp(tmp_path_factory, "ray")
+    # Children this test process already has (a worker pool's fork server from earlier tests) are not Ray's.
+    before = _family({os.getpid()})
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(temp), logging_level="WARNING")
-    family = _family({os.getpid()}, str(temp)) - {os.getpid()}
+    family = _family({os.getpid()}, str(temp)) - before
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
