@@ -44,8 +44,8 @@ def choose(job: Job, jobs: int, items: Iterable[Item]) -> tuple[Any, Iterable[It
     * a job whose stages all release the GIL (``job.releases_gil``: OpenCV's codecs and a method made of OpenCV
       calls, such as Otsu or Canny) runs here too, ``jobs`` items at a time in threads, with decoding ahead:
       threads do the work of processes without a worker's start-up and with the overlap of stages that a worker
-      running one item after another lacks. On 2 cores, Otsu with ``jobs=2`` went from 0.54× to ×× of ``jobs=1``
-      (benchmarks/bench_segment.py);
+      running one item after another lacks. On 2 cores, Otsu on 200 one-megapixel JPEGs with ``jobs=2`` went
+      from 0.54× the speed of ``jobs=1`` (worker processes) to 0.93–1.19× (benchmarks/results/segment.md);
     * any other per-item job runs whole items in ``jobs`` worker processes, one core each.
 
     Starting worker processes costs more than one image takes: a lone item (one file, or one image on stdin)
