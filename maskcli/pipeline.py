@@ -78,7 +78,11 @@ class Result:
 
 
 class Job(Protocol):
-    """What :func:`run` drives. ``load`` and ``save`` may run in threads; per-item jobs must pickle."""
+    """What :func:`run` drives. ``load`` and ``save`` may run in threads; per-item jobs must pickle.
+
+    A job may also say ``releases_gil = True`` (its stages spend their time in C code that releases the GIL, and
+    ``compute`` may run in several threads at once): the default executor then runs it in threads of this process.
+    """
 
     batched: bool
     batch_size: int

@@ -226,3 +226,42 @@ def test_an_interrupt_while_the_caller_holds_a_result_hands_that_result_back(job
     finished = stop.value.finished
     assert finished[0] is first  # its report may have been cut short: it is offered again, first
     assert [r.index for r in finished] == sorted({r.index for r in finished})
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_file_renamed_just_before_a_stop_is_reported_though_its_thread_is_slow_to_say_so(tmp_path, threads):
+    import os
+    import signal
+    import threading
+
+    from maskcli.engines.local import InProcess
+    from maskcli.errors import Interrupted
+    from maskcli.io.encode import resume_writes, write_atomic
+
+    renamed, release = threading.Event(), threading.Event()
+
+    @dataclasses.dataclass
+    class SlowToReport(SquareJob):
+        releases_gil: bool = True
+
+        def save(self, item, loaded, computed):
+            write_atomic(item.destination, b"mask")
+            renamed.set()
+            release.wait(30)  # a thread not scheduled again before the stopping run's grace ends
+            return super().save(item, loaded, computed)
+
+    def interrupt_once_renamed():
+        if renamed.wait(30):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    item = Item(0, Source("1", PurePosixPath("1.png")), destination=tmp_path / "1.png")
+    resume_writes()  # as run() does: an earlier stopped run leaves writes stopped
+    threading.Thread(target=interrupt_once_renamed, daemon=True).start()
+    try:
+        with pytest.raises(Interrupted) as stop:
+            list(InProcess(threads=threads).execute(SlowToReport(), iter([item]), ordered=True))
+    finally:
+        release.set()
+        resume_writes()
+    assert [(r.index, r.status, r.output) for r in stop.value.finished] == [(0, "written", str(tmp_path / "1.png"))]
+    assert os.listdir(tmp_path) == ["1.png"]

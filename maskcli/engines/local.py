@@ -88,7 +88,11 @@ class InProcess:
                                               thread_name_prefix="maskcli-compute")
         savers = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="maskcli-save")
         ahead: collections.deque[tuple[Item, futures.Future[Any] | None]] = collections.deque()
-        behind: collections.deque[futures.Future[Result]] = collections.deque()
+        # (item, its result to come); the item is None for results known at once.
+        behind: collections.deque[tuple[Item | None, futures.Future[Result]]] = collections.deque()
+        # Items handed to a computation or a save, with what their destination was before: registered before the
+        # task starts, so a stop at any moment knows every item that may have written.
+        started: dict[int, tuple[Item, Any]] = {}
         iterator = iter(items)
         window = batch_size * 2 + threads
         interrupted = False
@@ -102,17 +106,18 @@ class InProcess:
             """Yield what finished, waiting only while more than ``block_until`` items are behind."""
             while behind:
                 if ordered:
-                    ready = [behind[0]] if behind[0].done() or len(behind) > block_until else []
+                    ready = [behind[0]] if behind[0][1].done() or len(behind) > block_until else []
                 else:
-                    ready = [future for future in behind if future.done()]
+                    ready = [entry for entry in behind if entry[1].done()]
                     if not ready and len(behind) > block_until:
-                        futures.wait(list(behind), return_when=futures.FIRST_COMPLETED)
+                        futures.wait([future for _, future in behind], return_when=futures.FIRST_COMPLETED)
                         continue
                 if not ready:
                     return
-                for future in ready:
-                    result = future.result()
-                    behind.remove(future)  # only now: an interrupted wait leaves the save among those in flight
+                for entry in ready:
+                    result = entry[1].result()
+                    behind.remove(entry)  # only now: an interrupted wait leaves the save among those in flight
+                    started.pop(result.index, None)
                     yield result
 
         try:
@@ -143,18 +148,24 @@ class InProcess:
                             slots.append(_done(failed(item, error)))
                     ahead.popleft()
                 batch = [slot for slot in slots if isinstance(slot, tuple)]
+                started.update((item.index, (item, _file_identity(item.destination))) for item, _ in batch)
                 if side_by_side:  # the next items start while these compute: no wait here
                     saving = iter([computer.submit(_compute_and_save, job, item, loaded) for item, loaded in batch])
                 else:
                     saving = iter(_compute_batch(job, batch, computer, savers) if batch else [])
-                behind.extend(slot if isinstance(slot, futures.Future) else next(saving) for slot in slots)
+                behind.extend((None, slot) if isinstance(slot, futures.Future) else (slot[0], next(saving))
+                              for slot in slots)
                 yield from drain(block_until=window)
             yield from drain(block_until=0)
         except KeyboardInterrupt:
             interrupted = True
             stop_writes()
-            futures.wait(list(behind), timeout=GRACE_S)  # saves in their last step finish or abandon their write
-            raise Interrupted(finished_results((None, future) for future in behind)) from None
+            entries = list(behind)
+            # Saves in their last step finish or abandon their write.
+            futures.wait([future for _, future in entries], timeout=GRACE_S)
+            finished = finished_results(entries)
+            raise Interrupted(sorted(finished + _written_meanwhile(started.values(), finished),
+                                     key=lambda result: result.index)) from None
         finally:
             for _, loading in ahead:
                 if loading is not None:
@@ -313,16 +324,28 @@ def _stop_workers(pool: futures.ProcessPoolExecutor, pending: Iterable[tuple[Ite
     remove_temp_files({item.destination.parent for item, _ in entries if item.destination is not None},
                       [process.pid for process in processes])
     finished = finished_results(entries)
-    # A worker may have renamed its output into place and been killed before its result came back (a loaded
-    # machine): its future then holds no result, or the broken pool's error. Its destination changed since the
-    # item was sent, so it is reported as written all the same.
+    sent = [(item, getattr(future, "destination_before", None)) for item, future in entries
+            if not future.cancelled()]
+    return sorted(finished + _written_meanwhile(sent, finished), key=lambda result: result.index)
+
+
+def _written_meanwhile(sent: Iterable[tuple[Item, Any]], finished: list[Result]) -> list[Result]:
+    """The items a stopping run renamed into place without a result to show for it.
+
+    A worker may rename its output and be killed before its result comes back, and a thread may rename its
+    output and not be scheduled again before the grace ends (a loaded machine): its future then holds no
+    result, or the broken pool's error. ``sent`` pairs each item sent to work with its destination's identity
+    before (:func:`_file_identity`): a destination that changed since is reported as written all the same.
+    """
     reported = {result.index for result in finished}
-    for item, future in entries:
-        if item.index not in reported and not future.cancelled() and item.destination is not None:
-            if _file_identity(item.destination) not in (None, getattr(future, "destination_before", None)):
-                finished.append(Result(item.index, item.name, str(item.destination), "written",
-                                       relpath=item.source.relpath.as_posix()))
-    return sorted(finished, key=lambda result: result.index)
+    written = []
+    for item, before in sent:
+        if item.index in reported or item.destination is None:
+            continue
+        if _file_identity(item.destination) not in (None, before):
+            written.append(Result(item.index, item.name, str(item.destination), "written",
+                                  relpath=item.source.relpath.as_posix()))
+    return written
 
 
 def _file_identity(path: Any) -> tuple[int, int, int] | None:
