@@ -53,6 +53,29 @@ class Mode:
         """
         return None
 
+    def window(self, mask: np.ndarray) -> tuple[int, int, int, int] | None:
+        """The part of the image the result shows, ``(top, left, bottom, right)`` (ends exclusive; it may reach past
+        the image, where :meth:`band` is not called and the result holds :attr:`padding`), or None for the whole
+        image. Runners composite only that window, band by band."""
+        return None
+
+    #: The value (a grey level or a colour, float in [0, 1]) of a window's part outside the image.
+    padding: Any = 0.0
+
+    def survey(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+        """Per-row figures (an array with one row per row of ``pixels``) that the mode needs from the whole image
+        before any band is composited, such as the sums behind a mean; None when it needs none. A runner going band
+        by band stacks the rows of every band and passes them to :meth:`band`."""
+        return None
+
+    def band(self, pixels: np.ndarray, mask: np.ndarray, rows: slice, size: tuple[int, int],
+             survey: np.ndarray | None) -> np.ndarray:
+        """The composite of a band: ``pixels`` and ``mask`` are rows ``rows`` of the window (with the context
+        :meth:`halo` asked for), ``size`` the whole image's (height, width), ``survey`` the stacked rows of
+        :meth:`survey` for the whole window. A pixel-by-pixel mode needs none of these: the default is the mode's
+        own call."""
+        return self(pixels, mask)
+
     def __getstate__(self) -> dict[str, Any]:
         # Caches (fields whose names start with "_cache") are rebuilt in each worker process.
         return {key: (None if key.startswith("_cache") else value) for key, value in self.__dict__.items()}

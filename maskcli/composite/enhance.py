@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 
 from maskcli.composite.base import Mode, modes
-from maskcli.composite.blend import blend, gaussian_blur, luminance
+from maskcli.composite.blend import blend, blur_reach, gaussian_blur, luminance
 from maskcli.errors import OptionError
 from maskcli.registry import option
 
-__all__ = ["Enhance", "Adjustment", "adjust"]
+__all__ = ["Enhance", "Adjustment", "adjust", "grey_sums", "pivot"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,20 +55,8 @@ def _clahe(pixels: np.ndarray, clip: float, tiles: int = 8) -> np.ndarray:
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def adjust(pixels: np.ndarray, settings: Adjustment, weights: np.ndarray | None = None) -> np.ndarray:
-    """The image with ``settings`` applied everywhere: blur, sharpen, CLAHE, contrast, brightness, saturation.
-
-    ``weights`` (H×W in [0, 1]) says which pixels the contrast's pivot (their mean grey level) is taken from: the
-    region being enhanced, so a dim subject on a bright background is stretched about its own level.
-
-    >>> x = np.array([[0.2, 0.6]], np.float32)
-    >>> adjust(x, Adjustment(brightness=1.5)).astype(float).round(2).tolist()
-    [[0.3, 0.9]]
-    >>> adjust(x, Adjustment(contrast=2.0)).astype(float).round(2).tolist()
-    [[0.0, 0.8]]
-    """
-    if settings.neutral:
-        return pixels
+def _detail(pixels: np.ndarray, settings: Adjustment) -> np.ndarray:
+    """The steps before the contrast: blur, sharpen, CLAHE."""
     out = np.asarray(pixels, dtype=np.float32)
     if settings.blur > 0:
         out = gaussian_blur(out, settings.blur)
@@ -79,13 +67,58 @@ def adjust(pixels: np.ndarray, settings: Adjustment, weights: np.ndarray | None 
         np.clip(out, 0.0, 1.0, out=out)
     if settings.clahe > 0:
         out = _clahe(np.ascontiguousarray(out), settings.clahe)
+    return out
+
+
+def grey_sums(grey: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Per row: the sum of ``grey ⊙ weights``, of ``weights``, of ``grey``, and the row's length (float64, one
+    row of four per row of ``grey``). Each row is summed on its own, so the rows of a band are those of the whole
+    image, and :func:`pivot` of the stacked rows is the same whichever bands they came from.
+
+    >>> grey_sums(np.array([[0.5, 1.0]], np.float32), np.array([[1.0, 0.0]], np.float32)).tolist()
+    [[0.5, 1.0, 1.5, 2.0]]
+    """
+    sums = np.zeros((grey.shape[0], 4))
+    if weights is not None:
+        sums[:, 0] = np.add.reduce(grey * weights, axis=1)
+        sums[:, 1] = np.add.reduce(weights, axis=1)
+    sums[:, 2] = np.add.reduce(grey, axis=1)
+    sums[:, 3] = grey.shape[1]
+    return sums
+
+
+def pivot(sums: np.ndarray) -> float:
+    """The contrast's pivot from :func:`grey_sums` rows: the weighted mean grey level, or the plain mean where
+    the weights are all 0.
+
+    >>> pivot(np.array([[0.5, 1.0, 1.5, 2.0]]))
+    0.5
+    """
+    weighted, weight, total, count = sums.sum(axis=0)
+    return float(weighted / weight) if weight > 0 else float(total / max(count, 1.0))
+
+
+def adjust(pixels: np.ndarray, settings: Adjustment, weights: np.ndarray | None = None, *,
+           level: float | None = None) -> np.ndarray:
+    """The image with ``settings`` applied everywhere: blur, sharpen, CLAHE, contrast, brightness, saturation.
+
+    ``weights`` (H×W in [0, 1]) says which pixels the contrast's pivot (their mean grey level) is taken from: the
+    region being enhanced, so a dim subject on a bright background is stretched about its own level. ``level``
+    gives the pivot instead (for a band of a large image, the whole image's).
+
+    >>> x = np.array([[0.2, 0.6]], np.float32)
+    >>> adjust(x, Adjustment(brightness=1.5)).astype(float).round(2).tolist()
+    [[0.3, 0.9]]
+    >>> adjust(x, Adjustment(contrast=2.0)).astype(float).round(2).tolist()
+    [[0.0, 0.8]]
+    """
+    if settings.neutral:
+        return pixels
+    out = _detail(pixels, settings)
     if settings.contrast != 1.0:
-        grey = luminance(out)
-        if weights is not None and float(weights.sum()) > 0:
-            pivot = float((grey * weights).sum() / weights.sum())
-        else:
-            pivot = float(grey.mean())
-        out = (out - np.float32(pivot)) * np.float32(settings.contrast) + np.float32(pivot)
+        if level is None:
+            level = pivot(grey_sums(luminance(out), weights))
+        out = (out - np.float32(level)) * np.float32(settings.contrast) + np.float32(level)
     if settings.brightness != 1.0:
         out = out * np.float32(settings.brightness)
     if settings.saturation != 1.0 and out.ndim == 3:
@@ -147,9 +180,34 @@ class Enhance(Mode):
         return Adjustment(**{key: getattr(self, key if key == "sharpen_radius" else "outside_" + key)
                              for key in _SETTINGS})
 
-    def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        inside = adjust(pixels, self.inside, mask)
-        outside = adjust(pixels, self.outside, np.float32(1.0) - mask)
+    def _sides(self, mask: np.ndarray) -> list[tuple[Adjustment, np.ndarray]]:
+        return [(self.inside, mask), (self.outside, np.float32(1.0) - mask)]
+
+    def halo(self, mask: np.ndarray) -> int | None:
+        # CLAHE works on tiles an eighth of the image wide: it needs the whole image.
+        if self.clahe > 0 or self.outside_clahe > 0:
+            return None
+        return max(blur_reach(side.blur) + (blur_reach(side.sharpen_radius) if side.sharpen > 0 else 0)
+                   for side in (self.inside, self.outside))
+
+    def survey(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+        """The :func:`grey_sums` of each side whose contrast changes (its pivot is a mean over the whole image)."""
+        sums = [grey_sums(luminance(_detail(pixels, side)), weights) for side, weights in self._sides(mask)
+                if side.contrast != 1.0 and not side.neutral]
+        return np.concatenate(sums, axis=1) if sums else None
+
+    def band(self, pixels: np.ndarray, mask: np.ndarray, rows: slice, size: tuple[int, int],
+             survey: np.ndarray | None) -> np.ndarray:
+        adjusted = []
+        for side, weights in self._sides(mask):
+            level = None
+            if survey is not None and side.contrast != 1.0 and not side.neutral:
+                level, survey = pivot(survey[:, :4]), survey[:, 4:]
+            adjusted.append(adjust(pixels, side, weights, level=level))
+        inside, outside = adjusted
         if inside is outside:  # both neutral cannot happen (checked), but one side may be the image itself
             return pixels.copy()
         return blend(inside, outside, mask)
+
+    def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self.band(pixels, mask, slice(0, pixels.shape[0]), pixels.shape[:2], None)
