@@ -107,7 +107,8 @@ def _whole_and_banded(name, options, kind, colour, soft, monkeypatch, shape=(97,
 
 
 EXACT = [("crop", {}), ("crop", {"margin": "5"}), ("crop", {"margin": "20%", "square": "yes"}),
-         ("crop", {"square": "yes", "cutout": "yes", "decontaminate": "no"}), ("crop", {"square": "yes", "background": "#ff000080"}),
+         ("crop", {"square": "yes", "cutout": "yes", "decontaminate": "no"}),
+         ("crop", {"square": "yes", "background": "#ff000080"}),
          ("crop", {"margin": "30", "background": "0,128,255"}),
          ("enhance", {"contrast": "1.5"}), ("enhance", {"contrast": "0.7", "outside_brightness": "0.5"}),
          ("enhance", {"sharpen": "1", "outside_contrast": "1.3", "saturation": "1.4"}),

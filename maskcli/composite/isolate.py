@@ -134,8 +134,8 @@ def fit_background(background: np.ndarray, size: tuple[int, int], how: str = "co
     ``cover`` fills the whole frame and crops the overflow evenly on both sides; ``fit`` shows all of it, centred,
     with ``fill`` around it; ``stretch`` ignores the aspect ratio. ``rows`` asks for a band of rows of the result
     only (the same values as in the whole result), so that a large frame is never held whole: a background
-    enlarged is interpolated row by row (bilinear); one shrunk (averaging pixels, which needs the whole) is scaled whole,
-    as it is larger than the frame anyway.
+    enlarged is interpolated row by row (bilinear); one shrunk (averaging pixels, which needs the whole) is
+    scaled whole, as it is larger than the frame anyway.
 
     >>> fit_background(np.zeros((10, 20), np.float32), (10, 10), "cover").shape
     (10, 10)
