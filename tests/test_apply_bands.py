@@ -113,6 +113,8 @@ EXACT = [("crop", {}), ("crop", {"margin": "5"}), ("crop", {"margin": "20%", "sq
          ("enhance", {"contrast": "1.5"}), ("enhance", {"contrast": "0.7", "outside_brightness": "0.5"}),
          ("enhance", {"sharpen": "1", "outside_contrast": "1.3", "saturation": "1.4"}),
          ("enhance", {"blur": "2", "contrast": "1.2"}), ("enhance", {"outside_blur": "1.5"}),
+         ("enhance", {"clahe": "2"}), ("enhance", {"clahe": "2", "contrast": "1.3", "outside_clahe": "1.5"}),
+         ("enhance", {"sharpen": "1", "clahe": "3", "outside_contrast": "0.8", "outside_brightness": "0.6"}),
          ("blur", {"strength": "3"}), ("blur", {"strength": "1"}),
          ("image", {"decontaminate": "no"}), ("image", {"scale": "fit", "fill": "#336699", "decontaminate": "no"}),
          ("image", {"scale": "stretch", "decontaminate": "no"})]

@@ -120,7 +120,7 @@ class Crop(Mode):
         return None if self.cutout and self.decontaminate and has_soft_band(mask) else 0
 
     def band(self, pixels: np.ndarray, mask: np.ndarray, rows: slice, size: tuple[int, int],
-             survey: np.ndarray | None) -> np.ndarray:
+             surveys: list[np.ndarray]) -> np.ndarray:
         """The window's content (its part inside the image): the pixels, cut out or flattened on the padding."""
         alpha = mask
         if self.cutout:
@@ -141,7 +141,7 @@ class Crop(Mode):
         height, width = mask.shape
         # The part of the box inside the image, and where it lands on the canvas.
         t, l, b, r = max(top, 0), max(left, 0), min(bottom, height), min(right, width)
-        content = self.band(pixels[t:b, l:r], mask[t:b, l:r], slice(t, b), (height, width), None)
+        content = self.band(pixels[t:b, l:r], mask[t:b, l:r], slice(t, b), (height, width), [])
         if (t, l, b, r) == (top, left, bottom, right):
             return np.ascontiguousarray(content)
         canvas = np.empty((bottom - top, right - left) + content.shape[2:], np.float32)

@@ -43,20 +43,32 @@ class Adjustment:
         return self == Adjustment(sharpen_radius=self.sharpen_radius)
 
 
-def _clahe(pixels: np.ndarray, clip: float, tiles: int = 8) -> np.ndarray:
-    """Contrast-limited adaptive histogram equalisation of the lightness (16-bit, so no banding)."""
-    engine = cv2.createCLAHE(clipLimit=clip, tileGridSize=(tiles, tiles))
+def _lightness(pixels: np.ndarray) -> np.ndarray:
+    """What CLAHE equalises, as 16-bit levels (so no banding): the grey level, or the L of CIE Lab."""
     if pixels.ndim == 2:
-        return engine.apply((pixels * 65535 + 0.5).astype(np.uint16)).astype(np.float32) * np.float32(1 / 65535)
+        return (pixels * 65535 + 0.5).astype(np.uint16)
     lab = cv2.cvtColor(pixels, cv2.COLOR_RGB2Lab)  # float L in [0, 100]
-    lightness = (lab[..., 0] * (65535 / 100) + 0.5).astype(np.uint16)
-    lab[..., 0] = engine.apply(lightness).astype(np.float32) * np.float32(100 / 65535)
+    return (lab[..., 0] * (65535 / 100) + 0.5).astype(np.uint16)
+
+
+def _relit(pixels: np.ndarray, lightness: np.ndarray) -> np.ndarray:
+    """``pixels`` with their lightness (:func:`_lightness`) replaced by ``lightness``."""
+    if pixels.ndim == 2:
+        return lightness.astype(np.float32) * np.float32(1 / 65535)
+    lab = cv2.cvtColor(pixels, cv2.COLOR_RGB2Lab)
+    lab[..., 0] = lightness.astype(np.float32) * np.float32(100 / 65535)
     out = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def _detail(pixels: np.ndarray, settings: Adjustment) -> np.ndarray:
-    """The steps before the contrast: blur, sharpen, CLAHE."""
+def _equalised(lightness: np.ndarray, clip: float, tiles: int = 8) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalisation of a whole lightness plane (its tiles span the image)."""
+    return cv2.createCLAHE(clipLimit=clip, tileGridSize=(tiles, tiles)).apply(np.ascontiguousarray(lightness))
+
+
+def _detail(pixels: np.ndarray, settings: Adjustment, lightness: np.ndarray | None = None) -> np.ndarray:
+    """The steps before the contrast: blur, sharpen, CLAHE (``lightness``: the equalised lightness of these
+    rows, taken from the whole image's, for a band of it)."""
     out = np.asarray(pixels, dtype=np.float32)
     if settings.blur > 0:
         out = gaussian_blur(out, settings.blur)
@@ -66,7 +78,8 @@ def _detail(pixels: np.ndarray, settings: Adjustment) -> np.ndarray:
         out = out + np.float32(settings.sharpen) * detail
         np.clip(out, 0.0, 1.0, out=out)
     if settings.clahe > 0:
-        out = _clahe(np.ascontiguousarray(out), settings.clahe)
+        out = np.ascontiguousarray(out)
+        out = _relit(out, _equalised(_lightness(out), settings.clahe) if lightness is None else lightness)
     return out
 
 
@@ -99,12 +112,13 @@ def pivot(sums: np.ndarray) -> float:
 
 
 def adjust(pixels: np.ndarray, settings: Adjustment, weights: np.ndarray | None = None, *,
-           level: float | None = None) -> np.ndarray:
+           level: float | None = None, lightness: np.ndarray | None = None) -> np.ndarray:
     """The image with ``settings`` applied everywhere: blur, sharpen, CLAHE, contrast, brightness, saturation.
 
     ``weights`` (H×W in [0, 1]) says which pixels the contrast's pivot (their mean grey level) is taken from: the
     region being enhanced, so a dim subject on a bright background is stretched about its own level. ``level``
-    gives the pivot instead (for a band of a large image, the whole image's).
+    gives the pivot instead, and ``lightness`` the equalised lightness of CLAHE (for a band of a large image, from
+    the whole image).
 
     >>> x = np.array([[0.2, 0.6]], np.float32)
     >>> adjust(x, Adjustment(brightness=1.5)).astype(float).round(2).tolist()
@@ -114,7 +128,7 @@ def adjust(pixels: np.ndarray, settings: Adjustment, weights: np.ndarray | None 
     """
     if settings.neutral:
         return pixels
-    out = _detail(pixels, settings)
+    out = _detail(pixels, settings, lightness)
     if settings.contrast != 1.0:
         if level is None:
             level = pivot(grey_sums(luminance(out), weights))
@@ -183,31 +197,65 @@ class Enhance(Mode):
     def _sides(self, mask: np.ndarray) -> list[tuple[Adjustment, np.ndarray]]:
         return [(self.inside, mask), (self.outside, np.float32(1.0) - mask)]
 
+    def _passes(self) -> list[str]:
+        """The survey passes: the lightness CLAHE equalises over the whole image, then the contrast's pivots."""
+        sides = [side for side in (self.inside, self.outside) if not side.neutral]
+        return ((["clahe"] if any(side.clahe > 0 for side in sides) else [])
+                + (["pivot"] if any(side.contrast != 1.0 for side in sides) else []))
+
+    def _equalised_rows(self, surveys: list[np.ndarray], rows: slice, width: int) -> list[np.ndarray | None]:
+        """Each side's equalised lightness for ``rows``, from the CLAHE pass (None for a side without CLAHE)."""
+        planes: list[np.ndarray | None] = []
+        column = 0
+        for side in (self.inside, self.outside):
+            if surveys and side.clahe > 0 and not side.neutral:
+                planes.append(surveys[0][rows, column:column + width])
+                column += width
+            else:
+                planes.append(None)
+        return planes
+
     def halo(self, mask: np.ndarray) -> int | None:
-        # CLAHE works on tiles an eighth of the image wide: it needs the whole image.
-        if self.clahe > 0 or self.outside_clahe > 0:
-            return None
         return max(blur_reach(side.blur) + (blur_reach(side.sharpen_radius) if side.sharpen > 0 else 0)
                    for side in (self.inside, self.outside))
 
-    def survey(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
-        """The :func:`grey_sums` of each side whose contrast changes (its pivot is a mean over the whole image)."""
-        sums = [grey_sums(luminance(_detail(pixels, side)), weights) for side, weights in self._sides(mask)
-                if side.contrast != 1.0 and not side.neutral]
-        return np.concatenate(sums, axis=1) if sums else None
+    def survey(self, pixels: np.ndarray, mask: np.ndarray, rows: slice,
+               surveys: list[np.ndarray]) -> np.ndarray | None:
+        """First the lightness that CLAHE equalises (16-bit, one plane per side that asks for it), then the
+        :func:`grey_sums` of each side whose contrast changes (its pivot is a mean over the whole image)."""
+        passes = self._passes()
+        if len(surveys) == len(passes):
+            return None
+        if passes[len(surveys)] == "clahe":
+            return np.concatenate([_lightness(np.ascontiguousarray(_detail(pixels, dataclasses.replace(side, clahe=0))))
+                                   for side in (self.inside, self.outside) if side.clahe > 0 and not side.neutral],
+                                  axis=1)
+        lightness = self._equalised_rows(surveys, rows, pixels.shape[1])
+        return np.concatenate([grey_sums(luminance(_detail(pixels, side, light)), weights)
+                               for (side, weights), light in zip(self._sides(mask), lightness)
+                               if side.contrast != 1.0 and not side.neutral], axis=1)
+
+    def surveyed(self, figures: np.ndarray, index: int) -> np.ndarray:
+        if self._passes()[index] != "clahe":
+            return figures
+        clips = [side.clahe for side in (self.inside, self.outside) if side.clahe > 0 and not side.neutral]
+        width = figures.shape[1] // len(clips)
+        return np.concatenate([_equalised(figures[:, k * width:(k + 1) * width], clip)
+                               for k, clip in enumerate(clips)], axis=1)
 
     def band(self, pixels: np.ndarray, mask: np.ndarray, rows: slice, size: tuple[int, int],
-             survey: np.ndarray | None) -> np.ndarray:
+             surveys: list[np.ndarray]) -> np.ndarray:
+        sums = surveys[-1] if surveys and self._passes()[-1] == "pivot" else None
         adjusted = []
-        for side, weights in self._sides(mask):
+        for (side, weights), light in zip(self._sides(mask), self._equalised_rows(surveys, rows, pixels.shape[1])):
             level = None
-            if survey is not None and side.contrast != 1.0 and not side.neutral:
-                level, survey = pivot(survey[:, :4]), survey[:, 4:]
-            adjusted.append(adjust(pixels, side, weights, level=level))
+            if sums is not None and side.contrast != 1.0 and not side.neutral:
+                level, sums = pivot(sums[:, :4]), sums[:, 4:]
+            adjusted.append(adjust(pixels, side, weights, level=level, lightness=light))
         inside, outside = adjusted
         if inside is outside:  # both neutral cannot happen (checked), but one side may be the image itself
             return pixels.copy()
         return blend(inside, outside, mask)
 
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return self.band(pixels, mask, slice(0, pixels.shape[0]), pixels.shape[:2], None)
+        return self.whole(pixels, mask)

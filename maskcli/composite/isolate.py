@@ -223,7 +223,7 @@ class ImageBackground(Mode):
         return _subject_halo(mask, self.decontaminate)
 
     def band(self, pixels: np.ndarray, mask: np.ndarray, rows: slice, size: tuple[int, int],
-             survey: np.ndarray | None) -> np.ndarray:
+             surveys: list[np.ndarray]) -> np.ndarray:
         return blend(_subject(pixels, mask, self.decontaminate), self._background(size, rows), mask)
 
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:

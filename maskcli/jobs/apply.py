@@ -121,8 +121,8 @@ class ApplyJob:
         allows) straight into samples of the output's type, so that no float copy of the whole image is held.
         On a 100-megapixel RGB photo this took the peak of a cut-out from about 45 to under 16 bytes per pixel
         (benchmarks/bench_memory.py). A mode that shows a window of the image (crop) has only that window
-        composited; one that needs figures from the whole image (enhance's contrast pivot) gets them from a first
-        pass over the same bands.
+        composited; one that needs figures from the whole image (enhance's contrast pivot, its CLAHE lightness) gets
+        them from survey passes over the same bands first.
         """
         mode = self.mode
         height, width = image.height, image.width
@@ -145,19 +145,25 @@ class ApplyJob:
         # Bands at least twice as tall as their context, so that a wide context (a strong blur) costs at most
         # twice the work of the whole image.
         row_bands = bands(b - t, r - l, max(BAND_PIXELS, 8 * (r - l), 2 * halo * (r - l)))
-        survey = None
-        for rows in row_bands:
-            place, pixels, part_mask = rows_of(rows)
-            figures = mode.survey(pixels, part_mask)
-            if figures is None:
+        surveys: list[np.ndarray] = []
+        while True:  # the survey passes, each over every band (rows of the window, context trimmed off)
+            stacked: np.ndarray | None = None
+            for rows in row_bands:
+                place, pixels, part_mask = rows_of(rows)
+                figures = mode.survey(pixels, part_mask, slice(place.start - t, place.stop - t), surveys)
+                if figures is None:
+                    break
+                if stacked is None:
+                    stacked = np.empty((b - t,) + figures.shape[1:], figures.dtype)
+                stacked[rows] = figures[t + rows.start - place.start:t + rows.stop - place.start]
+            if stacked is None:
                 break
-            core = figures[t + rows.start - place.start:t + rows.stop - place.start]
-            survey = core if survey is None else np.concatenate([survey, core])
+            surveys.append(mode.surveyed(stacked, len(surveys)))
         kind = sample_type(self.plan.format_for("." + (image.format or "png").lower()), image.bit_depth)
         out: np.ndarray | None = None
         for rows in row_bands:
             place, pixels, part_mask = rows_of(rows)
-            part = mode.band(pixels, part_mask, place, (height, width), survey)
+            part = mode.band(pixels, part_mask, slice(place.start - t, place.stop - t), (height, width), surveys)
             part = part[t + rows.start - place.start:t + rows.stop - place.start]
             if out is None:
                 out = np.empty((bottom - top, right - left) + part.shape[2:], kind)
