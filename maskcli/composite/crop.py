@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from maskcli.composite.base import Mode, modes
-from maskcli.composite.blend import as_rgb, blend, estimate_foreground, with_alpha
+from maskcli.composite.blend import as_rgb, blend, with_alpha
 from maskcli.composite.colors import parse_color
 from maskcli.errors import InputError, OptionError
 from maskcli.registry import option
@@ -106,8 +106,7 @@ class Crop(Mode):
         region = pixels[t:b, l:r]
         alpha = mask[t:b, l:r]
         if self.cutout:
-            if self.decontaminate:
-                region = estimate_foreground(region, alpha)
+            region = self.subject(region, alpha)
         else:
             alpha = np.ones(alpha.shape, np.float32)
         r_, g_, b_, a_ = self._rgba
