@@ -174,8 +174,8 @@ class Refinement:
     @property
     def foreground_estimator(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
         """How a cut-out should estimate the subject's colour in the soft edge of masks refined here: pymatting's
-        multi-level estimate for an alpha matte (``refine="matting"``, less colour error in the edge than
-        blur-fusion: ``benchmarks/results/matting.md``), else None (the compositing mode's default).
+        multi-level estimate for an alpha matte (``refine="matting"``; in the matte's soft band it had less colour
+        error than blur-fusion, ``benchmarks/results/matting.md``), else None (the compositing mode's default).
 
         >>> Refinement(refine="guided").foreground_estimator is None
         True
