@@ -228,6 +228,23 @@ def test_an_interrupt_while_the_caller_holds_a_result_hands_that_result_back(job
     assert [r.index for r in finished] == sorted({r.index for r in finished})
 
 
+@pytest.mark.parametrize(("jobs", "releases_gil"), ENGINES)
+def test_an_interrupt_between_two_results_still_stops_the_executor_and_reports(jobs, releases_gil, monkeypatch):
+    from maskcli import pipeline
+    from maskcli.errors import Interrupted
+
+    def signal_arrives(feed):  # a signal landing in the runner's own code, after a result and before the next
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline.Feed, "stop", signal_arrives)
+    results = run(items([3, -1] + list(range(40))), SquareJob(releases_gil=releases_gil), jobs=jobs,
+                  fail_fast=True)
+    assert [next(results).status for _ in range(2)] == ["written", "failed"]
+    with pytest.raises(Interrupted) as stop:
+        next(results)  # fail-fast stops the feed after the failed item, and the signal comes there
+    assert stop.value.finished[0].status == "failed" and stop.value.finished[0].input == "-1"
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_file_renamed_just_before_a_stop_is_reported_though_its_thread_is_slow_to_say_so(tmp_path, threads):
     import os
