@@ -19,6 +19,7 @@ import typer
 
 from maskcli import __version__
 from maskcli.cli import entry
+from maskcli.cli.flags import Wording
 from maskcli.cli.report import EXIT_INTERRUPTED, EXIT_SETUP, EXIT_USAGE, error_line
 from maskcli.errors import MaskcliError, OptionError
 
@@ -50,7 +51,8 @@ def _root(
 
 def _interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
     """The command, ending with status 130 and one line on Ctrl-C or SIGTERM (Click would print "Aborted!" and
-    exit 1). Batches report what they finished before this."""
+    exit 1; batches report what they finished before this), and with one line in the command's own words for a
+    library error (exit status 2 for a usage error, 3 for a setup error)."""
 
     @functools.wraps(command)
     def interruptible(*args: Any, **kwargs: Any) -> Any:
@@ -59,6 +61,9 @@ def _interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             print("maskcli: interrupted", file=sys.stderr, flush=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except MaskcliError as error:
+            error_line(Wording.current().message(error))
+            raise typer.Exit(EXIT_USAGE if isinstance(error, OptionError) else EXIT_SETUP) from None
 
     return interruptible
 
@@ -68,8 +73,8 @@ def _register() -> None:
 
     app.command("segment", no_args_is_help=False)(_interruptible(segment.segment_command))
     app.command("apply")(_interruptible(apply.apply_command))
-    app.command("methods")(methods.methods_command)
-    app.command("modes")(methods.modes_command)
+    app.command("methods")(_interruptible(methods.methods_command))
+    app.command("modes")(_interruptible(methods.modes_command))
     for command in models.app.registered_commands:
         command.callback = _interruptible(command.callback)  # type: ignore[arg-type]
     app.add_typer(models.app, name="models")
@@ -113,11 +118,11 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("maskcli: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except OptionError as error:
-        error_line(str(error))
+    except OptionError as error:  # outside a command (the commands report their own): any flag's words
+        error_line(Wording().message(error))
         return EXIT_USAGE
     except MaskcliError as error:
-        error_line(str(error))
+        error_line(Wording().message(error))
         return EXIT_SETUP
     except BrokenPipeError:
         # A reader such as `head` closed the pipe: stop quietly, as other Unix tools do.

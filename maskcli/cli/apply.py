@@ -109,7 +109,7 @@ def apply_command(
     from maskcli.composite import modes
     from maskcli.io.sinks import OutputPlan, StreamSink
     from maskcli.jobs.apply import ApplyJob
-    from maskcli.masksources import AlphaMasks, MaskFolder, MethodMasks, SegmentRecords, StaticMask, paired
+    from maskcli.masksources import AlphaMasks, MethodMasks, SegmentRecords, StaticMask, open_masks, paired
     from maskcli.methods import methods
     from maskcli.refine import refinement as build_refinement
 
@@ -131,7 +131,7 @@ def apply_command(
     if len(chosen) > 1:
         raise OptionError(chosen[1], f"choose one mask source, not {' and '.join(chosen)}")
 
-    method_masks = annotations = None
+    method_masks = None
     refinement: dict[str, Any] = {}
     if wants_method:
         method_name, method_options, refinement = c.method_plan(method, preset, params, first_class)
@@ -147,17 +147,9 @@ def apply_command(
         mask_source = SegmentRecords(sys.stdin)
         sources = mask_source.sources()
     elif masks is not None:
-        from maskcli.formats.sources import open_mask_set
-
-        annotations = open_mask_set(masks, c.split_names(classes_kept))
-        if annotations is not None:
-            for problem in annotations.problems:
-                c.warn(problem, quiet)
-            mask_source = annotations
-        elif not masks.is_dir():
-            raise OptionError("--masks", f"{masks} is neither a folder nor a COCO file (.json)")
-        else:
-            mask_source = MaskFolder(masks, mask_name)
+        mask_source = open_masks(masks, mask_name, c.split_names(classes_kept))
+        for problem in getattr(mask_source, "problems", ()):
+            c.warn(problem, quiet)
     elif mask is not None:
         mask_source = StaticMask(mask)
     elif alpha:
@@ -173,7 +165,7 @@ def apply_command(
         raise OptionError("--matting-solver", "the matting options work with --refine matting")
     if refine is not None:
         refinement.update({"refine": refine, **edge_settings})
-    if classes_kept and not (masks is not None and mask_source is annotations):
+    if classes_kept and masks is None:
         raise OptionError("--class", "picks classes of a COCO file or label images given as --masks")
     sink = c.choose_sink(kind=kind, output=output, template=name, json_records=json_records,
                          existing=c.existing_policy(skip_existing, overwrite), plan=plan)

@@ -195,9 +195,11 @@ def split_names(values: list[str] | None) -> list[str] | None:
 
 
 def warn(message: str, quiet: bool = False) -> None:
-    """``maskcli: warning: ...`` on stderr, unless quiet."""
+    """``maskcli: warning: ...`` on stderr (a library message, in the command's words), unless quiet."""
     if not quiet:
-        print(f"maskcli: warning: {message}", file=sys.stderr, flush=True)
+        from maskcli.cli.flags import Wording
+
+        print(f"maskcli: warning: {Wording.current().text(message)}", file=sys.stderr, flush=True)
 
 
 def parse_params(params: list[str] | None, option: str = "param") -> dict[str, str]:

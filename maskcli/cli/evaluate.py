@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from maskcli.cli import common as c
+from maskcli.cli.flags import Wording
 from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, escape, progress_bar, say
 from maskcli.errors import OptionError
 
@@ -197,7 +198,7 @@ def _err(text: str) -> None:
 def _warn_unpaired(pairing: Any, what: str) -> None:
     # Said even with --quiet: silently scoring fewer files than were given would mislead.
     for path, reason in pairing.problems:
-        _err(f"maskcli: warning: {path}: {reason}")
+        _err(f"maskcli: warning: {path}: {Wording.current().text(reason)}")
     for path in pairing.unpaired_sources:
         _err(f"maskcli: warning: {path}: no truth of the same name; not scored")
     for path in pairing.unpaired_truths:
@@ -207,7 +208,7 @@ def _warn_unpaired(pairing: Any, what: str) -> None:
 def _report_failures(failures: list[tuple[str | None, Any]]) -> None:
     for label, image in failures:
         where = f"{label}: " if label else ""
-        _err(f"maskcli: error: {image.source}: {where}{image.error}")
+        _err(f"maskcli: error: {image.source}: {where}{Wording.current().text(str(image.error))}")
 
 
 def _summary(text: str, quiet: bool) -> None:

@@ -13,6 +13,8 @@ import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
 
+from maskcli.cli.flags import Wording
+
 if TYPE_CHECKING:  # the type alone: importing the runner here would load the decoders before --help
     from maskcli.pipeline import Result
 
@@ -98,8 +100,11 @@ class Reporter:
         verb: str = "written",
         stdout: IO[str] | None = None,
         stderr: IO[str] | None = None,
+        wording: Wording | None = None,
     ) -> None:
         self.json_records = json_records
+        #: Item errors and warnings come from the library: they are shown in the command's words.
+        self.wording = wording or Wording.current()
         self.quiet = quiet
         self.verb = verb
         self.stdout = stdout or sys.stdout
@@ -125,12 +130,15 @@ class Reporter:
     def result(self, result: "Result") -> None:
         self.counts[result.status] += 1
         if result.status == "failed":
-            self._echo_err(f"maskcli: error: {result.input}: {result.error}")
+            self._echo_err(f"maskcli: error: {result.input}: {self.wording.text(str(result.error))}")
         elif not self.quiet:
             for warning in result.facts.get("warnings", []):
-                self._echo_err(f"maskcli: warning: {result.input}: {warning}")
+                self._echo_err(f"maskcli: warning: {result.input}: {self.wording.text(str(warning))}")
         if self.json_records:
-            print(json.dumps(result.record(), default=_jsonable), file=self.stdout, flush=True)
+            record = result.record()
+            if record.get("error"):
+                record["error"] = self.wording.text(record["error"])
+            print(json.dumps(record, default=_jsonable), file=self.stdout, flush=True)
         if self._progress is not None:
             done = sum(self.counts.values())
             rate = done / max(time.perf_counter() - self.started, 1e-9)

@@ -16,10 +16,6 @@ DATA = "Data"
 TRAINING = "Training"
 REPORTING = "Reporting"
 
-#: Library setting names → the flags that set them, so an error names the flag the user typed.
-_FLAGS = {"val_fraction": "--val", "val_images": "--val-images", "val_masks": "--val-masks", "batch_size":
-          "--batch-size", "both_classes": "--both-classes"}
-
 
 def train_command(
     images: Annotated[Path, typer.Argument(metavar="IMAGES", help="Folder of training images.", show_default=False)],
@@ -107,9 +103,6 @@ def train_command(
         print(f"maskcli: interrupted after {stop.epochs_done} epochs; the best model so far is in "
               f"{stop.checkpoint}{where}", file=sys.stderr, flush=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except OptionError as error:
-        flag = _FLAGS.get(error.option, f"--{error.option.replace('_', '-')}")
-        raise OptionError(flag, str(error).split(": ", 1)[1]) from None
     key = settings.score_key
     label = "IoU (both classes)" if key == "iou_both" else "IoU"
     if json_records:
