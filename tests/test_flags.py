@@ -105,7 +105,11 @@ def test_wording_follows_the_command() -> None:
         "gives soft edges; it cannot be combined with --no-soft"
     assert words.text("use `device='cpu'` or `device='auto'`") == "use --device cpu or --device auto"
     assert words.message(OptionError("block_size", "must be odd")) == "block_size: must be odd"
-    segment = Wording(frozenset(_command_flags()["segment"]))
+    from maskcli.cli.segment import segment_command
+
+    declared = {flag for flag in _command_flags()["segment"] if flag.startswith("--") and flag != "--help"}
+    assert Wording.of_command(segment_command) == Wording(frozenset(declared))
+    segment = Wording.of_command(segment_command)
     assert segment.option("level") == "level"  # a method's option, given with -p: segment has no --level
     assert Wording(frozenset(_command_flags()["eval"])).option("level") == "--level"
 

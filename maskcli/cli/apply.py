@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from maskcli.cli import common as c
+from maskcli.cli.context import current
 from maskcli.cli.segment import drive
 from maskcli.errors import OptionError
 from maskcli.io import DEFAULT_MAX_PIXELS
@@ -144,7 +144,7 @@ def apply_command(
                                      allow_records=not chosen, max_pixels=max_pixels)
     mask_source: Any
     if kind == "records":
-        mask_source = SegmentRecords(sys.stdin)
+        mask_source = SegmentRecords(current().stdin)
         sources = mask_source.sources()
     elif masks is not None:
         mask_source = open_masks(masks, mask_name, c.split_names(classes_kept))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from maskcli.errors import OptionError, SetupError
+from maskcli.cli.context import current
 from maskcli.cli.streams import binary_stdout, stdin_kind
 from maskcli.io import DEFAULT_MAX_PIXELS
 
@@ -199,7 +199,7 @@ def warn(message: str, quiet: bool = False) -> None:
     if not quiet:
         from maskcli.cli.flags import Wording
 
-        print(f"maskcli: warning: {Wording.current().text(message)}", file=sys.stderr, flush=True)
+        print(f"maskcli: warning: {Wording.current().text(message)}", file=current().stderr, flush=True)
 
 
 def parse_params(params: list[str] | None, option: str = "param") -> dict[str, str]:
@@ -227,18 +227,19 @@ def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str 
     """
     from maskcli.io.sources import expand_inputs, listed_files, read_path_list, stream_source
 
+    io = current()
     streams: list[Iterator[Source]] = []
     kind = "none"
     if inputs:
         if inputs.count(STDIN) and len(inputs) > 1:
             raise OptionError("inputs", "- (one image on stdin) cannot be mixed with other inputs")
         if inputs == [STDIN]:
-            return iter([stream_source(sys.stdin.buffer, max_pixels)]), "image"
+            return iter([stream_source(io.stdin_bytes, max_pixels)]), "image"
         streams.append(expand_inputs(inputs, recursive=recursive))
         kind = "args"
     if from_file is not None:
         if from_file == STDIN:
-            stream = sys.stdin.buffer
+            stream = io.stdin_bytes
         else:
             try:
                 stream = open(from_file, "rb")  # noqa: SIM115 (read lazily while the batch runs)
@@ -247,11 +248,11 @@ def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str 
         streams.append(listed_files(read_path_list(stream, null=null)))
         kind = "paths"
     if not streams:
-        kind = stdin_kind()
+        kind = stdin_kind(io.stdin_bytes)
         if kind == "paths":
-            streams.append(listed_files(read_path_list(sys.stdin.buffer, null=null)))
+            streams.append(listed_files(read_path_list(io.stdin_bytes, null=null)))
         elif kind == "image":
-            return iter([stream_source(sys.stdin.buffer, max_pixels)]), kind
+            return iter([stream_source(io.stdin_bytes, max_pixels)]), kind
         elif kind == "records" and allow_records:
             return iter(()), kind
         elif kind == "records":
@@ -274,7 +275,7 @@ def choose_sink(*, kind: str, output: Path | None, template: str, existing: Exis
     if kind == "image":
         if output is not None and str(output) != STDIN:
             return FileSink(output, existing, plan)
-        stream = binary_stdout()
+        stream = binary_stdout(current())
         if json_records:
             raise OptionError("--json", "records go to stdout, which carries the image; give -o FILE")
         return StreamSink(stream, plan)

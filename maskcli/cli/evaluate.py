@@ -6,13 +6,13 @@ import csv
 import io
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from maskcli.cli import common as c
+from maskcli.cli.context import current
 from maskcli.cli.flags import Wording
 from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, escape, progress_bar, say
 from maskcli.errors import OptionError
@@ -217,7 +217,7 @@ def _summary(text: str, quiet: bool) -> None:
 
 
 def _print_json(document: dict[str, Any]) -> None:
-    print(json.dumps(document, default=str), flush=True)
+    print(json.dumps(document, default=str), file=current().stdout, flush=True)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -227,11 +227,11 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def _console() -> Any:
-    from rich.console import Console
 
     # A table piped to a file or pager is not cut to 80 columns: names would be lost.
-    width = None if sys.stdout.isatty() else 200
-    return Console(file=sys.stdout, highlight=False, width=width)
+    context = current()
+    width = None if context.stdout_isatty else 200
+    return context.console(highlight=False, width=width)
 
 
 def _print_scores(images: list[Any], means: dict[str, float], both_classes: bool, worst: int | None) -> None:
@@ -321,8 +321,8 @@ def _write_csv(path: Path, rows: list[tuple[str | None, Any]]) -> None:
             row.append(f"{image.seconds * 1000:.2f}" if image.seconds is not None else "")
         writer.writerow(row)
     if str(path) == "-":
-        sys.stdout.write(buffer.getvalue())
-        sys.stdout.flush()
+        current().stdout.write(buffer.getvalue())
+        current().stdout.flush()
         return
     from maskcli.io.encode import write_atomic
 
@@ -333,12 +333,12 @@ class _Progress:
     """A transient progress line on stderr while methods run, only on a terminal."""
 
     def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled and current().stderr_isatty
         self._progress: Any = None
 
     def __enter__(self) -> "_Progress":
         if self.enabled:
-            self._progress = progress_bar(sys.stderr, "steps")
+            self._progress = progress_bar(current().stderr, "steps")
             self._task = self._progress.add_task("scoring", total=None)
         return self
 

@@ -16,9 +16,14 @@ with --hard, not `soft=True`
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
+import functools
+import inspect
 import re
-from collections.abc import Collection
+import typing
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from maskcli.errors import OptionError
@@ -127,19 +132,23 @@ class Wording:
     options: Collection[str] | None = None
 
     @classmethod
-    def of(cls, command: Any) -> Wording:
-        """The wording of a Click command (None: any flag)."""
-        if command is None:
-            return cls()
-        return cls(frozenset(o for p in command.params for o in (*p.opts, *p.secondary_opts)))
+    def of_command(cls, function: Callable[..., Any]) -> Wording:
+        """The wording of a Typer command function: the long flags it declares."""
+        return cls(_flags_of(function))
 
     @classmethod
     def current(cls) -> Wording:
         """The wording of the command that runs now (any flag outside one)."""
-        import click
+        return _current.get() or cls()
 
-        context = click.get_current_context(silent=True)
-        return cls.of(context.command if context is not None else None)
+    @contextlib.contextmanager
+    def current_for_command(self) -> Iterator[Wording]:
+        """Make this the wording of the block (a command's run)."""
+        token = _current.set(self)
+        try:
+            yield self
+        finally:
+            _current.reset(token)
 
     def _usable(self, flag: str) -> bool:
         return self.options is None or flag in self.options
@@ -174,3 +183,20 @@ class Wording:
         if isinstance(error, OptionError):
             return f"{self.option(error.option)}: {self.text(error.message)}"
         return self.text(str(error))
+
+
+_current: contextvars.ContextVar[Wording | None] = contextvars.ContextVar("maskcli_wording", default=None)
+
+
+@functools.lru_cache(maxsize=None)
+def _flags_of(function: Callable[..., Any]) -> frozenset[str]:
+    """The long flags (``--hard``, ``--no-soft``) of the options a Typer command function declares."""
+    found: set[str] = set()
+    for parameter in inspect.signature(function, eval_str=True).parameters.values():
+        if typing.get_origin(parameter.annotation) is not typing.Annotated:
+            continue
+        for info in typing.get_args(parameter.annotation)[1:]:
+            declared = [getattr(info, "default", None), *(getattr(info, "param_decls", None) or ())]
+            found.update(part.strip() for decl in declared if isinstance(decl, str) for part in decl.split("/")
+                         if part.strip().startswith("--"))
+    return frozenset(found)

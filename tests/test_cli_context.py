@@ -1,0 +1,50 @@
+"""The command line's IO context: every command reads and writes the streams it is handed (here, in memory), and
+exits with the one set of statuses."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from conftest import SAMPLES
+from maskcli.cli.context import Exit, IOContext
+
+
+def _main(args: list[str], stdin: bytes = b"") -> tuple[int, bytes, str]:
+    from maskcli.cli.app import main
+
+    context = IOContext(io.TextIOWrapper(io.BytesIO(stdin)), io.TextIOWrapper(io.BytesIO(), write_through=True),
+                        io.StringIO())
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        status = main(args, io=context)
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    return status, context.stdout_bytes.getvalue(), context.stderr.getvalue()  # type: ignore[attr-defined]
+
+
+def test_an_image_in_and_its_mask_out_through_the_given_streams(tmp_path: Path) -> None:
+    status, out, err = _main(["segment", "-", "-m", "otsu"], stdin=(SAMPLES / "coins.png").read_bytes())
+    assert status == Exit.OK and out.startswith(b"\x89PNG"), err
+    assert _main(["segment", str(SAMPLES / "coins.png"), "-m", "otsu", "-o", str(tmp_path)])[0] == Exit.OK
+    piped = cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert 0.3 < (piped > 127).mean() < 0.5
+    np.testing.assert_array_equal(piped, cv2.imread(str(tmp_path / "coins.png"), cv2.IMREAD_GRAYSCALE))
+
+
+def test_records_errors_and_statuses_go_to_the_given_streams(tmp_path: Path) -> None:
+    status, out, err = _main(["segment", str(SAMPLES / "coins.png"), str(tmp_path / "nope.png"), "-o",
+                              str(tmp_path / "m"), "--json"])
+    assert status == Exit.SOME_FAILED
+    records = [json.loads(line) for line in out.decode().splitlines()]
+    assert [r["status"] for r in records] == ["written", "failed"]
+    assert f"maskcli: error: {tmp_path / 'nope.png'}: no such file or folder" in err
+    status, out, err = _main(["segment", str(SAMPLES / "coins.png"), "-o", str(tmp_path / "m"), "--hard", "2"])
+    assert status == Exit.USAGE and err == "maskcli: error: --hard: level must be in (0, 1], got 2.0\n"
+    status, out, _ = _main(["--version"])
+    assert status == Exit.OK and out.startswith(b"maskcli ")
