@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import dataclasses
 import enum
 import os
 import sys
@@ -44,7 +43,6 @@ def _isatty(stream: object) -> bool:
         return False
 
 
-@dataclasses.dataclass
 class IOContext:
     """The streams a command reads and writes (text; the bytes beneath through :attr:`stdin_bytes` and
     :attr:`stdout_bytes`), whether each is a terminal, and whether to colour.
@@ -53,17 +51,16 @@ class IOContext:
     console (:meth:`console`) colours where its stream is a terminal.
     """
 
-    stdin: IO[str]
-    stdout: IO[str]
-    stderr: IO[str]
-    colour: bool | None = None
-
-    def __post_init__(self) -> None:
+    # A plain class, not a dataclass: the front door imports this module before it takes the signals, and
+    # dataclasses would bring inspect with it.
+    def __init__(self, stdin: IO[str], stdout: IO[str], stderr: IO[str], colour: bool | None = None) -> None:
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         self.stdin_isatty = _isatty(self.stdin)
         self.stdout_isatty = _isatty(self.stdout)
         self.stderr_isatty = _isatty(self.stderr)
-        if self.colour is None:
-            self.colour = "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+        if colour is None:
+            colour = "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+        self.colour = colour
 
     @classmethod
     def of_process(cls) -> IOContext:

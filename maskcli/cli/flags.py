@@ -3,15 +3,17 @@
 The library never names a flag. Its errors carry parameter names (:attr:`maskcli.errors.OptionError.option`) and
 its messages write a parameter in single backquotes, alone or with a value (`` `resize_mask=True` ``,
 `` `existing='overwrite'` ``). :class:`Wording` rewrites both with :data:`FLAGS` for the command that runs, so a
-user reads ``--resize-mask`` and ``--overwrite``. A name the running command has no flag for stays as it is (a
-method option, say, is given with ``-p NAME=VALUE``).
+user reads ``--resize-mask`` and ``--overwrite``. An error's parameter the running command has no flag for stays as it is (a
+method option such as ``level`` is given with ``-p level=...``, whatever another command's ``--level`` means); a
+parameter a message refers to is always written as its flag, since a message names it to point at that flag.
 
 >>> print(Wording().text("mask is 4×2 but the image is 3×2 (use `resize_mask=True` to scale the mask)"))
 mask is 4×2 but the image is 3×2 (use --resize-mask to scale the mask)
 >>> print(Wording().text("use `existing='overwrite'` to replace or `existing='skip'`; pass `weights=PATH`"))
 use --overwrite to replace or --skip-existing; pass --weights PATH
->>> print(Wording(frozenset({"--hard"})).text("with `hard`, not `soft=True`"))
-with --hard, not `soft=True`
+>>> segment = Wording(frozenset({"--hard"}))
+>>> print(segment.text("with `hard`, not `soft=True`"), segment.option("level"), Wording().option("level"))
+with --hard, not --soft level --level
 """
 
 from __future__ import annotations
@@ -153,24 +155,25 @@ class Wording:
     def _usable(self, flag: str) -> bool:
         return self.options is None or flag in self.options
 
-    def flag(self, name: str, value: str | None = None) -> str | None:
-        """The command-line form of parameter ``name`` (given ``value``), or None where this command has none."""
+    def flag(self, name: str, value: str | None = None, *, anywhere: bool = False) -> str | None:
+        """The command-line form of parameter ``name`` (given ``value``), or None where this command (or, with
+        ``anywhere``, the table) has none."""
         if value is not None:
             plain = _unquoted(value)
             exact = FLAGS.get(f"{name}={plain}")
             if exact is not None:
-                return exact if self._usable(exact) else None
+                return exact if anywhere or self._usable(exact) else None
         flag = FLAGS.get(name)
-        if flag is None or not self._usable(flag):
+        if flag is None or not (anywhere or self._usable(flag)):
             return None
         if value is None or value == "True":
             return flag
         return f"{flag} {_unquoted(value)}"
 
     def text(self, text: str) -> str:
-        """``text`` with every parameter reference the command has a flag for written as that flag."""
+        """``text`` with every parameter reference of the table written as its flag."""
         def replace(match: re.Match[str]) -> str:
-            return self.flag(match.group(1), match.group(2)) or match.group(0)
+            return self.flag(match.group(1), match.group(2), anywhere=True) or match.group(0)
 
         return _REFERENCE.sub(replace, text)
 

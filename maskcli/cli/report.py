@@ -86,6 +86,8 @@ class Reporter:
         json_records: bool = False,
         quiet: bool = False,
         verb: str = "written",
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
         io: IOContext | None = None,
         wording: Wording | None = None,
     ) -> None:
@@ -95,13 +97,13 @@ class Reporter:
         self.quiet = quiet
         self.verb = verb
         self.io = io or current()
-        self.stdout, self.stderr = self.io.stdout, self.io.stderr
+        self.stdout, self.stderr = stdout or self.io.stdout, stderr or self.io.stderr
         self.counts = {"written": 0, "skipped": 0, "failed": 0}
         self.started = time.perf_counter()
         self._progress: Any = None
         self._task: Any = None
         self._reported: set[int] = set()
-        if not quiet and self.io.stderr_isatty:
+        if not quiet and (self.io.stderr_isatty if stderr is None else _isatty(stderr)):
             self._start_progress()
 
     def _start_progress(self) -> None:
@@ -165,6 +167,13 @@ class Reporter:
         if not self.quiet:
             print(self.summary(), file=self.stderr, flush=True)
         return EXIT_SOME_FAILED if self.counts["failed"] else EXIT_OK
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _jsonable(value: Any) -> Any:
