@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from conftest import SAMPLES
+from maskcli.cli import common as c
 from maskcli.cli.context import Exit, IOContext
 
 
@@ -48,3 +49,27 @@ def test_records_errors_and_statuses_go_to_the_given_streams(tmp_path: Path) -> 
     assert status == Exit.USAGE and err == "maskcli: error: --hard: level must be in (0, 1], got 2.0\n"
     status, out, _ = _main(["--version"])
     assert status == Exit.OK and out.startswith(b"maskcli ")
+
+
+def test_option_groups_are_declared_once_and_shared_by_segment_and_apply() -> None:
+    import dataclasses
+    import inspect
+
+    from maskcli.cli.apply import apply_command
+    from maskcli.cli.segment import segment_command
+
+    for group in (c.BatchOptions, c.MethodOptions, c.MattingOptions):
+        names = [field.name for field in dataclasses.fields(group)]
+        for command in (segment_command, apply_command):
+            parameters = list(inspect.signature(command).parameters)
+            start = parameters.index(names[0])
+            assert parameters[start:start + len(names)] == names  # spelled out in place, in the group's order
+    seen = {}
+
+    @c.grouped
+    def demo(x: int = 1, *, batch: c.BatchOptions) -> None:
+        seen.update(x=x, batch=batch)
+
+    defaults = {field.name: field.default for field in dataclasses.fields(c.BatchOptions)}
+    demo(x=2, **{**defaults, "jobs": 3, "skip_existing": True})
+    assert seen["x"] == 2 and seen["batch"].jobs == 3 and seen["batch"].existing() == "skip"
