@@ -36,6 +36,19 @@ def _no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
 
 
+@pytest.fixture(autouse=True)
+def _writes_allowed_after_each_test() -> object:
+    """A test that interrupts a run in this process leaves writes stopped, as a stopping command must (threads
+    still running may not write after it); the next run allows them again, but a test writing on its own would
+    be refused. Each test ends with writes allowed."""
+    yield
+    import sys
+
+    encode = sys.modules.get("maskcli.io.encode")
+    if encode is not None:
+        encode.resume_writes()
+
+
 @pytest.fixture
 def samples() -> Path:
     return SAMPLES
