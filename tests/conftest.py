@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,16 +38,13 @@ def _no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _writes_allowed_after_each_test() -> object:
-    """A test that interrupts a run in this process leaves writes stopped, as a stopping command must (threads
-    still running may not write after it); the next run allows them again, but a test writing on its own would
-    be refused. Each test ends with writes allowed."""
+def _writes_resumed() -> Iterator[None]:
+    """A test that interrupts a run in this process stops its renames (``stop_writes``): the next test's own
+    writes must not be refused."""
     yield
-    import sys
+    from maskcli.io.encode import resume_writes
 
-    encode = sys.modules.get("maskcli.io.encode")
-    if encode is not None:
-        encode.resume_writes()
+    resume_writes()
 
 
 @pytest.fixture
