@@ -270,11 +270,16 @@ def run(
                 if isinstance(stop, Interrupted):
                     raise
                 # Raised in the caller while the run waited here: the executor stops its work and raises
-                # Interrupted with what finished meanwhile.
+                # Interrupted with what finished meanwhile. The result just yielded comes first: the signal may
+                # have cut its report short (a caller that finished reporting it skips it).
+                finished: list[object] = [result]
                 thrower = getattr(results, "throw", None)
                 if thrower is not None:
-                    thrower(stop)
-                raise Interrupted() from None
+                    try:
+                        thrower(stop)
+                    except Interrupted as stopped:
+                        finished += stopped.finished
+                raise Interrupted(finished) from None
             if fail_fast and result.status == "failed":
                 feed.stop()
     finally:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -109,7 +110,7 @@ def test_one_image_on_the_cpu_never_imports_torch(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "in.png").is_file()
 
 
-# --- images spread over the free cores ----------------------------------------------------------------------------
+# --- images spread over the usable cores --------------------------------------------------------------------------
 
 
 @needs_data
@@ -122,13 +123,21 @@ def test_images_in_parallel_equal_one_at_a_time(engine: str, monkeypatch: pytest
 
     images = [image for image, _ in _horses(3)]
     seg = segmenter(specs.get("u2netp"), U2NETP, device.resolve("cpu"), (), engine)
-    _fixed_cores(monkeypatch, 1)
-    seg._free = (0.0, 1)
+    threads = []
+    one = seg._one
+
+    def noting_thread(*args):
+        threads.append(threading.current_thread().name)
+        return one(*args)
+
+    monkeypatch.setattr(seg, "_one", noting_thread)
+    monkeypatch.setattr(device, "usable_cores", lambda: 1)
     serial = seg.predict(images)
-    _fixed_cores(monkeypatch, 2)
-    seg._free = (0.0, 1)  # ask again
+    assert set(threads) == {threading.current_thread().name}
+    threads.clear()
+    monkeypatch.setattr(device, "usable_cores", lambda: 2)
     parallel = seg.predict(images)
-    assert seg.free_cores() == 2
+    assert len(set(threads)) == 2 and all(name.startswith("maskcli-model") for name in threads)
     for a, b in zip(serial, parallel):
         np.testing.assert_allclose(a, b, atol=1e-5)
     # Parallelism is one image per core: OpenCV and torch each keep to one thread.

@@ -465,3 +465,38 @@ def test_a_fifo_given_as_a_coco_file_is_refused(tmp_path):
                    timeout=60)
     assert done.returncode == 3
     assert done.stderr.decode() == f"maskcli: error: {fifo}: cannot read: not a regular file (FIFO)\n"
+
+
+def test_a_signal_never_cuts_a_report_in_half(monkeypatch):
+    """A first Ctrl-C while a result is being reported waits for the whole report (count, line, record and its
+    newline), then stops; the runner offers that result again and it is not reported twice."""
+    import io
+    import json
+    import signal
+
+    from maskcli.cli import entry
+    from maskcli.cli.report import Reporter
+    from maskcli.pipeline import Result
+
+    class SignalMidRecord(io.StringIO):
+        signalled = False
+
+        def write(self, text):
+            if not self.signalled:
+                self.signalled = True
+                os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of the first record's write
+            return super().write(text)
+
+    previous = entry.install(ready=True)
+    try:
+        stdout = SignalMidRecord()
+        reporter = Reporter(json_records=True, stdout=stdout, stderr=io.StringIO())
+        first = Result(0, "a.png", "out/a.png", "written")
+        with pytest.raises(KeyboardInterrupt):
+            reporter.result(first)
+        reporter.result(first)  # offered again by the stopping runner
+        reporter.result(Result(1, "b.png", "out/b.png", "written"))
+    finally:
+        entry.restore(previous)
+    records = [json.loads(line) for line in stdout.getvalue().splitlines()]
+    assert [r["input"] for r in records] == ["a.png", "b.png"] and reporter.counts["written"] == 2

@@ -108,6 +108,43 @@ def test_write_atomic_interrupted_leaves_no_partial_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_stopping_writes_waits_for_a_rename_under_way_and_then_refuses_the_next(tmp_path, monkeypatch):
+    """Once ``stop_writes`` returns, every rename begun before is complete (so its writer reports the file) and
+    none begins after: a stopping run can list every file it leaves."""
+    import threading
+
+    from maskcli.errors import WriteStopped
+
+    renaming, release = threading.Event(), threading.Event()
+    real_replace = os.replace
+
+    def slow_replace(source, target):
+        renaming.set()
+        release.wait(10)
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", slow_replace)
+    writer = threading.Thread(target=write_atomic, args=(tmp_path / "a.png", b"a"))
+    writer.start()
+    assert renaming.wait(10)
+    stopper = threading.Thread(target=encode.stop_writes)
+    stopper.start()
+    try:
+        stopper.join(0.3)
+        assert stopper.is_alive()  # waits for the rename under way
+    finally:
+        release.set()
+        stopper.join(10)
+        writer.join(10)
+    try:
+        assert (tmp_path / "a.png").read_bytes() == b"a"
+        with pytest.raises(WriteStopped):
+            write_atomic(tmp_path / "b.png", b"b")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+    finally:
+        encode.resume_writes()
+
+
 def test_read_only_folder_is_one_clear_error(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")

@@ -187,3 +187,16 @@ def test_a_killed_pool_with_cancelled_items_prints_no_thread_traceback(submit: s
         pytest.skip("this interpreter tolerates cancelled futures in a broken pool itself")
     else:  # the defect the tolerant futures avoid, shown on the interpreter that has it
         assert all(isinstance(error, futures.InvalidStateError) for error in errors)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_interrupt_while_the_caller_holds_a_result_hands_that_result_back(jobs):
+    from maskcli.errors import Interrupted
+
+    results = run(items(range(40)), SquareJob(), jobs=jobs)
+    first = next(results)
+    with pytest.raises(Interrupted) as stop:
+        results.throw(KeyboardInterrupt())  # as if Ctrl-C came while the caller was still reporting `first`
+    finished = stop.value.finished
+    assert finished[0] is first  # its report may have been cut short: it is offered again, first
+    assert [r.index for r in finished] == sorted({r.index for r in finished})

@@ -11,13 +11,15 @@ A second signal ends the process at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+from collections.abc import Iterator
 from typing import Any
 
 EXIT_INTERRUPTED = 130
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_state = {"signals": 0, "ready": False}
+_state = {"signals": 0, "ready": False, "holding": 0, "held": False}
 
 
 def _on_signal(signum: int, frame: object) -> None:
@@ -25,14 +27,32 @@ def _on_signal(signum: int, frame: object) -> None:
     if _state["signals"] > 1 or not _state["ready"]:
         os.write(2, b"maskcli: interrupted\n")
         os._exit(EXIT_INTERRUPTED)
+    if _state["holding"]:
+        _state["held"] = True  # raised when the block that must not be cut in half ends
+        return
     # A running batch answers it (renames stopped, workers stopped, finished items reported); a command that
     # saves on Ctrl-C (train's resume checkpoint) still can.
     raise KeyboardInterrupt
 
 
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold a first signal's ``KeyboardInterrupt`` back until the block ends, so the block runs whole or not at
+    all: a result's count, line and ``--json`` record are reported together (a record cut after its text and
+    before its newline would run into the next one). A second signal still ends the process at once."""
+    _state["holding"] += 1
+    try:
+        yield
+    finally:
+        _state["holding"] -= 1
+        if not _state["holding"] and _state["held"]:
+            _state["held"] = False
+            raise KeyboardInterrupt
+
+
 def install(*, ready: bool) -> dict[int, Any]:
     """Take SIGINT and SIGTERM; returns the handlers they had. ``ready``: start-up is over."""
-    _state.update(signals=0, ready=ready)
+    _state.update(signals=0, ready=ready, holding=0, held=False)
     previous = {}
     for number in _SIGNALS:
         previous[number] = signal.getsignal(number)

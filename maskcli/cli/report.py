@@ -108,6 +108,7 @@ class Reporter:
         self.started = time.perf_counter()
         self._progress: Any = None
         self._task: Any = None
+        self._reported: set[int] = set()
         if not quiet and self.stderr.isatty():
             self._start_progress()
 
@@ -123,6 +124,17 @@ class Reporter:
             print(text, file=self.stderr, flush=True)
 
     def result(self, result: "Result") -> None:
+        """Count and report one result, once: a stopping run offers again the result whose report a signal may
+        have cut short, so one already reported is skipped."""
+        from maskcli.cli.entry import interrupts_held
+
+        with interrupts_held():
+            if result.index in self._reported:
+                return
+            self._report(result)
+            self._reported.add(result.index)
+
+    def _report(self, result: "Result") -> None:
         self.counts[result.status] += 1
         if result.status == "failed":
             self._echo_err(f"maskcli: error: {result.input}: {result.error}")
@@ -130,7 +142,9 @@ class Reporter:
             for warning in result.facts.get("warnings", []):
                 self._echo_err(f"maskcli: warning: {result.input}: {warning}")
         if self.json_records:
-            print(json.dumps(result.record(), default=_jsonable), file=self.stdout, flush=True)
+            # One write for the record and its newline.
+            self.stdout.write(json.dumps(result.record(), default=_jsonable) + "\n")
+            self.stdout.flush()
         if self._progress is not None:
             done = sum(self.counts.values())
             rate = done / max(time.perf_counter() - self.started, 1e-9)

@@ -5,9 +5,10 @@ ONNX-format weights under onnxruntime (:func:`engine_for` picks). :func:`segment
 device, precision, engine) in this process, so a batch of thousands of images loads the weights once. This module
 imports torch only where a torch model runs, so the onnxruntime path never loads it.
 
-**On the CPU** each image goes its own way through the model, as many at once as there are free cores
-(:func:`maskcli.cnn.device.free_cores`, asked again every few seconds), each on one thread; with torch, a lone
-image spreads over the free cores instead (onnxruntime keeps to one thread, see :mod:`.onnxrt`). Per image:
+**On the CPU** each image goes its own way through the model, as many at once as there are usable cores, each on
+one thread; with torch, a lone image spreads over the cores free now instead
+(:func:`maskcli.cnn.device.free_cores`, asked again every few seconds; onnxruntime keeps to one thread, see
+:mod:`.onnxrt`). Per image:
 
 1. resize to the model's input with OpenCV (U²-Net: 320×320 with Lanczos; torchvision models: shorter side 520,
    aspect kept, ``cv2.INTER_AREA``) and normalise as the spec says;
@@ -349,11 +350,14 @@ class Segmenter:
     def _map(self, images: Sequence[np.ndarray], full_size: bool, labels: bool = False) -> list[np.ndarray]:
         images = list(images)
         with self._lock:
-            free = self.free_cores()
-            workers = min(len(images), free)
+            # One image per usable core, busy or not: images share nothing, so a core that another process also
+            # wants only splits its time, and nothing waits on a barrier. Measured on 2 cores beside one CPU-bound
+            # process, 24 horses: 8.1 s on two images at once against 10.5 s on one.
+            workers = min(len(images), devices.usable_cores())
             if workers <= 1:
-                # A lone image (or one free core): this thread; torch spreads a lone image over the free cores.
-                self._set_torch_threads(free if len(images) == 1 else 1)
+                # A lone image: this thread; torch spreads it over the free cores only (its threads meet at
+                # barriers after every layer, and one descheduled thread stalls the others).
+                self._set_torch_threads(self.free_cores() if len(images) == 1 else 1)
                 return [self._one(image, full_size, labels) for image in images]
             self._set_torch_threads(1)
             if self._workers is None or self._worker_count < workers:  # grows, never shrinks: threads are cheap

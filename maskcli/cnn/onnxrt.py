@@ -10,7 +10,7 @@ The interface the segmenter uses is small: :meth:`OnnxModel.run` takes a normali
 and returns the model-resolution foreground probability N×h×w, post-processed as its spec says.
 
 Threads: the session has one intra-op thread, so it runs on the thread that calls it, and several threads
-share it, one image each (one per free core, :func:`maskcli.cnn.device.free_cores`). Measured on 2 shared cores
+share it, one image each (one per usable core). Measured on 2 shared cores
 (U²-Net-P, 320×320, CPU seconds per image, interleaved): onnxruntime 0.46 on one thread, torch with
 channels_last 0.56, a frozen TorchScript graph 0.71; and independent images scale over cores where one image's
 many small layers split over threads do not. A lone image runs on one thread too: a second, wider session costs

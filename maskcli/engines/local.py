@@ -272,10 +272,12 @@ def _stop_workers(pool: futures.ProcessPoolExecutor, pending: Iterable[tuple[Ite
     remove_temp_files({item.destination.parent for item, _ in entries if item.destination is not None},
                       [process.pid for process in processes])
     finished = finished_results(entries)
-    # A worker may have renamed its output into place and been stopped before its result came back (a loaded
-    # machine): its destination changed since the item was sent, so it is reported as written all the same.
+    # A worker may have renamed its output into place and been killed before its result came back (a loaded
+    # machine): its future then holds no result, or the broken pool's error. Its destination changed since the
+    # item was sent, so it is reported as written all the same.
+    reported = {result.index for result in finished}
     for item, future in entries:
-        if not future.done() and item.destination is not None:
+        if item.index not in reported and not future.cancelled() and item.destination is not None:
             if _file_identity(item.destination) not in (None, getattr(future, "destination_before", None)):
                 finished.append(Result(item.index, item.name, str(item.destination), "written",
                                        relpath=item.source.relpath.as_posix()))

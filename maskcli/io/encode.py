@@ -17,6 +17,7 @@ import os
 import secrets
 import struct
 import tempfile
+import threading
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -270,12 +271,21 @@ def _encode_pillow(
 
 
 _STOPPING = False
+# Held from the stop check to the end of the rename, so that once stop_writes returns no rename is under way in
+# any thread of this process. Reentrant: in a worker, stop_writes runs in a signal handler, on the very thread
+# that may hold it.
+_RENAMING = threading.RLock()
 
 
 def stop_writes() -> None:
-    """From now on, :func:`write_atomic` in this process renames nothing: a stopping run leaves no new file."""
+    """From now on, :func:`write_atomic` in this process renames nothing: a stopping run leaves no new file.
+
+    Returns once no rename is under way in another thread: every file renamed before is in place and its writer
+    will report it.
+    """
     global _STOPPING
-    _STOPPING = True
+    with _RENAMING:
+        _STOPPING = True
 
 
 def resume_writes() -> None:
@@ -302,9 +312,10 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
-        if _STOPPING:
-            raise WriteStopped(f"{path}: not written, the run is stopping")
-        os.replace(temp_name, path)
+        with _RENAMING:
+            if _STOPPING:
+                raise WriteStopped(f"{path}: not written, the run is stopping")
+            os.replace(temp_name, path)
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
