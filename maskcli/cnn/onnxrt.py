@@ -117,6 +117,9 @@ class OnnxModel:
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3  # warnings about unused initialisers are not the user's concern
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # A memory pattern pre-plans one block per concurrent run, kept for the session's life: with two images
+        # at once U²-Net-P peaked at 1.38 GiB with it and 0.70 GiB without, at the same CPU time per image.
+        options.enable_mem_pattern = False
         try:
             self.session = onnxruntime.InferenceSession(self.path, options, providers=self._providers)
         except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/NoSuchFile kinds
