@@ -29,6 +29,8 @@ from common import run_with_peak, write_report  # noqa: E402
 METHOD_OPTIONS = {"color_range": ["-p", "key=green"]}
 MODE_OPTIONS = {"enhance": ["-s", "contrast=1.5"], "color": ["-b", "white"]}
 SKIP_METHODS = {"cnn", "grabcut"}
+#: Further rows: options that take another path through a mode (CLAHE equalises the whole image's lightness).
+VARIANTS = {"enhance, clahe=2": ("enhance", ["-s", "clahe=2"])}
 
 
 def peak_of(command: list[str]) -> tuple[float, float, int]:
@@ -127,6 +129,8 @@ def main() -> None:
         folder, mask_folder, size = (images, masks, pixels) if banded or whole is None else whole
         measure("apply", name, [*maskcli, "apply", str(folder), "--masks", str(mask_folder), "--mode", name, *extra],
                 size)
+    for label, (name, extra) in VARIANTS.items():
+        measure("apply", label, [*maskcli, "apply", str(images), "--masks", str(masks), "--mode", name, *extra])
 
     lines = [f"# Peak memory of the whole process tree, one {pixels / 1e6:.0f}-megapixel RGB JPEG "
              f"({os.cpu_count()} cores, `--jobs 1`)", "",

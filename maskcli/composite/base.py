@@ -53,6 +53,45 @@ class Mode:
         """
         return None
 
+    def window(self, mask: np.ndarray) -> tuple[int, int, int, int] | None:
+        """The part of the image the result shows, ``(top, left, bottom, right)`` (ends exclusive; it may reach past
+        the image, where :meth:`band` is not called and the result holds :attr:`padding`), or None for the whole
+        image. Runners composite only that window, band by band."""
+        return None
+
+    #: The value (a grey level or a colour, float in [0, 1]) of a window's part outside the image.
+    padding: Any = 0.0
+
+    def survey(self, pixels: np.ndarray, mask: np.ndarray, rows: slice,
+               surveys: list[np.ndarray]) -> np.ndarray | None:
+        """Per-row figures (an array with one row per row of ``pixels``, rows ``rows`` of the window) that the mode
+        needs from the whole image before any band is composited, such as the sums behind a mean; None when it
+        needs no more. ``surveys`` holds the passes so far: a runner going band by band stacks each pass's rows,
+        hands them to :meth:`surveyed`, and asks again with one more pass, until the mode answers None."""
+        return None
+
+    def surveyed(self, figures: np.ndarray, index: int) -> np.ndarray:
+        """The stacked figures of survey pass ``index`` (the whole window's rows) as later passes and bands read
+        them (enhance equalises its stacked lightness here); as they are by default."""
+        return figures
+
+    def band(self, pixels: np.ndarray, mask: np.ndarray, rows: slice, size: tuple[int, int],
+             surveys: list[np.ndarray]) -> np.ndarray:
+        """The composite of a band: ``pixels`` and ``mask`` are rows ``rows`` of the window (with the context
+        :meth:`halo` asked for), ``size`` the whole image's (height, width), ``surveys`` the passes of
+        :meth:`survey` over the whole window. A pixel-by-pixel mode needs none of these: the default is the
+        mode's own call."""
+        return self(pixels, mask)
+
+    def whole(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """:meth:`band` over the whole image, after the survey passes over it: what a mode that surveys computes
+        when called, so that the whole image and its bands take the same steps."""
+        surveys: list[np.ndarray] = []
+        everything = slice(0, pixels.shape[0])
+        while (figures := self.survey(pixels, mask, everything, surveys)) is not None:
+            surveys.append(self.surveyed(figures, len(surveys)))
+        return self.band(pixels, mask, everything, pixels.shape[:2], surveys)
+
     def __getstate__(self) -> dict[str, Any]:
         # Caches (fields whose names start with "_cache") are rebuilt in each worker process.
         return {key: (None if key.startswith("_cache") else value) for key, value in self.__dict__.items()}

@@ -19,7 +19,7 @@ import numpy as np
 from maskcli.imageops import to_grey, to_rgb
 
 __all__ = ["as_rgb", "blend", "with_alpha", "estimate_foreground", "soft_band", "has_soft_band", "luminance",
-           "gaussian_blur", "masked_blur"]
+           "gaussian_blur", "blur_reach", "masked_blur"]
 
 _EPS = np.float32(1e-5)
 
@@ -265,6 +265,22 @@ def gaussian_blur(pixels: np.ndarray, sigma: float) -> np.ndarray:
     scale = small_size[0] / width
     small = cv2.GaussianBlur(small, (0, 0), sigma * scale, borderType=cv2.BORDER_REFLECT)
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def blur_reach(sigma: float) -> int:
+    """Rows of context on each side that :func:`gaussian_blur` needs for a band of rows to come out as on the whole
+    image: exactly (OpenCV's kernel radius, 4σ in float) where the blur is computed at full scale; within 0.005 where
+    it is computed at a reduced scale (4σ, plus two pixels of the reduced grid for its resampling), since a band's
+    grid starts at its own first row.
+
+    >>> blur_reach(0), blur_reach(1.5), blur_reach(15.0)
+    (0, 6, 70)
+    """
+    if sigma <= 0:
+        return 0
+    radius = (round(sigma * 4 * 2 + 1) | 1) // 2
+    factor = sigma / _DIRECT_SIGMA
+    return radius if factor <= 1.5 else radius + 2 * int(np.ceil(factor)) + 2
 
 
 def masked_blur(pixels: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:

@@ -8,9 +8,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from maskcli.composite.base import Mode, modes
-from maskcli.composite.blend import as_rgb, blend, estimate_foreground, with_alpha
+from maskcli.composite.blend import as_rgb, blend, estimate_foreground, has_soft_band, with_alpha
 from maskcli.composite.colors import parse_color
 from maskcli.errors import InputError, OptionError
+from maskcli.imageops import bands, to_unit_float
 from maskcli.registry import option
 
 __all__ = ["Crop", "parse_margin", "crop_box"]
@@ -37,6 +38,7 @@ def crop_box(mask: np.ndarray, *, margin: str | float = 0, square: bool = False,
              cutoff: float = 0.05) -> tuple[int, int, int, int]:
     """The crop ``(top, left, bottom, right)`` (ends exclusive) around the pixels where ``mask > cutoff``.
 
+    ``mask`` is float in [0, 1] or integer levels (uint8, uint16: the cut-off is a fraction of their maximum).
     The box grows by the margin on every side. Without ``square`` it stays within the image; with it, the shorter
     side grows to the longer one about the subject's centre, and the box may reach past the image (padding).
 
@@ -48,16 +50,21 @@ def crop_box(mask: np.ndarray, *, margin: str | float = 0, square: bool = False,
     >>> crop_box(mask, square=True)
     (1, 3, 6, 8)
     """
-    inside = mask > cutoff
-    rows = np.flatnonzero(inside.any(axis=1))
+    height, width = mask.shape
+    # Band by band, so that a large mask (integer levels, as stored) is never held whole as floats or booleans.
+    rows_inside, cols_inside = np.zeros(height, bool), np.zeros(width, bool)
+    for band in bands(height, width):
+        part = mask[band]
+        inside = (to_unit_float(part) if part.dtype in (np.uint8, np.uint16) else part) > cutoff
+        rows_inside[band] = inside.any(axis=1)
+        cols_inside |= inside.any(axis=0)
+    rows, cols = np.flatnonzero(rows_inside), np.flatnonzero(cols_inside)
     if rows.size == 0:
         raise InputError("mask is empty: nothing to crop" + (f" (no value above cutoff {cutoff})" if cutoff else ""))
-    cols = np.flatnonzero(inside[rows[0]:rows[-1] + 1].any(axis=0))
     top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     value, percent = parse_margin(margin)
     pad = round(value * max(bottom - top, right - left) / 100) if percent else round(value)
     top, left, bottom, right = top - pad, left - pad, bottom + pad, right + pad
-    height, width = mask.shape
     if not square:
         return max(top, 0), max(left, 0), min(bottom, height), min(right, width)
     side = max(bottom - top, right - left)
@@ -98,32 +105,46 @@ class Crop(Mode):
     def output_alpha(self) -> bool:
         return self._rgba[3] < 1.0
 
+    @property
+    def padding(self) -> Any:  # type: ignore[override]
+        r, g, b, _ = self._rgba
+        if self.output_alpha:
+            return self._rgba
+        return r if r == g == b else (r, g, b)
+
+    def window(self, mask: np.ndarray) -> tuple[int, int, int, int]:
+        return crop_box(mask, margin=self.margin, square=self.square, cutoff=self.cutoff)
+
+    def halo(self, mask: np.ndarray) -> int | None:
+        # Pixel by pixel, unless the subject's colour is estimated in a soft edge (box blurs over the window).
+        return None if self.cutout and self.decontaminate and has_soft_band(mask) else 0
+
+    def band(self, pixels: np.ndarray, mask: np.ndarray, rows: slice, size: tuple[int, int],
+             surveys: list[np.ndarray]) -> np.ndarray:
+        """The window's content (its part inside the image): the pixels, cut out or flattened on the padding."""
+        alpha = mask
+        if self.cutout:
+            if self.decontaminate:
+                pixels = estimate_foreground(pixels, alpha)
+        else:
+            alpha = np.ones(alpha.shape, np.float32)
+        r_, g_, b_, _ = self._rgba
+        if self.output_alpha:
+            return with_alpha(pixels, alpha)
+        if pixels.ndim == 2 and not r_ == g_ == b_:
+            pixels = as_rgb(pixels)
+        colour = np.float32(r_) if pixels.ndim == 2 else np.array((r_, g_, b_), np.float32)
+        return blend(pixels, colour, alpha) if self.cutout else pixels
+
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        top, left, bottom, right = crop_box(mask, margin=self.margin, square=self.square, cutoff=self.cutoff)
+        top, left, bottom, right = self.window(mask)
         height, width = mask.shape
         # The part of the box inside the image, and where it lands on the canvas.
         t, l, b, r = max(top, 0), max(left, 0), min(bottom, height), min(right, width)
-        region = pixels[t:b, l:r]
-        alpha = mask[t:b, l:r]
-        if self.cutout:
-            if self.decontaminate:
-                region = estimate_foreground(region, alpha)
-        else:
-            alpha = np.ones(alpha.shape, np.float32)
-        r_, g_, b_, a_ = self._rgba
-        grey_pad = r_ == g_ == b_
-        if self.output_alpha:
-            content = with_alpha(region, alpha)
-            fill: Any = np.array((r_, g_, b_, a_), np.float32)
-        else:
-            if region.ndim == 2 and not grey_pad:
-                region = as_rgb(region)
-            colour = np.float32(r_) if region.ndim == 2 else np.array((r_, g_, b_), np.float32)
-            content = blend(region, colour, alpha) if self.cutout else region
-            fill = colour
+        content = self.band(pixels[t:b, l:r], mask[t:b, l:r], slice(t, b), (height, width), [])
         if (t, l, b, r) == (top, left, bottom, right):
             return np.ascontiguousarray(content)
         canvas = np.empty((bottom - top, right - left) + content.shape[2:], np.float32)
-        canvas[...] = fill
+        canvas[...] = np.asarray(self.padding, np.float32)
         canvas[t - top:b - top, l - left:r - left] = content
         return canvas

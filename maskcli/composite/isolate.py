@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from maskcli.composite.base import Mode, modes
-from maskcli.composite.blend import (as_rgb, blend, estimate_foreground, has_soft_band, luminance, masked_blur,
-                                     with_alpha)
+from maskcli.composite.blend import (as_rgb, blend, blur_reach, estimate_foreground, has_soft_band, luminance,
+                                     masked_blur, with_alpha)
 from maskcli.composite.colors import parse_color
 from maskcli.errors import InputError, OptionError
 from maskcli.registry import option
@@ -110,39 +110,72 @@ class Color(Mode):
         return _over_color(_subject(pixels, mask, self.decontaminate), mask, self._rgba)
 
 
+def _linear(source: np.ndarray, length: int, at: np.ndarray, axis: int) -> np.ndarray:
+    """Samples ``at`` (indices) of ``source`` scaled to ``length`` along ``axis`` by linear interpolation, with
+    OpenCV's pixel-centre convention. Each sample depends on nothing but its index, so any set of rows is the same
+    as those rows of the whole result (OpenCV's own resize differs in the last bit from one band height to
+    another)."""
+    size = source.shape[axis]
+    y = (at + 0.5) * (size / length) - 0.5
+    below = np.clip(np.floor(y), 0, size - 1).astype(np.intp)
+    fraction = np.where(y < 0, 0.0, np.clip(y - below, 0.0, 1.0)).astype(np.float32)
+    lower = np.take(source, below, axis=axis)
+    upper = np.take(source, np.minimum(below + 1, size - 1), axis=axis)
+    shape = [1] * source.ndim
+    shape[axis] = -1
+    # a + f (b − a): exact where the two samples agree.
+    return lower + fraction.reshape(shape) * (upper - lower)
+
+
 def fit_background(background: np.ndarray, size: tuple[int, int], how: str = "cover",
-                   fill: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+                   fill: tuple[float, float, float] = (0.0, 0.0, 0.0), rows: slice | None = None) -> np.ndarray:
     """Scale a background to ``size`` = (height, width), keeping its aspect ratio.
 
     ``cover`` fills the whole frame and crops the overflow evenly on both sides; ``fit`` shows all of it, centred,
-    with ``fill`` around it; ``stretch`` ignores the aspect ratio.
+    with ``fill`` around it; ``stretch`` ignores the aspect ratio. ``rows`` asks for a band of rows of the result
+    only (the same values as in the whole result), so that a large frame is never held whole: a background
+    enlarged is interpolated row by row (bilinear); one shrunk (averaging pixels, which needs the whole) is
+    scaled whole, as it is larger than the frame anyway.
 
     >>> fit_background(np.zeros((10, 20), np.float32), (10, 10), "cover").shape
     (10, 10)
     >>> fit_background(np.zeros((10, 20), np.float32), (10, 10), "fit", fill=(1, 1, 1))[:, 5].tolist()
     [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    >>> fit_background(np.eye(4, dtype=np.float32), (8, 8), rows=slice(2, 4)).shape
+    (2, 8)
     """
     height, width = size
+    rows = slice(0, height) if rows is None else rows
     bh, bw = background.shape[:2]
-    if how == "stretch" or (bh, bw) == (height, width):
-        if (bh, bw) == (height, width):
-            return background
-        return cv2.resize(background, (width, height), interpolation=cv2.INTER_LINEAR)
-    scale = max(height / bh, width / bw) if how == "cover" else min(height / bh, width / bw)
-    new_w, new_h = max(1, round(bw * scale)), max(1, round(bh * scale))
-    shrinking = new_w * new_h < bw * bh
-    resized = cv2.resize(background, (new_w, new_h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    if how == "cover":
-        top, left = (new_h - height) // 2, (new_w - width) // 2
-        return np.ascontiguousarray(resized[top:top + height, left:left + width])
-    top, left = (height - new_h) // 2, (width - new_w) // 2
+    if (bh, bw) == (height, width):
+        return background[rows]
+    if how == "stretch":
+        new_w, new_h = width, height
+    else:
+        scale = max(height / bh, width / bw) if how == "cover" else min(height / bh, width / bw)
+        new_w, new_h = max(1, round(bw * scale)), max(1, round(bh * scale))
+    if how == "fit":
+        top, left = (height - new_h) // 2, (width - new_w) // 2
+    else:
+        top, left = -((new_h - height) // 2), -((new_w - width) // 2)
+    wanted = np.arange(rows.start, rows.stop) - top  # rows of the scaled background
+    inside = wanted[(wanted >= 0) & (wanted < new_h)]
+    columns = np.arange(max(-left, 0), max(-left, 0) + min(width, new_w))
+    if new_w * new_h < bw * bh:
+        resized = cv2.resize(background, (new_w, new_h), interpolation=cv2.INTER_AREA)[inside][:, columns]
+    else:
+        resized = _linear(_linear(background, new_h, inside, 0), new_w, columns, 1)
+    if how != "fit":
+        return resized
     grey_fill = fill[0] == fill[1] == fill[2]
     if resized.ndim == 2 and not grey_fill:
         resized = as_rgb(resized)
-    shape = (height, width) if resized.ndim == 2 else (height, width, 3)
+    shape = (len(wanted), width) if resized.ndim == 2 else (len(wanted), width, 3)
     canvas = np.empty(shape, np.float32)
     canvas[...] = fill[0] if resized.ndim == 2 else np.asarray(fill, np.float32)
-    canvas[top:top + new_h, left:left + new_w] = resized
+    if len(inside):
+        first = int(np.searchsorted(wanted, 0))
+        canvas[first:first + len(inside), left:left + new_w] = resized
     return canvas
 
 
@@ -170,8 +203,9 @@ class ImageBackground(Mode):
             raise OptionError("background", f"no such image file: {self.background}")
         self._fill = parse_color(self.fill, option="fill")[:3]
 
-    def _background(self, size: tuple[int, int]) -> np.ndarray:
-        # Read once per process; many photos of a batch share a size, so the last fitted copy is kept too.
+    def _background(self, size: tuple[int, int], rows: slice | None = None) -> np.ndarray:
+        # Read once per process; many photos of a batch share a size, so the last fitted copy is kept too (for a
+        # band of a large image only when the background is larger than the image, and is scaled whole).
         if self._cache_image is None:
             from maskcli.io.decode import read_image
 
@@ -179,13 +213,21 @@ class ImageBackground(Mode):
                 self._cache_image = read_image(self.background).pixels  # type: ignore[arg-type]
             except InputError as error:
                 raise InputError(f"background {self.background}: {error}") from None
+        if rows is not None and self._cache_image.shape[0] * self._cache_image.shape[1] < size[0] * size[1]:
+            return fit_background(self._cache_image, size, self.scale, self._fill, rows)
         if self._cache_fitted is None or self._cache_fitted[0] != size:
             self._cache_fitted = (size, fit_background(self._cache_image, size, self.scale, self._fill))
-        return self._cache_fitted[1]
+        return self._cache_fitted[1] if rows is None else self._cache_fitted[1][rows]
+
+    def halo(self, mask: np.ndarray) -> int | None:
+        return _subject_halo(mask, self.decontaminate)
+
+    def band(self, pixels: np.ndarray, mask: np.ndarray, rows: slice, size: tuple[int, int],
+             surveys: list[np.ndarray]) -> np.ndarray:
+        return blend(_subject(pixels, mask, self.decontaminate), self._background(size, rows), mask)
 
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        background = self._background(pixels.shape[:2])
-        return blend(_subject(pixels, mask, self.decontaminate), background, mask)
+        return blend(_subject(pixels, mask, self.decontaminate), self._background(pixels.shape[:2]), mask)
 
 
 @modes.register("blur")
@@ -206,6 +248,10 @@ class Blur(Mode):
     def __post_init__(self) -> None:
         if not self.strength > 0:
             raise OptionError("strength", f"must be more than 0, got {self.strength}")
+
+    def halo(self, mask: np.ndarray) -> int | None:
+        subject = _subject_halo(mask, self.decontaminate)
+        return None if subject is None else blur_reach(self.strength)
 
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
         background = masked_blur(pixels, np.float32(1.0) - mask, self.strength)
