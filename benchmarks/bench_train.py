@@ -35,10 +35,10 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RUNS = {
     "fluo_nuclei": (20, 8, ["--flips", "hv", "--size", "448", "--epochs", "40", "--patience", "8"],
                     "val IoU >= 0.80"),
-    "weizmann_horses": (80, 20, ["--crop", "320", "--lr", "3e-5", "--epochs", "6", "--patience", "3"],
+    "weizmann_horses": (80, 20, ["--crop", "320", "--lr", "3e-5", "--epochs", "2", "--patience", "2"],
                         "val IoU above the pretrained model's"),
-    "isbi2012_em": (20, 10, ["--flips", "hv", "--both-classes", "--size", "512", "--epochs", "40", "--patience",
-                             "8"], "val IoU (both classes) >= 0.75"),
+    "isbi2012_em": (20, 10, ["--flips", "hv", "--both-classes", "--size", "512", "--epochs", "15", "--patience",
+                             "5"], "val IoU (both classes) >= 0.75"),
 }
 
 
