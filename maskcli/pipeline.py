@@ -262,26 +262,29 @@ def run(
     feed = Feed(items)
     resume_writes()
     results = executor.execute(job, feed, ordered=ordered)
+    last: Result | None = None  # the result the caller holds, or has just reported
     try:
         for result in results:
-            try:
-                yield result
-            except KeyboardInterrupt as stop:
-                if isinstance(stop, Interrupted):
-                    raise
-                # Raised in the caller while the run waited here: the executor stops its work and raises
-                # Interrupted with what finished meanwhile. The result just yielded comes first: the signal may
-                # have cut its report short (a caller that finished reporting it skips it).
-                finished: list[object] = [result]
-                thrower = getattr(results, "throw", None)
-                if thrower is not None:
-                    try:
-                        thrower(stop)
-                    except Interrupted as stopped:
-                        finished += stopped.finished
-                raise Interrupted(finished) from None
+            last = result
+            yield result
             if fail_fast and result.status == "failed":
                 feed.stop()
+    except KeyboardInterrupt as stop:
+        if isinstance(stop, Interrupted):  # the executor stopped its work itself
+            raise
+        # Raised in the caller while the run waited at a result, or here between two: the executor stops its work
+        # and raises Interrupted with what finished meanwhile. The last result comes first: the signal may have cut
+        # its report short (a caller that finished reporting it skips it).
+        finished: list[object] = [] if last is None else [last]
+        thrower = getattr(results, "throw", None)
+        if thrower is not None:
+            try:
+                thrower(stop)
+            except Interrupted as stopped:
+                finished += stopped.finished
+            except (KeyboardInterrupt, StopIteration):  # an executor that had not started, or had ended
+                pass
+        raise Interrupted(finished) from None
     finally:
         close = getattr(results, "close", None)
         if close:

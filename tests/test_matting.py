@@ -14,10 +14,15 @@ import pytest
 from conftest import SAMPLES, run_cli
 
 from maskcli import matting
+from maskcli.composite.blend import estimate_foreground
 from maskcli.errors import OptionError
 from maskcli.refine import Refinement
 
 pymatting = pytest.importorskip("pymatting", reason="pymatting (the [matting] extra) is not installed")
+
+
+def _fur(size: int) -> np.ndarray:
+    return cv2.resize(cv2.imread(str(SAMPLES / "chelsea.png"))[:, :, ::-1], (size, size)).astype(np.float32) / 255
 
 
 def _composite(size: int = 96) -> tuple[np.ndarray, np.ndarray]:
@@ -30,7 +35,7 @@ def _composite(size: int = 96) -> tuple[np.ndarray, np.ndarray]:
         end = start + size * 0.5 * np.array([np.cos(angle), np.sin(angle)])
         cv2.line(big, tuple(start.astype(int)), tuple(end.astype(int)), 0.8, 2, cv2.LINE_AA)
     alpha = cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
-    fur = cv2.resize(cv2.imread(str(SAMPLES / "chelsea.png"))[:, :, ::-1], (size, size)).astype(np.float32) / 255
+    fur = _fur(size)
     back = cv2.resize(cv2.imread(str(SAMPLES / "coffee.png"))[:, :, ::-1], (size, size)).astype(np.float32) / 255
     return alpha[..., None] * fur + (1 - alpha[..., None]) * back, alpha
 
@@ -39,11 +44,11 @@ def test_matte_recovers_a_known_alpha_better_than_the_rough_mask() -> None:
     image, truth = _composite()
     rough = cv2.GaussianBlur((truth > 0.5).astype(np.float32), (0, 0), 2.0)  # a blurry, CNN-like mask
     facts: dict = {}
-    alpha, colour = matting.matte(image, rough, band=0.06, foreground=True, facts=facts)
+    alpha, colour = matting.matte(image, rough, foreground=True, facts=facts)
     assert alpha.dtype == np.float32 and alpha.shape == truth.shape and colour is not None
     assert 0 <= alpha.min() and alpha.max() <= 1
     before, after = np.abs(rough - truth).sum(), np.abs(alpha - truth).sum()
-    assert after < 0.8 * before, (before, after)
+    assert after < 0.9 * before, (before, after)
     assert facts["matting_solver"] == matting.DEFAULT_SOLVER and 0 < facts["matting_unknown_fraction"] < 0.6
     # Sure regions are exact: deep inside 1, far outside 0.
     assert alpha[48, 48] == 1.0 and alpha[0, 0] == 0.0
@@ -101,6 +106,16 @@ def test_cli_segment_writes_a_soft_alpha_and_apply_a_matted_cutout(tmp_path: Pat
     rgba = cv2.imread(str(tmp_path / "cut" / "fur.png"), cv2.IMREAD_UNCHANGED)
     alpha = rgba[..., 3].astype(np.float32) / 255
     assert np.abs(alpha - truth).sum() < 0.9 * np.abs((truth > 0.5) - truth).sum()
+    # The soft edge's colour is the fur's, not the coffee photo's showing through: pymatting's foreground
+    # estimate has less colour error there than the composite itself and than blur-fusion on the same alpha.
+    fur, colour = _fur(96), rgba[..., 2::-1].astype(np.float32) / 255
+    edge = (alpha > 0.05) & (alpha < 0.95) & (truth > 0.05)
+
+    def fringe(rgb: np.ndarray) -> float:
+        return float(np.abs(rgb[edge] - fur[edge]).mean())
+
+    ours, kept, blur_fusion = fringe(colour), fringe(image), fringe(estimate_foreground(image, alpha))
+    assert ours < 0.8 * kept and ours < blur_fusion, (ours, kept, blur_fusion)
     wrong = run_cli("apply", str(source), "--mask", str(rough), "--matting-band", "0.05", "-o", str(tmp_path / "x"))
     assert wrong.returncode == 2 and "--refine matting" in wrong.stderr.decode()
 

@@ -200,3 +200,19 @@ def test_an_interrupt_while_the_caller_holds_a_result_hands_that_result_back(job
     finished = stop.value.finished
     assert finished[0] is first  # its report may have been cut short: it is offered again, first
     assert [r.index for r in finished] == sorted({r.index for r in finished})
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_interrupt_between_two_results_still_stops_the_executor_and_reports(jobs, monkeypatch):
+    from maskcli import pipeline
+    from maskcli.errors import Interrupted
+
+    def signal_arrives(feed):  # a signal landing in the runner's own code, after a result and before the next
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline.Feed, "stop", signal_arrives)
+    results = run(items([3, -1] + list(range(40))), SquareJob(), jobs=jobs, fail_fast=True)
+    assert [next(results).status for _ in range(2)] == ["written", "failed"]
+    with pytest.raises(Interrupted) as stop:
+        next(results)  # fail-fast stops the feed after the failed item, and the signal comes there
+    assert stop.value.finished[0].status == "failed" and stop.value.finished[0].input == "-1"

@@ -141,7 +141,7 @@ MattingSolver = Annotated[Optional[str], typer.Option(
     rich_help_panel=MATTING, show_default=False)]
 MattingBand = Annotated[Optional[float], typer.Option(
     "--matting-band", help="Half-width of the unknown band around the edge, as a fraction of the long side "
-    "(default 0.03); the mask's own soft pixels join it.", rich_help_panel=MATTING, show_default=False)]
+    "(default 0.03), and around the mask's own unsure pixels.", rich_help_panel=MATTING, show_default=False)]
 MattingMaxSide = Annotated[Optional[int], typer.Option(
     "--matting-max-side", help="Solve the band's bounding box at most this many pixels on its long side, then "
     "upsample alpha (default 800): bounds time and memory.", rich_help_panel=MATTING, show_default=False)]

@@ -41,6 +41,65 @@ def available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+def session(path: Union[str, Path], name: str, device: str = "cpu", *, cpu_fallback: bool = False) -> Any:
+    """An onnxruntime session for an ONNX file, with the one thread policy (see the module): one intra-op thread,
+    sequential, no spinning.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ONNX file.
+    name : str
+        The model's name, for messages.
+    device : str
+        ``"cpu"`` or ``"cuda:N"`` (onnxruntime's CUDA provider, from ``onnxruntime-gpu``).
+    cpu_fallback : bool
+        On a CUDA device without the CUDA provider: run on the CPU instead of raising.
+
+    Raises
+    ------
+    SetupError
+        onnxruntime is not installed.
+    DeviceUnavailable
+        A CUDA device was asked for, this onnxruntime has no CUDA provider and ``cpu_fallback`` is false.
+    WeightsUnavailable
+        The file is not an ONNX model onnxruntime can load.
+    """
+    if not available():
+        raise SetupError(f"model {name!r} needs onnxruntime, which is not installed: {INSTALL_HINT}")
+    import onnxruntime
+
+    providers: list[Any] = ["CPUExecutionProvider"]
+    if device.startswith("cuda"):
+        if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(device.partition(":")[2] or 0)}))
+        elif not cpu_fallback:
+            raise DeviceUnavailable(f"device {device}: this onnxruntime {onnxruntime.__version__} has no CUDA "
+                                    "provider (install onnxruntime-gpu, or use the torch engine)")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3  # warnings about unused initialisers are not the user's concern
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # A memory pattern pre-plans one block per concurrent run, kept for the session's life: with two images
+    # at once U²-Net-P peaked at 1.38 GiB with it and 0.70 GiB without, at the same CPU time per image.
+    options.enable_mem_pattern = False
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=providers)
+    except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/NoSuchFile kinds
+        raise WeightsUnavailable(f"onnxruntime cannot load {path} for model {name!r}: "
+                                 f"{type(error).__name__}: {error}") from None
+
+
+def run_graph(session: Any, batch: np.ndarray) -> np.ndarray:
+    """The session's first output for a batch N×C×h×w, on the calling thread (several threads may call at once).
+    Many exports (U²-Net-P's among them) fix the batch at 1: a batch runs image by image."""
+    name = session.get_inputs()[0].name
+    batch = np.ascontiguousarray(batch, dtype=np.float32)
+    return np.concatenate([session.run(None, {name: batch[i:i + 1]})[0] for i in range(batch.shape[0])])
+
+
 def salient_map(fused: np.ndarray) -> np.ndarray:
     """U²-Net's reference post-processing: the fused map (N×h×w) stretched to [0, 1] per image.
 
@@ -95,52 +154,20 @@ class OnnxModel:
 
     def __init__(self, spec: ModelSpec, path: Union[str, Path], device: str = "cpu",
                  classes: Sequence[int] = ()) -> None:
-        if not available():
-            raise SetupError(f"the onnxruntime engine is not installed ({INSTALL_HINT})")
-        import onnxruntime
-
-        self._ort = onnxruntime
         self.spec = spec
         self.path = str(path)
         self.classes = list(classes)
-        if device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-                raise DeviceUnavailable(f"device {device}: this onnxruntime {onnxruntime.__version__} has no CUDA "
-                                        "provider (install onnxruntime-gpu, or use the torch engine)")
-            index = int(device.partition(":")[2] or 0)
-            self._providers: list[Any] = [("CUDAExecutionProvider", {"device_id": index})]
-        else:
-            self._providers = ["CPUExecutionProvider"]
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3  # warnings about unused initialisers are not the user's concern
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # A memory pattern pre-plans one block per concurrent run, kept for the session's life: with two images
-        # at once U²-Net-P peaked at 1.38 GiB with it and 0.70 GiB without, at the same CPU time per image.
-        options.enable_mem_pattern = False
-        try:
-            self.session = onnxruntime.InferenceSession(self.path, options, providers=self._providers)
-        except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/NoSuchFile kinds
-            raise WeightsUnavailable(f"onnxruntime cannot load {self.path} for model {spec.name!r}: "
-                                     f"{type(error).__name__}: {error}") from None
-        self.input_name = self.session.get_inputs()[0].name
+        self.session = session(self.path, spec.name, device)
 
     def run(self, batch: np.ndarray, labels: bool = False) -> np.ndarray:
         """Foreground probability N×h×w (float32) for a normalised batch N×3×h×w, on the calling thread (several
-        threads may call at once); ``labels``: see :func:`class_probability`. Many exports (U²-Net-P's among
-        them) fix the batch at 1: a batch runs image by image."""
-        maps = []
-        for image in batch:
-            out = self.session.run(None, {self.input_name: np.ascontiguousarray(image[None], dtype=np.float32)})[0]
-            if self.spec.kind == "salient":
-                fused = out[:, 0].astype(np.float32)
-                # Exports that end in logits (BiRefNet, ISNet's specs say so) need the sigmoid U²-Net has inside.
-                maps.append(salient_map(1.0 / (1.0 + np.exp(-fused)) if self.spec.logits else fused))
-            else:
-                maps.append(class_probability(out, self.classes, labels))
-        return np.concatenate(maps)
+        threads may call at once); ``labels``: see :func:`class_probability`."""
+        out = run_graph(self.session, batch)
+        if self.spec.kind != "salient":
+            return class_probability(out, self.classes, labels)
+        fused = out[:, 0].astype(np.float32)
+        # Exports that end in logits (BiRefNet, ISNet's specs say so) need the sigmoid U²-Net has inside.
+        return salient_map(1.0 / (1.0 + np.exp(-fused)) if self.spec.logits else fused)
 
 
-__all__ = ["INSTALL_HINT", "OnnxModel", "available", "class_probability", "salient_map"]
+__all__ = ["INSTALL_HINT", "OnnxModel", "available", "class_probability", "run_graph", "salient_map", "session"]

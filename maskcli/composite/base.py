@@ -20,11 +20,17 @@ background image) lives in a field that ``__getstate__`` drops.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
+from maskcli.composite.blend import estimate_foreground
 from maskcli.registry import Registry
+
+#: The subject's colour in a soft edge, from the image and its alpha: (pixels, mask) -> pixels.
+ForegroundEstimator = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class Mode:
@@ -52,6 +58,30 @@ class Mode:
         mask the mode will see (float, or integer levels), for modes whose needs depend on it.
         """
         return None
+
+    def subject(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The subject's colour: the pixels, or with the mode's ``decontaminate`` option the colour estimated in
+        the soft edge with the old background's share removed (blur-fusion by default; the estimator of
+        :meth:`with_foreground` when one was given).
+
+        >>> from maskcli.composite.isolate import Cutout
+        >>> image = np.array([[0.8, 0.4, 0.0]], np.float32); alpha = np.array([[1.0, 0.5, 0.0]], np.float32)
+        >>> Cutout(decontaminate=False).subject(image, alpha) is image
+        True
+        >>> Cutout().with_foreground(lambda pixels, mask: pixels * 0).subject(image, alpha).tolist()
+        [[0.0, 0.0, 0.0]]
+        """
+        if not getattr(self, "decontaminate", False):
+            return pixels
+        estimator: ForegroundEstimator = self.__dict__.get("_foreground") or estimate_foreground
+        return estimator(pixels, mask)
+
+    def with_foreground(self, estimator: ForegroundEstimator | None) -> "Mode":
+        """A copy of this mode whose soft-edge colour comes from ``estimator`` (None: the default), as apply does
+        with pymatting's estimate when the mask is an alpha matte (``refine="matting"``)."""
+        mode = copy.copy(self)
+        mode.__dict__["_foreground"] = estimator
+        return mode
 
     def window(self, mask: np.ndarray) -> tuple[int, int, int, int] | None:
         """The part of the image the result shows, ``(top, left, bottom, right)`` (ends exclusive; it may reach past

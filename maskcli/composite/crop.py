@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from maskcli.composite.base import Mode, modes
-from maskcli.composite.blend import as_rgb, blend, estimate_foreground, has_soft_band, with_alpha
+from maskcli.composite.blend import as_rgb, blend, has_soft_band, with_alpha
 from maskcli.composite.colors import parse_color
 from maskcli.errors import InputError, OptionError
 from maskcli.imageops import bands, to_unit_float
@@ -124,8 +124,7 @@ class Crop(Mode):
         """The window's content (its part inside the image): the pixels, cut out or flattened on the padding."""
         alpha = mask
         if self.cutout:
-            if self.decontaminate:
-                pixels = estimate_foreground(pixels, alpha)
+            pixels = self.subject(pixels, alpha)
         else:
             alpha = np.ones(alpha.shape, np.float32)
         r_, g_, b_, _ = self._rgba

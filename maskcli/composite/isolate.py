@@ -16,17 +16,13 @@ import cv2
 import numpy as np
 
 from maskcli.composite.base import Mode, modes
-from maskcli.composite.blend import (as_rgb, blend, blur_reach, estimate_foreground, has_soft_band, luminance,
-                                     masked_blur, with_alpha)
+from maskcli.composite.blend import (as_rgb, blend, blur_reach, has_soft_band, luminance, masked_blur,
+                                     with_alpha)
 from maskcli.composite.colors import parse_color
 from maskcli.errors import InputError, OptionError
 from maskcli.registry import option
 
 __all__ = ["Cutout", "Color", "ImageBackground", "Blur", "Desaturate", "Dim", "fit_background"]
-
-
-def _subject(pixels: np.ndarray, mask: np.ndarray, decontaminate: bool) -> np.ndarray:
-    return estimate_foreground(pixels, mask) if decontaminate else pixels
 
 
 def _subject_halo(mask: np.ndarray, decontaminate: bool) -> int | None:
@@ -78,7 +74,7 @@ class Cutout(Mode):
         return _subject_halo(mask, self.decontaminate)
 
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        subject = _subject(pixels, mask, self.decontaminate)
+        subject = self.subject(pixels, mask)
         if self._rgba is None:
             return with_alpha(subject, mask)
         return _over_color(subject, mask, self._rgba)
@@ -107,7 +103,7 @@ class Color(Mode):
         return _subject_halo(mask, self.decontaminate)
 
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return _over_color(_subject(pixels, mask, self.decontaminate), mask, self._rgba)
+        return _over_color(self.subject(pixels, mask), mask, self._rgba)
 
 
 def _linear(source: np.ndarray, length: int, at: np.ndarray, axis: int) -> np.ndarray:
@@ -224,10 +220,10 @@ class ImageBackground(Mode):
 
     def band(self, pixels: np.ndarray, mask: np.ndarray, rows: slice, size: tuple[int, int],
              surveys: list[np.ndarray]) -> np.ndarray:
-        return blend(_subject(pixels, mask, self.decontaminate), self._background(size, rows), mask)
+        return blend(self.subject(pixels, mask), self._background(size, rows), mask)
 
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return blend(_subject(pixels, mask, self.decontaminate), self._background(pixels.shape[:2]), mask)
+        return blend(self.subject(pixels, mask), self._background(pixels.shape[:2]), mask)
 
 
 @modes.register("blur")
@@ -255,7 +251,7 @@ class Blur(Mode):
 
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
         background = masked_blur(pixels, np.float32(1.0) - mask, self.strength)
-        return blend(_subject(pixels, mask, self.decontaminate), background, mask)
+        return blend(self.subject(pixels, mask), background, mask)
 
 
 def _amount(value: float) -> None:

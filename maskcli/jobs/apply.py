@@ -67,6 +67,12 @@ class ApplyJob:
     quality: int = 92
     max_pixels: int = DEFAULT_MAX_PIXELS
 
+    def __post_init__(self) -> None:
+        # An alpha matte (refine="matting") comes with its own foreground estimate for the soft edge's colour.
+        estimator = getattr(self.refiner, "foreground_estimator", None)
+        if estimator is not None and hasattr(self.mode, "with_foreground"):
+            self.mode = self.mode.with_foreground(estimator)
+
     @property
     def reads(self) -> list[Path]:
         """Files every item reads (the static mask): no output may replace them."""

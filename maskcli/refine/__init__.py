@@ -171,6 +171,17 @@ class Refinement:
         """Only the GrabCut, guided and matting refinements look at the image; the rest work on the mask alone."""
         return self.refine is not None
 
+    @property
+    def foreground_estimator(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+        """How a cut-out should estimate the subject's colour in the soft edge of masks refined here: pymatting's
+        multi-level estimate for an alpha matte (``refine="matting"``; in the matte's soft band it had less colour
+        error than blur-fusion, ``benchmarks/results/matting.md``), else None (the compositing mode's default).
+
+        >>> Refinement(refine="guided").foreground_estimator is None
+        True
+        """
+        return matting.estimate_foreground if self.refine == "matting" else None
+
     def steps(self) -> list[tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]]:
         """The steps these settings turn on, in the chain's one order (see the module), as (name, step) pairs;
         each step takes the mask and the image and returns the new mask."""

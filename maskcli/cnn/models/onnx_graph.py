@@ -16,72 +16,43 @@ True
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any, Union
 
-import numpy as np
 import torch
 from torch import nn
 
-from maskcli.errors import SetupError, WeightsUnavailable
-
-INSTALL_HINT = "pip install 'maskcli[onnx]'"
+from maskcli.cnn import onnxrt
 
 
 class OnnxGraph(nn.Module):
     """An ONNX file under onnxruntime, callable like a torch module (inference only).
 
+    The session (its thread policy, providers and load errors) and the run come from :mod:`maskcli.cnn.onnxrt`,
+    the one onnxruntime path; on a CUDA device without onnxruntime's CUDA provider the graph runs on the CPU.
+
     Parameters
     ----------
-    path : str or Path
-        The ONNX file.
-    name : str
-        The model's name, for messages.
-
-    Raises
-    ------
-    SetupError
-        onnxruntime is not installed.
-    WeightsUnavailable
-        The file is not an ONNX graph onnxruntime can load.
+    path, name : str or Path, str
+        The ONNX file and the model's name, as :func:`maskcli.cnn.onnxrt.session` takes them (and raises its
+        ``SetupError`` without onnxruntime, its ``WeightsUnavailable`` for a file it cannot load).
     """
 
     def __init__(self, path: Union[str, Path], name: str = "model") -> None:
         super().__init__()
-        if importlib.util.find_spec("onnxruntime") is None:
-            raise SetupError(f"model {name!r} is an ONNX graph run by onnxruntime, which is not installed: "
-                             f"{INSTALL_HINT}")
-        import onnxruntime
-
         self.path, self.name = str(path), name
-        self._ort = onnxruntime
         self._sessions: dict[str, Any] = {}
         self._session("cpu")  # a bad file fails now, before the first image
 
     def _session(self, device: str) -> Any:
-        providers: list[Any] = ["CPUExecutionProvider"]
-        if device.startswith("cuda") and "CUDAExecutionProvider" in self._ort.get_available_providers():
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(device.partition(":")[2] or 0)}))
-        key = str(providers[0])
-        if key not in self._sessions:
-            options = self._ort.SessionOptions()
-            options.log_severity_level = 3
-            try:
-                self._sessions[key] = self._ort.InferenceSession(self.path, options, providers=providers)
-            except Exception as error:  # onnxruntime's own Fail / InvalidGraph / NoSuchFile kinds
-                raise WeightsUnavailable(f"onnxruntime cannot load {self.path} for model {self.name!r}: "
-                                         f"{type(error).__name__}: {error}") from None
-        return self._sessions[key]
+        if device not in self._sessions:
+            self._sessions[device] = onnxrt.session(self.path, self.name, device, cpu_fallback=True)
+        return self._sessions[device]
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         """The graph's first output for a normalised float batch N×3×h×w, on the batch's device."""
-        session = self._session(str(batch.device))
-        name = session.get_inputs()[0].name
-        array = np.ascontiguousarray(batch.detach().float().cpu().numpy())
-        # Many exports fix the batch at 1: run image by image.
-        outputs = [session.run(None, {name: array[i:i + 1]})[0] for i in range(array.shape[0])]
-        return torch.from_numpy(np.concatenate(outputs).astype(np.float32)).to(batch.device)
+        out = onnxrt.run_graph(self._session(str(batch.device)), batch.detach().float().cpu().numpy())
+        return torch.from_numpy(out.astype("float32", copy=False)).to(batch.device)
 
 
-__all__ = ["OnnxGraph", "INSTALL_HINT"]
+__all__ = ["OnnxGraph"]
