@@ -2,6 +2,15 @@
 
 The library never prints and never exits: it raises one of these, and the CLI maps each kind to an exit status
 (see ``maskcli.cli.report``). Every message names what went wrong and, where it helps, what to do about it.
+
+Messages speak of the library's parameters, never of the command line's flags: a parameter is written in single
+backquotes, alone or with a value (`` `resize_mask=True` ``, `` `existing='overwrite'` ``), and
+:attr:`OptionError.option` names the parameter whose value is wrong. The command line turns each into the flag
+that sets it (``--resize-mask``, ``--overwrite``) from its one table, so a Python caller and a shell user each read
+their own words.
+
+>>> str(ShapeMismatch("mask", (4, 2), (3, 2)))
+'mask is 4×2 but the image is 3×2 (use `resize_mask=True` to scale the mask)'
 """
 
 from __future__ import annotations
@@ -36,13 +45,14 @@ class OptionError(MaskcliError, ValueError):
     Parameters
     ----------
     option : str
-        The option's name, as the user typed it (``block_size``, ``--hard``).
+        The parameter's name (``block_size``, ``hard``).
     message : str
-        What is wrong with the value and what would be right.
+        What is wrong with the value and what would be right (other parameters in backquotes, see the module).
     """
 
     def __init__(self, option: str, message: str) -> None:
         self.option = option
+        self.message = message
         super().__init__(f"{option}: {message}")
 
 
@@ -51,7 +61,7 @@ class OutputExists(OptionError):
 
     def __init__(self, option: str, path: str) -> None:
         self.path = path
-        super().__init__(option, f"{path} exists; allow replacing it (overwrite) or choose another file")
+        super().__init__(option, f"{path} exists; replace it with `overwrite=True` or choose another file")
 
 
 class SetupError(MaskcliError):
@@ -67,7 +77,25 @@ class DeviceUnavailable(SetupError):
 
 
 class ShapeMismatch(InputError):
-    """A mask's size differs from its image's size."""
+    """A mask's size differs from its image's size; ``size`` and ``expected`` are both, as (width, height).
+
+    Parameters
+    ----------
+    what : str
+        What does not fit ("mask", "prediction").
+    size, expected : tuple of int
+        Its width and height, and those it should have.
+    against : str
+        What it should fit ("the image", "the truth").
+    hint : str
+        How to make it fit, or "".
+    """
+
+    def __init__(self, what: str, size: tuple[int, int], expected: tuple[int, int], *, against: str = "the image",
+                 hint: str = " (use `resize_mask=True` to scale the mask)") -> None:
+        self.what, self.size, self.expected = what, tuple(size), tuple(expected)
+        (width, height), (expected_width, expected_height) = self.size, self.expected
+        super().__init__(f"{what} is {width}×{height} but {against} is {expected_width}×{expected_height}{hint}")
 
 
 class OutputError(InputError):

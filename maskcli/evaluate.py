@@ -339,9 +339,9 @@ def _unique_stems(keys: Iterable[str]) -> dict[str, str]:
 
 def _check_level(level: float, tolerance: float) -> None:
     if not 0.0 < level <= 1.0:
-        raise OptionError("--level", f"must be in (0, 1], not {level}")
+        raise OptionError("level", f"must be in (0, 1], not {level}")
     if tolerance < 0:
-        raise OptionError("--tolerance", f"must be 0 or more pixels, not {tolerance}")
+        raise OptionError("tolerance", f"must be 0 or more pixels, not {tolerance}")
 
 
 def mean_scores(images: Iterable[ImageScore]) -> dict[str, float]:
@@ -450,18 +450,18 @@ def parse_method_specs(text: str | Sequence[str]) -> list[MethodSpec]:
     >>> parse_method_specs("li:sigma")
     Traceback (most recent call last):
     ...
-    maskcli.errors.OptionError: --methods: expected KEY=VALUE after the method name in 'li:sigma', got 'sigma'
+    maskcli.errors.OptionError: methods: expected KEY=VALUE after the method name in 'li:sigma', got 'sigma'
     """
     texts = [text] if isinstance(text, str) else list(text)
     entries = [entry.strip() for chunk in texts for entry in chunk.split(",") if entry.strip()]
     if not entries:
-        raise OptionError("--methods", "give at least one method, e.g. --methods otsu,li")
+        raise OptionError("methods", "give at least one method, e.g. `methods='otsu,li'`")
     specs = []
     labels: set[str] = set()
     for entry in entries:
         spec = _parse_entry(entry)
         if spec.label in labels:
-            raise OptionError("--methods", f"{spec.label!r} is listed twice")
+            raise OptionError("methods", f"{spec.label!r} is listed twice")
         labels.add(spec.label)
         specs.append(spec)
     return specs
@@ -473,7 +473,7 @@ def _parse_entry(entry: str) -> MethodSpec:
     preset_name = None
     if head == "preset":
         if not rest or not rest[0].strip() or "=" in rest[0]:
-            raise OptionError("--methods", f"expected preset:NAME, got {entry!r}")
+            raise OptionError("methods", f"expected preset:NAME, got {entry!r}")
         preset_name, *rest = rest
         preset_name = preset_name.strip()
     pairs: list[list[str]] = []
@@ -484,12 +484,12 @@ def _parse_entry(entry: str) -> MethodSpec:
         elif pairs:  # a colon inside a value (a Windows path): glue it back on
             pairs[-1][1] += ":" + piece
         else:
-            raise OptionError("--methods", f"expected KEY=VALUE after the method name in {entry!r}, got {piece!r}")
+            raise OptionError("methods", f"expected KEY=VALUE after the method name in {entry!r}, got {piece!r}")
     overrides = {key.replace("-", "_"): value for key, value in pairs}
     if any(not key for key in overrides):
-        raise OptionError("--methods", f"an option without a name in {entry!r}")
+        raise OptionError("methods", f"an option without a name in {entry!r}")
     if preset_name is None and not head:
-        raise OptionError("--methods", f"an entry without a method name: {entry!r}")
+        raise OptionError("methods", f"an entry without a method name: {entry!r}")
     from maskcli.presets import resolve
 
     choice = resolve(head if preset_name is None else None, preset_name, overrides)
@@ -563,7 +563,7 @@ def compare_methods(
     _check_level(level, tolerance)
     specs = [spec if isinstance(spec, MethodSpec) else MethodSpec(*spec) for spec in specs]
     if not specs:
-        raise OptionError("--methods", "give at least one method")
+        raise OptionError("methods", "give at least one method")
     built = [_build(spec) for spec in specs]
     from maskcli.formats.sources import open_mask_set
 

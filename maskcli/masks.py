@@ -112,9 +112,7 @@ def require_same_size(mask: np.ndarray, image_shape: tuple[int, ...], *, what: s
     if mask.shape[:2] != tuple(image_shape[:2]):
         mh, mw = mask.shape[:2]
         ih, iw = image_shape[:2]
-        raise ShapeMismatch(
-            f"{what} is {mw}×{mh} but the image is {iw}×{ih} (use --resize-mask to scale the mask)"
-        )
+        raise ShapeMismatch(what, (mw, mh), (iw, ih))
 
 
 def fraction(mask: np.ndarray) -> float:

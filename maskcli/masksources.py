@@ -11,8 +11,11 @@ A mask source answers two questions:
 
 The kinds: ``folder`` (a folder of per-image masks matched by relative path and stem, as ``maskcli segment``
 writes them), ``file`` (one static mask for every image), ``alpha`` (the image's own alpha channel), ``records``
-(the masks named by the JSON records ``maskcli segment --json`` prints) and ``method`` (a mask method run on the
-fly). Adding a kind is adding one class here (or in another module) with ``@mask_sources.register(NAME)``.
+(the masks named by the JSON records ``maskcli segment --json`` prints), ``method`` (a mask method run on the
+fly), and, from :mod:`maskcli.formats.sources`, ``coco`` (a COCO file) and ``labels`` (a folder of label images
+with its ``labels.json`` legend), each image's mask the union of the chosen classes. Adding a kind is adding one
+class here (or in another module, named in :data:`_ELSEWHERE`) with ``@mask_sources.register(NAME)``.
+:func:`open_masks` picks the kind a path given as "the masks" is: a COCO file, a label folder, or a folder.
 
 Examples
 --------
@@ -22,8 +25,10 @@ Examples
 >>> root = Path(tempfile.mkdtemp()); (root / "sub").mkdir(); _ = (root / "sub" / "a.png").write_bytes(b"")
 >>> MaskFolder(root).pair(Source("photos/sub/a.jpg", PurePosixPath("sub/a.jpg"))).relative_to(root).as_posix()
 'sub/a.png'
->>> sorted(mask_sources.names())
-['alpha', 'file', 'folder', 'method', 'records']
+>>> mask_sources.names()
+['alpha', 'coco', 'file', 'folder', 'labels', 'method', 'records']
+>>> type(open_masks(root)).__name__
+'MaskFolder'
 """
 
 from __future__ import annotations
@@ -41,7 +46,19 @@ from maskcli.io.decode import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, Image
 from maskcli.io.sources import STDIN, Item, Source
 from maskcli.registry import Registry
 
-mask_sources: Registry[Any] = Registry("mask source")
+#: Modules that register mask sources of their own (imported when the registry is listed or asked for a name
+#: not yet registered).
+_ELSEWHERE = ("maskcli.formats.sources",)
+
+
+def _load_elsewhere() -> None:
+    import importlib
+
+    for module in _ELSEWHERE:
+        importlib.import_module(module)
+
+
+mask_sources: Registry[Any] = Registry("mask source", loader=_load_elsewhere)
 
 
 class MaskSource(Protocol):
@@ -108,11 +125,11 @@ class MaskFolder(_FileMasks):
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
         if not self.folder.is_dir():
-            raise OptionError("--masks", f"{self.folder} is not a folder")
+            raise OptionError("masks", f"{self.folder} is not a folder")
 
     def pair(self, source: Source) -> Path | None:
         if source.path == STDIN:
-            raise InputError("--masks pairs files by name; an image on stdin needs --mask FILE, --alpha or --method")
+            raise InputError("`masks` pairs files by name; an image on stdin needs `mask=FILE`, `alpha` or `method`")
         return find_mask(self.folder, source, self.template)
 
 
@@ -127,7 +144,7 @@ def find_mask(folder: Path, source: Source, template: str = "{stem}.png") -> Pat
     try:
         rendered = template.format(**fields)
     except (KeyError, IndexError, ValueError) as error:
-        raise OptionError("--mask-name", f"bad template {template!r}: {error}") from None
+        raise OptionError("mask_name", f"bad template {template!r}: {error}") from None
     candidate = folder / (rendered if "{relpath" in template else rel.parent / rendered)
     if candidate.is_file():
         return candidate
@@ -151,7 +168,7 @@ class StaticMask:
     def __post_init__(self) -> None:
         self.path = Path(self.path)
         if not self.path.is_file():
-            raise OptionError("--mask", f"{self.path} is not a file")
+            raise OptionError("mask", f"{self.path} is not a file")
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_mask": None}  # each worker reads the mask once for itself
@@ -241,5 +258,41 @@ class MethodMasks:
         return None  # made from the decoded image, in the job's compute stage (batched for a CNN)
 
 
+def open_masks(path: str | Path, template: str = "{stem}.png", classes: Iterable[str] | None = None) -> Any:
+    """The mask source a path given as "the masks" names: a COCO file (``*.json``), a folder of label images (with
+    ``labels.json``), or else a folder of per-image masks named by ``template``.
+
+    Parameters
+    ----------
+    path : path
+        The COCO file or the folder.
+    template : str
+        For a folder of masks: the mask file name of an input (see :class:`MaskFolder`).
+    classes : iterable of str, optional
+        For a COCO file or label images: the classes whose union is the mask (default all). Plain masks have one
+        class, so choosing classes of a folder of them is an :class:`~maskcli.errors.OptionError`.
+
+    Returns
+    -------
+    MaskSource
+        A ``coco``, ``labels`` or ``folder`` source; :attr:`problems` of a COCO file or label folder lists what
+        in it was left out.
+
+    Raises
+    ------
+    OptionError
+        ``path`` is neither a folder nor a COCO file.
+    """
+    from maskcli.formats.sources import open_mask_set
+
+    chosen = list(classes) if classes else None
+    annotations = open_mask_set(path, chosen)
+    if annotations is not None:
+        return annotations
+    if not Path(path).is_dir():
+        raise OptionError("masks", f"{path} is neither a folder nor a COCO file (.json)")
+    return MaskFolder(Path(path), template)
+
+
 __all__ = ["AlphaMasks", "MaskFolder", "MaskSource", "MethodMasks", "SegmentRecords", "StaticMask", "find_mask",
-           "mask_sources", "paired", "read_mask_file"]
+           "mask_sources", "open_masks", "paired", "read_mask_file"]

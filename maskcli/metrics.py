@@ -63,7 +63,7 @@ def _check_pair(pred: np.ndarray, truth: np.ndarray) -> None:
     if pred.shape[:2] != truth.shape[:2]:
         ph, pw = pred.shape[:2]
         th, tw = truth.shape[:2]
-        raise ShapeMismatch(f"prediction is {pw}×{ph} but the truth is {tw}×{th}")
+        raise ShapeMismatch("prediction", (pw, ph), (tw, th), against="the truth", hint="")
 
 
 def _binary(mask: np.ndarray, level: float) -> np.ndarray:

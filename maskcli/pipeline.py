@@ -113,7 +113,7 @@ def describe(error: BaseException | str) -> str:
     if isinstance(error, MaskcliError):
         return str(error)
     if isinstance(error, MemoryError):
-        return "out of memory (try fewer --jobs or a smaller --max-pixels)"
+        return "out of memory (try fewer `jobs` or a smaller `max_pixels`)"
     if isinstance(error, OSError):
         return error.strerror or str(error)
     where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None

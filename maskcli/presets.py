@@ -9,7 +9,7 @@ tuning); options given on the command line override it. The quality figures quot
 >>> get_preset("nucleus")
 Traceback (most recent call last):
 ...
-maskcli.errors.OptionError: --preset: unknown preset 'nucleus'; did you mean 'nuclei'? Valid: document, em, greenscreen, horse, membranes, nuclei, photo, subject
+maskcli.errors.OptionError: preset: unknown preset 'nucleus'; did you mean 'nuclei'? Valid: document, em, greenscreen, horse, membranes, nuclei, photo, subject
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         hint = did_you_mean(name, PRESETS)
-        raise OptionError("--preset", f"unknown preset {name!r}{hint} Valid: {', '.join(sorted(PRESETS))}") from None
+        raise OptionError("preset", f"unknown preset {name!r}{hint} Valid: {', '.join(sorted(PRESETS))}") from None
 
 
 #: Options that only the CNN method takes: given without a method, they choose it.

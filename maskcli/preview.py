@@ -64,9 +64,9 @@ class SheetLayout:
         if count < 1:
             raise SetupError("nothing to put on the contact sheet")
         if columns < 1:
-            raise OptionError("--columns", f"must be 1 or more, not {columns}")
+            raise OptionError("columns", f"must be 1 or more, not {columns}")
         if cell < 16:
-            raise OptionError("--cell", f"must be at least 16 pixels, not {cell}")
+            raise OptionError("cell", f"must be at least 16 pixels, not {cell}")
         if label_height < 0 or gap < 0:
             raise OptionError("label_height", "label height and gap must not be negative")
         used = min(columns, count)
@@ -435,6 +435,6 @@ def _plan_overlays(results: list[PreviewResult], output: str | os.PathLike[str] 
             if destination is not None and os.path.realpath(destination) in inputs:
                 item.error = f"overlay {destination} would replace an input; choose another folder"
             elif destination is not None and os.path.lexists(destination) and not overwrite:
-                item.error = f"output {destination} exists (use --overwrite to replace it)"
+                item.error = f"output {destination} exists (use `overwrite=True` to replace it)"
             item.destination = destination
         yield item

@@ -39,6 +39,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from maskcli.cnn.events import EpochRecord, Interrupted, StepEvent
 from maskcli.errors import InputError, OptionError, SetupError
 
 __all__ = [
@@ -169,39 +170,6 @@ class Notice:
     path: Optional[str] = None
 
 
-@dataclasses.dataclass(frozen=True)
-class StepEvent:
-    """One optimiser step of an epoch."""
-
-    epoch: int
-    step: int
-    steps: int
-    loss: float
-
-
-@dataclasses.dataclass(frozen=True)
-class EpochRecord:
-    """One epoch: the mean training loss and the validation scores (epoch 0: the starting model, no training)."""
-
-    epoch: int
-    epochs: int
-    train_loss: Optional[float]
-    val: dict[str, float]
-    seconds: float
-    seconds_per_image: Optional[float]
-    best: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly form (``--json`` prints one per epoch)."""
-        record: dict[str, Any] = {"epoch": self.epoch, "epochs": self.epochs,
-                                  "train_loss": None if self.train_loss is None else round(self.train_loss, 6)}
-        record.update({f"val_{k}": round(v, 6) for k, v in self.val.items()})
-        record.update({"seconds": round(self.seconds, 3), "best": self.best,
-                       "seconds_per_image": None if self.seconds_per_image is None else
-                       round(self.seconds_per_image, 4)})
-        return record
-
-
 @dataclasses.dataclass
 class TrainResult:
     """What a finished run did."""
@@ -217,16 +185,6 @@ class TrainResult:
     history: list[dict[str, Any]]
     settings: dict[str, Any]
     notices: list[Notice]
-
-
-class Interrupted(KeyboardInterrupt):
-    """Training was interrupted (Ctrl-C); the best model so far and the resume state are on disk."""
-
-    def __init__(self, checkpoint: Path, resume: Optional[Path], epochs_done: int) -> None:
-        super().__init__(f"interrupted after {epochs_done} epochs")
-        self.checkpoint = checkpoint
-        self.resume = resume
-        self.epochs_done = epochs_done
 
 
 def resume_path(output: Union[str, os.PathLike[str]]) -> Path:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -99,21 +100,48 @@ def _layer(module: str) -> int | None:
     return None
 
 
-#: Known upward arrows, each to be removed: the training loop reports with the record types of maskcli.train
-#: (they belong below it, beside the loop).
-_KNOWN_UPWARD = {("cnn/training.py", "maskcli.train")}
-
-
 @pytest.mark.parametrize("path", _library_files(), ids=lambda p: p.relative_to(PACKAGE).as_posix())
 def test_dependencies_point_down_the_layers(path: Path) -> None:
-    relative = path.relative_to(PACKAGE).as_posix()
     own = _layer("maskcli." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts))
     if own is None:
         return
-    upward = sorted(m for m in _imports(path) if (_layer(m) or 0) > own
-                    and (relative, m.rsplit(".", 1)[0] if m.count(".") > 1 else m) not in _KNOWN_UPWARD
-                    and (relative, m) not in _KNOWN_UPWARD)
+    upward = sorted(m for m in _imports(path) if (_layer(m) or 0) > own)
     assert not upward, f"{path.name} (layer {own}) imports {upward} from a layer above it"
+
+
+#: A command-line flag (``--resize-mask``) in a text.
+_FLAG = re.compile(r"(?<![\w-])--(?:[a-z]|$)")
+
+
+def _texts(path: Path) -> list[tuple[int, str]]:
+    """The string constants of a file that can reach a user as a message: every one but docstrings and the
+    ``example`` command lines that registered methods and modes carry for ``maskcli methods NAME``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                skipped.add(id(first.value))
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "example":
+            skipped.update(id(inner) for inner in ast.walk(node))
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skipped]
+
+
+def test_the_text_walk_sees_messages_and_skips_docstrings(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text('"""Run ``maskcli segment --json``."""\n'
+                      'class Otsu:\n    example: str = "maskcli segment a/ -o b/ --sigma 2"\n'
+                      'def check(x):\n    """Doc --x."""\n    raise ValueError(f"bad {x} (use --resize-mask)")\n')
+    assert [text for _, text in _texts(sample) if _FLAG.search(text)] == [" (use --resize-mask)"]
+
+
+@pytest.mark.parametrize("path", _library_files(), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_library_messages_name_parameters_not_flags(path: Path) -> None:
+    flagged = [f"line {line}: {text!r}" for line, text in _texts(path) if _FLAG.search(text)]
+    assert not flagged, (f"{path.name} words a message with a command-line flag: {flagged}; name the parameter "
+                         "(`name` or `name=value` in backquotes) and map it in maskcli/cli/flags.py")
 
 
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.relative_to(PACKAGE).as_posix())

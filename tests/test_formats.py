@@ -252,7 +252,7 @@ def test_bad_coco_files_each_give_one_line(tmp_path) -> None:
     done = run_cli("apply", str(sample.parent), "--masks", str(wrong_size), "--class", "person", "-o",
                    str(tmp_path / "out"))
     assert done.returncode == 2
-    assert error_lines(done) == [f"maskcli: error: class: {wrong_size} has no category 'person'; its "
+    assert error_lines(done) == [f"maskcli: error: --class: {wrong_size} has no category 'person'; its "
                                  "categories: thing"]
 
     entries = [{"id": i, "file_name": f"{name}.png", "width": 30, "height": 30}
@@ -396,7 +396,7 @@ def test_segment_labels_from_a_semantic_model_then_apply_and_export(tmp_path) ->
 
     done = run_cli("segment", str(photos), "-o", str(tmp_path / "x"), "-m", "otsu", "--labels")
     assert done.returncode == 2
-    assert error_lines(done) == ["maskcli: error: labels: method 'otsu' has no classes; label images come from "
+    assert error_lines(done) == ["maskcli: error: --labels: method 'otsu' has no classes; label images come from "
                                  "a semantic CNN model (--model deeplabv3-resnet50 ...)"]
     done = run_cli("segment", str(photos), "-o", str(out), *model, "--classes", "dog", "--labels")
     assert done.returncode == 2 and "labels.json exists with other classes" in done.stderr.decode()

@@ -35,8 +35,9 @@ def test_soft_mask_round_trips_within_one_level(bits, dtype):
 
 
 def test_mask_bits_are_checked():
-    with pytest.raises(OptionError, match="mask-bits"):
+    with pytest.raises(OptionError, match="bits: must be 8 or 16, not 12") as caught:
         encode_mask(np.zeros((2, 2), np.float32), bits=12)
+    assert caught.value.option == "bits"
 
 
 def test_mask_from_array_prefers_alpha():

@@ -108,7 +108,7 @@ def test_existing_outputs_policy(tmp_path):
     (tmp_path / "out" / "a.png").write_bytes(b"old")
     source = [Source("in/a.jpg", PurePosixPath("a.jpg"))]
     (item,) = plan("{stem}.png", source, tmp_path / "out")
-    assert "exists (use --overwrite" in item.error
+    assert "exists (use `existing='overwrite'` to replace or `existing='skip'`)" in item.error
     (item,) = plan("{stem}.png", source, tmp_path / "out", existing="skip")
     assert item.skip and item.error is None
     (item,) = plan("{stem}.png", source, tmp_path / "out", existing="overwrite")
@@ -145,4 +145,4 @@ def test_list_entries_are_files_exactly(tmp_path):
 def test_an_empty_folder_is_an_error_not_silence(tmp_path):
     (tmp_path / "empty").mkdir()
     (source,) = expand_inputs([str(tmp_path / "empty")])
-    assert source.error == "no images in this folder (sub-folders are searched with --recursive)"
+    assert source.error == "no images in this folder (sub-folders are searched with `recursive=True`)"

@@ -11,13 +11,13 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import SAMPLES, run_cli
+from conftest import DATA, SAMPLES, needs_data, run_cli
 from maskcli.errors import InputError, OptionError
 from maskcli.io.sinks import FileSink, OutputPlan, StreamSink
 from maskcli.io.sources import Item, Source
 from maskcli.jobs.apply import apply_batch
 from maskcli.masksources import (AlphaMasks, MaskFolder, MethodMasks, SegmentRecords, StaticMask, mask_sources,
-                                 paired)
+                                 open_masks, paired)
 
 
 def _source(rel: str) -> Source:
@@ -25,7 +25,7 @@ def _source(rel: str) -> Source:
 
 
 def test_the_registry_names_every_kind():
-    assert mask_sources.names() == ["alpha", "file", "folder", "method", "records"]
+    assert mask_sources.names() == ["alpha", "coco", "file", "folder", "labels", "method", "records"]
     assert mask_sources.get("folder") is MaskFolder and mask_sources.get("records") is SegmentRecords
     with pytest.raises(OptionError, match="did you mean 'folder'"):
         mask_sources.get("fodler")
@@ -126,3 +126,58 @@ def test_method_masks_run_the_method():
 
     source = MethodMasks(methods.create("otsu"))
     assert source.method.name == "otsu" and source.pair(_source("a.png")) is None
+
+
+@needs_data
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")
+def test_a_coco_file_and_label_images_are_mask_sources_like_a_folder(tmp_path):
+    """The horses' true masks as a folder, as a COCO file and as label images: the same cut-outs, from Python
+    (a path or a registered source) and from the command."""
+    pytest.importorskip("pycocotools", reason="COCO files need pycocotools (pip install 'maskcli[coco]')")
+    from maskcli.formats.coco import rle_encode
+    from maskcli.formats.labels import legend_for, write_legend
+
+    horses = DATA / "weizmann_horses"
+    names = sorted(p.stem for p in (horses / "images").glob("*.png"))[:3]
+    photos, masks, labels = tmp_path / "photos", tmp_path / "masks", tmp_path / "labels"
+    for folder in (photos, masks, labels):
+        folder.mkdir()
+    images, annotations = [], []
+    for number, name in enumerate(names, start=1):
+        (photos / f"{name}.png").write_bytes((horses / "images" / f"{name}.png").read_bytes())
+        (masks / f"{name}.png").write_bytes((horses / "masks" / f"{name}.png").read_bytes())
+        truth = cv2.imread(str(masks / f"{name}.png"), cv2.IMREAD_GRAYSCALE) > 127
+        images.append({"id": number, "file_name": f"{name}.png", "height": truth.shape[0], "width": truth.shape[1]})
+        annotations.append({"id": number, "image_id": number, "category_id": 2, "iscrowd": 0,
+                            "segmentation": rle_encode(truth), "area": int(truth.sum())})
+        cv2.imwrite(str(labels / f"{name}.png"), (truth * 2).astype(np.uint8))  # label 2: horse
+    coco = tmp_path / "horses.json"
+    coco.write_text(json.dumps({"images": images, "annotations": annotations,
+                                "categories": [{"id": 1, "name": "rider"}, {"id": 2, "name": "horse"}]}))
+    write_legend(labels, legend_for(["rider", "horse"]))
+
+    kinds = {"folder": open_masks(masks), "coco": open_masks(coco, classes=["horse"]), "labels": open_masks(labels)}
+    for name, source in kinds.items():
+        assert type(source) is mask_sources.get(name)
+    outputs = {}
+    for name, source in kinds.items():
+        results = list(apply_batch([photos], source, tmp_path / f"out-{name}", jobs=1))
+        assert [r.status for r in results] == ["written"] * 3, [r.error for r in results]
+        outputs[name] = {path.name: path.read_bytes() for path in (tmp_path / f"out-{name}").glob("*.png")}
+    assert outputs["coco"] == outputs["folder"] == outputs["labels"] and len(outputs["folder"]) == 3
+    list(apply_batch([photos], coco, tmp_path / "by-path", jobs=1))  # a path is opened as its kind
+    assert {p.name: p.read_bytes() for p in (tmp_path / "by-path").glob("*.png")} == outputs["folder"]
+
+    done = run_cli("apply", str(photos), "--masks", str(labels), "--class", "horse", "-o", str(tmp_path / "cli"),
+                   "-q")
+    assert done.returncode == 0, done.stderr.decode()
+    assert {p.name: p.read_bytes() for p in (tmp_path / "cli").glob("*.png")} == outputs["folder"]
+
+    with pytest.raises(OptionError) as caught:
+        open_masks(masks, classes=["horse"])  # plain masks have one class
+    assert caught.value.option == "class"
+    with pytest.raises(OptionError) as caught:
+        open_masks(tmp_path / "nothing-here")
+    assert caught.value.option == "masks" and "neither a folder nor a COCO file" in str(caught.value)
+    with pytest.raises(OptionError, match="has no category 'zebra'"):
+        open_masks(coco, classes=["zebra"])

@@ -85,8 +85,11 @@ def test_options_are_checked() -> None:
         Refinement(refine="matting", matting_solver="closed")
     with pytest.raises(OptionError, match="matting_band: must be a fraction"):
         Refinement(refine="matting", matting_band=0.0)
-    with pytest.raises(OptionError, match="--matting-band: works with --refine matting only"):
+    with pytest.raises(OptionError, match="matting_band: works with `refine='matting'` only") as caught:
         Refinement(refine="guided", matting_band=0.05)
+    from maskcli.cli.flags import Wording
+
+    assert Wording().message(caught.value) == "--matting-band: works with --refine matting only"
 
 
 def test_cli_segment_writes_a_soft_alpha_and_apply_a_matted_cutout(tmp_path: Path) -> None:

@@ -169,7 +169,7 @@ def test_every_preset_builds_and_runs():
         assert mask.dtype == np.float32 and mask.shape == IMAGES["rgb"].shape[:2], name
     with pytest.raises(OptionError) as caught:
         get_preset("nucleus")
-    assert caught.value.option == "--preset" and "nuclei" in str(caught.value)
+    assert caught.value.option == "preset" and "nuclei" in str(caught.value)
 
 
 def test_greenscreen_preset_keeps_the_subject():

@@ -19,6 +19,8 @@ import typer
 
 from maskcli import __version__
 from maskcli.cli import entry
+from maskcli.cli.context import IOContext, current, using
+from maskcli.cli.flags import Wording
 from maskcli.cli.report import EXIT_INTERRUPTED, EXIT_SETUP, EXIT_USAGE, error_line
 from maskcli.errors import MaskcliError, OptionError
 
@@ -34,7 +36,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        print(f"maskcli {__version__}")
+        print(f"maskcli {__version__}", file=current().stdout)
         raise typer.Exit()
 
 
@@ -50,15 +52,20 @@ def _root(
 
 def _interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
     """The command, ending with status 130 and one line on Ctrl-C or SIGTERM (Click would print "Aborted!" and
-    exit 1). Batches report what they finished before this."""
+    exit 1; batches report what they finished before this), and with one line in the command's own words for a
+    library error (exit status 2 for a usage error, 3 for a setup error)."""
 
     @functools.wraps(command)
     def interruptible(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            with Wording.of_command(command).current_for_command():
+                return command(*args, **kwargs)
         except KeyboardInterrupt:
-            print("maskcli: interrupted", file=sys.stderr, flush=True)
+            print("maskcli: interrupted", file=current().stderr, flush=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except MaskcliError as error:
+            error_line(Wording.of_command(command).message(error))
+            raise typer.Exit(EXIT_USAGE if isinstance(error, OptionError) else EXIT_SETUP) from None
 
     return interruptible
 
@@ -68,8 +75,8 @@ def _register() -> None:
 
     app.command("segment", no_args_is_help=False)(_interruptible(segment.segment_command))
     app.command("apply")(_interruptible(apply.apply_command))
-    app.command("methods")(methods.methods_command)
-    app.command("modes")(methods.modes_command)
+    app.command("methods")(_interruptible(methods.methods_command))
+    app.command("modes")(_interruptible(methods.modes_command))
     for command in models.app.registered_commands:
         command.callback = _interruptible(command.callback)  # type: ignore[arg-type]
     app.add_typer(models.app, name="models")
@@ -82,11 +89,12 @@ def _register() -> None:
 _register()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, io: IOContext | None = None) -> int:
     """Run the CLI and return its exit status (never raises for user errors).
 
     Typer handles usage errors (exit 2), ``--help`` and Ctrl-C (exit 130); the library's own errors are mapped
-    here, each printed as one line.
+    here, each printed as one line. ``io``: the streams the commands use (default: the process's), handed to
+    every command through Click's context.
     """
     # The command owns its process, so it (not the library) silences OpenCV's own warnings on stderr: maskcli
     # reports every failure itself, one line per file. Read by OpenCV when it loads (workers inherit it).
@@ -96,28 +104,29 @@ def main(argv: list[str] | None = None) -> int:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     previous = entry.install(ready=True)
     try:
-        return _main(argv)
+        return _main(argv, io or IOContext.of_process())
     finally:
         entry.restore(previous)
 
 
-def _main(argv: list[str] | None) -> int:
+def _main(argv: list[str] | None, io: IOContext) -> int:
     try:
-        app(args=argv, prog_name="maskcli")
+        with using(io):
+            app(args=argv, prog_name="maskcli")
     except SystemExit as done:
         status = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
         if entry.interrupted() and status != EXIT_INTERRUPTED:
-            print("maskcli: interrupted", file=sys.stderr)  # a signal outside a batch unwound the command
+            print("maskcli: interrupted", file=io.stderr)  # a signal outside a batch unwound the command
             return EXIT_INTERRUPTED
         return status
     except KeyboardInterrupt:
-        print("maskcli: interrupted", file=sys.stderr)
+        print("maskcli: interrupted", file=io.stderr)
         return EXIT_INTERRUPTED
-    except OptionError as error:
-        error_line(str(error))
+    except OptionError as error:  # outside a command (the commands report their own): any flag's words
+        error_line(Wording().message(error), stream=io.stderr)
         return EXIT_USAGE
     except MaskcliError as error:
-        error_line(str(error))
+        error_line(Wording().message(error), stream=io.stderr)
         return EXIT_SETUP
     except BrokenPipeError:
         # A reader such as `head` closed the pipe: stop quietly, as other Unix tools do.

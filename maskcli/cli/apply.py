@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from maskcli.cli import common as c
+from maskcli.cli.context import current
 from maskcli.cli.segment import drive
 from maskcli.errors import OptionError
-from maskcli.io import DEFAULT_MAX_PIXELS
 
 MASKS = "Masks (choose one source)"
 MODE = "Compositing"
@@ -23,6 +22,7 @@ def _mode_names() -> list[str]:
     return modes.names()
 
 
+@c.grouped
 def apply_command(
     inputs: c.Inputs = None,
     output: c.Output = None,
@@ -49,20 +49,10 @@ def apply_command(
     alpha: Annotated[bool, typer.Option("--alpha", help="Use each image's own alpha channel as its mask.",
                                         rich_help_panel=MASKS)] = False,
     method: c.ApplyMethodName = None,
-    preset: c.Preset = None,
-    params: c.Params = None,
-    polarity: c.Polarity = None,
-    channel: c.Channel = None,
-    sigma: c.Sigma = None,
-    model: c.Model = None,
-    weights: c.Weights = None,
-    device: c.Device = None,
-    batch_size: c.BatchSize = None,
-    classes: c.Classes = None,
+    *,
+    method_settings: c.MethodOptions,
     refine: c.refine_option(MASKS) = None,  # type: ignore[valid-type]
-    matting_solver: c.MattingSolver = None,
-    matting_band: c.MattingBand = None,
-    matting_max_side: c.MattingMaxSide = None,
+    matting: c.MattingOptions,
     hard: Annotated[Optional[float], typer.Option("--hard", help="Binarise the mask at this level in (0, 1].",
                                                   rich_help_panel=MASKS, show_default=False)] = None,
     feather: Annotated[float, typer.Option("--feather", help="Soften the mask's edge over this many pixels.",
@@ -81,19 +71,7 @@ def apply_command(
     name: Annotated[str, typer.Option("--name", help="Output name template: {stem} {name} {ext} {relpath} "
                                       "{index}; the suffix follows the output format.",
                                       rich_help_panel=c.BATCH)] = "{stem}.png",
-    recursive: c.Recursive = False,
-    from_file: c.FromFile = None,
-    null: c.Null = False,
-    skip_existing: c.SkipExisting = False,
-    overwrite: c.Overwrite = False,
-    max_pixels: c.MaxPixels = DEFAULT_MAX_PIXELS,
-    jobs: c.Jobs = None,
-    engine: c.Engine = "local",
-    ray_address: c.RayAddress = None,
-    unordered: c.Unordered = False,
-    fail_fast: c.FailFast = False,
-    json_records: c.Json = False,
-    quiet: c.Quiet = False,
+    batch: c.BatchOptions,
 ) -> None:
     """Apply masks to images: isolate the foreground or enhance it.
 
@@ -109,11 +87,11 @@ def apply_command(
     from maskcli.composite import modes
     from maskcli.io.sinks import OutputPlan, StreamSink
     from maskcli.jobs.apply import ApplyJob
-    from maskcli.masksources import AlphaMasks, MaskFolder, MethodMasks, SegmentRecords, StaticMask, paired
+    from maskcli.masksources import AlphaMasks, MethodMasks, SegmentRecords, StaticMask, open_masks, paired
     from maskcli.methods import methods
     from maskcli.refine import refinement as build_refinement
 
-    executor = c.executor_for(engine, ray_address, jobs)
+    executor = batch.executor()
     mode_options: dict[str, Any] = c.parse_params(settings, option="set")
     if background is not None:
         mode_options["background"] = background
@@ -121,43 +99,30 @@ def apply_command(
     # A format that cannot hold the result is a usage error, now.
     plan = OutputPlan.for_images(format, alpha=bool(getattr(mode_object, "output_alpha", False)))
 
-    first_class = {"polarity": polarity, "channel": channel, "sigma": sigma, "model": model,
-                   "weights": str(weights) if weights else None, "device": device, "batch_size": batch_size,
-                   "classes": classes}
-    wants_method = method is not None or preset is not None or bool(params) or any(
-        v is not None for v in first_class.values())
+    wants_method = method is not None or method_settings.given
     chosen = [name for name, given in (("--masks", masks is not None), ("--mask", mask is not None),
                                        ("--alpha", alpha), ("--method", wants_method)) if given]
     if len(chosen) > 1:
         raise OptionError(chosen[1], f"choose one mask source, not {' and '.join(chosen)}")
 
-    method_masks = annotations = None
+    method_masks = None
     refinement: dict[str, Any] = {}
     if wants_method:
-        method_name, method_options, refinement = c.method_plan(method, preset, params, first_class)
+        method_name, method_options, refinement = method_settings.plan(method)
         method_masks = MethodMasks(methods.create(method_name, method_options))
     # The mask's own options join the preset's refinement: one chain, in its one order, after fitting the mask.
     refinement.update({k: v for k, v in (("hard", hard), ("feather", feather or None), ("invert", invert or None))
                        if v is not None})
 
-    sources, kind = c.gather_sources(inputs, recursive=recursive, from_file=from_file, null=null,
-                                     allow_records=not chosen, max_pixels=max_pixels)
+    sources, kind = c.gather_sources(inputs, batch, allow_records=not chosen)
     mask_source: Any
     if kind == "records":
-        mask_source = SegmentRecords(sys.stdin)
+        mask_source = SegmentRecords(current().stdin)
         sources = mask_source.sources()
     elif masks is not None:
-        from maskcli.formats.sources import open_mask_set
-
-        annotations = open_mask_set(masks, c.split_names(classes_kept))
-        if annotations is not None:
-            for problem in annotations.problems:
-                c.warn(problem, quiet)
-            mask_source = annotations
-        elif not masks.is_dir():
-            raise OptionError("--masks", f"{masks} is neither a folder nor a COCO file (.json)")
-        else:
-            mask_source = MaskFolder(masks, mask_name)
+        mask_source = open_masks(masks, mask_name, c.split_names(classes_kept))
+        for problem in getattr(mask_source, "problems", ()):
+            c.warn(problem, batch.quiet)
     elif mask is not None:
         mask_source = StaticMask(mask)
     elif alpha:
@@ -168,16 +133,15 @@ def apply_command(
         raise OptionError("--masks", "say where masks come from: --masks DIR, --mask FILE, --alpha, --method NAME, "
                           "or pipe `maskcli segment --json` records")
 
-    edge_settings = c.matting_settings(matting_solver, matting_band, matting_max_side)
+    edge_settings = matting.settings()
     if edge_settings and refine != "matting":
         raise OptionError("--matting-solver", "the matting options work with --refine matting")
     if refine is not None:
         refinement.update({"refine": refine, **edge_settings})
-    if classes_kept and not (masks is not None and mask_source is annotations):
+    if classes_kept and masks is None:
         raise OptionError("--class", "picks classes of a COCO file or label images given as --masks")
-    sink = c.choose_sink(kind=kind, output=output, template=name, json_records=json_records,
-                         existing=c.existing_policy(skip_existing, overwrite), plan=plan)
+    sink = c.choose_sink(kind=kind, output=output, template=name, batch=batch, plan=plan)
     job = ApplyJob(mode_object, mask_source, plan, sink, refiner=build_refinement(refinement),
-                   resize_mask=resize_mask, quality=quality, max_pixels=max_pixels)
-    drive(paired(sink.items(sources), mask_source), job, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
-          json_records=json_records, quiet=quiet or isinstance(sink, StreamSink), executor=executor)
+                   resize_mask=resize_mask, quality=quality, max_pixels=batch.max_pixels)
+    drive(paired(sink.items(sources), mask_source), job, batch, quiet=batch.quiet or isinstance(sink, StreamSink),
+          executor=executor)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import os
-import sys
-from collections.abc import Iterator
+import typing
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from maskcli.errors import OptionError, SetupError
+from maskcli.cli.context import current
 from maskcli.cli.streams import binary_stdout, stdin_kind
 from maskcli.io import DEFAULT_MAX_PIXELS
 
@@ -155,17 +159,114 @@ def refine_option(panel: str) -> Any:
         rich_help_panel=panel, show_default=False)]
 
 
-def matting_settings(solver: str | None, band: float | None, max_side: int | None) -> dict[str, Any]:
-    """The matting options given on the command line, as refinement settings."""
-    given = {"matting_solver": solver, "matting_band": band, "matting_max_side": max_side}
-    return {key: value for key, value in given.items() if value is not None}
-
-
 Params = Annotated[
     Optional[list[str]],
     typer.Option("--param", "-p", help="A method option as KEY=VALUE (repeatable); see `maskcli methods NAME`.",
                  rich_help_panel=METHOD, show_default=False),
 ]
+
+
+@dataclasses.dataclass
+class BatchOptions:
+    """How a batch verb finds its inputs, treats existing outputs, runs and reports (segment and apply)."""
+
+    recursive: Recursive = False
+    from_file: FromFile = None
+    null: Null = False
+    skip_existing: SkipExisting = False
+    overwrite: Overwrite = False
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS
+    jobs: Jobs = None
+    engine: Engine = "local"
+    ray_address: RayAddress = None
+    unordered: Unordered = False
+    fail_fast: FailFast = False
+    json_records: Json = False
+    quiet: Quiet = False
+
+    def existing(self) -> Existing:
+        """What an existing output means."""
+        return existing_policy(self.skip_existing, self.overwrite)
+
+    def executor(self) -> Any:
+        """The engine's executor (None: the local engine)."""
+        return executor_for(self.engine, self.ray_address, self.jobs)
+
+
+@dataclasses.dataclass
+class MethodOptions:
+    """The mask method's settings beside its name: a preset, KEY=VALUE pairs and the named flags (segment and
+    apply's on-the-fly masks)."""
+
+    preset: Preset = None
+    params: Params = None
+    polarity: Polarity = None
+    channel: Channel = None
+    sigma: Sigma = None
+    model: Model = None
+    weights: Weights = None
+    device: Device = None
+    batch_size: BatchSize = None
+    classes: Classes = None
+
+    @property
+    def given(self) -> bool:
+        """Whether any of them was given (so a method makes the masks)."""
+        return self.preset is not None or bool(self.params) or any(v is not None for v in self.named().values())
+
+    def named(self) -> dict[str, Any]:
+        """The named flags, as method options (None where not given)."""
+        return {"polarity": self.polarity, "channel": self.channel, "sigma": self.sigma, "model": self.model,
+                "weights": str(self.weights) if self.weights else None, "device": self.device,
+                "batch_size": self.batch_size, "classes": self.classes}
+
+    def plan(self, method: str | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """The method's name, its options and refinement settings (see :func:`method_plan`)."""
+        return method_plan(method, self.preset, self.params, self.named())
+
+
+@dataclasses.dataclass
+class MattingOptions:
+    """The alpha matting refinement's settings."""
+
+    matting_solver: MattingSolver = None
+    matting_band: MattingBand = None
+    matting_max_side: MattingMaxSide = None
+
+    def settings(self) -> dict[str, Any]:
+        """Those given, as refinement settings."""
+        given = {"matting_solver": self.matting_solver, "matting_band": self.matting_band,
+                 "matting_max_side": self.matting_max_side}
+        return {key: value for key, value in given.items() if value is not None}
+
+
+def grouped(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``command`` with each parameter typed as an option group (a dataclass of Typer options, such as
+    :class:`BatchOptions`) spelled out as the group's options for Typer, and packed back into the group when the
+    command runs: a block of options is declared once and shared by the commands that take it."""
+    signature = inspect.signature(command, eval_str=True)
+    parameters: list[inspect.Parameter] = []
+    groups: dict[str, tuple[type, list[str]]] = {}
+    for parameter in signature.parameters.values():
+        group = parameter.annotation
+        if not (isinstance(group, type) and dataclasses.is_dataclass(group)):
+            parameters.append(parameter)
+            continue
+        hints = typing.get_type_hints(group, include_extras=True)
+        fields = [field for field in dataclasses.fields(group) if field.init]
+        groups[parameter.name] = (group, [field.name for field in fields])
+        parameters += [inspect.Parameter(field.name, parameter.kind, default=field.default,
+                                         annotation=hints[field.name]) for field in fields]
+
+    @functools.wraps(command)
+    def with_groups(**kwargs: Any) -> Any:
+        for name, (group, names) in groups.items():
+            kwargs[name] = group(**{key: kwargs.pop(key) for key in names})
+        return command(**kwargs)
+
+    with_groups.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    with_groups.__annotations__ = {p.name: p.annotation for p in parameters}
+    return with_groups
 
 
 def executor_for(engine: str, ray_address: str | None, jobs: int | None) -> Any:
@@ -195,9 +296,11 @@ def split_names(values: list[str] | None) -> list[str] | None:
 
 
 def warn(message: str, quiet: bool = False) -> None:
-    """``maskcli: warning: ...`` on stderr, unless quiet."""
+    """``maskcli: warning: ...`` on stderr (a library message, in the command's words), unless quiet."""
     if not quiet:
-        print(f"maskcli: warning: {message}", file=sys.stderr, flush=True)
+        from maskcli.cli.flags import Wording
+
+        print(f"maskcli: warning: {Wording.current().text(message)}", file=current().stderr, flush=True)
 
 
 def parse_params(params: list[str] | None, option: str = "param") -> dict[str, str]:
@@ -217,26 +320,28 @@ def existing_policy(skip_existing: bool, overwrite: bool) -> Existing:
     return "skip" if skip_existing else "overwrite" if overwrite else "error"
 
 
-def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str | None, null: bool,
-                   allow_records: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Iterator[Source], str]:
+def gather_sources(inputs: list[str] | None, batch: BatchOptions, *,
+                   allow_records: bool = False) -> tuple[Iterator[Source], str]:
     """Sources from the arguments, a list file, or stdin; also says what stdin held ("paths", "records", ...).
 
     With "records" (``maskcli segment --json`` piped in), the sources are empty: the mask source reads them.
     """
     from maskcli.io.sources import expand_inputs, listed_files, read_path_list, stream_source
 
+    io = current()
+    recursive, from_file, null, max_pixels = batch.recursive, batch.from_file, batch.null, batch.max_pixels
     streams: list[Iterator[Source]] = []
     kind = "none"
     if inputs:
         if inputs.count(STDIN) and len(inputs) > 1:
             raise OptionError("inputs", "- (one image on stdin) cannot be mixed with other inputs")
         if inputs == [STDIN]:
-            return iter([stream_source(sys.stdin.buffer, max_pixels)]), "image"
+            return iter([stream_source(io.stdin_bytes, max_pixels)]), "image"
         streams.append(expand_inputs(inputs, recursive=recursive))
         kind = "args"
     if from_file is not None:
         if from_file == STDIN:
-            stream = sys.stdin.buffer
+            stream = io.stdin_bytes
         else:
             try:
                 stream = open(from_file, "rb")  # noqa: SIM115 (read lazily while the batch runs)
@@ -245,11 +350,11 @@ def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str 
         streams.append(listed_files(read_path_list(stream, null=null)))
         kind = "paths"
     if not streams:
-        kind = stdin_kind()
+        kind = stdin_kind(io.stdin_bytes)
         if kind == "paths":
-            streams.append(listed_files(read_path_list(sys.stdin.buffer, null=null)))
+            streams.append(listed_files(read_path_list(io.stdin_bytes, null=null)))
         elif kind == "image":
-            return iter([stream_source(sys.stdin.buffer, max_pixels)]), kind
+            return iter([stream_source(io.stdin_bytes, max_pixels)]), kind
         elif kind == "records" and allow_records:
             return iter(()), kind
         elif kind == "records":
@@ -264,21 +369,20 @@ def gather_sources(inputs: list[str] | None, *, recursive: bool, from_file: str 
     return chained(), kind
 
 
-def choose_sink(*, kind: str, output: Path | None, template: str, existing: Existing, plan: OutputPlan,
-                json_records: bool) -> Sink:
+def choose_sink(*, kind: str, output: Path | None, template: str, batch: BatchOptions, plan: OutputPlan) -> Sink:
     """Where outputs go: one image from stdin goes to stdout unless an output file is named; else a folder."""
     from maskcli.io.sinks import FileSink, FolderSink, StreamSink
 
     if kind == "image":
         if output is not None and str(output) != STDIN:
-            return FileSink(output, existing, plan)
-        stream = binary_stdout()
-        if json_records:
+            return FileSink(output, batch.existing(), plan)
+        stream = binary_stdout(current())
+        if batch.json_records:
             raise OptionError("--json", "records go to stdout, which carries the image; give -o FILE")
         return StreamSink(stream, plan)
     if output is None or str(output) == STDIN:
         raise OptionError("--output", "give an output folder with -o/--output (stdout takes one image from stdin)")
-    return FolderSink(output, template, existing, plan)
+    return FolderSink(output, template, batch.existing(), plan)
 
 
 def method_plan(method: str | None, preset: str | None, params: list[str] | None,

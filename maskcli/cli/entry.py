@@ -17,7 +17,9 @@ import signal
 from collections.abc import Iterator
 from typing import Any
 
-EXIT_INTERRUPTED = 130
+from maskcli.cli.context import Exit
+
+EXIT_INTERRUPTED = Exit.INTERRUPTED
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _state = {"signals": 0, "ready": False, "holding": 0, "held": False}
 

@@ -6,13 +6,14 @@ import csv
 import io
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from maskcli.cli import common as c
+from maskcli.cli.context import current
+from maskcli.cli.flags import Wording
 from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, escape, progress_bar, say
 from maskcli.errors import OptionError
 
@@ -197,7 +198,7 @@ def _err(text: str) -> None:
 def _warn_unpaired(pairing: Any, what: str) -> None:
     # Said even with --quiet: silently scoring fewer files than were given would mislead.
     for path, reason in pairing.problems:
-        _err(f"maskcli: warning: {path}: {reason}")
+        _err(f"maskcli: warning: {path}: {Wording.current().text(reason)}")
     for path in pairing.unpaired_sources:
         _err(f"maskcli: warning: {path}: no truth of the same name; not scored")
     for path in pairing.unpaired_truths:
@@ -207,7 +208,7 @@ def _warn_unpaired(pairing: Any, what: str) -> None:
 def _report_failures(failures: list[tuple[str | None, Any]]) -> None:
     for label, image in failures:
         where = f"{label}: " if label else ""
-        _err(f"maskcli: error: {image.source}: {where}{image.error}")
+        _err(f"maskcli: error: {image.source}: {where}{Wording.current().text(str(image.error))}")
 
 
 def _summary(text: str, quiet: bool) -> None:
@@ -216,7 +217,7 @@ def _summary(text: str, quiet: bool) -> None:
 
 
 def _print_json(document: dict[str, Any]) -> None:
-    print(json.dumps(document, default=str), flush=True)
+    print(json.dumps(document, default=str), file=current().stdout, flush=True)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -226,11 +227,11 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def _console() -> Any:
-    from rich.console import Console
 
     # A table piped to a file or pager is not cut to 80 columns: names would be lost.
-    width = None if sys.stdout.isatty() else 200
-    return Console(file=sys.stdout, highlight=False, width=width)
+    context = current()
+    width = None if context.stdout_isatty else 200
+    return context.console(highlight=False, width=width)
 
 
 def _print_scores(images: list[Any], means: dict[str, float], both_classes: bool, worst: int | None) -> None:
@@ -320,8 +321,8 @@ def _write_csv(path: Path, rows: list[tuple[str | None, Any]]) -> None:
             row.append(f"{image.seconds * 1000:.2f}" if image.seconds is not None else "")
         writer.writerow(row)
     if str(path) == "-":
-        sys.stdout.write(buffer.getvalue())
-        sys.stdout.flush()
+        current().stdout.write(buffer.getvalue())
+        current().stdout.flush()
         return
     from maskcli.io.encode import write_atomic
 
@@ -332,12 +333,12 @@ class _Progress:
     """A transient progress line on stderr while methods run, only on a terminal."""
 
     def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled and current().stderr_isatty
         self._progress: Any = None
 
     def __enter__(self) -> "_Progress":
         if self.enabled:
-            self._progress = progress_bar(sys.stderr, "steps")
+            self._progress = progress_bar(current().stderr, "steps")
             self._task = self._progress.add_task("scoring", total=None)
         return self
 

@@ -6,11 +6,12 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from maskcli.cli.context import current
+
 from maskcli.registry import Registry, options_of
 
 
 def _table(registry: Registry[Any], title: str) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
@@ -18,15 +19,14 @@ def _table(registry: Registry[Any], title: str) -> None:
     table.add_column("summary")
     for name, cls in registry.items():
         table.add_row(name, getattr(cls, "summary", ""))
-    Console().print(table)
+    current().console().print(table)
 
 
 def _detail(registry: Registry[Any], name: str, flag: str = "-p") -> None:
-    from rich.console import Console
     from rich.table import Table
 
     cls = registry.get(name)
-    console = Console()
+    console = current().console()
     console.print(f"[bold]{name}[/bold]: {getattr(cls, 'summary', '')}")
     doc = (cls.__doc__ or "").strip().split("\n\n")[0]
     if doc and not doc.startswith(cls.__name__ + "("):
@@ -42,7 +42,6 @@ def _detail(registry: Registry[Any], name: str, flag: str = "-p") -> None:
 
 
 def _presets_table() -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from maskcli.presets import PRESETS
@@ -53,7 +52,7 @@ def _presets_table() -> None:
     for name, preset in sorted(PRESETS.items()):
         settings = {**preset.options, **preset.refinement}
         table.add_row(name, preset.method, " ".join(f"{k}={v}" for k, v in settings.items()), preset.summary)
-    Console().print(table)
+    current().console().print(table)
 
 
 def methods_command(

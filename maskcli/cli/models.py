@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from maskcli.cli.context import current
 
 app = typer.Typer(
     help="The pretrained CNN models: list them (with whether their weights are cached), download one, show one.",
@@ -29,7 +30,6 @@ def models_command(ctx: typer.Context) -> None:
     """List the models; `maskcli models info NAME` shows one, `maskcli models download NAME` fetches one."""
     if ctx.invoked_subcommand is not None:
         return
-    from rich.console import Console
     from rich.table import Table
 
     from maskcli.cnn import specs, weights
@@ -44,7 +44,7 @@ def models_command(ctx: typer.Context) -> None:
         input_size = f"{spec.input_size}×{spec.input_size}" if spec.kind == "salient" else f"short side {spec.input_size}"
         where = "shipped in the package" if weights.bundled_path(spec) else f"yes: {cached}" if cached else "no"
         table.add_row(label, spec.kind, _size(spec), spec.licence.split(";")[0], input_size, where)
-    console = Console()
+    console = current().console()
     console.print(table)
     console.print(f"cache: {weights.cache_dir()} (set MASKCLI_HOME to move it)", highlight=False)
 
@@ -54,7 +54,6 @@ def info_command(name: Annotated[str, typer.Argument(help="The model's name, or 
                                                       "`maskcli train`.")]) -> None:
     """Show everything known about one model, and where its weights are (or would be) cached; for a checkpoint
     file, the metadata its training saved."""
-    from rich.console import Console
     from rich.table import Table
 
     from maskcli.cnn import specs, weights
@@ -73,21 +72,20 @@ def info_command(name: Annotated[str, typer.Argument(help="The model's name, or 
     cached = weights.find_cached(spec)
     rows.append(("cache path", str(weights.cache_path(spec))))
     rows.append(("cached", f"yes: {cached}" if cached else "no"))
-    if not sys.stdout.isatty():
+    if not current().stdout_isatty:
         # Piped or redirected: one unwrapped "field: value" line each, so a URL or checksum can be copied whole.
         for field_name, value in rows:
-            print(f"{field_name}: {value}")
+            print(f"{field_name}: {value}", file=current().stdout)
         return
     table = Table(title=f"model {spec.name}", title_justify="left", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     for field_name, value in rows:
         table.add_row(field_name, value)
-    Console().print(table)
+    current().console().print(table)
 
 
 def _checkpoint_info(path: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from maskcli.cnn import weights
@@ -107,7 +105,7 @@ def _checkpoint_info(path: Path) -> None:
             value = ", ".join(str(v) for v in value)
         table.add_row(key, str(value))
     table.add_row("use it", f"maskcli segment IMAGES -o MASKS --model {meta.get('base_model')} --weights {path}")
-    Console().print(table)
+    current().console().print(table)
 
 
 @app.command("download")
@@ -122,24 +120,24 @@ def download_command(
     bundled = weights.bundled_path(spec)
     if bundled is not None:
         weights.verify(spec, bundled)
-        print(f"maskcli: {spec.name}: shipped with maskcli at {bundled}; nothing to download", file=sys.stderr)
+        print(f"maskcli: {spec.name}: shipped with maskcli at {bundled}; nothing to download", file=current().stderr)
         return
     cached = weights.find_cached(spec)
     if cached is not None and not force:
         weights.verify(spec, cached)
-        print(f"maskcli: {spec.name}: already cached at {cached}", file=sys.stderr)
+        print(f"maskcli: {spec.name}: already cached at {cached}", file=current().stderr)
         return
     if weights.offline_mode():
         weights.download(spec)  # raises the one clear message
-    if sys.stderr.isatty():
+    if current().stderr_isatty:
         from maskcli.cli.report import progress_bar
 
-        with progress_bar(sys.stderr, "download") as bar:
+        with progress_bar(current().stderr, "download") as bar:
             task = bar.add_task(spec.filename, total=None)
             path = weights.download(spec, progress=lambda done, total: bar.update(task, completed=done, total=total))
     else:
         path = weights.download(spec)
-    print(f"maskcli: {spec.name}: downloaded and verified: {path}", file=sys.stderr)
+    print(f"maskcli: {spec.name}: downloaded and verified: {path}", file=current().stderr)
 
 
 __all__ = ["app"]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from maskcli.cli import common as c
+from maskcli.cli.flags import Wording
 from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, say
 
 SHEET = "Contact sheet"
@@ -61,17 +61,12 @@ def preview_command(
     """
     from maskcli.preview import write_previews
 
-    from maskcli.errors import OptionError, OutputExists
-
-    try:
-        report = write_previews(images, masks, output=output, sheet=sheet, truths=gt, columns=columns, cell=cell,
-                                overwrite=overwrite, stretch=stretch, color=_color(color), opacity=opacity,
-                                outline=outline, jobs=jobs, fail_fast=fail_fast)
-    except OutputExists as error:
-        raise OptionError("--sheet", f"{error.path} exists; replace it with --overwrite or choose another file"
-                          ) from None
+    report = write_previews(images, masks, output=output, sheet=sheet, truths=gt, columns=columns, cell=cell,
+                            overwrite=overwrite, stretch=stretch, color=_color(color), opacity=opacity,
+                            outline=outline, jobs=jobs, fail_fast=fail_fast)
+    words = Wording.current()
     for path, reason in report.pairing.problems:
-        say(f"maskcli: warning: {path}: {reason}")
+        say(f"maskcli: warning: {path}: {words.text(reason)}")
     for path in report.pairing.unpaired_sources:
         say(f"maskcli: warning: {path}: no mask of the same name; not shown")
     for path in report.pairing.unpaired_truths:
@@ -79,7 +74,7 @@ def preview_command(
     for key in report.unpaired_masks_of_truth:
         say(f"maskcli: warning: {key}: no ground truth of the same name; placed last, without an IoU")
     for result in report.failed:
-        say(f"maskcli: error: {result.image}: {result.error}")
+        say(f"maskcli: error: {result.image}: {words.text(str(result.error))}")
     if not quiet:
         done = len(report.results) - len(report.failed)
         where = f"; sheet {report.sheet}" if report.sheet else ""

@@ -6,25 +6,16 @@ Data goes to stdout (records, or an image when writing to stdout); everything el
 
 from __future__ import annotations
 
-import enum
 import json
 import re
-import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
 
+from maskcli.cli.context import Exit, IOContext, current
+from maskcli.cli.flags import Wording
+
 if TYPE_CHECKING:  # the type alone: importing the runner here would load the decoders before --help
     from maskcli.pipeline import Result
-
-
-class Exit(enum.IntEnum):
-    """The exit statuses of every command."""
-
-    OK = 0  #: all done
-    SOME_FAILED = 1  #: some items failed, each named on stderr
-    USAGE = 2  #: a usage error
-    SETUP = 3  #: the run could not start: no inputs, weights or device unavailable
-    INTERRUPTED = 130  #: Ctrl-C or SIGTERM
 
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_SETUP, EXIT_INTERRUPTED = (
@@ -60,7 +51,7 @@ def escape(text: str) -> str:
 
 def say(line: str, *, stream: IO[str] | None = None) -> None:
     """One human-readable line on stderr (escaped)."""
-    print(escape(line), file=stream or sys.stderr, flush=True)
+    print(escape(line), file=stream or current().stderr, flush=True)
 
 
 def error_line(message: str, path: str | None = None, *, stream: IO[str] | None = None) -> None:
@@ -72,7 +63,6 @@ def error_line(message: str, path: str | None = None, *, stream: IO[str] | None 
 def progress_bar(stream: IO[str], kind: str) -> Any:
     """The one progress bar (rich, transient, started) on ``stream``: ``batch`` counts items and their rate,
     ``steps`` names what runs, ``download`` counts bytes."""
-    from rich.console import Console
     from rich import progress as p
 
     columns: dict[str, tuple[Any, ...]] = {
@@ -82,7 +72,7 @@ def progress_bar(stream: IO[str], kind: str) -> Any:
         "download": (p.TextColumn("{task.description}"), p.BarColumn(), p.DownloadColumn(),
                      p.TransferSpeedColumn()),
     }
-    bar = p.Progress(*columns[kind], console=Console(file=stream), transient=True)
+    bar = p.Progress(*columns[kind], console=current().console(stream), transient=True)
     bar.start()
     return bar
 
@@ -98,18 +88,22 @@ class Reporter:
         verb: str = "written",
         stdout: IO[str] | None = None,
         stderr: IO[str] | None = None,
+        io: IOContext | None = None,
+        wording: Wording | None = None,
     ) -> None:
         self.json_records = json_records
+        #: Item errors and warnings come from the library: they are shown in the command's words.
+        self.wording = wording or Wording.current()
         self.quiet = quiet
         self.verb = verb
-        self.stdout = stdout or sys.stdout
-        self.stderr = stderr or sys.stderr
+        self.io = io or current()
+        self.stdout, self.stderr = stdout or self.io.stdout, stderr or self.io.stderr
         self.counts = {"written": 0, "skipped": 0, "failed": 0}
         self.started = time.perf_counter()
         self._progress: Any = None
         self._task: Any = None
         self._reported: set[int] = set()
-        if not quiet and self.stderr.isatty():
+        if not quiet and (self.io.stderr_isatty if stderr is None else _isatty(stderr)):
             self._start_progress()
 
     def _start_progress(self) -> None:
@@ -137,13 +131,16 @@ class Reporter:
     def _report(self, result: "Result") -> None:
         self.counts[result.status] += 1
         if result.status == "failed":
-            self._echo_err(f"maskcli: error: {result.input}: {result.error}")
+            self._echo_err(f"maskcli: error: {result.input}: {self.wording.text(str(result.error))}")
         elif not self.quiet:
             for warning in result.facts.get("warnings", []):
-                self._echo_err(f"maskcli: warning: {result.input}: {warning}")
+                self._echo_err(f"maskcli: warning: {result.input}: {self.wording.text(str(warning))}")
         if self.json_records:
+            record = result.record()
+            if record.get("error"):
+                record["error"] = self.wording.text(record["error"])
             # One write for the record and its newline.
-            self.stdout.write(json.dumps(result.record(), default=_jsonable) + "\n")
+            self.stdout.write(json.dumps(record, default=_jsonable) + "\n")
             self.stdout.flush()
         if self._progress is not None:
             done = sum(self.counts.values())
@@ -170,6 +167,13 @@ class Reporter:
         if not self.quiet:
             print(self.summary(), file=self.stderr, flush=True)
         return EXIT_SOME_FAILED if self.counts["failed"] else EXIT_OK
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,25 +10,17 @@ import typer
 from maskcli.cli import common as c
 from maskcli.cli.report import Reporter
 from maskcli.errors import MaskcliError, OptionError
-from maskcli.io import DEFAULT_MAX_PIXELS
 
 REFINE = "Refinement (applied in this order)"
 
 
+@c.grouped
 def segment_command(
     inputs: c.Inputs = None,
     output: c.Output = None,
     method: c.MethodName = None,
-    preset: c.Preset = None,
-    params: c.Params = None,
-    polarity: c.Polarity = None,
-    channel: c.Channel = None,
-    sigma: c.Sigma = None,
-    model: c.Model = None,
-    weights: c.Weights = None,
-    device: c.Device = None,
-    batch_size: c.BatchSize = None,
-    classes: c.Classes = None,
+    *,
+    method_settings: c.MethodOptions,
     open_radius: Annotated[Optional[int], typer.Option("--open", help="Opening radius (removes thin specks).",
                                                        rich_help_panel=REFINE, min=0, show_default=False)] = None,
     close_radius: Annotated[Optional[int], typer.Option("--close", help="Closing radius (bridges small gaps).",
@@ -49,9 +41,7 @@ def segment_command(
                                                         "regions.", rich_help_panel=REFINE, min=1,
                                                         show_default=False)] = None,
     refine: c.refine_option(REFINE) = None,  # type: ignore[valid-type]
-    matting_solver: c.MattingSolver = None,
-    matting_band: c.MattingBand = None,
-    matting_max_side: c.MattingMaxSide = None,
+    matting: c.MattingOptions,
     invert: Annotated[Optional[bool], typer.Option("--invert/--no-invert", help="Swap foreground and background.",
                                                    rich_help_panel=REFINE, show_default=False)] = None,
     feather: Annotated[Optional[float], typer.Option("--feather", help="Soften edges over this many pixels "
@@ -69,19 +59,7 @@ def segment_command(
                                            rich_help_panel=c.BATCH)] = 8,
     name: Annotated[str, typer.Option("--name", help="Output name template: {stem} {name} {ext} {relpath} "
                                       "{index}.", rich_help_panel=c.BATCH)] = "{stem}.png",
-    recursive: c.Recursive = False,
-    from_file: c.FromFile = None,
-    null: c.Null = False,
-    skip_existing: c.SkipExisting = False,
-    overwrite: c.Overwrite = False,
-    max_pixels: c.MaxPixels = DEFAULT_MAX_PIXELS,
-    jobs: c.Jobs = None,
-    engine: c.Engine = "local",
-    ray_address: c.RayAddress = None,
-    unordered: c.Unordered = False,
-    fail_fast: c.FailFast = False,
-    json_records: c.Json = False,
-    quiet: c.Quiet = False,
+    batch: c.BatchOptions,
 ) -> None:
     """Make masks: one PNG per image, hard (0/255) or soft (grey levels).
 
@@ -99,40 +77,32 @@ def segment_command(
     from maskcli.jobs.segment import SegmentJob
     from maskcli.refine import refinement as build_refinement
 
-    executor = c.executor_for(engine, ray_address, jobs)
-    method_name, method_options, refinement = c.method_plan(
-        method, preset, params,
-        first_class={"polarity": polarity, "channel": channel, "sigma": sigma, "model": model,
-                     "weights": str(weights) if weights else None, "device": device, "batch_size": batch_size,
-                     "classes": classes},
-    )
+    executor = batch.executor()
+    method_name, method_options, refinement = method_settings.plan(method)
     refine_given = {
         "open": open_radius, "close": close_radius, "erode": erode, "dilate": dilate, "fill_holes": fill_holes,
         "max_hole": max_hole, "min_size": min_size, "keep_largest": keep_largest, "refine": refine,
         "invert": invert, "feather": feather, "hard": hard, "soft": soft,
     }
     refinement.update({k: v for k, v in refine_given.items() if v is not None})
-    refinement.update(c.matting_settings(matting_solver, matting_band, matting_max_side))
+    refinement.update(matting.settings())
     from maskcli.methods import methods
 
     method_object = methods.create(method_name, method_options)
     refiner = build_refinement(refinement)
-    job = SegmentJob(method_object, refiner, max_pixels=max_pixels, mask_bits=mask_bits, labels=labels)
+    job = SegmentJob(method_object, refiner, max_pixels=batch.max_pixels, mask_bits=mask_bits, labels=labels)
     if mask_bits not in (8, 16):
         raise OptionError("--mask-bits", f"must be 8 or 16, not {mask_bits}")
 
-    sources, kind = c.gather_sources(inputs, recursive=recursive, from_file=from_file, null=null,
-                                     max_pixels=max_pixels)
-    job.sink = c.choose_sink(kind=kind, output=output, template=name, json_records=json_records,
-                             existing=c.existing_policy(skip_existing, overwrite), plan=OutputPlan.for_masks())
+    sources, kind = c.gather_sources(inputs, batch)
+    job.sink = c.choose_sink(kind=kind, output=output, template=name, batch=batch, plan=OutputPlan.for_masks())
     if labels:
-        _write_legend(output, job.class_names, kind=kind, overwrite=overwrite)
-    drive(job.sink.items(sources), job, jobs=jobs, unordered=unordered, fail_fast=fail_fast,
-          json_records=json_records, quiet=quiet or isinstance(job.sink, StreamSink), executor=executor)
+        _write_legend(output, job.class_names, kind=kind, overwrite=batch.overwrite)
+    drive(job.sink.items(sources), job, batch, quiet=batch.quiet or isinstance(job.sink, StreamSink),
+          executor=executor)
 
 
-def drive(items: Any, job: Any, *, jobs: int | None, unordered: bool, fail_fast: bool, json_records: bool,
-          quiet: bool, executor: Any = None) -> None:
+def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor: Any = None) -> None:
     """Run a job over planned items, report, and exit with the batch's status; shared by segment and apply.
 
     ``executor``: another engine (the Ray engine), started before the first item and stopped however the run ends.
@@ -142,8 +112,9 @@ def drive(items: Any, job: Any, *, jobs: int | None, unordered: bool, fail_fast:
     if executor is not None:
         executor.start()  # before the clock and the progress bar: a cluster's start-up is not the batch's time
     try:
-        reporter = Reporter(json_records=json_records, quiet=quiet)
-        results = run(items, job, jobs=jobs, executor=executor, ordered=not unordered, fail_fast=fail_fast)
+        reporter = Reporter(json_records=batch.json_records, quiet=quiet)
+        results = run(items, job, jobs=batch.jobs, executor=executor, ordered=not batch.unordered,
+                      fail_fast=batch.fail_fast)
         try:
             for result in results:
                 reporter.result(result)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from typing import BinaryIO, Literal
 
+from maskcli.cli.context import IOContext
 from maskcli.errors import OptionError
 
 StdinKind = Literal["none", "image", "records", "paths"]
@@ -13,12 +13,11 @@ StdinKind = Literal["none", "image", "records", "paths"]
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"II*\x00", b"MM\x00*", b"RIFF", b"BM", b"GIF87a", b"GIF89a")
 
 
-def stdin_kind(stream: BinaryIO | None = None) -> StdinKind:
+def stdin_kind(stream: BinaryIO) -> StdinKind:
     """What a piped stdin holds, from its first bytes: an image, JSON records (from ``--json``), or paths.
 
     A terminal, or an empty stream, holds nothing.
     """
-    stream = stream or sys.stdin.buffer
     if _isatty(stream):
         return "none"
     head = _peek(stream)
@@ -49,10 +48,10 @@ def _peek(stream: BinaryIO) -> bytes:
     return head[:16]
 
 
-def binary_stdout() -> BinaryIO:
+def binary_stdout(io: IOContext) -> BinaryIO:
     """stdout for image bytes; refuses a terminal, where binary would garble the screen."""
-    stream = sys.stdout.buffer
-    if _isatty(stream):
+    stream = io.stdout_bytes
+    if io.stdout_isatty:
         raise OptionError(
             "output", "refusing to write image data to a terminal; redirect stdout (> file) or give -o"
         )

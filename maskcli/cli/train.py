@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
+from maskcli.cli.context import current
 from maskcli.cli.report import EXIT_INTERRUPTED
 from maskcli.errors import OptionError
 
 DATA = "Data"
 TRAINING = "Training"
 REPORTING = "Reporting"
-
-#: Library setting names → the flags that set them, so an error names the flag the user typed.
-_FLAGS = {"val_fraction": "--val", "val_images": "--val-images", "val_masks": "--val-masks", "batch_size":
-          "--batch-size", "both_classes": "--both-classes"}
 
 
 def train_command(
@@ -108,22 +104,20 @@ def train_command(
     except library.Interrupted as stop:
         where = f"; continue with --resume (state in {stop.resume})" if stop.resume else ""
         print(f"maskcli: interrupted after {stop.epochs_done} epochs; the best model so far is in "
-              f"{stop.checkpoint}{where}", file=sys.stderr, flush=True)
+              f"{stop.checkpoint}{where}", file=current().stderr, flush=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    except OptionError as error:
-        flag = _FLAGS.get(error.option, f"--{error.option.replace('_', '-')}")
-        raise OptionError(flag, str(error).split(": ", 1)[1]) from None
     key = settings.score_key
     label = "IoU (both classes)" if key == "iou_both" else "IoU"
     if json_records:
         print(json.dumps({"checkpoint": str(result.checkpoint), "start": result.start_scores,
                           "best": result.best_scores, "best_epoch": result.best_epoch,
                           "epochs_run": result.epochs_run, "stopped": result.stopped,
-                          "train_pairs": result.train_pairs, "val_pairs": result.val_pairs}), flush=True)
+                          "train_pairs": result.train_pairs, "val_pairs": result.val_pairs}), file=current().stdout,
+              flush=True)
     stopped = "stopped early" if result.stopped == "early" else "all epochs run"
     print(f"maskcli: validation {label} on {result.val_pairs} pairs: start {result.start_scores[key]:.4f} -> "
           f"fine-tuned {result.best_scores[key]:.4f} (epoch {result.best_epoch} of {result.epochs_run}, {stopped}); "
-          f"saved {result.checkpoint}", file=sys.stderr, flush=True)
+          f"saved {result.checkpoint}", file=current().stderr, flush=True)
 
 
 class _View:
@@ -137,13 +131,12 @@ class _View:
         self._task: Any = None
 
     def __enter__(self) -> "_View":
-        if not self.quiet and sys.stderr.isatty():
-            from rich.console import Console
+        if not self.quiet and current().stderr_isatty:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
-                                 console=Console(stderr=True), transient=True)
+                                 console=current().console(current().stderr), transient=True)
             self._bar.start()
         return self
 
@@ -155,7 +148,7 @@ class _View:
         if self._bar is not None:
             self._bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
         else:
-            print(text, file=sys.stderr, flush=True)
+            print(text, file=current().stderr, flush=True)
 
     def event(self, event: Any) -> None:
         from maskcli.train import EpochRecord, Notice, StepEvent
@@ -172,7 +165,7 @@ class _View:
                 self._bar.remove_task(self._task)
                 self._task = None
             if self.json_records:
-                print(json.dumps(event.as_dict()), flush=True)
+                print(json.dumps(event.as_dict()), file=current().stdout, flush=True)
             if not self.quiet:
                 self._line(_epoch_line(event, self.score_key))
 

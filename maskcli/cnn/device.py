@@ -105,11 +105,12 @@ def resolve(name: str = "auto", precision: Optional[Precision] = None) -> Device
     elif not available:
         build = f"this torch {torch.__version__} is a CPU-only build" if torch.version.cuda is None else \
             "no CUDA device is visible (driver, CUDA_VISIBLE_DEVICES)"
-        raise DeviceUnavailable(f"--device {name}: CUDA is not available ({build}); use --device cpu or auto")
+        raise DeviceUnavailable(f"`device={name!r}`: CUDA is not available ({build}); use `device='cpu'` or "
+                                "`device='auto'`")
     count = torch.cuda.device_count()
     index = index or 0
     if index >= count:
-        raise DeviceUnavailable(f"--device {name}: this machine has {count} CUDA device(s), cuda:0 to "
+        raise DeviceUnavailable(f"`device={name!r}`: this machine has {count} CUDA device(s), cuda:0 to "
                                 f"cuda:{count - 1}")
     return DevicePlan(f"cuda:{index}", precision or "fp16", True)
 

@@ -14,7 +14,7 @@ What happens in one run:
   ``maskcli segment`` runs them, and are scored with :func:`maskcli.metrics.score`; the best epoch is written
   atomically, and the run stops early when the score has not improved for ``patience`` epochs;
 * a resume file beside the checkpoint holds the last epoch's weights, optimiser and counters; Ctrl-C writes it and
-  raises :class:`maskcli.train.Interrupted`.
+  raises :class:`maskcli.cnn.events.Interrupted` (``maskcli.train.Interrupted``).
 
 The module is the same one inference builds (:func:`maskcli.cnn.models.new_module`); training only asks it for
 logits.
@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskcli.cnn.device import DevicePlan
+from maskcli.cnn.events import EpochRecord, Interrupted, StepEvent
 from maskcli.cnn.specs import ModelSpec
 from maskcli.cnn.weights import CHECKPOINT_FORMAT, check_architecture, load_state, save_checkpoint
 from maskcli.errors import SetupError
@@ -213,8 +214,6 @@ class _Validator:
 
 def run(loop: Loop) -> dict[str, Any]:
     """Fine-tune and return the summary the library wraps into a :class:`maskcli.train.TrainResult`."""
-    from maskcli.train import EpochRecord, Interrupted, StepEvent
-
     torch.manual_seed(loop.seed)
     device = torch.device(loop.plan.device)
     model = start_model(loop.spec, loop.start_weights)

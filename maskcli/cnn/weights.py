@@ -119,7 +119,7 @@ def _unavailable(spec: ModelSpec, reason: str) -> WeightsUnavailable:
     return WeightsUnavailable(
         f"no weights for model {spec.name!r}: {cache_path(spec)} does not exist and {reason}. "
         f"Fetch {spec.url} where there is network access and copy it to that path (its checksum is checked "
-        f"on first use), or pass --weights PATH (a local file)."
+        f"on first use), or pass `weights=PATH` (a local file)."
     )
 
 
@@ -153,7 +153,7 @@ def verify(spec: ModelSpec, path: Union[str, Path]) -> Path:
         if not _matches(spec, sha256, ""):
             raise WeightsUnavailable(
                 f"the packaged weights {path} for model {spec.name!r} have checksum sha256:{sha256}, expected "
-                f"{spec.checksum()}: the installation is damaged; reinstall maskcli or pass --weights PATH."
+                f"{spec.checksum()}: the installation is damaged; reinstall maskcli or pass `weights=PATH`."
             )
         return path
     stamp = path.with_name(path.name + ".verified")
@@ -171,7 +171,7 @@ def verify(spec: ModelSpec, path: Union[str, Path]) -> Path:
         raise WeightsUnavailable(
             f"the weights file {path} for model {spec.name!r} is corrupt or not the published file: checksum "
             f"{found}, expected {expected}. Delete it and run `maskcli models download {spec.name}`, or pass "
-            f"--weights PATH."
+            f"`weights=PATH`."
         )
     try:
         stamp.write_text(mark)
@@ -259,7 +259,7 @@ def resolve(spec: ModelSpec, weights: Union[str, Path, None] = None, *, offline:
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise WeightsUnavailable(f"--weights {weights}: no such file (weights for model {spec.name!r})")
+            raise WeightsUnavailable(f"`weights={str(weights)!r}`: no such file (weights for model {spec.name!r})")
         return path
     cached = find_cached(spec)
     if cached is not None:
@@ -345,7 +345,7 @@ def check_architecture(spec: ModelSpec, meta: dict, path: Union[str, Path]) -> N
     if builder != spec.builder:
         base = meta.get("base_model", "another model")
         raise WeightsUnavailable(f"{path} was fine-tuned from {base} (architecture {builder}), not {spec.name} "
-                                 f"(architecture {spec.builder}); pass --model {base}")
+                                 f"(architecture {spec.builder}); pass `model={base!r}`")
 
 
 def load_state(model: Any, state: Any, path: Union[str, Path], label: str) -> Any:

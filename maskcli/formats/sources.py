@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from maskcli.errors import InputError, OptionError
+from maskcli.masksources import mask_sources
 
 
 def _key(relpath: str | PurePosixPath) -> str:
@@ -48,6 +49,7 @@ class _MaskSet(abc.ABC):
         """The set's entry for the image at ``relpath``; an :class:`InputError` when it has none."""
 
 
+@mask_sources.register("coco")
 class CocoMasks(_MaskSet):
     """The masks of a COCO file: for an image, the union of its annotations of the chosen categories.
 
@@ -86,6 +88,7 @@ class CocoMasks(_MaskSet):
         return image
 
 
+@mask_sources.register("labels")
 class LabelMasks(_MaskSet):
     """The masks of a folder of label images (with ``labels.json``): the union of the chosen classes."""
 

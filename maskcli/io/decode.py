@@ -327,7 +327,7 @@ def _open_header(data: bytes, max_pixels: int) -> PILImage.Image:
     if width * height > max_pixels:
         raise InputError(
             f"image is {width}×{height} = {width * height:,} pixels, over the limit of {max_pixels:,} "
-            "(raise it with --max-pixels if you trust this file)"
+            "(raise it with `max_pixels` if you trust this file)"
         )
     return header
 

@@ -49,7 +49,7 @@ def encode_mask(mask: np.ndarray, *, bits: int = 8, hard: bool | None = None) ->
     True
     """
     if bits not in (8, 16):
-        raise OptionError("mask-bits", f"must be 8 or 16, not {bits}")
+        raise OptionError("bits", f"must be 8 or 16, not {bits}")
     if is_hard(mask) if hard is None else hard:
         return encode_binary_mask(_quantise(mask, 255, np.uint8))
     peak = 65535 if bits == 16 else 255

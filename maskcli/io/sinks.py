@@ -50,11 +50,11 @@ class OutputPlan:
             return
         format = FORMATS.get("." + self.requested.lower().lstrip("."))
         if format is None:
-            raise OptionError("--format", f"unknown format {self.requested!r}; choose png, jpg, webp or tiff")
+            raise OptionError("format", f"unknown format {self.requested!r}; choose png, jpg, webp or tiff")
         if self.alpha and format not in ALPHA_FORMATS:
             raise OptionError(
-                "--format", f"{format} has no transparency; choose png, webp or tiff, or flatten the result on a "
-                "colour with -b (e.g. -b white)"
+                "format", f"{format} has no transparency; choose png, webp or tiff, or flatten the result on a "
+                "colour with `background` (e.g. `background='white'`)"
             )
 
     @classmethod
@@ -110,7 +110,7 @@ class FolderSink:
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
         if self.folder.exists() and not self.folder.is_dir():
-            raise OptionError("--output", f"{self.folder} exists and is not a folder")
+            raise OptionError("output", f"{self.folder} exists and is not a folder")
 
     def items(self, sources: Iterable[Source]) -> Iterator[Item]:
         def suffix(source: Source) -> str:
@@ -135,7 +135,7 @@ class FileSink:
     def __post_init__(self) -> None:
         self.path = Path(self.path)
         if self.path.is_dir():
-            raise OptionError("--output", "with one image on stdin, --output names a file, not a folder")
+            raise OptionError("output", "with one image on stdin, `output` names a file, not a folder")
 
     def items(self, sources: Iterable[Source]) -> Iterator[Item]:
         for index, source in enumerate(sources):
@@ -143,7 +143,7 @@ class FileSink:
             if index:
                 item.error = "one output file takes one input"
             elif os.path.lexists(self.path) and not item.error and self.existing != "overwrite":
-                item.error = f"output {self.path} exists (use --overwrite to replace it)"
+                item.error = f"output {self.path} exists (use `existing='overwrite'` to replace it)"
             yield item
 
     def write(self, item: Item, data: bytes) -> str | None:

@@ -186,7 +186,7 @@ def expand_inputs(inputs: Iterable[str], *, recursive: bool = False) -> Iterator
                 found = True
                 yield source
             if not found:
-                hint = "" if recursive else " (sub-folders are searched with --recursive)"
+                hint = "" if recursive else " (sub-folders are searched with `recursive=True`)"
                 yield Source(raw, PurePosixPath(path.name), error=f"no images in this folder{hint}")
         elif os.path.lexists(raw):
             yield Source(raw, PurePosixPath(path.name))
@@ -263,7 +263,7 @@ def _list_entry(raw: bytes, null: bool) -> str | None:
 class _Fields(string.Formatter):
     def get_value(self, key, args, kwargs):  # type: ignore[override]
         if key not in kwargs:
-            raise OptionError("name", f"unknown field {{{key}}} in the name template; use {', '.join(kwargs)}")
+            raise OptionError("template", f"unknown field {{{key}}} in the name template; use {', '.join(kwargs)}")
         return kwargs[key]
 
 
@@ -288,7 +288,7 @@ class Destinations:
 
     def __post_init__(self) -> None:
         if not self.template.strip():
-            raise OptionError("name", "the name template is empty")
+            raise OptionError("template", "the name template is empty")
         self._root = Path(os.path.realpath(self.output))
         self._taken: dict[Path, str] = {}
 
@@ -327,7 +327,7 @@ class Destinations:
             return None, f"output {destination} is the input itself; choose another output folder or name"
         owner = self._taken.get(real)
         if owner is not None and owner != source.path:
-            return None, f"output {destination} is also the output of {owner}; use {{relpath}} or {{ext}} in --name"
+            return None, f"output {destination} is also the output of {owner}; use {{relpath}} or {{ext}} in `template`"
         self._taken[real] = source.path
         return destination, None
 
@@ -344,12 +344,13 @@ class Destinations:
             except OptionError:
                 raise
             except (ValueError, IndexError) as error:
-                raise OptionError("name", f"bad name template {self.template!r}: {error}") from None
+                raise OptionError("template", f"bad name template {self.template!r}: {error}") from None
             destination, item.error = self.check(source, relative)
             item.destination = destination
             if destination is not None and os.path.lexists(destination):
                 if self.existing == "skip":
                     item.skip = True
                 elif self.existing == "error":
-                    item.error = f"output {destination} exists (use --overwrite to replace or --skip-existing)"
+                    item.error = (f"output {destination} exists (use `existing='overwrite'` to replace or "
+                                  "`existing='skip'`)")
             yield item

@@ -40,7 +40,7 @@ from maskcli.io.sinks import FolderSink, OutputPlan, Sink
 from maskcli.io.sources import Existing, Item, expand_inputs
 from maskcli.jobs.segment import Refiner, load_item, method_input, segment_images, write_output
 from maskcli.masks import require_same_size, resize_mask
-from maskcli.masksources import MaskSource, MethodMasks, StaticMask, paired
+from maskcli.masksources import MaskSource, MethodMasks, StaticMask, open_masks, paired
 from maskcli.pipeline import Result, Timer
 
 
@@ -212,7 +212,7 @@ def _unit(mask: np.ndarray) -> np.ndarray:
 
 def apply_batch(
     inputs: Iterable[str | os.PathLike[str]],
-    masks: MaskSource,
+    masks: MaskSource | str | os.PathLike[str],
     output: str | os.PathLike[str],
     *,
     mode: str = "cutout",
@@ -234,8 +234,10 @@ def apply_batch(
     ----------
     inputs : iterable of path
         Image files, folders (``recursive``: with their sub-folders, mirrored under ``output``) or glob patterns.
-    masks : MaskSource
-        Where each image's mask comes from (:mod:`maskcli.masksources`).
+    masks : MaskSource or path
+        Where each image's mask comes from (:mod:`maskcli.masksources`); a path is opened with
+        :func:`~maskcli.masksources.open_masks` (a folder of masks, a COCO file or a folder of label images, every
+        class making the mask).
     output : path
         The output folder.
     mode, mode_options : str, dict
@@ -267,6 +269,8 @@ def apply_batch(
     from maskcli.pipeline import run
     from maskcli.refine import refinement as build_refinement
 
+    if isinstance(masks, (str, os.PathLike)):
+        masks = open_masks(masks)
     mode_object = modes.create(mode, mode_options or {})
     plan = OutputPlan.for_images(format, alpha=bool(getattr(mode_object, "output_alpha", False)))
     sink = FolderSink(Path(output), name, existing, plan)

@@ -112,10 +112,10 @@ class SegmentJob:
         if self.labels:
             if not hasattr(self.method, "compute_labels"):
                 raise OptionError("labels", f"method {self.method.name!r} has no classes; label images come from "
-                                            "a semantic CNN model (--model deeplabv3-resnet50 ...)")
+                                            "a semantic CNN model (`model='deeplabv3-resnet50'` ...)")
             if self.refiner is not None:
                 raise OptionError("labels", "refinement works on one mask, not on label images; drop the "
-                                            "refinement options or --labels")
+                                            "refinement options or `labels`")
             self.class_names = list(self.method.class_names)  # type: ignore[attr-defined]
 
     @property

@@ -104,7 +104,7 @@ class Refinement:
     >>> Refinement(open=-1)
     Traceback (most recent call last):
     ...
-    maskcli.errors.OptionError: --open: must be a whole number of pixels ≥ 0, got -1
+    maskcli.errors.OptionError: open: must be a whole number of pixels ≥ 0, got -1
     """
 
     open: int | None = None
@@ -128,12 +128,12 @@ class Refinement:
         for name in ("open", "close", "erode", "dilate", "min_size"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not float(value).is_integer() or value < 0):
-                raise OptionError(_flag(name), f"must be a whole number of pixels ≥ 0, got {value}")
+                raise OptionError(name, f"must be a whole number of pixels ≥ 0, got {value}")
             setattr(self, name, None if value is None else int(value))
         for name in ("max_hole", "keep_largest"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not float(value).is_integer() or value < 1):
-                raise OptionError(_flag(name), f"must be a whole number ≥ 1, got {value}")
+                raise OptionError(name, f"must be a whole number ≥ 1, got {value}")
             setattr(self, name, None if value is None else int(value))
         if self.max_hole is not None:
             self.fill_holes = True
@@ -142,24 +142,24 @@ class Refinement:
             if self.refine in ("", "none"):
                 self.refine = None
             elif self.refine not in REFINERS:
-                raise OptionError("--refine", f"must be one of {', '.join(REFINERS)}, not {self.refine!r}")
+                raise OptionError("refine", f"must be one of {', '.join(REFINERS)}, not {self.refine!r}")
         matting.check_settings(self.matting_solver, self.matting_band, self.matting_max_side)
         changed = [name for name, default in (("matting_solver", matting.DEFAULT_SOLVER),
                                               ("matting_band", matting.DEFAULT_BAND),
                                               ("matting_max_side", matting.DEFAULT_MAX_SIDE))
                    if getattr(self, name) != default]
         if changed and self.refine != "matting":
-            raise OptionError(_flag(changed[0]), "works with --refine matting only")
+            raise OptionError(changed[0], "works with `refine='matting'` only")
         if self.refine == "matting":
             matting.require()  # a missing optional extra stops the run before the first image
         if self.feather is not None and not (math.isfinite(self.feather) and self.feather >= 0):
-            raise OptionError("--feather", f"must be a width in pixels ≥ 0, got {self.feather}")
+            raise OptionError("feather", f"must be a width in pixels ≥ 0, got {self.feather}")
         if self.hard is not None and not (0 < self.hard <= 1):
-            raise OptionError("--hard", f"level must be in (0, 1], got {self.hard}")
+            raise OptionError("hard", f"level must be in (0, 1], got {self.hard}")
         if self.hard is not None and self.soft:
-            raise OptionError("--hard", "cannot be combined with --soft")
+            raise OptionError("hard", "cannot be combined with `soft=True`")
         if self.soft is False and self.feather:
-            raise OptionError("--feather", "gives soft edges; it cannot be combined with --no-soft")
+            raise OptionError("feather", "gives soft edges; it cannot be combined with `soft=False`")
 
     @property
     def level(self) -> float:
@@ -255,6 +255,3 @@ def refinement(settings: Mapping[str, Any] | None) -> Refinement | None:
             raise OptionError("refinement", f"no setting {key!r} (settings: {', '.join(known)})")
     return Refinement(**settings)
 
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
