@@ -33,12 +33,12 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 #: Per set: (training pairs, validation pairs, extra ``maskcli train`` flags, target).
 RUNS = {
-    "fluo_nuclei": (20, 8, ["--flips", "hv", "--size", "448", "--epochs", "10"],
+    "fluo_nuclei": (20, 8, ["--flips", "hv", "--size", "448", "--epochs", "40", "--patience", "8"],
                     "val IoU >= 0.80"),
-    "weizmann_horses": (80, 20, ["--lr", "3e-5", "--epochs", "3", "--patience", "2"],
+    "weizmann_horses": (80, 20, ["--crop", "320", "--lr", "3e-5", "--epochs", "2", "--patience", "2"],
                         "val IoU above the pretrained model's"),
-    "isbi2012_em": (20, 10, ["--flips", "hv", "--both-classes", "--size", "512", "--epochs", "10"],
-                    "val IoU (both classes) >= 0.75"),
+    "isbi2012_em": (20, 10, ["--flips", "hv", "--both-classes", "--size", "512", "--epochs", "15", "--patience",
+                             "5"], "val IoU (both classes) >= 0.75"),
 }
 
 
@@ -66,12 +66,20 @@ def _train(name: str, flags: list[str], weights: str | None) -> dict:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         load = os.getloadavg()[0]
         started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True)
+        records = []
+        with open(root / "stderr.txt", "w+") as stderr, \
+                subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True) as process:
+            for line in process.stdout:  # type: ignore[union-attr]
+                if line.strip():
+                    records.append(json.loads(line))
+                    print(f"{name}: {line.strip()}", flush=True)  # one line per epoch while it runs
+            process.wait()
+            stderr.seek(0)
+            errors = stderr.read()
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if done.returncode:
-            raise SystemExit(f"{name}: maskcli train failed ({done.returncode}): {done.stderr}")
-        records = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        if process.returncode:
+            raise SystemExit(f"{name}: maskcli train failed ({process.returncode}): {errors}")
     summary = records[-1]
     epochs = [r for r in records[:-1] if r.get("epoch")]
     per_image = [r["seconds_per_image"] for r in epochs]
@@ -81,7 +89,8 @@ def _train(name: str, flags: list[str], weights: str | None) -> dict:
             "epochs_run": summary["epochs_run"], "wall": wall,
             "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
             "per_image": sorted(per_image)[len(per_image) // 2] if per_image else float("nan"),
-            "load": (load, os.getloadavg()[0])}
+            "load": (load, os.getloadavg()[0]),
+            "epochs": [(r["epoch"], r[f"val_{key}"], r["seconds"], r["seconds_per_image"]) for r in epochs]}
 
 
 def _step_ratio(crops: list[int], rounds: int) -> list[str]:
@@ -126,13 +135,18 @@ def main() -> None:
              f"other work: wall times vary with the load; CPU time varies less).", "",
              "| set | train/val | flags | start | fine-tuned | best epoch / run | wall s | CPU s | train s/img | "
              "load start→end | target |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    per_epoch: list[str] = []
     for name in [s for s in args.sets.split(",") if s]:
         row = _train(name, args.flags.split(), args.weights)
         print(row, flush=True)
+        per_epoch += ["", f"### {name}: validation {row['key']} per epoch (start {row['start']:.4f})", "",
+                      "| epoch | val | epoch s (wall, with validation) | train s/img (wall) |", "|---|---|---|---|"]
+        per_epoch += [f"| {e} | {v:.4f} | {t:.0f} | {i:.2f} |" for e, v, t, i in row["epochs"]]
         lines.append(f"| {name} ({row['key']}) | {row['train']}/{row['val']} | `{row['flags']}` | {row['start']:.4f} | "
                      f"{row['best']:.4f} | {row['best_epoch']} / {row['epochs_run']} | {row['wall']:.0f} | "
                      f"{row['cpu']:.0f} | {row['per_image']:.2f} | {row['load'][0]:.1f}→{row['load'][1]:.1f} | "
                      f"{row['target']} |")
+    lines += per_epoch
     if args.step_rounds:
         lines += ["", "## One training step against one inference pass (batch 4, first encoder stage fixed)", ""]
         lines += _step_ratio([192, 320], args.step_rounds)

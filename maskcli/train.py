@@ -70,8 +70,13 @@ CPU_DEFAULTS = {"crop": 192, "batch_size": 4, "freeze": 1}
 GPU_DEFAULTS = {"crop": None, "batch_size": 8, "freeze": 0}
 
 _ASPECT_TOLERANCE = 0.02
-#: The architectures :mod:`maskcli.cnn.models.u2net` builds as torch modules, which training needs.
-_TRAINABLE_BUILDERS = ("u2netp", "u2net")
+#: The architectures :mod:`maskcli.cnn.models.u2net` builds as torch modules, which training needs (the
+#: torchvision semantic models are torch modules too; the ONNX graphs are not).
+_U2NET_BUILDERS = ("u2netp", "u2net")
+
+
+def _trainable(spec: Any) -> bool:
+    return spec.builder in _U2NET_BUILDERS or spec.kind == "semantic"
 
 
 @dataclasses.dataclass
@@ -81,12 +86,14 @@ class TrainSettings:
     Attributes
     ----------
     model : str
-        The zoo model to start from (a U²-Net: ``u2netp`` or ``u2net``).
+        The zoo model to start from: a U²-Net (``u2netp``, ``u2net``), or a torchvision semantic model
+        (``lraspp-mobilenet-v3``, ``deeplabv3-*``, ``fcn-*``), which learns the foreground as the sum of its classes
+        (what inference reads from it by default) with its backbone fixed.
     weights : str, optional
         The file to start from: the model's pretrained weights by default, or an earlier checkpoint.
     size : int, optional
-        The square input the whole image is resized to, in training and later in inference (default: the model's,
-        320).
+        The input the whole image is resized to, in training and later in inference: U²-Net's square side, a
+        semantic model's shorter side (default: the model's, 320 or 520).
     crop : int, optional
         The side of the patches trained on, cut from the ``size``×``size`` image around its scale.
     epochs, patience : int
@@ -99,7 +106,8 @@ class TrainSettings:
     batch_size : int, optional
         Pairs per optimiser step.
     freeze : int, optional
-        How many encoder stages (of six, from the input) keep their weights.
+        U²-Net: how many encoder stages (of six, from the input) keep their weights. Semantic models: 1 keeps the
+        backbone fixed (the default on every device), 0 trains it too.
     val_fraction : float
         The share of the pairs held out for validation when no validation folders are given.
     seed : int
@@ -281,7 +289,8 @@ def fine_tune(
     resume: bool = False,
     on_event: Optional[Callable[[Any], None]] = None,
 ) -> TrainResult:
-    """Fine-tune a U²-Net on image/mask pairs and write the best model to ``output``.
+    """Fine-tune a CNN (a U²-Net, or a semantic model's head) on image/mask pairs and write the best model to
+    ``output``.
 
     Parameters
     ----------
@@ -326,10 +335,13 @@ def fine_tune(
     settings = dataclasses.replace(settings or TrainSettings())
     settings.check()
     spec = specs.get(settings.model)
-    trainable = [n for n, s in specs.SPECS.items() if s.builder in _TRAINABLE_BUILDERS]
-    if spec.builder not in _TRAINABLE_BUILDERS:
-        raise OptionError("model", f"fine-tuning works with the U²-Net models ({', '.join(trainable)}), "
+    trainable = [n for n, s in specs.SPECS.items() if _trainable(s)]
+    if not _trainable(spec):
+        raise OptionError("model", f"fine-tuning works with the models built in torch ({', '.join(trainable)}), "
                                    f"not {spec.name}")
+    if spec.kind == "semantic" and settings.freeze is not None and settings.freeze > 1:
+        raise OptionError("freeze", f"{spec.name}: 1 (the backbone fixed, the head trains) or 0 (everything "
+                                    f"trains), not {settings.freeze}")
     if (val_images is None) != (val_masks is None):
         raise OptionError("val_images" if val_images is None else "val_masks",
                           "validation images and masks go together: give both or neither")
@@ -340,7 +352,9 @@ def fine_tune(
     size = settings.size or start_spec.input_size
     crop = min(settings.crop or defaults["crop"] or size, size)
     batch_size = settings.batch_size or defaults["batch_size"]
-    freeze = defaults["freeze"] if settings.freeze is None else settings.freeze
+    # A semantic model's head is what fine-tuning is for; its backbone stays as published unless asked.
+    default_freeze = 1 if spec.kind == "semantic" else defaults["freeze"]
+    freeze = default_freeze if settings.freeze is None else settings.freeze
 
     notices: list[Notice] = []
     emit = on_event or (lambda event: None)

@@ -211,5 +211,69 @@ def test_settings_are_checked_and_errors_name_the_flag(tmp_path: Path) -> None:
     assert done.returncode == 2 and b"--size: must be a multiple of 32" in done.stderr
     done = run_cli("train", str(images), str(masks), "-o", str(tmp_path / "m.pt"), "--val-images", str(images))
     assert done.returncode == 2 and b"--val-masks" in done.stderr
-    done = run_cli("train", str(images), str(masks), "-o", str(tmp_path / "m.pt"), "--model", "lraspp-mobilenet-v3")
-    assert done.returncode == 2 and b"--model: fine-tuning works with the U" in done.stderr
+    done = run_cli("train", str(images), str(masks), "-o", str(tmp_path / "m.pt"), "--model", "isnet-general-use")
+    assert done.returncode == 2 and b"--model: fine-tuning works with the models built in torch" in done.stderr
+    assert b"lraspp-mobilenet-v3" in done.stderr  # the semantic models are among them
+    done = run_cli("train", str(images), str(masks), "-o", str(tmp_path / "m.pt"), "--model", "lraspp-mobilenet-v3",
+                   "--freeze", "2")
+    assert done.returncode == 2 and b"--freeze: lraspp-mobilenet-v3: 1 (the backbone fixed" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # a small run, but a busy machine can stretch it well past the default
+def test_a_semantic_models_head_fine_tunes_with_its_backbone_fixed(tmp_path: Path) -> None:
+    """A torchvision model given as a weights file fine-tunes its head only, and the result segments from the
+    command line. No weights can be downloaded in the tests, so the start is a random LR-ASPP whose batch-norm
+    statistics are set on the images (so that its features carry the image) and whose classifiers are zero (every
+    pixel foreground, as a VOC model sees an unknown scene)."""
+    import torch
+    from torchvision.models import segmentation
+
+    from maskcli.cnn.weights import checkpoint_meta, read_checkpoint
+    from maskcli.metrics import score
+    from maskcli.train import EpochRecord, TrainSettings, fine_tune
+
+    images, masks = _nuclei(tmp_path / "data", side=128)
+    torch.manual_seed(0)
+    network = segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21)
+    for module in network.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # a plain average over the batch below
+    pixels = [cv2.resize(cv2.imread(str(path)), (96, 96)) for path in sorted(images.iterdir())]
+    with torch.no_grad():
+        network.train()(torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).float() / 255.0)
+    start = network.state_dict()
+    for key in [k for k in start if "_classifier." in k]:
+        start[key].zero_()
+    torch.save(start, tmp_path / "lraspp.pth")
+
+    events: list = []
+    settings = TrainSettings(model="lraspp-mobilenet-v3", weights=str(tmp_path / "lraspp.pth"), size=96, crop=64,
+                             batch_size=3, epochs=2, patience=2, both_classes=True)
+    result = fine_tune(images, masks, tmp_path / "head.pt", settings, val_images=images, val_masks=masks,
+                       on_event=events.append)
+    epochs = [e for e in events if isinstance(e, EpochRecord)]
+    assert epochs[-1].train_loss < epochs[1].train_loss and result.settings["freeze"] == 1
+    # Every pixel foreground scores the nuclei's share on the foreground and nothing on the background.
+    assert result.start_scores["iou_both"] < 0.1 < 0.3 < result.best_scores["iou_both"]
+
+    trained = read_checkpoint(tmp_path / "head.pt")["model"]
+    backbone = [k for k in start if k.startswith("backbone.")]
+    head = [k for k in start if k.startswith("classifier.") and start[k].is_floating_point()]
+    assert backbone and head and set(trained) == set(start)
+    # Every backbone tensor as it was, batch-norm statistics included; the head's weights have moved.
+    assert all(torch.equal(trained[k], start[k]) for k in backbone)
+    assert any(not torch.equal(trained[k], start[k]) for k in head)
+    meta = checkpoint_meta(tmp_path / "head.pt")
+    assert (meta["base_model"], meta["kind"], meta["input_size"]) == ("lraspp-mobilenet-v3", "semantic", 96)
+
+    done = run_cli("segment", str(images), "-o", str(tmp_path / "out"), "--model", "lraspp-mobilenet-v3",
+                   "--weights", str(tmp_path / "head.pt"))
+    assert done.returncode == 0, done.stderr
+    scores = []
+    for name in NUCLEI:
+        predicted = cv2.imread(str(tmp_path / "out" / f"{name}.png"), cv2.IMREAD_GRAYSCALE) / 255.0
+        truth = cv2.imread(str(masks / f"{name}.png"), cv2.IMREAD_GRAYSCALE) / 255.0
+        scores.append(score(predicted.astype(np.float32), truth.astype(np.float32), level=0.5)["iou_both"])
+    # segment reads the fine-tuned model as validation did: the same score.
+    assert np.mean(scores) == pytest.approx(result.best_scores["iou_both"], abs=0.01)

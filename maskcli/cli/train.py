@@ -23,7 +23,8 @@ def train_command(
                                           "relative path and stem, as in `maskcli eval`.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="The checkpoint to write (.pt).",
                                          show_default=False)],
-    model: Annotated[str, typer.Option("--model", help="The model to start from: u2netp or u2net.",
+    model: Annotated[str, typer.Option("--model", help="The model to start from: u2netp, u2net, or a torchvision "
+                                       "semantic model (its head trains).",
                                        rich_help_panel=TRAINING)] = "u2netp",
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Start from this file (default: the "
                                                     "model's pretrained weights; or an earlier checkpoint).",
@@ -43,14 +44,16 @@ def train_command(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Pairs per step (default: 4 on the "
                                                       "CPU, 8 on a GPU).", rich_help_panel=TRAINING,
                                                       show_default=False)] = None,
-    size: Annotated[Optional[int], typer.Option("--size", help="Square input the whole image is resized to, in "
-                                                "training and later in inference (default: the model's, 320).",
+    size: Annotated[Optional[int], typer.Option("--size", help="Input the whole image is resized to, in training "
+                                                "and later in inference: U²-Net's square side, a semantic model's "
+                                                "shorter side (default: the model's, 320 or 520).",
                                                 rich_help_panel=TRAINING, show_default=False)] = None,
     crop: Annotated[Optional[int], typer.Option("--crop", help="Side of the patches trained on, cut around "
                                                 "that scale (default: 192 on the CPU, the whole --size on a GPU).",
                                                 rich_help_panel=TRAINING, show_default=False)] = None,
-    freeze: Annotated[Optional[int], typer.Option("--freeze", help="Encoder stages (of 6, from the input) kept "
-                                                  "fixed (default: 1 on the CPU, 0 on a GPU).",
+    freeze: Annotated[Optional[int], typer.Option("--freeze", help="U²-Net: encoder stages (of 6, from the "
+                                                  "input) kept fixed (default: 1 on the CPU, 0 on a GPU); semantic "
+                                                  "models: 1 keeps the backbone fixed (default), 0 trains it.",
                                                   rich_help_panel=TRAINING, show_default=False)] = None,
     flips: Annotated[str, typer.Option("--flips", help="Random flips: h (horizontal), hv (also vertical, for "
                                        "microscopy and aerial images), none.", rich_help_panel=TRAINING)] = "h",

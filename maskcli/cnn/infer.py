@@ -111,17 +111,14 @@ def build_model(spec: ModelSpec, path: Union[str, Path]) -> "nn.Module":
         from maskcli.cnn.training import model_from_checkpoint
 
         return model_from_checkpoint(spec, checkpoint, path).eval()
+    from maskcli.cnn.models import new_module
+
+    model = new_module(spec)
     if spec.weights_format == "onnx":
         from maskcli.cnn.models import u2net
 
-        model = getattr(u2net, spec.builder)()
         u2net.load_onnx_weights(model, path)
         return model.eval()
-    from torchvision.models import segmentation
-
-    # The auxiliary head only helps training; the published files carry it, random or custom ones may not.
-    model = getattr(segmentation, spec.builder)(weights=None, weights_backbone=None,
-                                                 num_classes=len(spec.categories), aux_loss=False)
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception:  # pickle, zip and OS errors alike mean "not a torch state dict"; torch's own text is
@@ -133,6 +130,7 @@ def build_model(spec: ModelSpec, path: Union[str, Path]) -> "nn.Module":
         state = state.get("model", state.get("state_dict"))  # training checkpoints wrap the weights
     if not isinstance(state, dict):
         raise WeightsUnavailable(f"{path} is not a state dict (it holds a {type(state).__name__})")
+    # The auxiliary head only helps training; the published files carry it, random or custom ones may not.
     state = {k: v for k, v in state.items() if not k.startswith("aux_classifier.")}
     return load_state(model, state, path, f"{spec.name} ({spec.builder}, {len(spec.categories)} classes)").eval()
 

@@ -2,19 +2,22 @@
 
 What happens in one run:
 
-* every training pair is resized once to the model's square input (``size``, the same resize and scaling as
-  inference), then each step draws an augmented ``crop``×``crop`` patch from it with torchvision's v2 transforms:
+* every training pair is resized once to the model's input (``size``: U²-Net's square, a semantic model's shorter
+  side; the same resize and scaling as inference), then each step draws an augmented ``crop``×``crop`` patch from it with torchvision's v2 transforms:
   a random resized crop around the inference scale, flips, colour jitter; image and
   :class:`~torchvision.tv_tensors.Mask` go through the same geometric transform, the jitter touches the image only;
 * the loss is the U²-Net paper's deep supervision (binary cross-entropy on the fused map and on the six side maps,
   on logits) plus a soft IoU term on the fused map, which pulls the thresholded mask towards the IoU it is scored on;
+  a torchvision semantic model keeps its classes and is trained on the foreground inference reads from it (every
+  class but the background), with its backbone fixed by default, so only its head learns;
 * after each epoch the validation images go through :class:`~maskcli.cnn.infer.Segmenter` at full size, exactly as
   ``maskcli segment`` runs them, and are scored with :func:`maskcli.metrics.score`; the best epoch is written
   atomically, and the run stops early when the score has not improved for ``patience`` epochs;
 * a resume file beside the checkpoint holds the last epoch's weights, optimiser and counters; Ctrl-C writes it and
   raises :class:`maskcli.cnn.events.Interrupted` (``maskcli.train.Interrupted``).
 
-The module is the same :mod:`maskcli.cnn.models.u2net` inference builds; training only asks it for logits.
+The module is the same one inference builds (:func:`maskcli.cnn.models.new_module`); training only asks it for
+logits.
 """
 
 from __future__ import annotations
@@ -43,10 +46,10 @@ RESUME_FORMAT = "maskcli-resume/1"
 
 
 def new_model(spec: ModelSpec) -> nn.Module:
-    """An untrained module of ``spec``'s U²-Net architecture (the module inference runs)."""
-    from maskcli.cnn.models import u2net
+    """An untrained module of ``spec``'s architecture (the module inference runs)."""
+    from maskcli.cnn.models import new_module
 
-    return getattr(u2net, spec.builder)()
+    return new_module(spec)
 
 
 def model_from_checkpoint(spec: ModelSpec, checkpoint: dict, path: Union[str, Path]) -> nn.Module:
@@ -62,12 +65,22 @@ def start_model(spec: ModelSpec, path: Union[str, Path]) -> nn.Module:
     return build_model(spec, path)
 
 
+def _input_shape(spec: ModelSpec, height: int, width: int, size: int) -> tuple[int, int]:
+    """(height, width) inference resizes an image to: ``size`` square (U²-Net), or ``size`` on the shorter side
+    (torchvision's semantic models)."""
+    if spec.kind != "semantic":
+        return size, size
+    scale = size / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def _resize(spec: ModelSpec, image: np.ndarray, size: int) -> np.ndarray:
-    """The image as inference prepares it (square ``size``, the spec's resize and scaling), still in [0, 1]."""
+    """The image as inference prepares it (the spec's input shape, resize and scaling), still in [0, 1]."""
     rgb = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
     rgb = np.ascontiguousarray(rgb[:, :, :3], dtype=np.float32)
     flag = cv2.INTER_LANCZOS4 if spec.interpolation == "lanczos" else cv2.INTER_AREA
-    resized = np.clip(cv2.resize(rgb, (size, size), interpolation=flag), 0.0, 1.0)
+    height, width = _input_shape(spec, *rgb.shape[:2], size)
+    resized = np.clip(cv2.resize(rgb, (width, height), interpolation=flag), 0.0, 1.0)
     if spec.scale_by_max:
         resized = resized / max(float(resized.max()), 1e-6)
     return resized
@@ -105,19 +118,26 @@ def _augmenter(loop: Loop) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch
     from torchvision import tv_tensors
     from torchvision.transforms import v2
 
-    # Crops around the scale inference sees: a crop×crop patch of the size×size image covers (crop/size)² of it.
-    native = (loop.crop / loop.size) ** 2
-    geometric: list[Any] = [v2.RandomResizedCrop(loop.crop, scale=(min(1.0, native * 0.5), min(1.0, native * 2.0)),
-                                                 ratio=(3 / 4, 4 / 3), antialias=True)]
+    flips: list[Any] = []
     if "h" in loop.flips:
-        geometric.append(v2.RandomHorizontalFlip())
+        flips.append(v2.RandomHorizontalFlip())
     if "v" in loop.flips:
-        geometric.append(v2.RandomVerticalFlip())
-    shape = v2.Compose(geometric)
+        flips.append(v2.RandomVerticalFlip())
+    shapes: dict[tuple[int, int], Any] = {}
+
+    def shape_for(height: int, width: int) -> Any:
+        # Crops around the scale inference sees: a crop×crop patch of the input covers crop²/(height·width) of it.
+        if (height, width) not in shapes:
+            native = loop.crop ** 2 / (height * width)
+            crop = v2.RandomResizedCrop(loop.crop, scale=(min(1.0, native * 0.5), min(1.0, native * 2.0)),
+                                        ratio=(3 / 4, 4 / 3), antialias=True)
+            shapes[height, width] = v2.Compose([crop, *flips])
+        return shapes[height, width]
+
     colour = v2.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.2, hue=0.02)
 
     def augment(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = shape(tv_tensors.Image(image), tv_tensors.Mask(mask))
+        image, mask = shape_for(*image.shape[-2:])(tv_tensors.Image(image), tv_tensors.Mask(mask))
         return colour(image).clamp_(0.0, 1.0).as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
 
     return augment
@@ -133,12 +153,38 @@ def _loss(outputs: Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor
     return bce + (1.0 - (intersection + 1.0) / (union + 1.0)).mean()  # type: ignore[return-value]
 
 
+def _frozen(model: nn.Module, stages: int) -> list[nn.Module]:
+    """The parts kept fixed: U²-Net's first ``stages`` encoder stages; a torchvision model's backbone when
+    ``stages`` is 1 (its head trains)."""
+    if hasattr(model, "backbone"):
+        return [model.backbone] if stages else []  # type: ignore[list-item]
+    return list(model.encoder[:stages])  # type: ignore[index]
+
+
 def _freeze(model: nn.Module, stages: int) -> list[nn.Parameter]:
-    """Fix the first ``stages`` encoder stages; the rest trains. Returns the trainable parameters."""
-    for index, stage in enumerate(model.encoder):  # type: ignore[union-attr]
-        for parameter in stage.parameters():
-            parameter.requires_grad_(index >= stages)
+    """Fix the parts :func:`_frozen` names; the rest trains. Returns the trainable parameters."""
+    model.requires_grad_(True)
+    for part in _frozen(model, stages):
+        part.requires_grad_(False)
     return [p for p in model.parameters() if p.requires_grad]
+
+
+def _train_mode(model: nn.Module, stages: int) -> None:
+    # A fixed part keeps its batch-norm statistics too (torchvision's backbones have batch norm; U²-Net's
+    # published weights have it folded into the convolutions).
+    model.train()
+    for part in _frozen(model, stages):
+        part.eval()
+
+
+def _logits(model: nn.Module, batch: torch.Tensor) -> Sequence[torch.Tensor]:
+    """The foreground logit maps the loss is taken on, the fused map first: U²-Net's fused and six side maps; for
+    a semantic model, log(Σ classes) − log(background), whose sigmoid is the foreground probability inference
+    computes (the softmax summed over every class but the background)."""
+    if not hasattr(model, "backbone"):
+        return model.logits(batch)  # type: ignore[operator,no-any-return]
+    out = model(batch)["out"]
+    return [(torch.logsumexp(out[:, 1:], dim=1, keepdim=True) - out[:, :1])]
 
 
 def _state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -182,8 +228,8 @@ def run(loop: Loop) -> dict[str, Any]:
     std = torch.tensor(loop.spec.std).view(1, 3, 1, 1)
     images = [torch.from_numpy(_resize(loop.spec, image, loop.size).transpose(2, 0, 1).copy())
               for image in loop.train_images]
-    masks = [torch.from_numpy(cv2.resize(mask, (loop.size, loop.size), interpolation=cv2.INTER_AREA))[None]
-             for mask in loop.train_masks]
+    masks = [torch.from_numpy(cv2.resize(mask, (image.shape[2], image.shape[1]), interpolation=cv2.INTER_AREA))[None]
+             for image, mask in zip(images, loop.train_masks)]
     order_rng = torch.Generator().manual_seed(loop.seed)
 
     history: list[dict[str, Any]] = []
@@ -235,7 +281,7 @@ def run(loop: Loop) -> dict[str, Any]:
                 stopped = "early"
                 break
             started = time.perf_counter()
-            model.train()
+            _train_mode(model, loop.freeze)
             order = torch.randperm(len(images), generator=order_rng).tolist()
             steps = (len(order) + loop.batch_size - 1) // loop.batch_size
             total = 0.0
@@ -248,7 +294,7 @@ def run(loop: Loop) -> dict[str, Any]:
                 if loop.plan.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    outputs = model.logits(batch)  # type: ignore[operator]
+                    outputs = _logits(model, batch)
                 loss = _loss(outputs, target)
                 optimiser.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -297,6 +343,7 @@ def forward_backward_seconds(spec: ModelSpec, plan: DevicePlan, crop: int, batch
     if plan.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimiser = torch.optim.Adam(_freeze(model, freeze), lr=1e-5)
+    _train_mode(model, freeze)
     batch = torch.rand(batch_size, 3, crop, crop, device=plan.device)
     if plan.channels_last:
         batch = batch.contiguous(memory_format=torch.channels_last)
@@ -305,7 +352,7 @@ def forward_backward_seconds(spec: ModelSpec, plan: DevicePlan, crop: int, batch
     for _ in range(repeats + 1):
         started = time.perf_counter()
         with torch.autocast(torch.device(plan.device).type, dtype=torch.float16, enabled=plan.is_cuda):
-            loss = _loss(model.logits(batch), target)  # type: ignore[operator]
+            loss = _loss(_logits(model, batch), target)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
