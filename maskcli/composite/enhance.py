@@ -183,7 +183,7 @@ class Enhance(Mode):
             raise OptionError("sharpen_radius", f"must be more than 0, got {self.sharpen_radius}")
         if self.inside.neutral and self.outside.neutral:
             raise OptionError("enhance", "nothing to do: set at least one of " + ", ".join(
-                key for key in _SETTINGS if key != "sharpen_radius") + " (or outside_*), e.g. -s contrast=1.5")
+                key for key in _SETTINGS if key != "sharpen_radius") + " (or outside_*), e.g. contrast=1.5")
 
     @property
     def inside(self) -> Adjustment:

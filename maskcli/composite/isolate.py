@@ -194,7 +194,7 @@ class ImageBackground(Mode):
 
     def __post_init__(self) -> None:
         if not self.background:
-            raise OptionError("background", "mode 'image' needs a background image: -b FILE")
+            raise OptionError("background", "mode 'image' needs a background image: `background=FILE`")
         if not Path(self.background).is_file():
             raise OptionError("background", f"no such image file: {self.background}")
         self._fill = parse_color(self.fill, option="fill")[:3]
