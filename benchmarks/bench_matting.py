@@ -335,7 +335,7 @@ def main() -> None:
              "| method | SAD | MSE ×10³ | gradient | IoU | s / image |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for label, rows in scores.items():
         means = np.mean(np.array(rows), axis=0)
-        lines.append(f"| {label} | {means[0]:.2f} | {means[1]:.2f} | {means[2]:.2f} | {means[4]:.3f} | "
+        lines.append(f"| {label} | {means[0]:.2f} | {means[1]:.2f} | {means[2]:.3f} | {means[4]:.3f} | "
                      f"{means[3]:.2f} |")
     lines += ["", "Foreground colour (mean absolute error where the true alpha > 0.05, alpha-weighted; and in the "
                   "matte's own soft band, 0.05 < alpha < 0.95, where a fringe shows; lower is better):", "",
