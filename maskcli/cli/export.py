@@ -64,7 +64,7 @@ def export_command(
     """
     from maskcli.formats import export_formats
     from maskcli.formats.labels import LabelFolder, has_legend
-    from maskcli.io.sources import Destinations, Source, expand_inputs
+    from maskcli.io.sources import Destinations, expand_inputs
     from maskcli.jobs.export import ExportJob, ImageIndex, finish_export
     from maskcli.pipeline import run
 

@@ -27,7 +27,7 @@ from maskcli.errors import OptionError
 from maskcli.imageops import from_uint8
 from maskcli.methods.base import Segmentation, methods
 from maskcli.imageops import BAND_PIXELS, bands
-from maskcli.methods.global_threshold import (PlaneMethod, binary_of, compare_above, histogram, polarity_of,
+from maskcli.methods.global_threshold import (PlaneMethod, binary_of, compare_above, polarity_of,
                                               prepare)
 from maskcli.registry import option
 
