@@ -37,8 +37,8 @@ RUNS = {
                     "val IoU >= 0.80"),
     "weizmann_horses": (80, 20, ["--crop", "320", "--lr", "3e-5", "--epochs", "2", "--patience", "2"],
                         "val IoU above the pretrained model's"),
-    "isbi2012_em": (20, 10, ["--flips", "hv", "--both-classes", "--size", "512", "--epochs", "15", "--patience",
-                             "5"], "val IoU (both classes) >= 0.75"),
+    "isbi2012_em": (20, 10, ["--flips", "hv", "--both-classes", "--size", "512", "--batch-size", "2", "--epochs",
+                             "45", "--patience", "15"], "val IoU (both classes) >= 0.75"),
 }
 
 

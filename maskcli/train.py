@@ -65,7 +65,7 @@ MIN_VAL_PAIRS = 1
 #: Defaults where the settings leave a choice open, per device kind. CPU: a training step costs far more than
 #: inference (the backward pass), so steps run on 192×192 crops of the 320×320 input and the first encoder stage
 #: (the costliest, at full resolution) stays fixed; measured by ``benchmarks/bench_train.py`` (figures in
-#: ``benchmarks/results/train.md``). GPU: whole images, nothing frozen, mixed precision.
+#: ``benchmarks/results/train.md``). GPU: whole images, nothing frozen, mixed precision (bf16).
 CPU_DEFAULTS = {"crop": 192, "batch_size": 4, "freeze": 1}
 GPU_DEFAULTS = {"crop": None, "batch_size": 8, "freeze": 0}
 

@@ -146,7 +146,7 @@ def test_cli_semantic_model(random_weights: dict[str, Path], tmp_path: Path) -> 
         cv2.imwrite(str(folder / f"{i}.png"), (image * 255).astype(np.uint8))
     done = run_cli("segment", str(folder), "-o", str(tmp_path / "out"), "--model", "lraspp-mobilenet-v3",
                    "--weights", str(random_weights["lraspp-mobilenet-v3"]), "--classes", "horse", "--json",
-                   env={"MASKCLI_HOME": str(tmp_path / "home"), **OFFLINE})
+                   "--device", "cpu", env={"MASKCLI_HOME": str(tmp_path / "home"), **OFFLINE})
     assert done.returncode == 0, done.stderr.decode()
     assert b'"model": "lraspp-mobilenet-v3"' in done.stdout and b'"device": "cpu"' in done.stdout
     assert cv2.imread(str(tmp_path / "out" / "1.png"), cv2.IMREAD_UNCHANGED).shape == (50, 40)
@@ -308,21 +308,22 @@ def test_cli_help_and_methods_do_not_import_torch() -> None:
 @pytest.mark.gpu
 @needs_data
 @needs_u2netp
-def test_gpu_fp16_matches_fp32() -> None:
+def test_gpu_runs_fp32_channels_last_and_matches_the_cpu() -> None:
     from maskcli.cnn import device
     from maskcli.cnn.infer import Segmenter, build_model
 
     spec = specs.get("u2netp")
     pairs = _horses(8)
     images = [image for image, _ in pairs]
-    half = Segmenter(spec, build_model(spec, U2NETP), device.resolve("cuda"))
-    full = Segmenter(spec, build_model(spec, U2NETP), device.resolve("cuda", precision="fp32"))
-    assert half.plan.precision == "fp16" and half.plan.channels_last
-    weight = next(w for w in half.model.parameters() if w.ndim == 4)
+    gpu = Segmenter(spec, build_model(spec, U2NETP), device.resolve("cuda"))
+    cpu = Segmenter(spec, build_model(spec, U2NETP), device.resolve("cpu"))
+    # fp16 and bf16 change U²-Net-P's masks more than the policy allows (benchmarks/results/cnn_gpu.md).
+    assert gpu.plan.precision == "fp32" and gpu.plan.channels_last
+    weight = next(w for w in gpu.model.parameters() if w.ndim == 4)
     assert weight.is_contiguous(memory_format=torch.channels_last)
-    for a, b, (_, truth) in zip(half.predict(images), full.predict(images), pairs):
-        assert _iou(a, b >= 0.5) >= 0.995  # the precision policy: fp16 only where masks agree
-        assert np.abs(a - b).max() < 0.05
+    for a, b in zip(gpu.predict(images), cpu.predict(images)):
+        assert _iou(a, b >= 0.5) >= 0.995
+        assert np.abs(a - b).max() < 0.05  # TF32 convolutions on the GPU: close, not equal
 
 
 @cuda
@@ -331,5 +332,5 @@ def test_gpu_fp16_matches_fp32() -> None:
 def test_gpu_method_reports_the_device() -> None:
     method = methods.create("cnn", {"weights": str(U2NETP), "device": "cuda", "batch_size": 4})
     results = method.compute_batch([np.random.default_rng(0).random((100, 120, 3), dtype=np.float32)] * 3)
-    assert results[0].facts["device"] == "cuda:0" and results[0].facts["precision"] == "fp16"
+    assert results[0].facts["device"] == "cuda:0" and results[0].facts["precision"] == "fp32"
     np.testing.assert_allclose(results[0].mask, results[2].mask, atol=1e-3)

@@ -68,7 +68,7 @@ def test_onnxruntime_engine_matches_the_torch_port(monkeypatch: pytest.MonkeyPat
 def test_engine_choice_and_its_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from maskcli.cnn.infer import engine_for
 
-    spec, cpu, gpu = specs.get("u2netp"), device.DevicePlan("cpu", "fp32", True), device.DevicePlan("cuda:0", "fp16", True)
+    spec, cpu, gpu = specs.get("u2netp"), device.DevicePlan("cpu", "fp32", True), device.DevicePlan("cuda:0", "fp32", True)
     assert engine_for(spec, "w.onnx", cpu) == "onnxruntime"
     assert engine_for(spec, "w.onnx", gpu) == "torch"  # the GPU path (device-side pre-processing) is torch's
     assert engine_for(spec, "w.onnx", cpu, "torch") == "torch"
@@ -103,8 +103,9 @@ def test_one_image_on_the_cpu_never_imports_torch(tmp_path: Path) -> None:
         f"'--weights', {str(U2NETP)!r}, '--device', 'auto', '--json'])\nexcept SystemExit as e:\n    code = e.code\n"
         "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', code, file=sys.stderr)\n"
     )
+    # No GPU visible (as on a machine without one), so `auto` means the CPU.
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, cwd=REPO,
-                          env={**os.environ, "MASKCLI_OFFLINE": "1"})
+                          env={**os.environ, "MASKCLI_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""})
     assert done.stderr.decode().strip().endswith("NO-TORCH 0"), done.stderr.decode()
     assert b'"engine": "onnxruntime"' in done.stdout
     assert (tmp_path / "out" / "in.png").is_file()
@@ -179,6 +180,12 @@ def test_device_side_preprocessing_agrees_with_the_host_path() -> None:
         assert a.shape == image.shape[:2] and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
         assert np.abs(a - b).max() < 1e-3  # the same resize as OpenCV's, as matrix products
         assert _iou(a, b) >= 0.999
+    # The decoded samples (what `maskcli segment` hands the model) give the float pixels' masks, on both paths.
+    samples = [np.round(image * 255).astype(np.uint8) for image in images]
+    for a, b in zip(seg.predict(samples), host):
+        assert np.abs(a - b).max() < 1e-5
+    for a, b in zip(seg._predict_on_device(samples), on_device):
+        assert np.abs(a - b).max() < 1e-4
 
 
 def test_device_path_with_a_semantic_model_and_mixed_shapes() -> None:

@@ -42,6 +42,23 @@ ENGINES = [pytest.param(1, False, id="in-process"), pytest.param(2, False, id="p
            pytest.param(2, True, id="threads")]
 
 
+def test_the_local_engine_for_each_kind_of_job():
+    from maskcli.engines.local import THREADED_CORES, InProcess, ProcessPool, choose
+
+    def engine(job, jobs):
+        chosen, _ = choose(job, jobs, items(range(3)))
+        return type(chosen).__name__, getattr(chosen, "threads", None)
+
+    assert engine(SquareJob(), 1) == ("InProcess", 1)
+    assert engine(SquareJob(), 2) == ("ProcessPool", None)
+    assert engine(SquareJob(releases_gil=True), 2) == ("InProcess", 2)  # threads: no worker start-up
+    assert engine(SquareJob(releases_gil=True), THREADED_CORES) == ("InProcess", THREADED_CORES)
+    assert engine(SquareJob(releases_gil=True), THREADED_CORES + 1) == ("ProcessPool", None)  # past the GIL's reach
+    chosen, rest = choose(SquareJob(releases_gil=True), 16, items(range(1)))
+    assert isinstance(chosen, InProcess) and len(list(rest)) == 1  # a lone item never starts a pool
+    assert ProcessPool(3).jobs == 3
+
+
 def items(values):
     for index, value in enumerate(values):
         yield Item(index, Source(str(value), PurePosixPath(f"{value}.png")))

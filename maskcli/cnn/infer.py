@@ -17,11 +17,13 @@ one thread; with torch, a lone image spreads over the cores free now instead
    normalised; semantic models: softmax over the classes, summed over the chosen ones), and only then resize that
    one channel to the image's full size.
 
-**On a GPU** (torch) the whole batch goes at once and the device does the work: each image is copied from pinned
-memory without blocking, resized and normalised on the device (:func:`prepare_on_device`: OpenCV's Lanczos or
-area resize as two matrix products, so the GPU sees the CPU's inputs), run under fp16
-autocast with ``channels_last``, post-processed and resized back to full size there; only the final masks come
-back. Images of equal input shape share a forward pass; a mask never depends on its batch neighbours. The
+**On a GPU** (torch) the whole batch goes at once and the device does the work: each image's decoded samples
+(uint8 as read: a quarter of the bytes of float pixels, and no float copy made on the host) are copied from pinned
+memory without blocking, turned into floats, resized and normalised on the device (:func:`prepare_on_device`:
+OpenCV's Lanczos or area resize as two matrix products, so the GPU sees the CPU's inputs), run in fp32 with
+``channels_last`` (the precision policy in :mod:`.device`), post-processed and resized back to full size there;
+only the final masks come back. The host thread that feeds the GPU does little per image, so the CPU cores stay
+free for decoding and encoding. Images of equal input shape share a forward pass; a mask never depends on its batch neighbours. The
 batch size is measured on the device (:meth:`Segmenter.probe_batch_size`).
 
 >>> import numpy as np, torch
@@ -51,6 +53,7 @@ from maskcli.cnn import onnxrt
 from maskcli.cnn.device import DevicePlan
 from maskcli.cnn.specs import ModelSpec
 from maskcli.errors import OptionError, SetupError, WeightsUnavailable
+from maskcli.imageops import to_unit_float
 
 if TYPE_CHECKING:
     import torch
@@ -186,9 +189,9 @@ def resample_matrix(source: int, target: int, interpolation: str) -> np.ndarray:
 
 def prepare_on_device(image: "torch.Tensor", spec: ModelSpec, mean: "torch.Tensor",
                       std: "torch.Tensor") -> "torch.Tensor":
-    """One image (H×W×3 or H×W float tensor in [0, 1], on any device) as the model's normalised 3×h×w input,
-    computed where the tensor lives, with the host's resize (:func:`resample_matrix`): on a GPU the CPU only
-    decodes. The same code runs on CPU tensors in tests.
+    """One image (H×W×3 or H×W: a float tensor in [0, 1], or uint8/uint16 samples, on any device) as the model's
+    normalised 3×h×w input, computed where the tensor lives, with the host's resize (:func:`resample_matrix`): on
+    a GPU the CPU only decodes. The same code runs on CPU tensors in tests.
 
     >>> import torch
     >>> from maskcli.cnn import specs
@@ -197,16 +200,34 @@ def prepare_on_device(image: "torch.Tensor", spec: ModelSpec, mean: "torch.Tenso
     >>> tuple(prepare_on_device(torch.rand(40, 30, 3), spec, mean, std).shape)
     (3, 320, 320)
     """
-    import torch
-
     chw = image[None].expand(3, -1, -1) if image.ndim == 2 else image[..., :3].permute(2, 0, 1)
     height, width = _input_size(spec, chw.shape[1], chw.shape[2])
-    rows = torch.from_numpy(resample_matrix(chw.shape[1], height, spec.interpolation)).to(image.device)
-    columns = torch.from_numpy(resample_matrix(chw.shape[2], width, spec.interpolation)).to(image.device)
-    resized = rows @ chw.float() @ columns.T
+    rows = _device_matrix(chw.shape[1], height, spec.interpolation, image.device)
+    columns = _device_matrix(chw.shape[2], width, spec.interpolation, image.device)
+    # Integer samples scale into [0, 1] exactly as the host's to_unit_float does (float32 multiply by 1/max).
+    scale = 1.0 if image.is_floating_point() else 1.0 / (255.0 if image.element_size() == 1 else 65535.0)
+    samples = chw.float() if scale == 1.0 else chw.float() * scale
+    resized = rows @ samples @ columns.T
     if spec.scale_by_max:
-        resized = resized / torch.clamp(resized.max(), min=1e-6)
+        resized = resized / resized.max().clamp(min=1e-6)
     return (resized - mean) / std
+
+
+_DEVICE_MATRICES: dict[tuple[int, int, str, str], "torch.Tensor"] = {}
+
+
+def _device_matrix(source: int, target: int, interpolation: str, device: "torch.device") -> "torch.Tensor":
+    """:func:`resample_matrix` on ``device``, kept there: a fresh copy from pageable host memory per image would
+    make the host wait for the GPU's queue every time."""
+    import torch
+
+    key = (source, target, interpolation, str(device))
+    matrix = _DEVICE_MATRICES.get(key)
+    if matrix is None:
+        if len(_DEVICE_MATRICES) > 256:  # a folder of many sizes: bounded
+            _DEVICE_MATRICES.clear()
+        matrix = _DEVICE_MATRICES[key] = torch.from_numpy(resample_matrix(source, target, interpolation)).to(device)
+    return matrix
 
 
 def choose_batch_size(rates: dict[int, float], tolerance: float = 0.05) -> int:
@@ -266,8 +287,9 @@ class Segmenter:
     # --- pre- and post-processing on the host -------------------------------------------------------------
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
-        """One image (float32 H×W or H×W×3 in [0, 1]) as the model's C×h×w float32 input."""
-        rgb = _rgb(np.asarray(image, np.float32))
+        """One image (float32 H×W or H×W×3 in [0, 1], or its uint8/uint16 samples) as the model's C×h×w float32
+        input."""
+        rgb = _rgb(to_unit_float(image) if image.dtype.kind == "u" else np.asarray(image, np.float32))
         height, width = _input_size(self.spec, *rgb.shape[:2])
         # The spec's resize (ModelSpec.interpolation): Lanczos for U²-Net, as its reference pre-processing;
         # INTER_AREA (an antialiased shrink, like torchvision's) for the torchvision models.
@@ -389,7 +411,9 @@ class Segmenter:
 
         on_device = []
         for image in images:
-            host = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+            # Samples cross as they are (uint8: a quarter of float32's bytes); floats stay floats.
+            host = torch.from_numpy(np.ascontiguousarray(image if image.dtype.kind == "u" else
+                                                         np.asarray(image, np.float32)))
             if self.device.type == "cuda":
                 host = host.pin_memory()  # lets the copy below overlap the previous image's work
             on_device.append(host.to(self.device, non_blocking=True))

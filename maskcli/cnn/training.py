@@ -13,6 +13,8 @@ What happens in one run:
 * after each epoch the validation images go through :class:`~maskcli.cnn.infer.Segmenter` at full size, exactly as
   ``maskcli segment`` runs them, and are scored with :func:`maskcli.metrics.score`; the best epoch is written
   atomically, and the run stops early when the score has not improved for ``patience`` epochs;
+* on a GPU the forward pass runs under bf16 autocast (fp16 with a gradient scaler where the GPU has no bf16):
+  bf16 has fp32's range, so no step is lost to an overflow; the weights and the optimiser stay fp32;
 * a resume file beside the checkpoint holds the last epoch's weights, optimiser and counters; Ctrl-C writes it and
   raises :class:`maskcli.cnn.events.Interrupted` (``maskcli.train.Interrupted``).
 
@@ -221,8 +223,10 @@ def run(loop: Loop) -> dict[str, Any]:
     model = validate.segmenter.model
     trainable = _freeze(model, loop.freeze)
     optimiser = torch.optim.Adam(trainable, lr=loop.lr)
-    use_amp = loop.plan.is_cuda
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    amp = _autocast_dtype(loop.plan)
+    # Only fp16 needs loss scaling; its first steps are skipped while the scale settles, which a run of a few
+    # dozen steps cannot spare.
+    scaler = torch.amp.GradScaler("cuda", enabled=amp is torch.float16)
     augment = _augmenter(loop)
     mean = torch.tensor(loop.spec.mean).view(1, 3, 1, 1)
     std = torch.tensor(loop.spec.std).view(1, 3, 1, 1)
@@ -293,7 +297,7 @@ def run(loop: Loop) -> dict[str, Any]:
                 batch = batch.to(device, non_blocking=True)
                 if loop.plan.channels_last:
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                     outputs = _logits(model, batch)
                 loss = _loss(outputs, target)
                 optimiser.zero_grad(set_to_none=True)
@@ -336,6 +340,14 @@ def run(loop: Loop) -> dict[str, Any]:
             "stopped": stopped, "history": history}
 
 
+def _autocast_dtype(plan: DevicePlan) -> "torch.dtype | None":
+    """Mixed precision for training: bf16 on a GPU that has it, else fp16; none on the CPU (where bf16 changed
+    U²-Net-P's masks and was slower, see :mod:`maskcli.cnn.device`)."""
+    if not plan.is_cuda:
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
 def forward_backward_seconds(spec: ModelSpec, plan: DevicePlan, crop: int, batch_size: int, freeze: int,
                              repeats: int = 3) -> float:
     """Seconds per image of one training step (forward, backward, update) at ``crop``, for benchmarks."""
@@ -351,7 +363,8 @@ def forward_backward_seconds(spec: ModelSpec, plan: DevicePlan, crop: int, batch
     times: list[float] = []
     for _ in range(repeats + 1):
         started = time.perf_counter()
-        with torch.autocast(torch.device(plan.device).type, dtype=torch.float16, enabled=plan.is_cuda):
+        amp = _autocast_dtype(plan)
+        with torch.autocast(torch.device(plan.device).type, dtype=amp or torch.float32, enabled=amp is not None):
             loss = _loss(_logits(model, batch), target)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()

@@ -37,15 +37,22 @@ from maskcli.pipeline import (FATAL, GRACE_S, Job, Result, failed, finished_resu
                               saved)
 
 
+#: The most cores a job whose stages release the GIL is given as threads of this process (see :func:`choose`).
+THREADED_CORES = 4
+
+
 def choose(job: Job, jobs: int, items: Iterable[Item]) -> tuple[Any, Iterable[Item]]:
     """The local executor for ``job`` on ``jobs`` cores, and the items (peeked at, so to be used instead).
 
     * a batched job (a CNN) runs here: one model, decoding and encoding in ``jobs`` threads;
     * a job whose stages all release the GIL (``job.releases_gil``: OpenCV's codecs and a method made of OpenCV
-      calls, such as Otsu or Canny) runs here too, ``jobs`` items at a time in threads, with decoding ahead:
-      threads do the work of processes without a worker's start-up and with the overlap of stages that a worker
-      running one item after another lacks. On 2 cores, Otsu on 200 one-megapixel JPEGs with ``jobs=2`` went
-      from 0.54× the speed of ``jobs=1`` (worker processes) to 0.93–1.19× (benchmarks/results/segment.md);
+      calls, such as Otsu or Canny) runs here too on up to :data:`THREADED_CORES` cores, ``jobs`` items at a time
+      in threads, with decoding ahead: threads do the work of processes without a worker's start-up and with the
+      overlap of stages that a worker running one item after another lacks. On 2 cores, Otsu on 200
+      one-megapixel JPEGs with ``jobs=2`` went from 0.54× the speed of ``jobs=1`` (worker processes) to
+      0.93–1.19× (benchmarks/results/segment.md). On more cores the Python between the stages, which holds the
+      GIL, is the limit: on 16 cores, 16 threads ran Otsu 1.41× as fast as one (benchmarks/results/segment16.md),
+      so there such a job runs in worker processes like any other;
     * any other per-item job runs whole items in ``jobs`` worker processes, one core each.
 
     Starting worker processes costs more than one image takes: a lone item (one file, or one image on stdin)
@@ -53,7 +60,7 @@ def choose(job: Job, jobs: int, items: Iterable[Item]) -> tuple[Any, Iterable[It
     """
     if jobs < 1:
         raise OptionError("jobs", f"must be at least 1, not {jobs}")
-    if job.batched or getattr(job, "releases_gil", False):
+    if job.batched or (getattr(job, "releases_gil", False) and jobs <= THREADED_CORES):
         return InProcess(threads=jobs), items
     if jobs > 1:
         iterator = iter(items)

@@ -52,6 +52,9 @@ class CNN(Method):
     example: ClassVar[str] = "maskcli segment photos/ -o masks/ --model u2netp --refine guided"
     hard: ClassVar[bool] = False
     batched: ClassVar[bool] = True
+    # The decoded samples go to the model's pre-processing as they are: the float copy is made by the model's
+    # worker threads (CPU) or on the device (GPU), not by the thread that feeds the batch.
+    integer_samples: ClassVar[bool] = True
 
     model: str = option(specs.DEFAULT_MODEL, "The model (`maskcli models`).", choices=tuple(specs.names()))
     weights: str | None = option(None, "A local weights file; default: the cache, else a download.")
