@@ -186,6 +186,9 @@ def test_device_side_preprocessing_agrees_with_the_host_path() -> None:
         assert np.abs(a - b).max() < 1e-5
     for a, b in zip(seg._predict_on_device(samples), on_device):
         assert np.abs(a - b).max() < 1e-4
+    deep = [image.astype(np.uint16) * 257 for image in samples]  # 16-bit samples of the same picture
+    for a, b in zip(seg._predict_on_device(deep), on_device):
+        assert np.abs(a - b).max() < 1e-4
 
 
 def test_device_path_with_a_semantic_model_and_mixed_shapes() -> None:

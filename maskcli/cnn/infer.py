@@ -189,7 +189,7 @@ def resample_matrix(source: int, target: int, interpolation: str) -> np.ndarray:
 
 def prepare_on_device(image: "torch.Tensor", spec: ModelSpec, mean: "torch.Tensor",
                       std: "torch.Tensor") -> "torch.Tensor":
-    """One image (H×W×3 or H×W: a float tensor in [0, 1], or uint8/uint16 samples, on any device) as the model's
+    """One image (H×W×3 or H×W: a float tensor in [0, 1], or uint8 samples, on any device) as the model's
     normalised 3×h×w input, computed where the tensor lives, with the host's resize (:func:`resample_matrix`): on
     a GPU the CPU only decodes. The same code runs on CPU tensors in tests.
 
@@ -204,8 +204,8 @@ def prepare_on_device(image: "torch.Tensor", spec: ModelSpec, mean: "torch.Tenso
     height, width = _input_size(spec, chw.shape[1], chw.shape[2])
     rows = _device_matrix(chw.shape[1], height, spec.interpolation, image.device)
     columns = _device_matrix(chw.shape[2], width, spec.interpolation, image.device)
-    # Integer samples scale into [0, 1] exactly as the host's to_unit_float does (float32 multiply by 1/max).
-    scale = 1.0 if image.is_floating_point() else 1.0 / (255.0 if image.element_size() == 1 else 65535.0)
+    # 8-bit samples scale into [0, 1] as the host's to_unit_float does (a float32 multiply by 1/255).
+    scale = 1.0 if image.is_floating_point() else 1.0 / 255.0
     samples = chw.float() if scale == 1.0 else chw.float() * scale
     resized = rows @ samples @ columns.T
     if spec.scale_by_max:
@@ -411,9 +411,10 @@ class Segmenter:
 
         on_device = []
         for image in images:
-            # Samples cross as they are (uint8: a quarter of float32's bytes); floats stay floats.
-            host = torch.from_numpy(np.ascontiguousarray(image if image.dtype.kind == "u" else
-                                                         np.asarray(image, np.float32)))
+            # 8-bit samples cross as they are (a quarter of float32's bytes); deeper samples as floats.
+            host = torch.from_numpy(np.ascontiguousarray(
+                image if image.dtype == np.uint8 else
+                to_unit_float(image) if image.dtype.kind == "u" else np.asarray(image, np.float32)))
             if self.device.type == "cuda":
                 host = host.pin_memory()  # lets the copy below overlap the previous image's work
             on_device.append(host.to(self.device, non_blocking=True))
