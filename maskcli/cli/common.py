@@ -68,8 +68,8 @@ MaxPixels = Annotated[
 ]
 Jobs = Annotated[
     Optional[int],
-    typer.Option("--jobs", "-j", help="Cores to use: worker processes, or threads in one process for the CNN and for "
-                 "methods made of OpenCV calls (thresholds, edges). Default: the number of cores.",
+    typer.Option("--jobs", "-j", help="Cores to use: worker processes, or threads in one process for the CNN and, "
+                 "up to 4 cores, for methods made of OpenCV calls (thresholds, edges). Default: the number of cores.",
                  rich_help_panel=RUN, min=1, show_default=False),
 ]
 Engine = Annotated[
