@@ -38,6 +38,7 @@ __all__ = [
     "Ranking",
     "pair_key",
     "pair_files",
+    "pair_truths",
     "evaluate_pairs",
     "evaluate_folders",
     "mean_scores",
@@ -205,6 +206,45 @@ def _read_mask(path: str) -> np.ndarray:
     return read_mask(path)
 
 
+def pair_truths(images: str | os.PathLike[str], truths: str | os.PathLike[str],
+                classes: Sequence[str] | None = None) -> tuple[Pairing, Callable[[Pair], np.ndarray]]:
+    """Pair images with their true masks as ``maskcli eval`` and ``maskcli train`` do, and say how to read a truth.
+
+    ``truths`` is a folder of mask files (paired by relative path and stem, :func:`pair_files`), a COCO file or a
+    folder of label images with its ``labels.json`` (paired by the key of each entry's file name, the mask being
+    the union of ``classes``, default all; :func:`pair_sets`).
+
+    Returns
+    -------
+    Pairing
+        The pairs and what could not be paired.
+    callable
+        Reads a pair's truth in the mask convention (float32 H×W in [0, 1]); picklable, for worker processes.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from maskcli.io.encode import encode_mask, write_atomic
+    >>> scratch = tempfile.TemporaryDirectory(); root = Path(scratch.name)
+    >>> write_atomic(root / "photos" / "a.jpg", b"not decoded here")
+    >>> write_atomic(root / "truth" / "a.png", encode_mask(np.ones((2, 3), np.float32)))
+    >>> pairing, read_truth = pair_truths(root / "photos", root / "truth")
+    >>> [pair.key for pair in pairing.pairs], read_truth(pairing.pairs[0]).shape
+    (['a'], (2, 3))
+    >>> scratch.cleanup()
+    """
+    from maskcli.formats.sources import open_mask_set
+
+    truth_set = open_mask_set(truths, classes)
+    if truth_set is None:
+        return pair_files(images, truths), _read_truth_file
+    return pair_sets(images, truths, None, truth_set), _SetReader(truth_set, _set_keys(truths, truth_set), "truth")
+
+
+def _read_truth_file(pair: Pair) -> np.ndarray:
+    return _read_mask(pair.truth)
+
+
 def evaluate_pairs(pairs: Iterable[Pair], *, level: float = 0.5, tolerance: float = 2,
                    read_source: Callable[[Pair], np.ndarray] | None = None,
                    read_truth: Callable[[Pair], np.ndarray] | None = None) -> Iterator[ImageScore]:
@@ -269,7 +309,12 @@ def _set_reader(path: Any, mask_set: Any, side: str) -> Callable[[Pair], np.ndar
     """Reads one side of a pair from a mask set, by the name :func:`pair_sets` gave it (None: not a set)."""
     if mask_set is None:
         return None
-    return _SetReader(mask_set, {_set_name(path, name): key for key, name in mask_set.keys().items()}, side)
+    return _SetReader(mask_set, _set_keys(path, mask_set), side)
+
+
+def _set_keys(path: Any, mask_set: Any) -> dict[str, str]:
+    """The set's keys under the names :func:`pair_sets` gives its entries."""
+    return {_set_name(path, name): key for key, name in mask_set.keys().items()}
 
 
 @dataclasses.dataclass
@@ -565,11 +610,7 @@ def compare_methods(
     if not specs:
         raise OptionError("methods", "give at least one method")
     built = [_build(spec) for spec in specs]
-    from maskcli.formats.sources import open_mask_set
-
-    truth_set = open_mask_set(truths, classes)
-    pairing = pair_files(images, truths) if truth_set is None else pair_sets(images, truths, None, truth_set)
-    read_truth = _set_reader(truths, truth_set, "truth")
+    pairing, read_truth = pair_truths(images, truths, classes)
     pairs = pairing.pairs[:limit] if limit is not None else pairing.pairs
     if not pairs:
         raise SetupError(f"no image in {images} has a truth of the same name in {truths}")

@@ -1,7 +1,7 @@
 """Fine-tuning a segmentation CNN on the user's own image/mask pairs.
 
 :func:`fine_tune` pairs images with masks the way ``maskcli eval`` does (relative path and stem, see
-:func:`maskcli.evaluate.pair_files`), checks the data, splits off a validation set, trains (the loop itself is in
+:func:`maskcli.evaluate.pair_truths`), checks the data, splits off a validation set, trains (the loop itself is in
 :mod:`maskcli.cnn.training`) and writes the best model as a checkpoint that loads wherever a model does::
 
     maskcli segment new/ -o masks/ --model u2netp --weights model.pt
@@ -12,7 +12,8 @@ the starting model). Nothing here prints.
 
 Data policy
 -----------
-* images and masks pair by relative path and stem; files without a partner are reported, never guessed;
+* images and masks pair by relative path and stem, the masks a folder, a COCO file or label images (as in
+  ``maskcli eval``); files without a partner are reported, never guessed;
 * a mask of another size than its image is resized to the image when the aspect ratio agrees within 2 % (a mask
   saved at another resolution), with a :class:`Notice`; any other mismatch leaves the pair out, with a Notice;
 * at least :data:`MIN_TRAIN_PAIRS` training pairs and :data:`MIN_VAL_PAIRS` validation pair are needed;
@@ -210,16 +211,19 @@ def _file_digest(path: str) -> str:
         return hashlib.sha256(stream.read()).hexdigest()
 
 
+def _array_digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes() + repr(array.shape).encode()).hexdigest()
+
+
 def _load_pairs(images: Union[str, os.PathLike[str]], masks: Union[str, os.PathLike[str]], role: str,
-                notices: list[Notice]) -> _Pairs:
+                notices: list[Notice], classes: Optional[Sequence[str]] = None) -> _Pairs:
     """Read every pair (images as the image convention, masks as the mask convention), applying the data policy."""
     import cv2
 
-    from maskcli.evaluate import pair_files
+    from maskcli.evaluate import pair_truths
     from maskcli.io.decode import read_image
-    from maskcli.io.encode import read_mask
 
-    pairing = pair_files(images, masks)
+    pairing, read_truth = pair_truths(images, masks, classes)
     for name in pairing.unpaired_sources:
         notices.append(Notice(f"{role} image without a mask of the same name in {masks}; left out", name))
     for name in pairing.unpaired_truths:
@@ -230,7 +234,7 @@ def _load_pairs(images: Union[str, os.PathLike[str]], masks: Union[str, os.PathL
     for pair in pairing.pairs:
         try:
             image = read_image(pair.source).pixels
-            mask = read_mask(pair.truth)
+            mask = read_truth(pair)
         except InputError as error:
             notices.append(Notice(f"unreadable ({error}); pair left out", pair.source))
             continue
@@ -247,7 +251,9 @@ def _load_pairs(images: Union[str, os.PathLike[str]], masks: Union[str, os.PathL
         loaded.keys.append(pair.key)
         loaded.images.append(image)
         loaded.masks.append(np.clip(mask, 0.0, 1.0).astype(np.float32, copy=False))
-        loaded.digests.append(f"{role}:{pair.key}:{_file_digest(pair.source)}:{_file_digest(pair.truth)}")
+        # A COCO file's or label images' entry is no file of its own: its mask's bytes stand for it.
+        truth = _file_digest(pair.truth) if os.path.isfile(pair.truth) else _array_digest(mask)
+        loaded.digests.append(f"{role}:{pair.key}:{_file_digest(pair.source)}:{truth}")
     return loaded
 
 
@@ -286,6 +292,7 @@ def fine_tune(
     *,
     val_images: Union[str, os.PathLike[str], None] = None,
     val_masks: Union[str, os.PathLike[str], None] = None,
+    classes: Optional[Sequence[str]] = None,
     resume: bool = False,
     on_event: Optional[Callable[[Any], None]] = None,
 ) -> TrainResult:
@@ -295,7 +302,9 @@ def fine_tune(
     Parameters
     ----------
     images, masks : path
-        Folders of images and of their masks (white foreground on black), paired by relative path and stem.
+        A folder of images, and their masks: a folder of mask files (white foreground on black), a COCO file or a
+        folder of label images with its ``labels.json``; paired as ``maskcli eval`` pairs them
+        (:func:`maskcli.evaluate.pair_truths`: relative path and stem).
     output : path
         The checkpoint to write (``.pt``); written atomically each time validation improves. While training
         runs, a resume file sits beside it (:func:`resume_path`).
@@ -303,6 +312,9 @@ def fine_tune(
         How to train; the defaults suit a CPU.
     val_images, val_masks : path, optional
         A separate validation set; default: ``settings.val_fraction`` of the pairs, drawn with ``settings.seed``.
+    classes : sequence of str, optional
+        Where the masks are a COCO file or label images: the classes whose union is the foreground (default:
+        every class).
     resume : bool
         Continue the run whose resume file sits beside ``output``.
     on_event : callable, optional
@@ -363,9 +375,9 @@ def fine_tune(
         for notice in notices[start_at:]:
             emit(notice)
 
-    train = _load_pairs(images, masks, "training", notices)
+    train = _load_pairs(images, masks, "training", notices, classes)
     if val_images is not None and val_masks is not None:
-        val = _load_pairs(val_images, val_masks, "validation", notices)
+        val = _load_pairs(val_images, val_masks, "validation", notices, classes)
         note_all(0)
         if len(train.keys) < MIN_TRAIN_PAIRS or len(val.keys) < MIN_VAL_PAIRS:
             raise SetupError(f"{len(train.keys)} usable training and {len(val.keys)} validation pairs: at least "

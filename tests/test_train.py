@@ -205,6 +205,45 @@ def test_mask_size_policy_resizes_same_shape_and_leaves_out_other_shapes(tmp_pat
     assert "mask is 40×64 but the image is 64×64 (another shape); pair left out" in text
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")
+def test_masks_from_label_images_or_a_coco_file_pair_as_in_eval(tmp_path: Path) -> None:
+    from maskcli.formats.labels import legend_for, write_legend
+    from maskcli.train import _load_pairs
+
+    images, masks = _nuclei(tmp_path, side=64)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    truths = {path.stem: cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) > 127 for path in masks.iterdir()}
+    for name, truth in truths.items():
+        cv2.imwrite(str(labels / f"{name}.png"), (truth * 2).astype(np.uint8))  # label 2: nucleus
+    write_legend(labels, legend_for(["debris", "nucleus"]))
+    folder = _load_pairs(images, masks, "training", [])
+    from_labels = _load_pairs(images, labels, "training", [], ["nucleus"])
+    assert from_labels.keys == folder.keys == NUCLEI
+    for a, b in zip(from_labels.masks, folder.masks):
+        np.testing.assert_array_equal(a, b)
+    assert from_labels.digests != folder.digests  # the fingerprint follows where the masks came from
+    # The CLI passes --class on: a class no pixel has leaves every mask empty, which is refused.
+    done = run_cli("train", str(images), str(labels), "-o", str(tmp_path / "m.pt"), "--class", "debris", *TINY)
+    assert done.returncode == 3 and b"training masks is empty" in done.stderr, done.stderr.decode()
+
+    pytest.importorskip("pycocotools", reason="COCO files need pycocotools (pip install 'maskcli[coco]')")
+    from maskcli.formats.coco import rle_encode
+
+    entries, annotations = [], []
+    for number, (name, truth) in enumerate(sorted(truths.items()), start=1):
+        entries.append({"id": number, "file_name": f"{name}.png", "height": 64, "width": 64})
+        annotations.append({"id": number, "image_id": number, "category_id": 2, "iscrowd": 0,
+                            "segmentation": rle_encode(truth), "area": int(truth.sum())})
+    coco = tmp_path / "nuclei.json"
+    coco.write_text(json.dumps({"images": entries, "annotations": annotations,
+                                "categories": [{"id": 1, "name": "debris"}, {"id": 2, "name": "nucleus"}]}))
+    from_coco = _load_pairs(images, coco, "training", [])
+    assert from_coco.keys == folder.keys
+    for a, b in zip(from_coco.masks, folder.masks):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_settings_are_checked_and_errors_name_the_flag(tmp_path: Path) -> None:
     images, masks = _nuclei(tmp_path, NUCLEI[:1], side=64)
     done = run_cli("train", str(images), str(masks), "-o", str(tmp_path / "m.pt"), "--size", "100")

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from maskcli.cli.common import split_names
 from maskcli.cli.context import current
 from maskcli.cli.report import EXIT_INTERRUPTED
 from maskcli.errors import OptionError
@@ -19,8 +20,10 @@ REPORTING = "Reporting"
 
 def train_command(
     images: Annotated[Path, typer.Argument(metavar="IMAGES", help="Folder of training images.", show_default=False)],
-    masks: Annotated[Path, typer.Argument(metavar="MASKS", help="Folder of their masks (white foreground on black), paired by "
-                                          "relative path and stem, as in `maskcli eval`.", show_default=False)],
+    masks: Annotated[Path, typer.Argument(metavar="MASKS", help="Their masks, paired by relative path and stem as "
+                                          "in `maskcli eval`: a folder of masks (white foreground on black), a "
+                                          "COCO file, or label images with their labels.json.",
+                                          show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="The checkpoint to write (.pt).",
                                          show_default=False)],
     model: Annotated[str, typer.Option("--model", help="The model to start from: u2netp, u2net, or a torchvision "
@@ -36,6 +39,10 @@ def train_command(
                                                        show_default=False)] = None,
     val_masks: Annotated[Optional[Path], typer.Option("--val-masks", help="The validation masks.",
                                                       rich_help_panel=DATA, show_default=False)] = None,
+    classes: Annotated[Optional[list[str]], typer.Option("--class", help="With a COCO file or label images: the "
+                                                         "classes that make the mask (repeatable or "
+                                                         "comma-separated; default all).", rich_help_panel=DATA,
+                                                         show_default=False)] = None,
     epochs: Annotated[int, typer.Option("--epochs", help="At most this many passes over the training pairs.",
                                         rich_help_panel=TRAINING)] = 30,
     patience: Annotated[int, typer.Option("--patience", help="Stop when validation has not improved for this "
@@ -100,7 +107,7 @@ def train_command(
     try:
         with view:  # Ctrl-C arrives as the KeyboardInterrupt on which training saves its state
             result = library.fine_tune(images, masks, output, settings, val_images=val_images, val_masks=val_masks,
-                                       resume=resume, on_event=view.event)
+                                       classes=split_names(classes), resume=resume, on_event=view.event)
     except library.Interrupted as stop:
         where = f"; continue with --resume (state in {stop.resume})" if stop.resume else ""
         print(f"maskcli: interrupted after {stop.epochs_done} epochs; the best model so far is in "
