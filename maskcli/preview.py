@@ -15,14 +15,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from maskcli.errors import InputError, OptionError, OutputExists, SetupError
+
+if TYPE_CHECKING:
+    from maskcli.evaluate import Pair
 
 __all__ = [
     "SheetLayout",
@@ -246,16 +249,15 @@ class PreviewReport:
         return [r for r in self.results if r.error]
 
 
-def _load(path: str, mask_path: str, stretch: bool | None) -> tuple[np.ndarray, np.ndarray]:
+def _load(path: str, stretch: bool | None) -> np.ndarray:
     from maskcli.io.decode import read_image
-    from maskcli.io.encode import read_mask
 
     image = read_image(path)
     pixels = image.pixels
     # 16-bit scientific images often use a sliver of their range (the hela_* nuclei: under 2 %): show them stretched.
     if stretch or (stretch is None and image.bit_depth >= 16):
         pixels = _stretch(pixels)
-    return pixels, read_mask(mask_path)
+    return pixels
 
 
 @dataclasses.dataclass
@@ -269,18 +271,19 @@ class _Style:
 class _ScoreJob:
     """Read a mask and its truth → their IoU (the sheet's order); nothing is written."""
 
-    truths: dict[str, str]  # mask path -> truth path
+    pairs: list[tuple[Pair, Pair]]  # by item index: (image, mask) and (image, truth)
+    read_mask: Callable[[Pair], np.ndarray]
+    read_truth: Callable[[Pair], np.ndarray]
     batched = False
     batch_size = 1
 
     def load(self, item: Any) -> tuple[np.ndarray, np.ndarray]:
-        from maskcli.io.encode import read_mask
-
-        truth = self.truths[item.source.path]
+        mask_pair, truth_pair = self.pairs[item.index]
+        mask = self.read_mask(mask_pair)
         try:
-            return read_mask(item.source.path), read_mask(truth)
+            return mask, self.read_truth(truth_pair)
         except InputError as error:
-            raise InputError(f"cannot score against {truth}: {error}") from None
+            raise InputError(f"cannot score against {truth_pair.truth}: {error}") from None
 
     def compute(self, loaded: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:
         from maskcli.metrics import iou
@@ -297,7 +300,8 @@ class _ScoreJob:
 class _OverlayJob:
     """Decode an image and its mask → the overlay (written) and the sheet's tile (handed back)."""
 
-    masks: list[str]  # by item index
+    pairs: list[Pair]  # by item index: (image, mask)
+    read_mask: Callable[[Pair], np.ndarray]
     style: _Style
     stretch: bool | None
     cell: int | None  # the sheet's cell side; None: no sheet
@@ -305,7 +309,7 @@ class _OverlayJob:
     batch_size = 1
 
     def load(self, item: Any) -> tuple[np.ndarray, np.ndarray]:
-        return _load(item.source.path, self.masks[item.index], self.stretch)
+        return _load(item.source.path, self.stretch), self.read_mask(self.pairs[item.index])
 
     def compute(self, loaded: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
         from maskcli.masks import resize_mask
@@ -341,6 +345,7 @@ def write_previews(
     output: str | os.PathLike[str] | None = None,
     sheet: str | os.PathLike[str] | None = None,
     truths: str | os.PathLike[str] | None = None,
+    classes: Sequence[str] | None = None,
     columns: int = 6,
     cell: int = 160,
     overwrite: bool = False,
@@ -354,8 +359,10 @@ def write_previews(
 ) -> PreviewReport:
     """Overlays of each image with its mask (``output/<relpath>.png``) and a contact sheet of them (``sheet``).
 
-    Images and masks pair by relative path and stem, as in :func:`maskcli.evaluate.pair_files`. With ``truths``,
-    each mask is scored against its truth, the sheet lists images worst IoU first, and the labels show the IoU.
+    Images and masks pair by relative path and stem, as in ``maskcli eval`` (:func:`maskcli.evaluate.pair_truths`):
+    the masks (and the truths) may be a folder of mask files, a COCO file or label images, whose ``classes``
+    (default all) make the mask. With ``truths``, each mask is scored against its image's truth, the sheet lists
+    images worst IoU first, and the labels show the IoU.
     An existing overlay (or sheet) is an error unless ``overwrite``; an output never replaces an input.
     ``stretch`` (None: 16-bit images only) spreads dim images over the full range for display. The images run
     through :func:`maskcli.pipeline.run` on ``jobs`` cores (or ``executor``); ``fail_fast`` stops at the first
@@ -366,7 +373,9 @@ def write_previews(
     PreviewReport
         One result per pair, in sheet order, and what could not be paired.
     """
-    from maskcli.evaluate import pair_files
+    from maskcli.evaluate import pair_truths
+    from maskcli.formats.labels import has_legend
+    from maskcli.formats.sources import classes_for
     from maskcli.io.encode import encode_image, write_atomic
     from maskcli.io.sources import Item, Source
     from maskcli.pipeline import run
@@ -375,10 +384,17 @@ def write_previews(
         raise OptionError("output", "give an output folder for overlays, a contact sheet, or both")
     if sheet is not None and Path(sheet).suffix.lower() != ".png":
         raise OptionError("sheet", f"the contact sheet is a PNG file; {Path(sheet).name} does not end in .png")
-    pairing = pair_files(images, masks)
+    chosen = classes_for([masks] if truths is None else [masks, truths], classes)  # for the sides with classes
+    pairing, read_mask = pair_truths(images, masks, chosen[0])
     if not pairing.pairs:
         raise SetupError(f"no image in {images} has a mask of the same name in {masks}")
     inputs = {os.path.realpath(path) for pair in pairing.pairs for path in (pair.source, pair.truth)}
+    for side in (masks, truths):  # a COCO file, and label images (their pairs name entries, not files)
+        if side is not None:
+            inputs.add(os.path.realpath(side))
+            if has_legend(side):
+                inputs |= {os.path.realpath(os.path.join(root, name)) for root, _, names in os.walk(side)
+                           for name in names}
     layout = None
     if sheet is not None:  # checked before any work, so a bad columns or cell fails at once
         layout = SheetLayout.for_count(len(pairing.pairs), columns=columns, cell=cell)
@@ -388,12 +404,14 @@ def write_previews(
             raise OutputExists("sheet", str(sheet))
     results = [PreviewResult(p.key, p.source, p.truth) for p in pairing.pairs]
     unpaired: list[str] = []
+    mask_pair = {pair.key: pair for pair in pairing.pairs}
     if truths is not None:
-        truth_of = {p.key: p.truth for p in pair_files(masks, truths).pairs}
-        unpaired = [result.key for result in results if result.key not in truth_of]
-        scored = [result for result in results if result.key in truth_of]
+        truth_pairing, read_truth = pair_truths(images, truths, chosen[1])
+        truth_pair = {pair.key: pair for pair in truth_pairing.pairs}
+        unpaired = [result.key for result in results if result.key not in truth_pair]
+        scored = [result for result in results if result.key in truth_pair]
         items = (Item(index, Source(r.mask, PurePosixPath(r.key))) for index, r in enumerate(scored))
-        job = _ScoreJob({r.mask: truth_of[r.key] for r in scored})
+        job = _ScoreJob([(mask_pair[r.key], truth_pair[r.key]) for r in scored], read_mask, read_truth)
         for outcome in run(items, job, executor=executor, jobs=jobs):
             result = scored[outcome.index]
             result.iou, result.error = outcome.facts.get("iou"), outcome.error
@@ -401,7 +419,7 @@ def write_previews(
         results.sort(key=lambda r: (r.error is None, r.iou is None, r.iou if r.iou is not None else 0.0, r.key))
     canvas = layout.canvas() if layout is not None else None
     planned = _plan_overlays(results, output, overwrite, inputs)
-    job = _OverlayJob([r.mask for r in results], _Style(color, opacity, outline), stretch,
+    job = _OverlayJob([mask_pair[r.key] for r in results], read_mask, _Style(color, opacity, outline), stretch,
                       cell if canvas is not None else None)
     for outcome in run(planned, job, executor=executor, jobs=jobs, fail_fast=fail_fast):
         result = results[outcome.index]

@@ -104,6 +104,52 @@ def test_worst_first_sheet_and_overlays(tmp_path):
         assert picture[y + 16, x + 16, 0] == pytest.approx(levels[result.key], abs=0.01)
 
 
+def _as_labels(folder: Path, target: Path) -> Path:
+    """The masks of ``folder`` as label images: label 2 ("part") where the mask is, over a legend of two classes."""
+    from maskcli.formats.labels import legend_for, write_legend
+
+    target.mkdir()
+    for path in folder.iterdir():
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) > 127
+        cv2.imwrite(str(target / path.name), (mask * 2).astype(np.uint8))
+    write_legend(target, legend_for(["dust", "part"]))
+    return target
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")
+def test_masks_and_truths_from_label_images_or_a_coco_file(tmp_path):
+    import json
+
+    images, masks, truths = _folder(tmp_path)
+    folders = write_previews(images, masks, sheet=tmp_path / "folders.png", truths=truths, columns=2, cell=32)
+    labels = write_previews(images, _as_labels(masks, tmp_path / "mask-labels"), sheet=tmp_path / "labels.png",
+                            truths=_as_labels(truths, tmp_path / "truth-labels"), classes=["part"], columns=2, cell=32)
+    assert [(r.key, r.iou) for r in labels.results] == [(r.key, r.iou) for r in folders.results]
+    assert (tmp_path / "labels.png").read_bytes() == (tmp_path / "folders.png").read_bytes()
+    done = run_cli("preview", str(images), str(tmp_path / "mask-labels"), "--class", "dust", "--gt", str(truths),
+                   "--sheet", str(tmp_path / "dust.png"))
+    assert done.returncode == 0, done.stderr.decode()  # no dust anywhere: every mask empty, every IoU 0
+    # Overlays are never written over the label images they were drawn from.
+    again = write_previews(images, tmp_path / "mask-labels", output=tmp_path / "mask-labels", classes=["part"])
+    assert len(again.failed) == 4 and "would replace an input" in again.failed[0].error
+    assert cv2.imread(str(tmp_path / "mask-labels" / "b.png"), cv2.IMREAD_GRAYSCALE).max() == 2  # unchanged
+
+    pytest.importorskip("pycocotools", reason="COCO files need pycocotools (pip install 'maskcli[coco]')")
+    from maskcli.formats.coco import rle_encode
+
+    entries, annotations = [], []
+    for number, path in enumerate(sorted(truths.iterdir()), start=1):
+        truth = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) > 127
+        entries.append({"id": number, "file_name": path.name, "height": 24, "width": 24})
+        annotations.append({"id": number, "image_id": number, "category_id": 1, "iscrowd": 0,
+                            "segmentation": rle_encode(truth), "area": int(truth.sum())})
+    coco = tmp_path / "truths.json"
+    coco.write_text(json.dumps({"images": entries, "annotations": annotations,
+                                "categories": [{"id": 1, "name": "part"}]}))
+    from_coco = write_previews(images, masks, sheet=tmp_path / "coco.png", truths=coco, columns=2, cell=32)
+    assert [(r.key, r.iou) for r in from_coco.results] == [(r.key, r.iou) for r in folders.results]
+
+
 def test_existing_overlays_and_unpaired(tmp_path):
     images, masks, _ = _folder(tmp_path)
     (masks / "d.png").unlink()

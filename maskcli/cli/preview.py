@@ -24,8 +24,9 @@ def _color(text: str) -> tuple[float, float, float]:
 
 def preview_command(
     images: Annotated[Path, typer.Argument(help="Folder (or file) of images.", show_default=False)],
-    masks: Annotated[Path, typer.Argument(help="Folder (or file) of their masks, paired by relative path and "
-                                          "stem.", show_default=False)],
+    masks: Annotated[Path, typer.Argument(help="Their masks, paired by relative path and stem: a folder (or "
+                                          "file) of masks, a COCO file, or label images with their labels.json.",
+                                          show_default=False)],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write one overlay PNG per image here "
                                                    "(sub-folders mirrored).", show_default=False)] = None,
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Write a contact sheet: one PNG grid of labelled "
@@ -35,8 +36,11 @@ def preview_command(
     cell: Annotated[int, typer.Option("--cell", help="Thumbnail square side, in pixels.", rich_help_panel=SHEET,
                                       min=16)] = 160,
     gt: Annotated[Optional[Path], typer.Option("--gt", help="Ground-truth masks: order the sheet worst IoU first "
-                                               "and show each IoU in its label.", rich_help_panel=SHEET,
-                                               show_default=False)] = None,
+                                               "and show each IoU in its label (a folder, a COCO file or "
+                                               "label images).", rich_help_panel=SHEET, show_default=False)] = None,
+    classes: Annotated[Optional[list[str]], typer.Option("--class", help="With a COCO file or label images: the "
+                                                         "classes that make the mask (repeatable or "
+                                                         "comma-separated; default all).", show_default=False)] = None,
     color: Annotated[str, typer.Option("--color", help="Tint and outline colour.", rich_help_panel=LOOK)
                      ] = "#ff4040",
     opacity: Annotated[float, typer.Option("--opacity", help="Tint strength in [0, 1].", rich_help_panel=LOOK,
@@ -61,7 +65,8 @@ def preview_command(
     """
     from maskcli.preview import write_previews
 
-    report = write_previews(images, masks, output=output, sheet=sheet, truths=gt, columns=columns, cell=cell,
+    report = write_previews(images, masks, output=output, sheet=sheet, truths=gt, classes=c.split_names(classes),
+                            columns=columns, cell=cell,
                             overwrite=overwrite, stretch=stretch, color=_color(color), opacity=opacity,
                             outline=outline, jobs=jobs, fail_fast=fail_fast)
     words = Wording.current()

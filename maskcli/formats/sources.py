@@ -154,9 +154,16 @@ def open_mask_sets(paths: Sequence[str | os.PathLike[str]],
                    classes: Sequence[str] | None = None) -> list[CocoMasks | LabelMasks | None]:
     """:func:`open_mask_set` for each path, ``classes`` applying to those that are mask sets; choosing classes
     when none is one is an :class:`OptionError`."""
+    return [open_mask_set(path, chosen) for path, chosen in zip(paths, classes_for(paths, classes))]
+
+
+def classes_for(paths: Sequence[str | os.PathLike[str]],
+                classes: Sequence[str] | None) -> list[Sequence[str] | None]:
+    """``classes`` for each path that is a mask set (a COCO file, label images), None for the others; choosing
+    classes when no path is a mask set is an :class:`OptionError`."""
     from maskcli.formats.labels import has_legend
 
-    chosen = [path for path in paths if is_coco_file(path) or has_legend(path)]
-    if classes and not chosen:
+    sets = [is_coco_file(path) or has_legend(path) for path in paths]
+    if classes and not any(sets):
         open_mask_set(paths[-1], classes)  # raises, naming the path
-    return [open_mask_set(path, classes) if path in chosen else None for path in paths]
+    return [classes if is_set else None for is_set in sets]
