@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import PurePosixPath
 
-import numpy as np
 import pytest
 
 from maskcli.errors import InputError, OptionError
@@ -43,20 +42,23 @@ ENGINES = [pytest.param(1, False, id="in-process"), pytest.param(2, False, id="p
 
 
 def test_the_local_engine_for_each_kind_of_job():
-    from maskcli.engines.local import THREADED_CORES, InProcess, ProcessPool, choose
+    from maskcli.engines.local import ITEMS_PER_WORKER, THREADED_CORES, InProcess, choose
 
-    def engine(job, jobs):
-        chosen, _ = choose(job, jobs, items(range(3)))
-        return type(chosen).__name__, getattr(chosen, "threads", None)
+    def engine(job, jobs, count=3):
+        chosen, rest = choose(job, jobs, items(range(count)))
+        assert [item.index for item in rest] == list(range(count))  # the items peeked at are all still there
+        return type(chosen).__name__, getattr(chosen, "threads", None) or chosen.jobs
 
+    gil_free, past = SquareJob(releases_gil=True), THREADED_CORES + 1
     assert engine(SquareJob(), 1) == ("InProcess", 1)
-    assert engine(SquareJob(), 2) == ("ProcessPool", None)
-    assert engine(SquareJob(releases_gil=True), 2) == ("InProcess", 2)  # threads: no worker start-up
-    assert engine(SquareJob(releases_gil=True), THREADED_CORES) == ("InProcess", THREADED_CORES)
-    assert engine(SquareJob(releases_gil=True), THREADED_CORES + 1) == ("ProcessPool", None)  # past the GIL's reach
-    chosen, rest = choose(SquareJob(releases_gil=True), 16, items(range(1)))
-    assert isinstance(chosen, InProcess) and len(list(rest)) == 1  # a lone item never starts a pool
-    assert ProcessPool(3).jobs == 3
+    assert engine(SquareJob(), 2) == ("ProcessPool", 2)
+    assert engine(SquareJob(), 2, count=1) == ("InProcess", 1)  # a lone item never starts a pool
+    assert engine(gil_free, 2) == ("InProcess", 2)  # threads: no worker start-up
+    assert engine(gil_free, THREADED_CORES, count=1000) == ("InProcess", THREADED_CORES)
+    # Past the GIL's reach, worker processes; for a few items, starting them costs more than threads lose.
+    assert engine(gil_free, past, count=ITEMS_PER_WORKER * past) == ("ProcessPool", past)
+    assert engine(gil_free, past, count=ITEMS_PER_WORKER * past - 1) == ("InProcess", past)
+    assert isinstance(choose(gil_free, 16, items(range(1)))[0], InProcess)
 
 
 def items(values):

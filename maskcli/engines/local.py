@@ -39,6 +39,9 @@ from maskcli.pipeline import (FATAL, GRACE_S, Job, Result, failed, finished_resu
 
 #: The most cores a job whose stages release the GIL is given as threads of this process (see :func:`choose`).
 THREADED_CORES = 4
+#: Past :data:`THREADED_CORES`, such a job starts worker processes only for at least this many items per worker:
+#: for fewer, starting them costs more than the threads lose.
+ITEMS_PER_WORKER = 4
 
 
 def choose(job: Job, jobs: int, items: Iterable[Item]) -> tuple[Any, Iterable[Item]]:
@@ -51,8 +54,9 @@ def choose(job: Job, jobs: int, items: Iterable[Item]) -> tuple[Any, Iterable[It
       overlap of stages that a worker running one item after another lacks. On 2 cores, Otsu on 200
       one-megapixel JPEGs with ``jobs=2`` went from 0.54× the speed of ``jobs=1`` (worker processes) to
       0.93–1.19× (benchmarks/results/segment.md). On more cores the Python between the stages, which holds the
-      GIL, is the limit: on 16 cores, 16 threads ran Otsu 1.41× as fast as one (benchmarks/results/segment16.md),
-      so there such a job runs in worker processes like any other;
+      GIL, is the limit: on 16 cores, 16 threads ran Otsu 1.41× as fast as one and worker processes 3.02×
+      (benchmarks/results/segment16.md), so there such a job runs in worker processes like any other, once there
+      are :data:`ITEMS_PER_WORKER` items for each;
     * any other per-item job runs whole items in ``jobs`` worker processes, one core each.
 
     Starting worker processes costs more than one image takes: a lone item (one file, or one image on stdin)
@@ -60,12 +64,15 @@ def choose(job: Job, jobs: int, items: Iterable[Item]) -> tuple[Any, Iterable[It
     """
     if jobs < 1:
         raise OptionError("jobs", f"must be at least 1, not {jobs}")
-    if job.batched or (getattr(job, "releases_gil", False) and jobs <= THREADED_CORES):
+    threaded = bool(getattr(job, "releases_gil", False))
+    if job.batched or (threaded and jobs <= THREADED_CORES):
         return InProcess(threads=jobs), items
     if jobs > 1:
         iterator = iter(items)
-        head = list(itertools.islice(iterator, 2))
+        head = list(itertools.islice(iterator, ITEMS_PER_WORKER * jobs if threaded else 2))
         items = itertools.chain(head, iterator)
+        if threaded and len(head) < ITEMS_PER_WORKER * jobs:
+            return InProcess(threads=jobs), items
         if len(head) >= 2:
             return ProcessPool(jobs), items
     return InProcess(threads=1), items
