@@ -23,8 +23,8 @@ memory without blocking, turned into floats, resized and normalised on the devic
 OpenCV's Lanczos or area resize as two matrix products, so the GPU sees the CPU's inputs), run in fp32 with
 ``channels_last`` (the precision policy in :mod:`.device`), post-processed and resized back to full size there;
 only the final masks come back. The host thread that feeds the GPU does little per image, so the CPU cores stay
-free for decoding and encoding. Images of equal input shape share a forward pass; a mask never depends on its batch neighbours. The
-batch size is measured on the device (:meth:`Segmenter.probe_batch_size`).
+free for decoding and encoding. Images of equal input shape share a forward pass; a mask never depends on its
+batch neighbours. The batch size is measured on the device (:meth:`Segmenter.probe_batch_size`).
 
 >>> import numpy as np, torch
 >>> from maskcli.cnn import specs
@@ -53,7 +53,7 @@ from maskcli.cnn import onnxrt
 from maskcli.cnn.device import DevicePlan
 from maskcli.cnn.specs import ModelSpec
 from maskcli.errors import OptionError, SetupError, WeightsUnavailable
-from maskcli.imageops import to_unit_float
+from maskcli.imageops import to_rgb, to_unit_float
 
 if TYPE_CHECKING:
     import torch
@@ -138,20 +138,18 @@ def build_model(spec: ModelSpec, path: Union[str, Path]) -> "nn.Module":
     return load_state(model, state, path, f"{spec.name} ({spec.builder}, {len(spec.categories)} classes)").eval()
 
 
-def _input_size(spec: ModelSpec, height: int, width: int) -> tuple[int, int]:
-    """(height, width) the image is resized to."""
+def input_shape(spec: ModelSpec, height: int, width: int) -> tuple[int, int]:
+    """(height, width) an image of that size is resized to: ``spec.input_size`` square (U²-Net), or that on the
+    shorter side (torchvision's semantic models)."""
     if spec.kind == "salient":
         return spec.input_size, spec.input_size
     scale = spec.input_size / min(height, width)  # torchvision's resize_size: the shorter side
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def _rgb(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return np.repeat(image[:, :, None], 3, axis=2)
-    if image.shape[2] == 4:
-        return image[:, :, :3]
-    return image
+def _unit_floats(image: np.ndarray) -> np.ndarray:
+    """Pixels as float32 in [0, 1]: integer samples scaled as decoding does (:func:`to_unit_float`), floats kept."""
+    return to_unit_float(image) if image.dtype.kind == "u" else np.asarray(image, np.float32)
 
 
 @functools.lru_cache(maxsize=64)
@@ -201,7 +199,7 @@ def prepare_on_device(image: "torch.Tensor", spec: ModelSpec, mean: "torch.Tenso
     (3, 320, 320)
     """
     chw = image[None].expand(3, -1, -1) if image.ndim == 2 else image[..., :3].permute(2, 0, 1)
-    height, width = _input_size(spec, chw.shape[1], chw.shape[2])
+    height, width = input_shape(spec, chw.shape[1], chw.shape[2])
     rows = _device_matrix(chw.shape[1], height, spec.interpolation, image.device)
     columns = _device_matrix(chw.shape[2], width, spec.interpolation, image.device)
     # 8-bit samples scale into [0, 1] as the host's to_unit_float does (a float32 multiply by 1/255).
@@ -289,8 +287,8 @@ class Segmenter:
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """One image (float32 H×W or H×W×3 in [0, 1], or its uint8/uint16 samples) as the model's C×h×w float32
         input."""
-        rgb = _rgb(to_unit_float(image) if image.dtype.kind == "u" else np.asarray(image, np.float32))
-        height, width = _input_size(self.spec, *rgb.shape[:2])
+        rgb = to_rgb(_unit_floats(image))
+        height, width = input_shape(self.spec, *rgb.shape[:2])
         # The spec's resize (ModelSpec.interpolation): Lanczos for U²-Net, as its reference pre-processing;
         # INTER_AREA (an antialiased shrink, like torchvision's) for the torchvision models.
         flag = cv2.INTER_LANCZOS4 if self.spec.interpolation == "lanczos" else cv2.INTER_AREA
@@ -412,9 +410,7 @@ class Segmenter:
         on_device = []
         for image in images:
             # 8-bit samples cross as they are (a quarter of float32's bytes); deeper samples as floats.
-            host = torch.from_numpy(np.ascontiguousarray(
-                image if image.dtype == np.uint8 else
-                to_unit_float(image) if image.dtype.kind == "u" else np.asarray(image, np.float32)))
+            host = torch.from_numpy(np.ascontiguousarray(image if image.dtype == np.uint8 else _unit_floats(image)))
             if self.device.type == "cuda":
                 host = host.pin_memory()  # lets the copy below overlap the previous image's work
             on_device.append(host.to(self.device, non_blocking=True))

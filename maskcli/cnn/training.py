@@ -3,8 +3,8 @@
 What happens in one run:
 
 * every training pair is resized once to the model's input (``size``: U²-Net's square, a semantic model's shorter
-  side; the same resize and scaling as inference), then each step draws an augmented ``crop``×``crop`` patch from it with torchvision's v2 transforms:
-  a random resized crop around the inference scale, flips, colour jitter; image and
+  side; the same resize and scaling as inference), then each step draws an augmented ``crop``×``crop`` patch from
+  it with torchvision's v2 transforms: a random resized crop around the inference scale, flips, colour jitter; image and
   :class:`~torchvision.tv_tensors.Mask` go through the same geometric transform, the jitter touches the image only;
 * the loss is the U²-Net paper's deep supervision (binary cross-entropy on the fused map and on the six side maps,
   on logits) plus a soft IoU term on the fused map, which pulls the thresholded mask towards the IoU it is scored on;
@@ -39,9 +39,11 @@ from torch import nn
 
 from maskcli.cnn.device import DevicePlan
 from maskcli.cnn.events import EpochRecord, Interrupted, StepEvent
+from maskcli.cnn.infer import input_shape
 from maskcli.cnn.specs import ModelSpec
 from maskcli.cnn.weights import CHECKPOINT_FORMAT, check_architecture, load_state, save_checkpoint
 from maskcli.errors import SetupError
+from maskcli.imageops import to_rgb
 
 #: The value of a resume file's ``format`` key.
 RESUME_FORMAT = "maskcli-resume/1"
@@ -67,21 +69,11 @@ def start_model(spec: ModelSpec, path: Union[str, Path]) -> nn.Module:
     return build_model(spec, path)
 
 
-def _input_shape(spec: ModelSpec, height: int, width: int, size: int) -> tuple[int, int]:
-    """(height, width) inference resizes an image to: ``size`` square (U²-Net), or ``size`` on the shorter side
-    (torchvision's semantic models)."""
-    if spec.kind != "semantic":
-        return size, size
-    scale = size / min(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 def _resize(spec: ModelSpec, image: np.ndarray, size: int) -> np.ndarray:
     """The image as inference prepares it (the spec's input shape, resize and scaling), still in [0, 1]."""
-    rgb = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
-    rgb = np.ascontiguousarray(rgb[:, :, :3], dtype=np.float32)
+    rgb = np.ascontiguousarray(to_rgb(image))
     flag = cv2.INTER_LANCZOS4 if spec.interpolation == "lanczos" else cv2.INTER_AREA
-    height, width = _input_shape(spec, *rgb.shape[:2], size)
+    height, width = input_shape(dataclasses.replace(spec, input_size=size), *rgb.shape[:2])
     resized = np.clip(cv2.resize(rgb, (width, height), interpolation=flag), 0.0, 1.0)
     if spec.scale_by_max:
         resized = resized / max(float(resized.max()), 1e-6)
@@ -360,10 +352,10 @@ def forward_backward_seconds(spec: ModelSpec, plan: DevicePlan, crop: int, batch
     if plan.channels_last:
         batch = batch.contiguous(memory_format=torch.channels_last)
     target = (torch.rand(batch_size, 1, crop, crop, device=plan.device) > 0.5).float()
+    amp = _autocast_dtype(plan)
     times: list[float] = []
     for _ in range(repeats + 1):
         started = time.perf_counter()
-        amp = _autocast_dtype(plan)
         with torch.autocast(torch.device(plan.device).type, dtype=amp or torch.float32, enabled=amp is not None):
             loss = _loss(_logits(model, batch), target)
         optimiser.zero_grad(set_to_none=True)
