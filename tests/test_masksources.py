@@ -181,3 +181,21 @@ def test_a_coco_file_and_label_images_are_mask_sources_like_a_folder(tmp_path):
     assert caught.value.option == "masks" and "neither a folder nor a COCO file" in str(caught.value)
     with pytest.raises(OptionError, match="has no category 'zebra'"):
         open_masks(coco, classes=["zebra"])
+
+
+def test_an_output_never_replaces_the_label_image_a_mask_came_from(tmp_path):
+    from maskcli.formats.labels import legend_for, write_legend
+
+    photos, labels = tmp_path / "photos", tmp_path / "labels"
+    photos.mkdir()
+    labels.mkdir()
+    cv2.imwrite(str(photos / "a.png"), np.full((20, 20, 3), 100, np.uint8))
+    label = np.zeros((20, 20), np.uint8)
+    label[5:15, 5:15] = 1
+    cv2.imwrite(str(labels / "a.png"), label)
+    write_legend(labels, legend_for(["part"]))
+    before = (labels / "a.png").read_bytes()
+    done = run_cli("apply", str(photos), "--masks", str(labels), "-o", str(labels), "--overwrite")
+    assert done.returncode == 1 and b"an input of this batch" in done.stderr, done.stderr.decode()
+    assert (labels / "a.png").read_bytes() == before
+

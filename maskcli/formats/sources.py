@@ -119,6 +119,10 @@ class LabelMasks(_MaskSet):
         """The mask of the image at ``relpath`` (its size is the label image's; fitting it is the caller's)."""
         return self.folder.mask(self.mask_entry(relpath), self.classes)
 
+    def pair(self, source: Any) -> Path:
+        """The label image this input's mask comes from: an input of the batch, which no output may replace."""
+        return Path(self.mask_entry(source.relpath))
+
     def mask_entry(self, relpath: str | PurePosixPath) -> Any:
         key = _key(relpath)
         path = self._files.get(key) or self._by_stem.get(PurePosixPath(key).name)
