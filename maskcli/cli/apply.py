@@ -14,6 +14,7 @@ from maskcli.errors import OptionError
 
 MASKS = "Masks (choose one source)"
 MODE = "Compositing"
+MaskClasses = c.class_option(MASKS, " as --masks")
 
 
 def _mode_names() -> list[str]:
@@ -38,10 +39,7 @@ def apply_command(
                                                   "relative path and stem; or a COCO file (.json) or a folder of "
                                                   "label images (with labels.json), matched by file name.",
                                                   rich_help_panel=MASKS, show_default=False)] = None,
-    classes_kept: Annotated[Optional[list[str]], typer.Option("--class", help="With a COCO file or label images "
-                                                              "as --masks: the classes that make the mask "
-                                                              "(repeatable or comma-separated; default all).",
-                                                              rich_help_panel=MASKS, show_default=False)] = None,
+    classes_kept: MaskClasses = None,
     mask_name: Annotated[str, typer.Option("--mask-name", help="Mask file name template within --masks.",
                                            rich_help_panel=MASKS)] = "{stem}.png",
     mask: Annotated[Optional[Path], typer.Option("--mask", help="One static mask file for every image.",

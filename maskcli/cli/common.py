@@ -160,6 +160,14 @@ def refine_option(panel: str) -> Any:
         rich_help_panel=panel, show_default=False)]
 
 
+def class_option(panel: str | None = None, given_as: str = "") -> Any:
+    """``--class``: the classes of a COCO file or label images that make the mask (apply, eval, preview, train),
+    shown in ``panel`` of the help; ``given_as`` names the option that takes such a file, where there are several."""
+    return Annotated[Optional[list[str]], typer.Option(
+        "--class", help=f"With a COCO file or label images{given_as}: the classes that make the mask (repeatable or "
+        "comma-separated; default all).", rich_help_panel=panel, show_default=False)]
+
+
 Params = Annotated[
     Optional[list[str]],
     typer.Option("--param", "-p", help="A method option as KEY=VALUE (repeatable); see `maskcli methods NAME`.",

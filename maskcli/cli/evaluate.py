@@ -59,10 +59,7 @@ def eval_command(
     both_classes: Annotated[bool, typer.Option("--both-classes", help="Rank and summarise by the mean IoU of "
                                                "foreground and background (for sets where the foreground covers "
                                                "most of each image).", rich_help_panel=SCORING)] = False,
-    classes: Annotated[Optional[list[str]], typer.Option("--class", help="With a COCO file or label images: the "
-                                                         "classes that make the mask (repeatable or "
-                                                         "comma-separated; default all).", rich_help_panel=SCORING,
-                                                         show_default=False)] = None,
+    classes: c.class_option(SCORING) = None,  # type: ignore[valid-type]
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="With --methods: images processed at once "
                                                 "(processes; threads for the CNN). Default: 1, so that the "
                                                 "times are free of contention.", rich_help_panel=SCORING,

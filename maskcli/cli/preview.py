@@ -38,9 +38,7 @@ def preview_command(
     gt: Annotated[Optional[Path], typer.Option("--gt", help="Ground-truth masks: order the sheet worst IoU first "
                                                "and show each IoU in its label (a folder, a COCO file or "
                                                "label images).", rich_help_panel=SHEET, show_default=False)] = None,
-    classes: Annotated[Optional[list[str]], typer.Option("--class", help="With a COCO file or label images: the "
-                                                         "classes that make the mask (repeatable or "
-                                                         "comma-separated; default all).", show_default=False)] = None,
+    classes: c.class_option() = None,  # type: ignore[valid-type]
     color: Annotated[str, typer.Option("--color", help="Tint and outline colour.", rich_help_panel=LOOK)
                      ] = "#ff4040",
     opacity: Annotated[float, typer.Option("--opacity", help="Tint strength in [0, 1].", rich_help_panel=LOOK,

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from maskcli.cli.common import split_names
+from maskcli.cli.common import class_option, split_names
 from maskcli.cli.context import current
 from maskcli.cli.report import EXIT_INTERRUPTED
 from maskcli.errors import OptionError
@@ -39,10 +39,7 @@ def train_command(
                                                        show_default=False)] = None,
     val_masks: Annotated[Optional[Path], typer.Option("--val-masks", help="The validation masks.",
                                                       rich_help_panel=DATA, show_default=False)] = None,
-    classes: Annotated[Optional[list[str]], typer.Option("--class", help="With a COCO file or label images: the "
-                                                         "classes that make the mask (repeatable or "
-                                                         "comma-separated; default all).", rich_help_panel=DATA,
-                                                         show_default=False)] = None,
+    classes: class_option(DATA) = None,  # type: ignore[valid-type]
     epochs: Annotated[int, typer.Option("--epochs", help="At most this many passes over the training pairs.",
                                         rich_help_panel=TRAINING)] = 30,
     patience: Annotated[int, typer.Option("--patience", help="Stop when validation has not improved for this "
