@@ -79,16 +79,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; rows are medians")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp folder)")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder, kept for the next run (default: a "
+                        "temp folder, removed at the end)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     parser.add_argument("--programs", default="", help="run only the rows whose names contain one of these "
                         "comma-separated words (e.g. 'floor,otsu' on a many-core machine); ratios need both rows")
     args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="maskcli-bench-"))
+    try:
+        _measure(args, work)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
 
+
+def _measure(args: argparse.Namespace, work: Path) -> None:
     from maskcli.cores import cpu_count
 
     cores = cpu_count()
-    work = args.work or Path(tempfile.mkdtemp(prefix="maskcli-bench-"))
     images = work / "images"
     if len(list(images.glob("*.jpg"))) != args.count:
         shutil.rmtree(images, ignore_errors=True)
