@@ -25,7 +25,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import imagemagick, write_report  # noqa: E402
+from common import imagemagick, scratch_folder, write_report  # noqa: E402
 from synth import make_jpegs  # noqa: E402
 
 
@@ -110,12 +109,12 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1,
                         help="processes for every row (maskcli --jobs); CPU time is only counted with 1, since "
                              "maskcli's workers start from a fork server whose children it cannot account for")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp folder)")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder, kept for the next run (default: a temp folder, removed at the end)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     parser.add_argument("--repeat", type=int, default=2, help="best of N runs per row")
     args = parser.parse_args()
 
-    work = args.work or Path(tempfile.mkdtemp(prefix="maskcli-bench-"))
+    work = scratch_folder(args.work, "maskcli-bench-")
     images, masks = work / "images", work / "masks"
     make_jpegs(images, args.count, seed=0, masks=masks)
     paths = sorted(images.glob("*.jpg"))[: args.count]

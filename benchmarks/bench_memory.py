@@ -17,13 +17,12 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import run_with_peak, write_report  # noqa: E402
+from common import run_with_peak, scratch_folder, write_report  # noqa: E402
 
 #: Options some methods and modes need to run at all.
 METHOD_OPTIONS = {"color_range": ["-p", "key=green"]}
@@ -72,7 +71,7 @@ def make_inputs(folder: Path, megapixels: float) -> tuple[Path, Path, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--megapixels", type=float, default=100.0)
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp folder)")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder, kept for the next run (default: a temp folder, removed at the end)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     parser.add_argument("--only", nargs="*", default=None, help="run only these methods/modes")
     parser.add_argument("--folder", type=Path, default=None,
@@ -87,7 +86,7 @@ def main() -> None:
     from maskcli.composite import modes
     from maskcli.methods import methods
 
-    work = args.work or Path(tempfile.mkdtemp(prefix="maskcli-mem-"))
+    work = scratch_folder(args.work, "maskcli-mem-")
     images, masks, pixels = make_inputs(work, args.megapixels)
     whole = make_inputs(work / "whole", args.whole_megapixels) if args.whole_megapixels else None
     maskcli = [sys.executable, "-m", "maskcli"]

@@ -23,14 +23,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import imagemagick, write_report  # noqa: E402
+from common import imagemagick, scratch_folder, write_report  # noqa: E402
 from synth import make_jpegs  # noqa: E402
 
 #: maskcli method → the ImageMagick operator doing the same job (None: no counterpart).
@@ -100,13 +99,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--im-count", type=int, default=40, help="files for ImageMagick's slow operators")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp folder)")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder, kept for the next run (default: a temp folder, removed at the end)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     parser.add_argument("--repeat", type=int, default=2, help="best of N runs per row")
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     args = parser.parse_args()
 
-    work = args.work or Path(tempfile.mkdtemp(prefix="maskcli-bench-methods-"))
+    work = scratch_folder(args.work, "maskcli-bench-methods-")
     images = work / "images"
     if len(list(images.glob("*.jpg"))) != args.count:
         shutil.rmtree(images, ignore_errors=True)

@@ -30,14 +30,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import write_report  # noqa: E402
+from common import scratch_folder, write_report  # noqa: E402
 from synth import make_jpegs  # noqa: E402
 
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
@@ -81,7 +80,7 @@ def main() -> None:
     parser.add_argument("--cnn-count", type=int, default=None, help="images for u2netp (default: --count)")
     parser.add_argument("--weights", type=Path, default=None, help="u2netp.onnx; without it the CNN rows are skipped")
     parser.add_argument("--repeat", type=int, default=2, help="rounds; each row keeps its best")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp folder)")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder, kept for the next run (default: a temp folder, removed at the end)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown report here")
     args = parser.parse_args()
 
@@ -89,7 +88,7 @@ def main() -> None:
     from ray.cluster_utils import Cluster
 
     cores = len(os.sched_getaffinity(0))
-    work = args.work or Path(tempfile.mkdtemp(prefix="mrb-"))
+    work = scratch_folder(args.work, "mrb-")
     sections = set(args.sections.split(","))
     images = work / "images"
     methods = {}

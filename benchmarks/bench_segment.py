@@ -23,13 +23,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import write_report  # noqa: E402
+from common import scratch_folder, write_report  # noqa: E402
 from synth import make_jpegs  # noqa: E402
 
 
@@ -79,24 +78,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; rows are medians")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder, kept for the next run (default: a "
-                        "temp folder, removed at the end)")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder, kept for the next run (default: a temp folder, removed at the end)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     parser.add_argument("--programs", default="", help="run only the rows whose names contain one of these "
                         "comma-separated words (e.g. 'floor,otsu' on a many-core machine); ratios need both rows")
     args = parser.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="maskcli-bench-"))
-    try:
-        _measure(args, work)
-    finally:
-        if args.work is None:
-            shutil.rmtree(work, ignore_errors=True)
 
-
-def _measure(args: argparse.Namespace, work: Path) -> None:
     from maskcli.cores import cpu_count
 
     cores = cpu_count()
+    work = scratch_folder(args.work, "maskcli-bench-")
     images = work / "images"
     if len(list(images.glob("*.jpg"))) != args.count:
         shutil.rmtree(images, ignore_errors=True)

@@ -1,10 +1,12 @@
-"""What the speed benchmarks share: finding ImageMagick, and writing a Markdown report."""
+"""What the speed benchmarks share: finding ImageMagick, a scratch folder, and writing a Markdown report."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -34,6 +36,16 @@ def imagemagick(tool: str) -> list[str] | None:
         subprocess.run(["apt-get", "install", "-y", "imagemagick"], capture_output=True)
         command = found()
     return command
+
+
+def scratch_folder(given: Path | None, prefix: str) -> Path:
+    """The benchmark's scratch folder: ``given`` (``--work``, kept so that the next run reuses its inputs), or a
+    temporary folder removed when the benchmark exits."""
+    if given is not None:
+        return given
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def write_report(lines: list[str], out: Path | None) -> None:
