@@ -22,13 +22,15 @@ Examples
 >>> import tempfile
 >>> from pathlib import Path, PurePosixPath
 >>> from maskcli.io.sources import Source
->>> root = Path(tempfile.mkdtemp()); (root / "sub").mkdir(); _ = (root / "sub" / "a.png").write_bytes(b"")
+>>> scratch = tempfile.TemporaryDirectory(); root = Path(scratch.name)
+>>> (root / "sub").mkdir(); _ = (root / "sub" / "a.png").write_bytes(b"")
 >>> MaskFolder(root).pair(Source("photos/sub/a.jpg", PurePosixPath("sub/a.jpg"))).relative_to(root).as_posix()
 'sub/a.png'
 >>> mask_sources.names()
 ['alpha', 'coco', 'file', 'folder', 'labels', 'method', 'records']
 >>> type(open_masks(root)).__name__
 'MaskFolder'
+>>> scratch.cleanup()
 """
 
 from __future__ import annotations

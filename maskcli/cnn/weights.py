@@ -18,14 +18,16 @@ model, which file was expected, where it is published and how to provide it.
 >>> import tempfile
 >>> from unittest import mock
 >>> from maskcli.cnn import specs
->>> with mock.patch.dict(os.environ, {"MASKCLI_HOME": tempfile.mkdtemp()}):
+>>> home = tempfile.TemporaryDirectory()
+>>> with mock.patch.dict(os.environ, {"MASKCLI_HOME": home.name}):
 ...     resolve(specs.get("u2netp"), offline=True).relative_to(BUNDLED).as_posix()
 'u2netp.onnx'
->>> with mock.patch.dict(os.environ, {"MASKCLI_HOME": tempfile.mkdtemp()}):
+>>> with mock.patch.dict(os.environ, {"MASKCLI_HOME": home.name}):
 ...     resolve(specs.get("u2net"), offline=True)
 Traceback (most recent call last):
 ...
 maskcli.errors.WeightsUnavailable: no weights for model 'u2net': ...u2net.onnx does not exist ...
+>>> home.cleanup()
 """
 
 from __future__ import annotations

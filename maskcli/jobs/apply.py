@@ -15,12 +15,13 @@ A batch from Python, in a few lines:
 >>> from pathlib import Path
 >>> from maskcli.io.encode import encode_image, encode_mask, write_atomic
 >>> from maskcli.masksources import MaskFolder
->>> root = Path(tempfile.mkdtemp())
+>>> scratch = tempfile.TemporaryDirectory(); root = Path(scratch.name)
 >>> write_atomic(root / "photos" / "a.jpg", encode_image(np.full((8, 8, 3), 0.5, np.float32), format="JPEG"))
 >>> write_atomic(root / "masks" / "a.png", encode_mask(np.eye(8, dtype=np.float32)))
 >>> results = apply_batch([root / "photos"], MaskFolder(root / "masks"), root / "cutouts", jobs=1)
 >>> [(r.status, Path(r.output).name, r.facts["format"]) for r in results]
 [('written', 'a.png', 'PNG')]
+>>> scratch.cleanup()
 """
 
 from __future__ import annotations
