@@ -102,6 +102,16 @@ class OutputError(InputError):
     """An output cannot be written (read-only folder, would overwrite an input, outside the output folder)."""
 
 
+class OutputTaken(OutputError):
+    """An output that was not to be replaced exists: it appeared after the batch was planned (another run writing
+    into the same folder). ``skip``: the batch skips such items (``existing='skip'``) rather than failing them."""
+
+    def __init__(self, path: str, *, skip: bool = False) -> None:
+        self.path, self.skip = path, skip
+        super().__init__(f"output {path} exists: another process wrote it during this run (use "
+                         "`existing='overwrite'` to replace or `existing='skip'`)")
+
+
 class OutputUnavailable(SetupError, OutputError):
     """The output folder can take no file (read-only, no permission, full): the batch stops (exit status 3),
     since every other item would fail the same way."""

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from maskcli.cores import cpu_count
-from maskcli.errors import Interrupted, MaskcliError, SetupError, WriteStopped
+from maskcli.errors import Interrupted, MaskcliError, OutputTaken, SetupError, WriteStopped
 from maskcli.io.encode import resume_writes
 from maskcli.io.sources import Item, guard_inputs
 
@@ -106,8 +106,14 @@ def failed(item: Item, error: BaseException | str) -> Result:
 
 
 def saved(job: Job, item: Item, loaded: Any, computed: Any) -> Result:
-    """``job.save`` with the item's relative path recorded."""
-    result = job.save(item, loaded, computed)
+    """``job.save`` with the item's relative path recorded; an output that another process wrote meanwhile
+    counts as skipped when the batch skips existing outputs."""
+    try:
+        result = job.save(item, loaded, computed)
+    except OutputTaken as taken:
+        if taken.skip:
+            return skipped(item)
+        raise
     result.relpath = item.source.relpath.as_posix()
     return result
 

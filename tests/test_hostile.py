@@ -328,39 +328,6 @@ def test_gif_first_frame_is_read_with_a_warning_for_more(tmp_path):
     assert piped.returncode == 0 and piped.stdout.startswith(b"\x89PNG")
 
 
-@pytest.mark.slow
-def test_two_runs_into_one_folder_both_finish_with_every_mask_whole(tmp_path):
-    import json
-
-    from synth_for_tests import write_many
-
-    count = 150
-    big = write_many(tmp_path / "big", count=count, size=(300, 400))
-    masks = tmp_path / "masks"
-    runs = [_start(["segment", str(big), "-o", str(masks), "--skip-existing", "--jobs", "2", "--json", "-q"], tmp_path)
-            for _ in range(2)]
-    outcomes = [process.communicate(timeout=300) for process in runs]
-    written = []
-    for process, (stdout, stderr) in zip(runs, outcomes):
-        assert process.returncode == 0, stderr.decode()
-        assert stderr.decode() == ""
-        records = [json.loads(line) for line in stdout.decode().splitlines()]
-        assert len(records) == count and {r["status"] for r in records} <= {"written", "skipped"}
-        written.append({os.path.basename(r["input"]) for r in records if r["status"] == "written"})
-    # The runs overlapped: masks that both planned before either had written them were written by both, into the
-    # same files at the same time (each run plans every input before its first write).
-    assert written[0] & written[1], [len(names) for names in written]
-    assert written[0] | written[1] == set(os.listdir(big))
-    assert sorted(os.listdir(masks)) == sorted(os.listdir(big))  # no temp file left beside them
-    assert not os.listdir(_private_tmp(tmp_path))  # the worker pools left no temp folder (pymp-*)
-    for name in os.listdir(masks):
-        mask = cv2.imread(str(masks / name), cv2.IMREAD_UNCHANGED)
-        image = cv2.imread(str(big / name), cv2.IMREAD_UNCHANGED)
-        # Whole, and its own image's: the disc (level 200 on 40) exactly, not another image's mask.
-        assert mask is not None and mask.shape == image.shape == (300, 400)
-        assert np.array_equal(mask, np.where(image > 120, 255, 0).astype(np.uint8)), name
-
-
 # --- the hostile folder: everything above at once, through segment and apply ------------------------------------
 
 #: Inputs that are images, with the size each output must have (height, width).

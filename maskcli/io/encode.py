@@ -11,22 +11,26 @@ reader never sees a partial file, even when the process is killed mid-write.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import functools
 import io
 import os
 import secrets
 import struct
+import sys
 import tempfile
 import threading
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from PIL import Image as PILImage
 
-from maskcli.errors import OptionError, OutputError, OutputUnavailable, WriteStopped
+from maskcli.errors import OptionError, OutputError, OutputTaken, OutputUnavailable, WriteStopped
 from maskcli.imageops import to_unit_float
 from maskcli.io.decode import Image
 from maskcli.masks import is_hard
@@ -294,7 +298,7 @@ def resume_writes() -> None:
     _STOPPING = False
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+def write_atomic(path: str | os.PathLike[str], data: bytes, *, replace: bool = True) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
 
     The folder is created if missing. The file gets the permissions of any new file (0666 less the process's
@@ -302,26 +306,128 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     failure the temp file is removed and :class:`OutputError` says why; when the folder can take no file at all
     (read-only file system, no permission, no space left) the error is
     :class:`~maskcli.errors.OutputUnavailable`, which stops a batch: every other item would fail the same way.
+
+    ``replace=False``: a file at ``path`` is never replaced, even one that appeared after the caller looked (another
+    process writing into the same folder): the final step is an exclusive rename, and
+    :class:`~maskcli.errors.OutputTaken` says the file is there.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     write_atomic(f"{folder}/a.png", b"first")
+    ...     try:
+    ...         write_atomic(f"{folder}/a.png", b"second", replace=False)
+    ...     except OutputTaken:
+    ...         pass
+    ...     open(f"{folder}/a.png", "rb").read(), sorted(os.listdir(folder))
+    (b'first', ['a.png'])
     """
     path = Path(path)
+    # The temp file's name prefix is claimed before the file exists, so that whatever stops this write (an
+    # exception here, or a process ending while this thread writes, see discard_temp_files) finds the file.
+    claim = (os.fspath(path.parent), f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-")
+    temp_name = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = _create_temp(path)
-    except OSError as error:
-        raise _write_error(error, f"cannot write in {path.parent}") from None
-    try:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temp_name = _create_temp(path, claim)
+        except OSError as error:
+            raise _write_error(error, f"cannot write in {path.parent}") from None
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
         with _RENAMING:
             if _STOPPING:
                 raise WriteStopped(f"{path}: not written, the run is stopping")
-            os.replace(temp_name, path)
+            if replace:
+                os.replace(temp_name, path)
+            else:
+                _rename_exclusive(temp_name, path)
     except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
+        _remove_claimed(claim, temp_name)
+        if isinstance(error, FileExistsError) and not replace and temp_name is not None:
+            raise OutputTaken(os.fspath(path)) from None
         if isinstance(error, OSError):
             raise _write_error(error, f"cannot write {path}") from None
         raise
+    finally:
+        with _TEMPS_LOCK:
+            _CLAIMS.discard(claim)
+
+
+# Temp files this process is writing, as (folder, name prefix): claimed before each file is created.
+_CLAIMS: set[tuple[str, str]] = set()
+_TEMPS_LOCK = threading.Lock()
+
+
+def _remove_claimed(claim: tuple[str, str], name: str | None) -> None:
+    """Remove a claimed temp file: by its name when known, else by its prefix (it may exist, unnamed yet)."""
+    if name is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        return
+    folder, prefix = claim
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.name.startswith(prefix):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def discard_temp_files() -> None:
+    """Remove every temp file this process's writes hold now, and let no new one be made (:func:`stop_writes`).
+
+    For a process that ends without waiting for its writing threads (an interrupted run's last moment): a thread
+    cut off between creating its temp file and renaming it would otherwise leave a partial file behind.
+    """
+    stop_writes()
+    with _TEMPS_LOCK:
+        for claim in list(_CLAIMS):
+            _remove_claimed(claim, None)
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+
+
+def _rename_exclusive(source: str, target: Path) -> None:
+    """Rename ``source`` to ``target`` unless ``target`` exists (:class:`FileExistsError`), in one step.
+
+    Linux's ``renameat2(RENAME_NOREPLACE)`` where the kernel and file system have it; else a hard link (which
+    fails on an existing name) and an unlink of the temp name; on a file system without hard links, a check and
+    a rename, which leaves a moment for a file to appear.
+    """
+    renameat2 = _renameat2()
+    if renameat2 is not None:
+        if renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), os.fspath(target))
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fspath(target)) from None
+        os.replace(source, target)
+        return
+    os.unlink(source)
+
+
+@functools.lru_cache(maxsize=1)
+def _renameat2() -> Any:
+    """libc's ``renameat2``, or None (another system, or a C library without it)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
 
 
 def remove_temp_files(folders: Iterable[str | os.PathLike[str]], pids: Iterable[int]) -> None:
@@ -362,10 +468,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _create_temp(path: Path) -> tuple[int, str]:
-    """A new, exclusive temp file beside ``path``, with the mode a new file gets (0666 less the umask)."""
+def _create_temp(path: Path, claim: tuple[str, str]) -> tuple[int, str]:
+    """A new, exclusive temp file beside ``path`` named with the claimed prefix, with the mode a new file gets
+    (0666 less the umask); none once the run is stopping."""
     # The pid in the name lets a parent that killed this process remove what it left (remove_temp_files).
-    handle, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=path.suffix, dir=path.parent)
+    with _TEMPS_LOCK:  # a discard_temp_files either sees the claim or comes before the file is made
+        if _STOPPING:
+            raise WriteStopped(f"{path}: not written, the run is stopping")
+        _CLAIMS.add(claim)
+        handle, name = tempfile.mkstemp(prefix=claim[1], suffix=path.suffix, dir=path.parent)
     try:
         os.fchmod(handle, 0o666 & ~_umask(path.parent))
     except (AttributeError, OSError):  # no fchmod (Windows), or a file system without modes: keep mkstemp's

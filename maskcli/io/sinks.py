@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 
-from maskcli.errors import OptionError
+from maskcli.errors import OptionError, OutputTaken
 from maskcli.io.encode import FORMATS, SUFFIX_OF, write_atomic
 from maskcli.io.sources import STDIN, Destinations, Existing, Item, Source
 
@@ -120,7 +120,7 @@ class FolderSink:
 
     def write(self, item: Item, data: bytes) -> str | None:
         assert item.destination is not None
-        write_atomic(item.destination, data)
+        write_as_planned(item.destination, data, self.existing)
         return str(item.destination)
 
 
@@ -147,8 +147,18 @@ class FileSink:
             yield item
 
     def write(self, item: Item, data: bytes) -> str | None:
-        write_atomic(self.path, data)
+        write_as_planned(self.path, data, self.existing)
         return str(self.path)
+
+
+def write_as_planned(path: Path, data: bytes, existing: Existing) -> None:
+    """Write an output under the batch's policy for existing files, which holds until the rename: without
+    ``overwrite``, a file that appeared after planning (another run into the same folder) is not replaced, and
+    :class:`~maskcli.errors.OutputTaken` says whether the item counts as skipped."""
+    try:
+        write_atomic(path, data, replace=existing == "overwrite")
+    except OutputTaken as taken:
+        raise OutputTaken(taken.path, skip=existing == "skip") from None
 
 
 class StreamSink:
@@ -173,4 +183,4 @@ class StreamSink:
         raise TypeError("a stream sink stays in the process that opened it")
 
 
-__all__ = ["ALPHA_FORMATS", "FileSink", "FolderSink", "OutputPlan", "Sink", "StreamSink"]
+__all__ = ["ALPHA_FORMATS", "FileSink", "FolderSink", "OutputPlan", "Sink", "StreamSink", "write_as_planned"]
