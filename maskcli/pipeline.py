@@ -214,6 +214,7 @@ def run(
     jobs: int | None = None,
     ordered: bool = True,
     fail_fast: bool = False,
+    reads: Iterable[str | os.PathLike[str] | int] = (),
 ) -> Iterator[Result]:
     """Run ``job`` over ``items``, yielding one result per item.
 
@@ -235,6 +236,9 @@ def run(
     fail_fast : bool
         Stop after the first failed item: items in flight still finish and are yielded (so every file written is
         reported); the rest are not started.
+    reads : iterable of path or file descriptor
+        Files the run reads besides the items' inputs and the job's own (``job.reads``): a list of paths, stdin
+        (``0``) when a file is redirected to it. No output may replace them.
 
     Returns
     -------
@@ -266,7 +270,7 @@ def run(
     """
     # Every input is known before the first write, so no output can land on any of them (an output named like
     # another item's input would otherwise replace it); an input given twice runs once.
-    items = guard_inputs(items, also=getattr(job, "reads", ()))
+    items = guard_inputs(items, also=[*getattr(job, "reads", ()), *reads])
     if executor is None:
         from maskcli.engines.local import choose
 

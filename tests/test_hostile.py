@@ -288,6 +288,9 @@ def test_an_output_folder_that_takes_no_file_stops_the_batch(tmp_path, monkeypat
         monkeypatch.setattr(tempfile, "mkstemp", lambda *a, **k: (attempts.append(a), real_mkstemp(*a, **k))[1])
         monkeypatch.setattr(os, "replace", lambda *a: failing(*a) if str(a[1]).startswith(str(out)) else
                             real_replace(*a))
+        from maskcli.io import encode
+
+        monkeypatch.setattr(encode, "_rename_exclusive", failing)  # the rename that replaces nothing
     else:
         monkeypatch.setattr(tempfile, "mkstemp", failing)
     assert main(["segment", str(folder), "-o", str(out), "--jobs", "1"]) == 3
@@ -494,3 +497,40 @@ def test_a_signal_never_cuts_a_report_in_half(monkeypatch):
         entry.restore(previous)
     records = [json.loads(line) for line in stdout.getvalue().splitlines()]
     assert [r["input"] for r in records] == ["a.png", "b.png"] and reporter.counts["written"] == 2
+
+
+# --- every file a run reads is an input: stdin, a background image, a list of paths -----------------------------
+
+
+@posix_only
+@pytest.mark.parametrize("verb", ["segment", "apply"])
+def test_stdin_that_is_the_output_file_is_never_replaced(tmp_path, verb):
+    import subprocess
+
+    from conftest import REPO
+
+    victim = _photo(tmp_path / "victim.png", 11)
+    before = victim.read_bytes()
+    method = ["-m", "otsu"] if verb == "apply" else []
+    with open(victim, "rb") as stdin:  # `maskcli segment - -o victim.png --overwrite < victim.png`
+        done = subprocess.run([sys.executable, "-m", "maskcli", verb, "-", *method, "-o", str(victim),
+                               "--overwrite"], stdin=stdin, capture_output=True, cwd=REPO, timeout=60)
+    assert done.returncode == 1, done.stderr.decode()
+    assert f"output {victim} is stdin, an input of this batch" in done.stderr.decode()
+    assert victim.read_bytes() == before and os.listdir(tmp_path) == ["victim.png"]
+
+
+def test_a_background_image_and_a_path_list_are_inputs(tmp_path):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    _photo(folder / "a.png", 12)
+    background = _photo(folder / "bg.png", 13)
+    listing = folder / "list.png"  # a list of paths, named like the output the template makes
+    listing.write_text(f"{folder / 'a.png'}\n")
+    before = _digests(folder)
+    image = run_cli("apply", str(folder / "a.png"), "-m", "otsu", "--mode", "image", "-b", str(background),
+                    "-o", str(folder), "--name", "bg.png", "--overwrite")
+    listed = run_cli("segment", "-T", str(listing), "-o", str(folder), "--name", "list.png", "--overwrite")
+    assert _digests(folder) == before
+    assert image.returncode == 1 and f"is {background}, an input of this batch" in image.stderr.decode()
+    assert listed.returncode == 1 and f"is {listing}, an input of this batch" in listed.stderr.decode()

@@ -378,6 +378,13 @@ def gather_sources(inputs: list[str] | None, batch: BatchOptions, *,
     return chained(), kind
 
 
+def files_read(batch: BatchOptions) -> list[str | int]:
+    """Files a batch reads besides its images and masks, which no output may replace: its list of paths
+    (``--from-file``), and stdin (file descriptor 0), which counts when a regular file is redirected to it."""
+    listed = [batch.from_file] if batch.from_file not in (None, STDIN) else []
+    return [*listed, 0]
+
+
 def choose_sink(*, kind: str, output: Path | None, template: str, batch: BatchOptions, plan: OutputPlan) -> Sink:
     """Where outputs go: one image from stdin goes to stdout unless an output file is named; else a folder."""
     from maskcli.io.sinks import FileSink, FolderSink, StreamSink

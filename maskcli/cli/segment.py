@@ -114,7 +114,7 @@ def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor:
     try:
         reporter = Reporter(json_records=batch.json_records, quiet=quiet)
         results = run(items, job, jobs=batch.jobs, executor=executor, ordered=not batch.unordered,
-                      fail_fast=batch.fail_fast)
+                      fail_fast=batch.fail_fast, reads=c.files_read(batch))
         try:
             for result in results:
                 reporter.result(result)

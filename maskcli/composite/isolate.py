@@ -199,6 +199,11 @@ class ImageBackground(Mode):
             raise OptionError("background", f"no such image file: {self.background}")
         self._fill = parse_color(self.fill, option="fill")[:3]
 
+    @property
+    def reads(self) -> list[str]:
+        """The file every item reads: the background image."""
+        return [str(self.background)]
+
     def _background(self, size: tuple[int, int], rows: slice | None = None) -> np.ndarray:
         # Read once per process; many photos of a batch share a size, so the last fitted copy is kept too (for a
         # band of a large image only when the background is larger than the image, and is scaled whole).

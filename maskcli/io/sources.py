@@ -16,6 +16,7 @@ import dataclasses
 import glob
 import io
 import os
+import stat
 import string
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
@@ -65,8 +66,17 @@ class Item:
         return paths
 
 
-def _identity(path: str) -> tuple[str, tuple[int, int] | None]:
-    """A file's real path, and its device and inode when it exists (a hard link has another path, same inode)."""
+def _identity(path: str | int) -> tuple[str | None, tuple[int, int] | None]:
+    """A file's real path, and its device and inode when it exists (a hard link has another path, same inode).
+
+    An int is an open file (0: stdin): a regular file behind it has a device and inode, and no path.
+    """
+    if isinstance(path, int):
+        try:
+            info = os.fstat(path)
+        except OSError:
+            return None, None
+        return None, ((info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else None)
     real = os.path.realpath(path)
     try:
         info = os.stat(real)
@@ -75,14 +85,20 @@ def _identity(path: str) -> tuple[str, tuple[int, int] | None]:
     return real, (info.st_dev, info.st_ino)
 
 
-def guard_inputs(items: Iterable[Item], also: Iterable[str | os.PathLike[str]] = ()) -> list[Item]:
+def _input_name(path: str | os.PathLike[str] | int) -> str:
+    return ("stdin" if path == 0 else f"file descriptor {path}") if isinstance(path, int) else os.fspath(path)
+
+
+def guard_inputs(items: Iterable[Item], also: Iterable[str | os.PathLike[str] | int] = ()) -> list[Item]:
     """The batch with every input known before anything is written: duplicates dropped, and each destination
     that is, or resolves to, any input of the batch refused.
 
     An input given twice (``a.png a.png``, a folder and a file in it) is processed once, under its first name.
     A destination is an input when its real path, or its device and inode, is an input's: whatever the policy
     for existing outputs, so ``--overwrite`` never replaces an input. ``also``: files the whole batch reads (one
-    static mask). The list is built in full, so this reads every entry of a path list before the first write.
+    static mask, a background image, a list of paths), as paths, or as open file descriptors (``0``: stdin, when
+    a regular file is redirected to it). The list is built in full, so this reads every entry of a path list
+    before the first write.
 
     >>> a = Item(0, Source("samples/coins.png", PurePosixPath("coins.png")), destination=Path("samples/coins.png"))
     >>> b = Item(1, Source("samples/./coins.png", PurePosixPath("coins.png")))
@@ -95,13 +111,15 @@ def guard_inputs(items: Iterable[Item], also: Iterable[str | os.PathLike[str]] =
     kept: list[Item] = []
     seen: set[object] = set()
     for path in also:
-        real, inode = _identity(os.fspath(path))
-        reals.setdefault(real, os.fspath(path))
+        real, inode = _identity(path if isinstance(path, int) else os.fspath(path))
+        if real is not None:
+            reals.setdefault(real, _input_name(path))
         if inode is not None:
-            inodes.setdefault(inode, os.fspath(path))
+            inodes.setdefault(inode, _input_name(path))
     for item in items:
         for number, path in enumerate(item.inputs):
             real, inode = _identity(path)
+            assert real is not None
             reals.setdefault(real, path)
             if inode is not None:
                 inodes.setdefault(inode, path)
@@ -116,7 +134,7 @@ def guard_inputs(items: Iterable[Item], also: Iterable[str | os.PathLike[str]] =
         if item.destination is None or item.error:
             continue
         real, inode = _identity(os.fspath(item.destination))
-        owner = reals.get(real) or (inodes.get(inode) if inode is not None else None)
+        owner = reals.get(real or "") or (inodes.get(inode) if inode is not None else None)
         if owner is None:
             continue
         item.skip = False

@@ -76,8 +76,9 @@ class ApplyJob:
 
     @property
     def reads(self) -> list[Path]:
-        """Files every item reads (the static mask): no output may replace them."""
-        return [self.masks.path] if isinstance(self.masks, StaticMask) else []
+        """Files every item reads (the static mask, the mode's background image): no output may replace them."""
+        static = [self.masks.path] if isinstance(self.masks, StaticMask) else []
+        return static + [Path(path) for path in getattr(self.mode, "reads", ())]
 
     @property
     def batched(self) -> bool:
