@@ -534,3 +534,27 @@ def test_a_background_image_and_a_path_list_are_inputs(tmp_path):
     assert _digests(folder) == before
     assert image.returncode == 1 and f"is {background}, an input of this batch" in image.stderr.decode()
     assert listed.returncode == 1 and f"is {listing}, an input of this batch" in listed.stderr.decode()
+
+
+# --- an output folder inside a recursive input folder ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verb", ["segment", "apply"])
+def test_an_output_folder_inside_the_input_tree_is_never_read_as_input(tmp_path, verb):
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    _photo(photos / "a.png", 14)
+    _photo(photos / "sub" / "b.png", 15)
+    out = photos / "out"
+    method = ["-m", "otsu"] if verb == "apply" else []
+    for run in range(3):  # every run after the first finds the first one's outputs inside its input tree
+        overwrite = ["--overwrite"] if run == 2 else []
+        done = run_cli(verb, str(photos), *method, "-o", str(out), "-r", *overwrite)
+        lines = done.stderr.decode().splitlines()
+        assert lines[0] == (f"maskcli: warning: {out} is inside the input folder {photos}; this run does not "
+                            "read it as input"), lines
+        assert sum("inside the input folder" in line for line in lines) == 1
+        assert done.returncode == (1 if run == 1 else 0), lines  # run 2: both outputs exist (an error each)
+        if run == 1:
+            assert len([line for line in lines if "exists" in line]) == 2
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["a.png", "sub", "sub/b.png"]

@@ -112,7 +112,8 @@ def apply_command(
     refinement.update({k: v for k, v in (("hard", hard), ("feather", feather or None), ("invert", invert or None))
                        if v is not None})
 
-    sources, kind = c.gather_sources(inputs, batch, allow_records=not chosen)
+    sources, kind = c.gather_sources(inputs, batch, allow_records=not chosen,
+                                     exclude=[output, masks if masks is not None and masks.is_dir() else None])
     mask_source: Any
     if kind == "records":
         mask_source = SegmentRecords(current().stdin)

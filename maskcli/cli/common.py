@@ -329,13 +329,20 @@ def existing_policy(skip_existing: bool, overwrite: bool) -> Existing:
     return "skip" if skip_existing else "overwrite" if overwrite else "error"
 
 
-def gather_sources(inputs: list[str] | None, batch: BatchOptions, *,
-                   allow_records: bool = False) -> tuple[Iterator[Source], str]:
+def gather_sources(inputs: list[str] | None, batch: BatchOptions, *, allow_records: bool = False,
+                   exclude: list[Path | None] | None = None) -> tuple[Iterator[Source], str]:
     """Sources from the arguments, a list file, or stdin; also says what stdin held ("paths", "records", ...).
 
     With "records" (``maskcli segment --json`` piped in), the sources are empty: the mask source reads them.
+    ``exclude``: the folders the run writes (its output) or reads otherwise (apply's masks); a recursive walk
+    leaves them out, and says so once.
     """
-    from maskcli.io.sources import expand_inputs, listed_files, read_path_list, stream_source
+    from maskcli.io.sources import expand_inputs, listed_files, nested_in_inputs, read_path_list, stream_source
+
+    left_out = [folder for folder in exclude or [] if folder is not None and str(folder) != STDIN]
+    if inputs and batch.recursive:
+        for folder, root in nested_in_inputs(inputs, left_out):
+            warn(f"{folder} is inside the input folder {root}; this run does not read it as input", batch.quiet)
 
     io = current()
     recursive, from_file, null, max_pixels = batch.recursive, batch.from_file, batch.null, batch.max_pixels
@@ -346,7 +353,7 @@ def gather_sources(inputs: list[str] | None, batch: BatchOptions, *,
             raise OptionError("inputs", "- (one image on stdin) cannot be mixed with other inputs")
         if inputs == [STDIN]:
             return iter([stream_source(io.stdin_bytes, max_pixels)]), "image"
-        streams.append(expand_inputs(inputs, recursive=recursive))
+        streams.append(expand_inputs(inputs, recursive=recursive, exclude=left_out))
         kind = "args"
     if from_file is not None:
         if from_file == STDIN:

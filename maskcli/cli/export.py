@@ -96,7 +96,7 @@ def export_command(
                     output=output if per_image else None, max_pixels=max_pixels,
                     images=ImageIndex.of(images) if images is not None else None)
 
-    sources = expand_inputs([str(masks)], recursive=recursive)
+    sources = expand_inputs([str(masks)], recursive=recursive, exclude=[output] if per_image else [])
     if per_image:
         planned = Destinations(output, "{stem}" + str(cls.suffix), "overwrite" if overwrite else "error",
                                suffix=cls.suffix).plan(sources)

@@ -94,7 +94,7 @@ def segment_command(
     if mask_bits not in (8, 16):
         raise OptionError("--mask-bits", f"must be 8 or 16, not {mask_bits}")
 
-    sources, kind = c.gather_sources(inputs, batch)
+    sources, kind = c.gather_sources(inputs, batch, exclude=[output])
     job.sink = c.choose_sink(kind=kind, output=output, template=name, batch=batch, plan=OutputPlan.for_masks())
     if labels:
         _write_legend(output, job.class_names, kind=kind, overwrite=batch.overwrite)

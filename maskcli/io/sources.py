@@ -151,11 +151,14 @@ def _is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
-def walk_folder(root: Path, *, recursive: bool) -> Iterator[Source]:
+def walk_folder(root: Path, *, recursive: bool, exclude: Iterable[str | os.PathLike[str]] = ()) -> Iterator[Source]:
     """Image files of a folder in name order, lazily; sub-folders only when ``recursive``.
 
-    Symlinked folders are not followed (a loop would never end); symlinked files are read like files.
+    Symlinked folders are not followed (a loop would never end); symlinked files are read like files. Sub-folders
+    in ``exclude`` (the trees the run writes: its output folder inside the input folder) are not entered, so a
+    second run never takes the first one's outputs as inputs.
     """
+    skipped = {os.path.realpath(folder) for folder in exclude}
     try:
         entries = sorted(os.scandir(root), key=lambda entry: entry.name)
     except OSError as error:
@@ -168,7 +171,7 @@ def walk_folder(root: Path, *, recursive: bool) -> Iterator[Source]:
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if recursive:
+                    if recursive and not (skipped and os.path.realpath(entry.path) in skipped):
                         folders.append(entry)
                     continue
             except OSError:
@@ -185,14 +188,35 @@ def walk_folder(root: Path, *, recursive: bool) -> Iterator[Source]:
             stack.append((children, prefix / folder.name))
 
 
-def expand_inputs(inputs: Iterable[str], *, recursive: bool = False) -> Iterator[Source]:
-    """Files, folders, glob patterns and ``-`` to sources, in the order given.
+def nested_in_inputs(inputs: Iterable[str], folders: Iterable[str | os.PathLike[str]]) -> list[tuple[str, str]]:
+    """The ``folders`` (a run's output trees) that lie inside an input folder, each with that input: a recursive
+    walk leaves them out (:func:`walk_folder`), and the caller may say so.
+
+    >>> nested_in_inputs(["photos"], ["photos/masks", "elsewhere"])
+    [('photos/masks', 'photos')]
+    """
+    roots = [(raw, os.path.realpath(raw)) for raw in inputs if raw != STDIN and not glob.has_magic(raw)]
+    found = []
+    for folder in folders:
+        real = os.path.realpath(folder)
+        for raw, root in roots:
+            if real != root and real.startswith(root.rstrip(os.sep) + os.sep):
+                found.append((os.fspath(folder), raw))
+                break
+    return found
+
+
+def expand_inputs(inputs: Iterable[str], *, recursive: bool = False,
+                  exclude: Iterable[str | os.PathLike[str]] = ()) -> Iterator[Source]:
+    """Files, folders, glob patterns and ``-`` to sources, in the order given. ``exclude``: folders a recursive
+    walk does not enter (see :func:`walk_folder`).
 
     >>> import maskcli
     >>> samples = Path(maskcli.__file__).parents[1] / "samples"
     >>> [s.relpath.name for s in expand_inputs([str(samples / "c*.png"), str(samples / "missing.png")])]
     ['camera.png', 'cell.png', 'chelsea.png', 'coffee.png', 'coins.png', 'missing.png']
     """
+    exclude = list(exclude)
     for raw in inputs:
         if raw == STDIN:
             yield Source(STDIN, PurePosixPath("stdin"))
@@ -200,7 +224,7 @@ def expand_inputs(inputs: Iterable[str], *, recursive: bool = False) -> Iterator
         path = Path(raw)
         if path.is_dir():
             found = False
-            for source in walk_folder(path, recursive=recursive):
+            for source in walk_folder(path, recursive=recursive, exclude=exclude):
                 found = True
                 yield source
             if not found:

@@ -277,7 +277,7 @@ def apply_batch(
     plan = OutputPlan.for_images(format, alpha=bool(getattr(mode_object, "output_alpha", False)))
     sink = FolderSink(Path(output), name, existing, plan)
     job = ApplyJob(mode_object, masks, plan, sink, build_refinement(refinement), resize_mask, quality, max_pixels)
-    sources = expand_inputs([os.fspath(path) for path in inputs], recursive=recursive)
+    sources = expand_inputs([os.fspath(path) for path in inputs], recursive=recursive, exclude=[output])
     return run(paired(sink.items(sources), masks), job, jobs=jobs, executor=executor)
 
 
