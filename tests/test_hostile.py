@@ -558,3 +558,35 @@ def test_an_output_folder_inside_the_input_tree_is_never_read_as_input(tmp_path,
         if run == 1:
             assert len([line for line in lines if "exists" in line]) == 2
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["a.png", "sub", "sub/b.png"]
+
+
+# --- name templates: the documented fields only -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("template", "says"), [
+    ("{stem.nope}.png", "unknown field {stem.nope}"),
+    ("{stem.__class__}.png", "unknown field {stem.__class__}"),
+    ("{name[0]}.png", "unknown field {name[0]}"),
+    ("{stem!r}.png", "{stem!r} in the name template"),
+    ("{0}.png", "unknown field {0}"),
+    ("{stem:05d}.png", "Unknown format code 'd'"),
+    (".", "names no file"),
+    ("{stem}.jpg", "ends in .jpg, but the outputs are PNG files"),
+])
+def test_a_name_template_with_more_than_its_fields_is_a_usage_error(tmp_path, capsys, template, says):
+    from conftest import run_main
+
+    status, err = run_main(["segment", str(SAMPLES / "coins.png"), "-o", str(tmp_path / "out"), "--name", template],
+                           capsys)
+    assert status == 2 and err.count("\n") == 1 and says in err, err
+    assert err.startswith("maskcli: error: --name: ") and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_name_template_takes_format_specs(tmp_path, capsys):
+    from conftest import run_main
+
+    status, err = run_main(["segment", str(SAMPLES / "coins.png"), str(SAMPLES / "cell.png"), "-o",
+                            str(tmp_path / "out"), "--name", "{index:03d}_{stem}_mask"], capsys)
+    assert status == 0, err
+    assert sorted(os.listdir(tmp_path / "out")) == ["000_coins_mask.png", "001_cell_mask.png"]

@@ -392,7 +392,8 @@ def files_read(batch: BatchOptions) -> list[str | int]:
     return [*listed, 0]
 
 
-def choose_sink(*, kind: str, output: Path | None, template: str, batch: BatchOptions, plan: OutputPlan) -> Sink:
+def choose_sink(*, kind: str, output: Path | None, template: str, batch: BatchOptions, plan: OutputPlan,
+                strict_suffix: bool = False) -> Sink:
     """Where outputs go: one image from stdin goes to stdout unless an output file is named; else a folder."""
     from maskcli.io.sinks import FileSink, FolderSink, StreamSink
 
@@ -405,7 +406,7 @@ def choose_sink(*, kind: str, output: Path | None, template: str, batch: BatchOp
         return StreamSink(stream, plan)
     if output is None or str(output) == STDIN:
         raise OptionError("--output", "give an output folder with -o/--output (stdout takes one image from stdin)")
-    return FolderSink(output, template, batch.existing(), plan)
+    return FolderSink(output, template, batch.existing(), plan, strict_suffix=strict_suffix)
 
 
 def method_plan(method: str | None, preset: str | None, params: list[str] | None,

@@ -95,7 +95,8 @@ def segment_command(
         raise OptionError("--mask-bits", f"must be 8 or 16, not {mask_bits}")
 
     sources, kind = c.gather_sources(inputs, batch, exclude=[output])
-    job.sink = c.choose_sink(kind=kind, output=output, template=name, batch=batch, plan=OutputPlan.for_masks())
+    job.sink = c.choose_sink(kind=kind, output=output, template=name, batch=batch, plan=OutputPlan.for_masks(),
+                             strict_suffix=True)
     if labels:
         _write_legend(output, job.class_names, kind=kind, overwrite=batch.overwrite)
     drive(job.sink.items(sources), job, batch, quiet=batch.quiet or isinstance(job.sink, StreamSink),

@@ -23,7 +23,8 @@ from typing import BinaryIO, Protocol
 
 from maskcli.errors import OptionError, OutputTaken
 from maskcli.io.encode import FORMATS, SUFFIX_OF, write_atomic
-from maskcli.io.sources import STDIN, Destinations, Existing, Item, Source
+from maskcli.io.decode import IMAGE_SUFFIXES
+from maskcli.io.sources import STDIN, TEMPLATE_FIELDS, Destinations, Existing, Item, Source, check_template
 
 #: Formats that hold an alpha channel.
 ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF"})
@@ -106,11 +107,22 @@ class FolderSink:
     template: str = "{stem}.png"
     existing: Existing = "error"
     plan: OutputPlan = dataclasses.field(default_factory=OutputPlan.for_masks)
+    #: Refuse a template whose suffix names another format than the plan's (masks: always PNG), rather than
+    #: replace it silently (a composite's default template ends in .png whatever the format asked for).
+    strict_suffix: bool = False
 
     def __post_init__(self) -> None:
         self.folder = Path(self.folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise OptionError("output", f"{self.folder} exists and is not a folder")
+        check_template(self.template)
+        suffix = PurePosixPath(self.template.format(**TEMPLATE_FIELDS)).suffix.lower()
+        if self.plan.requested is not None and self.strict_suffix and suffix in IMAGE_SUFFIXES | FORMATS.keys():
+            format = self.plan.format_for(suffix)
+            if FORMATS.get(suffix) != format:
+                # Silently writing a PNG named by a template that says .jpg would surprise: say so instead.
+                raise OptionError("template", f"the name template ends in {suffix}, but the outputs are {format} "
+                                              f"files; end it in {SUFFIX_OF[format]} or leave the suffix out")
 
     def items(self, sources: Iterable[Source]) -> Iterator[Item]:
         def suffix(source: Source) -> str:

@@ -302,11 +302,42 @@ def _list_entry(raw: bytes, null: bool) -> str | None:
     return text if text.strip() else None
 
 
-class _Fields(string.Formatter):
-    def get_value(self, key, args, kwargs):  # type: ignore[override]
-        if key not in kwargs:
-            raise OptionError("template", f"unknown field {{{key}}} in the name template; use {', '.join(kwargs)}")
-        return kwargs[key]
+#: The fields of a name template, with a value of each kind for checking a template before any item.
+TEMPLATE_FIELDS = {"stem": "a", "name": "a.png", "ext": "png", "relpath": "a", "index": 0}
+
+
+def check_template(template: str) -> None:
+    """Refuse a name template that uses anything but its documented fields (with format specs, as in
+    ``{index:05d}``): attribute or item access, conversions and positional fields are usage errors, as is a
+    template that names no file.
+
+    >>> check_template("{stem}_{index:03d}.png")
+    >>> check_template("{stem.__class__}.png")
+    Traceback (most recent call last):
+    ...
+    maskcli.errors.OptionError: template: unknown field {stem.__class__} in the name template; use {stem}, {name}, {ext}, {relpath} or {index}, with a format spec if need be ({index:05d})
+    """
+    fields = ", ".join(f"{{{field}}}" for field in list(TEMPLATE_FIELDS)[:-1]) + f" or {{{list(TEMPLATE_FIELDS)[-1]}}}"
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as error:
+        raise OptionError("template", f"bad name template {template!r}: {error}") from None
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if field not in TEMPLATE_FIELDS:
+            raise OptionError("template", f"unknown field {{{field}}} in the name template; use {fields}, with a "
+                                          "format spec if need be ({index:05d})")
+        if conversion or "{" in (spec or ""):
+            shown = f"{{{field}!{conversion}}}" if conversion else f"{{{field}:{spec}}}"
+            raise OptionError("template", f"{shown} in the name template: a field takes a format spec only, "
+                                          "as in {index:05d}")
+    try:
+        name = PurePosixPath(template.format(**TEMPLATE_FIELDS).replace("\\", "/")).name
+    except (ValueError, TypeError) as error:
+        raise OptionError("template", f"bad name template {template!r}: {error}") from None
+    if name in ("", ".", ".."):
+        raise OptionError("template", f"the name template {template!r} names no file; e.g. {{stem}}.png")
 
 
 @dataclasses.dataclass
@@ -331,6 +362,7 @@ class Destinations:
     def __post_init__(self) -> None:
         if not self.template.strip():
             raise OptionError("template", "the name template is empty")
+        check_template(self.template)
         self._root = Path(os.path.realpath(self.output))
         self._taken: dict[Path, str] = {}
 
@@ -345,7 +377,7 @@ class Destinations:
             "relpath": str(rel.with_suffix("")) if rel.suffix else str(rel),
             "index": index,
         }
-        rendered = _Fields().format(self.template, **fields)
+        rendered = self.template.format(**fields)
         relative = PurePosixPath(rendered.replace("\\", "/"))
         if "{relpath" not in self.template:
             relative = rel.parent / relative
