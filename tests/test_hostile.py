@@ -590,3 +590,8 @@ def test_a_name_template_takes_format_specs(tmp_path, capsys):
                             str(tmp_path / "out"), "--name", "{index:03d}_{stem}_mask"], capsys)
     assert status == 0, err
     assert sorted(os.listdir(tmp_path / "out")) == ["000_coins_mask.png", "001_cell_mask.png"]
+
+
+def test_the_engine_help_shows_the_extra_to_install():
+    done = run_cli("segment", "--help")
+    assert done.returncode == 0 and "'maskcli[ray]'" in done.stdout.decode()  # rich markup once ate [ray]

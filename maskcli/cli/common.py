@@ -75,7 +75,7 @@ Jobs = Annotated[
 Engine = Annotated[
     str,
     typer.Option("--engine", help="Where the work runs: local (this machine) or ray (a Ray cluster; needs "
-                 "pip install 'maskcli[ray]').", rich_help_panel=RUN),
+                 "pip install 'maskcli\\[ray]').", rich_help_panel=RUN),  # \\[: rich markup would eat [ray]
 ]
 RayAddress = Annotated[
     Optional[str],

@@ -1,7 +1,7 @@
 """COCO instance annotations: masks out as RLE or polygons, and a COCO file in as masks matched by file name.
 
 Run-length encoding is pycocotools' own (the reference implementation), so an exported mask decodes to the same
-pixels in every tool built on it. pycocotools is an optional extra: ``pip install 'maskcli[coco]'``.
+pixels in every tool built on it. pycocotools is one of maskcli's dependencies (small, and the README's tour needs it).
 
 >>> import numpy as np
 >>> mask = np.zeros((4, 5), bool); mask[1:3, 1:4] = True
@@ -27,7 +27,7 @@ from maskcli.errors import InputError, OptionError, SetupError
 from maskcli.formats import Encoded, ExportFormat, ImageRegions, export_formats
 from maskcli.formats.geometry import bbox, mask_to_polygons, self_intersects
 
-INSTALL_HINT = "COCO files need pycocotools: pip install 'maskcli[coco]'"
+INSTALL_HINT = "COCO files need pycocotools, a dependency of maskcli missing here: pip install pycocotools"
 
 
 def pycocotools_mask() -> Any:
