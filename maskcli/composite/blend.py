@@ -257,8 +257,13 @@ def gaussian_blur(pixels: np.ndarray, sigma: float) -> np.ndarray:
     if sigma <= 0:
         return pixels.copy()
     height, width = pixels.shape[:2]
+    # Beyond twice the long side every pixel sees the whole (reflected) image alike, within 1e-8: a larger sigma
+    # gives the same result, and is clamped so that time and memory follow the image, not the value asked for.
+    sigma = min(float(sigma), 2.0 * max(height, width))
     factor = sigma / _DIRECT_SIGMA
-    if factor <= 1.5 or min(height, width) / factor < 8:
+    if factor > 1.5 and min(height, width) / factor < 8:
+        factor = min(height, width) / 8  # no smaller than 8 px: the kernel stays within a few times the image
+    if factor <= 1.5:
         return cv2.GaussianBlur(pixels, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
     small_size = (max(1, round(width / factor)), max(1, round(height / factor)))
     small = cv2.resize(pixels, small_size, interpolation=cv2.INTER_AREA)

@@ -36,6 +36,18 @@ __all__ = ["local_mean_std", "LocalThreshold", "Niblack", "Sauvola", "Background
 LOCAL_KINDS = ("gaussian", "mean", "median")
 
 
+def fitted_window(window: int, shape: tuple[int, ...]) -> tuple[int, int]:
+    """A ``window`` × ``window`` neighbourhood as (width, height), each clamped to the odd size that spans the
+    image (reflected at its borders, a larger one adds nothing but time and memory: a window of 999999 once took
+    2.6 GB).
+
+    >>> fitted_window(15, (100, 200)), fitted_window(999999, (100, 200))
+    ((15, 15), (201, 101))
+    """
+    height, width = shape[:2]
+    return min(window, width | 1), min(window, height | 1)
+
+
 def local_mean_std(plane: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of every ``window`` × ``window`` neighbourhood (reflected borders).
 
@@ -43,7 +55,7 @@ def local_mean_std(plane: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarr
     >>> mean.astype(float).round(3).tolist(), std.astype(float).round(3).tolist()
     ([[0.333, 0.667], [0.333, 0.667]], [[0.471, 0.471], [0.471, 0.471]])
     """
-    size = (window, window)
+    size = fitted_window(window, plane.shape)
     mean = cv2.boxFilter(plane, cv2.CV_32F, size, borderType=cv2.BORDER_REFLECT)
     square = cv2.sqrBoxFilter(plane, cv2.CV_32F, size, borderType=cv2.BORDER_REFLECT)
     return mean, np.sqrt(np.maximum(square - mean * mean, 0))
@@ -141,11 +153,11 @@ class LocalThreshold(LocalMethod):
         return self.block_size // 2
 
     def level_image(self, plane: np.ndarray) -> np.ndarray:
-        size = (self.block_size, self.block_size)
+        size = fitted_window(self.block_size, plane.shape)
         if self.kind == "mean":
             return cv2.boxFilter(plane, cv2.CV_32F, size, borderType=cv2.BORDER_REFLECT)
         if self.kind == "median":
-            levels = cv2.medianBlur(cv2.convertScaleAbs(plane, alpha=255), self.block_size)
+            levels = cv2.medianBlur(cv2.convertScaleAbs(plane, alpha=255), max(3, min(self.block_size, max(size))))
             return from_uint8(levels)
         sigma = (self.block_size - 1) / 6
         return cv2.GaussianBlur(plane, size, sigma, borderType=cv2.BORDER_REFLECT)
@@ -203,7 +215,8 @@ class Niblack(LocalMethod):
         return self.window // 2
 
     def level_image(self, plane: np.ndarray) -> np.ndarray:
-        return cv2.boxFilter(plane, cv2.CV_32F, (self.window, self.window), borderType=cv2.BORDER_REFLECT)
+        return cv2.boxFilter(plane, cv2.CV_32F, fitted_window(self.window, plane.shape),
+                             borderType=cv2.BORDER_REFLECT)
 
     def final_levels(self, plane: np.ndarray, base: np.ndarray, polarity: str) -> np.ndarray:
         _, std = local_mean_std(plane, self.window)
@@ -262,7 +275,8 @@ class Sauvola(LocalMethod):
         return self.window // 2
 
     def level_image(self, plane: np.ndarray) -> np.ndarray:
-        return cv2.boxFilter(plane, cv2.CV_32F, (self.window, self.window), borderType=cv2.BORDER_REFLECT)
+        return cv2.boxFilter(plane, cv2.CV_32F, fitted_window(self.window, plane.shape),
+                             borderType=cv2.BORDER_REFLECT)
 
     def final_levels(self, plane: np.ndarray, base: np.ndarray, polarity: str) -> np.ndarray:
         _, std = local_mean_std(plane, self.window)

@@ -24,6 +24,10 @@ def feather(mask: np.ndarray, px: float) -> np.ndarray:
     if not px or px <= 0 or mask.size == 0:
         return mask
     if not is_hard(mask):
+        if px / 2.56 > 6:  # a wide feather: time and memory bounded by the image, whatever px is
+            from maskcli.composite.blend import gaussian_blur
+
+            return np.clip(gaussian_blur(mask, px / 2.56), 0, 1).astype(np.float32)
         out = cv2.GaussianBlur(mask, (0, 0), px / 2.56, borderType=cv2.BORDER_REPLICATE)
         return np.clip(out, 0, 1).astype(np.float32)
     binary = mask.astype(np.uint8)

@@ -1,0 +1,78 @@
+"""Every size-like option at an absurd value: a usage error (exit 2), or a run within the memory budget (16 bytes a
+pixel over a normal run's peak, plus a fixed allowance), measured as the peak of the command's own process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO, SAMPLES
+
+SHAPE = (232, 315)  # the size the absurd values were first tried on
+#: What a run may hold beyond a normal one, besides 16 bytes a pixel: libraries loaded by some options only.
+ALLOWANCE = 80 << 20
+
+ABSURD = [
+    ["apply", "--mode", "blur", "-s", "strength=1e9"],
+    ["apply", "--mode", "enhance", "-s", "blur=1e9"],
+    ["apply", "--mode", "enhance", "-s", "sharpen=1", "-s", "sharpen_radius=1e9"],
+    ["segment", "--sigma", "1e6"],
+    ["segment", "-m", "sauvola", "-p", "window=999999"],
+    ["segment", "-m", "niblack", "-p", "window=999999"],
+    ["segment", "-m", "local", "-p", "block_size=1000001"],
+    ["segment", "-m", "local", "-p", "block_size=1000001", "-p", "kind=mean"],
+    ["segment", "-m", "local", "-p", "block_size=1000001", "-p", "kind=median"],
+    ["segment", "--dilate", "5000"],
+    ["segment", "--dilate", "1000000"],
+    ["segment", "--open", "1000000"],
+    ["segment", "--close", "1000000", "--feather", "1e9"],
+    ["segment", "--feather", "1e9", "--erode", "100000"],
+]
+
+
+def _peak(args, folder, out):
+    """Exit status and peak resident memory (bytes) of ``maskcli ARGS`` run on ``folder``."""
+    verb, *rest = args
+    method = ["-m", "otsu"] if verb == "apply" else []
+    with open(out.with_suffix(".err"), "wb") as err:
+        process = subprocess.Popen([sys.executable, "-m", "maskcli", verb, str(folder), *method, *rest, "-o",
+                                    str(out), "--jobs", "1", "-q"], cwd=REPO, stdout=subprocess.DEVNULL,
+                                   stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, usage.ru_maxrss * 1024, out.with_suffix(".err").read_text()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    image = cv2.imread(str(SAMPLES / "chelsea.png"))
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(folder / name), cv2.resize(image, SHAPE[::-1], interpolation=cv2.INTER_AREA))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def normal_peak(photos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("normal")
+    peaks = [_peak([verb], photos, out / verb)[1] for verb in ("segment", "apply")]
+    return max(peaks)
+
+
+@pytest.mark.skipif(not hasattr(os, "wait4"), reason="measures the child with wait4")
+@pytest.mark.parametrize("args", ABSURD, ids=[" ".join(a) for a in ABSURD])
+def test_an_absurd_size_is_refused_or_stays_within_the_memory_budget(photos, normal_peak, tmp_path, args):
+    status, peak, err = _peak(args, photos, tmp_path / "out")
+    assert status in (0, 2), err
+    assert "internal error" not in err and "Traceback" not in err, err
+    budget = normal_peak + 16 * SHAPE[0] * SHAPE[1] + ALLOWANCE
+    assert peak <= budget, f"{peak / 2**20:.0f} MiB against {budget / 2**20:.0f} MiB"
+    if status == 0:
+        assert len(os.listdir(tmp_path / "out")) == 2
+        mask = cv2.imread(str(next((tmp_path / "out").iterdir())), cv2.IMREAD_UNCHANGED)
+        assert mask is not None and mask.shape[:2] == SHAPE and np.isfinite(mask).all()
