@@ -296,8 +296,9 @@ def run(
         if thrower is not None:
             try:
                 thrower(stop)
-            except Interrupted as stopped:
-                finished += stopped.finished
+            except Interrupted as stopped:  # it may offer again the result the caller holds: once is enough
+                held = {getattr(result, "index", None) for result in finished}
+                finished += [r for r in stopped.finished if getattr(r, "index", None) not in held]
             except (KeyboardInterrupt, StopIteration):  # an executor that had not started, or had ended
                 pass
         raise Interrupted(finished) from None

@@ -205,3 +205,53 @@ def test_the_temp_files_of_dead_processes_are_removed_and_a_live_ones_kept(tmp_p
     (tmp_path / f"{TEMP_PREFIX}{os.getpid()}-def.png").write_bytes(b"x")  # this live process's write
     remove_temp_files_of_dead_processes([tmp_path])
     assert [p.name for p in tmp_path.iterdir()] == [f"{TEMP_PREFIX}{os.getpid()}-def.png"]
+
+
+def test_a_process_ending_mid_write_leaves_no_temp_file(tmp_path, monkeypatch):
+    """discard_temp_files (an interrupted process's last step, before os._exit) removes the temp file of a write
+    still under way in another thread, and no new one is made after it."""
+    import threading
+
+    from maskcli.errors import WriteStopped
+
+    writing, release = threading.Event(), threading.Event()
+    real_fdopen = os.fdopen
+
+    class Slow:
+        def __init__(self, stream):
+            self.stream = stream
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.stream.close()
+
+        def write(self, data):
+            writing.set()
+            release.wait(10)
+            return self.stream.write(data)
+
+    monkeypatch.setattr(os, "fdopen", lambda *a, **k: Slow(real_fdopen(*a, **k)))
+    outcome = []
+
+    def write():
+        try:
+            write_atomic(tmp_path / "a.png", b"a")
+        except WriteStopped:
+            outcome.append("stopped")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert writing.wait(10)
+        assert [p.name for p in tmp_path.iterdir()][0].startswith(TEMP_PREFIX)
+        encode.discard_temp_files()
+        assert list(tmp_path.iterdir()) == []  # what os._exit would leave now
+        with pytest.raises(WriteStopped):
+            write_atomic(tmp_path / "b.png", b"b")
+    finally:
+        release.set()
+        writer.join(10)
+        encode.resume_writes()
+    assert outcome == ["stopped"] and list(tmp_path.iterdir()) == []

@@ -110,6 +110,7 @@ class InProcess:
         iterator = iter(items)
         window = batch_size * 2 + threads
         interrupted = False
+        handed: list[Result] = []  # the result being handed to the caller: a signal may land before it holds it
 
         def take(item: Item) -> tuple[Item, futures.Future[Any] | None]:
             if not needs_work(item):
@@ -130,9 +131,11 @@ class InProcess:
                     return
                 for entry in ready:
                     result = entry[1].result()
+                    handed[:] = [result]  # until the caller holds it, a stop still reports it
                     behind.remove(entry)  # only now: an interrupted wait leaves the save among those in flight
                     started.pop(result.index, None)
                     yield result
+                    handed.clear()
 
         try:
             exhausted = False
@@ -178,6 +181,7 @@ class InProcess:
             # Saves in their last step finish or abandon their write.
             futures.wait([future for _, future in entries], timeout=GRACE_S)
             finished = finished_results(entries)
+            finished += [result for result in handed if result.index not in {r.index for r in finished}]
             raise Interrupted(sorted(finished + _written_meanwhile(started.values(), finished),
                                      key=lambda result: result.index)) from None
         finally:
