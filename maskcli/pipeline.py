@@ -281,6 +281,8 @@ def run(
     last: Result | None = None  # the result the caller holds, or has just reported
     try:
         for result in results:
+            if feed.stopped and fail_fast and result.status != "written":
+                continue  # after the first failure only the files that items in flight wrote are reported
             last = result
             yield result
             if fail_fast and result.status == "failed":

@@ -595,3 +595,36 @@ def test_a_name_template_takes_format_specs(tmp_path, capsys):
 def test_the_engine_help_shows_the_extra_to_install():
     done = run_cli("segment", "--help")
     assert done.returncode == 0 and "'maskcli[ray]'" in done.stdout.decode()  # rich markup once ate [ray]
+
+
+# --- messages ----------------------------------------------------------------------------------------------------
+
+
+def test_fail_fast_reports_one_failure(tmp_path, many):
+    for name in ("00002.png", "00003.png", "00004.png"):
+        (many / name).write_bytes(b"not an image")
+    done = run_cli("segment", str(many), "-o", str(tmp_path / "out"), "--jobs", "2", "--fail-fast")
+    errors = [line for line in done.stderr.decode().splitlines() if line.startswith("maskcli: error:")]
+    assert done.returncode == 1 and len(errors) == 1, errors
+
+
+@posix_only
+def test_a_device_as_background_is_not_a_regular_file(tmp_path):
+    done = run_cli("apply", str(SAMPLES / "coins.png"), "-m", "otsu", "--mode", "image", "-b", "/dev/urandom",
+                   "-o", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert "/dev/urandom is not a regular file (character device)" in done.stderr.decode()
+
+
+def test_resize_mask_warns_when_it_changes_the_aspect_ratio(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    _photo(images / "a.png", 16)  # 64×48
+    _photo(images / "b.png", 17)
+    cv2.imwrite(str(masks / "a.png"), np.full((24, 32), 255, np.uint8))  # the same shape, half the size
+    cv2.imwrite(str(masks / "b.png"), np.full((48, 48), 255, np.uint8))  # square
+    done = run_cli("apply", str(images), "--masks", str(masks), "--resize-mask", "-o", str(tmp_path / "out"))
+    warnings = [line for line in done.stderr.decode().splitlines() if "warning" in line]
+    assert done.returncode == 0 and len(warnings) == 1, warnings
+    assert "b.png: mask is 48×48, stretched to the image's 64×48" in warnings[0]

@@ -196,7 +196,13 @@ class ImageBackground(Mode):
         if not self.background:
             raise OptionError("background", "mode 'image' needs a background image: `background=FILE`")
         if not Path(self.background).is_file():
-            raise OptionError("background", f"no such image file: {self.background}")
+            from maskcli.io.decode import file_kind
+
+            try:
+                kind = file_kind(Path(self.background).stat().st_mode)
+            except OSError:
+                raise OptionError("background", f"no such image file: {self.background}") from None
+            raise OptionError("background", f"{self.background} is not a regular file ({kind})")
         self._fill = parse_color(self.fill, option="fill")[:3]
 
     @property

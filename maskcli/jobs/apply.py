@@ -112,6 +112,10 @@ class ApplyJob:
         results = []
         for entry, mask, item_facts in zip(loaded, masks, facts):
             assert mask is not None
+            if mask.shape != entry.image.shape[:2] and self.resize_mask and _stretched(mask.shape, entry.image.shape):
+                item_facts.setdefault("warnings", []).append(
+                    f"mask is {mask.shape[1]}×{mask.shape[0]}, stretched to the image's {entry.image.width}×"
+                    f"{entry.image.height} (another aspect ratio)")
             with entry.timer("composite"):
                 fitted = self.fit(mask, entry.image)
                 if self.refiner is not None:  # without one, integer levels stay integer (converted band by band)
@@ -205,6 +209,16 @@ class ApplyJob:
         if not self.resize_mask:
             require_same_size(mask, image.shape)
         return resize_mask(_unit(mask), image.shape[:2])
+
+
+def _stretched(mask_shape: tuple[int, ...], image_shape: tuple[int, ...]) -> bool:
+    """Whether scaling a mask to its image changes its aspect ratio by more than a pixel's rounding.
+
+    >>> _stretched((50, 100), (100, 200)), _stretched((50, 100), (100, 100))
+    (False, True)
+    """
+    (mh, mw), (ih, iw) = mask_shape[:2], image_shape[:2]
+    return abs(mw * ih / mh - iw) > max(1.0, iw / mw) + 0.5
 
 
 def _unit(mask: np.ndarray) -> np.ndarray:
