@@ -295,7 +295,8 @@ def test_an_output_folder_that_takes_no_file_stops_the_batch(tmp_path, monkeypat
         monkeypatch.setattr(tempfile, "mkstemp", failing)
     assert main(["segment", str(folder), "-o", str(out), "--jobs", "1"]) == 3
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("maskcli: error: cannot write") and "stopping" in lines[0]
+    assert len(lines) == 2 and lines[0].startswith("maskcli: error: cannot write") and "stopping" in lines[0]
+    assert lines[1].startswith("maskcli: 0 written, 0 skipped, 0 failed") and lines[1].endswith("(stopped)")
     assert len(attempts) < 10  # stopped at the first failures, not one per item of the batch
     assert not out.is_dir() or not os.listdir(out)  # no temp file left
 
@@ -628,3 +629,33 @@ def test_resize_mask_warns_when_it_changes_the_aspect_ratio(tmp_path):
     warnings = [line for line in done.stderr.decode().splitlines() if "warning" in line]
     assert done.returncode == 0 and len(warnings) == 1, warnings
     assert "b.png: mask is 48×48, stretched to the image's 64×48" in warnings[0]
+
+
+def test_a_folder_that_fills_part_way_reports_every_file_it_holds(tmp_path, monkeypatch, capsys):
+    import errno
+    import json
+
+    from synth_for_tests import write_many
+
+    from maskcli.cli.app import main
+    from maskcli.io import encode
+
+    folder = write_many(tmp_path / "in", count=40)
+    out = tmp_path / "out"
+    real = encode._rename_exclusive
+    calls = []
+
+    def fills(source, target):
+        calls.append(target)
+        if len(calls) > 5:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(source, target)
+
+    monkeypatch.setattr(encode, "_rename_exclusive", fills)
+    assert main(["segment", str(folder), "-o", str(out), "--jobs", "2", "--json"]) == 3
+    captured = capsys.readouterr()
+    written = {os.path.basename(r["output"]) for r in map(json.loads, captured.out.splitlines())
+               if r["status"] == "written"}
+    assert written == set(os.listdir(out)) and len(written) == 5
+    lines = captured.err.splitlines()
+    assert "No space left on device; stopping" in lines[-2] and lines[-1].startswith("maskcli: 5 written")

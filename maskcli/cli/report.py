@@ -158,9 +158,13 @@ class Reporter:
         c = self.counts
         return f"maskcli: {c['written']} {self.verb}, {c['skipped']} skipped, {c['failed']} failed in {elapsed:.1f} s{rate}"
 
-    def finish(self, *, interrupted: bool = False) -> int:
+    def finish(self, *, interrupted: bool = False, stopped: bool = False) -> int:
+        """Print the summary (also with ``quiet`` for a run that did not end by itself) and return the status."""
         if self._progress is not None:
             self._progress.stop()
+        if stopped:
+            print(f"{self.summary()} (stopped)", file=self.stderr, flush=True)
+            return EXIT_SETUP
         if interrupted:
             print(f"{self.summary()} (interrupted)", file=self.stderr, flush=True)
             return EXIT_INTERRUPTED

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from maskcli.cli import common as c
+from maskcli.cli.context import Exit
 from maskcli.cli.report import Reporter
-from maskcli.errors import MaskcliError, OptionError
+from maskcli.errors import MaskcliError, OptionError, SetupError
 
 REFINE = "Refinement (applied in this order)"
 
@@ -129,6 +130,15 @@ def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor:
             for result in finished:  # every file left on disk is reported
                 reporter.result(result)
             raise typer.Exit(reporter.finish(interrupted=True)) from None
+        except SetupError as stop:  # the run stopped (an output folder that takes no file): what it wrote, why
+            for result in getattr(stop, "finished", []):
+                reporter.result(result)
+            from maskcli.cli.flags import Wording
+            from maskcli.cli.report import error_line
+
+            error_line(Wording.current().message(stop))
+            reporter.finish(stopped=True)
+            raise typer.Exit(Exit.SETUP) from None
         raise typer.Exit(reporter.finish())
     finally:
         if executor is not None:

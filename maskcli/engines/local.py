@@ -30,7 +30,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from maskcli.errors import Interrupted, OptionError
+from maskcli.errors import Interrupted, OptionError, SetupError
 from maskcli.io.encode import remove_temp_files, stop_writes
 from maskcli.io.sources import Item
 from maskcli.pipeline import (FATAL, GRACE_S, Job, Result, failed, finished_results, needs_work, process_item,
@@ -174,6 +174,17 @@ class InProcess:
                               for slot in slots)
                 yield from drain(block_until=window)
             yield from drain(block_until=0)
+        except SetupError as stop:
+            # The output folder took no file (full, read-only): the other items in flight may have written theirs,
+            # which the error carries so that each is reported.
+            interrupted = True
+            stop_writes()
+            entries = list(behind)
+            futures.wait([future for _, future in entries], timeout=GRACE_S)
+            finished = finished_results(entries)
+            stop.finished = sorted(finished + _written_meanwhile(started.values(), finished),  # type: ignore[attr-defined]
+                                   key=lambda result: result.index)
+            raise
         except KeyboardInterrupt:
             interrupted = True
             stop_writes()
@@ -294,6 +305,10 @@ class ProcessPool:
                         pending.remove(entry)
                         if not entry[1].cancelled():
                             yield _outcome(*entry)
+        except SetupError as stop:  # as above: what the other workers wrote is reported
+            interrupted = True
+            stop.finished = _stop_workers(pool, pending)  # type: ignore[attr-defined]
+            raise
         except KeyboardInterrupt:
             interrupted = True
             raise Interrupted(_stop_workers(pool, pending)) from None
