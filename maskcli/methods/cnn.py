@@ -3,8 +3,9 @@
 
 The mask is soft: each pixel holds the model's foreground probability (``--hard LEVEL`` binarises it). The
 device and the weights are resolved when the method is created, so a missing file or a missing GPU stops the run
-before any image is read; the model itself is loaded on the first batch, once per process. torch is imported
-only then, so listing methods stays fast.
+before any image is read; the model itself is loaded on the first batch, once per process. On the CPU a U²-Net,
+ISNet or BiRefNet runs on onnxruntime (a fine-tuned U²-Net exported once, :mod:`maskcli.cnn.prepare`) and torch
+is never imported; a GPU, ``engine="torch"`` and the torchvision models import it when the model loads.
 
 >>> from maskcli.methods import methods
 >>> cls = methods.get("cnn")
