@@ -13,7 +13,7 @@ import pytest
 from conftest import SAMPLES, run_cli
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("onnxruntime", reason="onnxruntime (the [onnx] extra) is not installed")
+pytest.importorskip("onnxruntime", reason="onnxruntime (a dependency) is not installed")
 
 from maskcli.cnn import specs  # noqa: E402
 from maskcli.cnn.infer import Segmenter, build_model  # noqa: E402

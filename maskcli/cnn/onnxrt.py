@@ -1,10 +1,10 @@
 """The onnxruntime engine: ONNX-format weights (U²-Net-P) run as they are published, without torch.
 
-An optional extra (``pip install 'maskcli[onnx]'``). Where it is installed, the CPU path of a model whose weights
-are an ONNX file runs here by default: the graph is the same file the torch port loads its weights from, so the
-masks agree (IoU ≥ 0.999 on the horses, ``tests/test_cnn_speed.py``), a run never imports torch (2.5 s of a
-one-image run), and it costs less per image than torch (below). Against rembg on the same weights:
-``benchmarks/results/rembg.md``.
+A dependency of maskcli: the CPU path of a model whose weights are an ONNX file, and of a fine-tuned U²-Net
+(exported once, :mod:`.prepare`), runs here by default: the graph is the same file the torch port loads its
+weights from, so the masks agree (IoU ≥ 0.999 on the horses, ``tests/test_cnn_speed.py``), a run never imports
+torch (2.5 s of a one-image run), and it costs less per image than torch (below). Against rembg on the same
+weights: ``benchmarks/results/rembg.md``.
 
 The interface the segmenter uses is small: :meth:`OnnxModel.run` takes a normalised batch N×3×h×w (float32)
 and returns the model-resolution foreground probability N×h×w, post-processed as its spec says.
@@ -33,7 +33,7 @@ from maskcli.cnn.specs import ModelSpec
 from maskcli.errors import DeviceUnavailable, SetupError, WeightsUnavailable
 
 #: What to install when the engine is asked for and missing.
-INSTALL_HINT = "pip install 'maskcli[onnx]'"
+INSTALL_HINT = "it is a dependency of maskcli: pip install onnxruntime, or reinstall maskcli"
 
 
 def available() -> bool:

@@ -49,7 +49,7 @@ class ModelSpec:
     builder : str
         The architecture: a function of :mod:`maskcli.cnn.models.u2net` or of ``torchvision.models.segmentation``;
         ``onnx-graph``: none, the ONNX file runs as it is under onnxruntime
-        (:mod:`maskcli.cnn.models.onnx_graph`, the ``[onnx]`` extra).
+        (:mod:`maskcli.cnn.models.onnx_graph`).
     weights_format : {"onnx", "state_dict"}
         How the weights file stores its tensors.
     url, filename : str
@@ -152,7 +152,7 @@ def _tv(name: str, filename: str, builder: str, **fields: object) -> ModelSpec:
 
 
 def _graph(name: str, filename: str, **fields: object) -> ModelSpec:
-    # An ONNX export run as it is by onnxruntime (the ``[onnx]`` extra): no torch architecture is needed, so any
+    # An ONNX export run as it is by onnxruntime: no torch architecture is needed, so any
     # export works. Pre-processing as the publisher of the export (rembg) runs it: Lanczos to a 1024² square,
     # divided by the image's maximum, then the spec's mean and std.
     return ModelSpec(name=name, kind="salient", builder="onnx-graph", weights_format="onnx", url=_REMBG + filename,

@@ -280,11 +280,12 @@ def resolve(spec: ModelSpec, weights: Union[str, Path, None] = None, *, offline:
 #: The value of a checkpoint's ``format`` key.
 CHECKPOINT_FORMAT = "maskcli-checkpoint/1"
 #: The spec fields a checkpoint's ``meta`` may override: the pre-processing the model was trained with.
-_PREPROCESSING = ("input_size", "mean", "std", "scale_by_max", "interpolation")
+PREPROCESSING = ("input_size", "mean", "std", "scale_by_max", "interpolation")
 
 
-def _torch_file(path: Path) -> bool:
-    # torch.save writes a zip archive; reading four bytes tells it from an ONNX protobuf without importing torch.
+def is_torch_file(path: Union[str, Path]) -> bool:
+    """Whether ``path`` is a torch file (a checkpoint or a state dict), told without importing torch: torch.save
+    writes a zip archive, and four bytes tell it from an ONNX protobuf."""
     try:
         with open(path, "rb") as stream:
             return stream.read(4) == b"PK\x03\x04"
@@ -302,7 +303,7 @@ def read_checkpoint(path: Union[str, Path]) -> Optional[dict]:
         The file looks like a torch file but cannot be read.
     """
     path = Path(path)
-    if not _torch_file(path):
+    if not is_torch_file(path):
         return None
     import torch
 
@@ -334,10 +335,20 @@ def spec_for_weights(spec: ModelSpec, path: Union[str, Path]) -> ModelSpec:
     if meta is None:
         return spec
     check_architecture(spec, meta, path)
-    changes = {key: tuple(meta[key]) if isinstance(meta[key], list) else meta[key]
-               for key in _PREPROCESSING if key in meta}
+    return with_preprocessing(spec, meta)
+
+
+def with_preprocessing(spec: ModelSpec, meta: dict) -> ModelSpec:
+    """``spec`` with the pre-processing a checkpoint's ``meta`` records (training size, normalisation).
+
+    >>> from maskcli.cnn import specs
+    >>> with_preprocessing(specs.get("u2netp"), {"input_size": 96, "mean": [0.5, 0.5, 0.5]}).input_size
+    96
+    """
     import dataclasses
 
+    changes = {key: tuple(meta[key]) if isinstance(meta[key], list) else meta[key]
+               for key in PREPROCESSING if key in meta}
     return dataclasses.replace(spec, **changes)
 
 

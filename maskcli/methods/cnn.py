@@ -3,8 +3,9 @@
 
 The mask is soft: each pixel holds the model's foreground probability (``--hard LEVEL`` binarises it). The
 device and the weights are resolved when the method is created, so a missing file or a missing GPU stops the run
-before any image is read; the model itself is loaded on the first batch, once per process. torch is imported
-only then, so listing methods stays fast.
+before any image is read; the model itself is loaded on the first batch, once per process. On the CPU a U²-Net,
+ISNet or BiRefNet runs on onnxruntime (a fine-tuned U²-Net exported once, :mod:`maskcli.cnn.prepare`) and torch
+is never imported; a GPU, ``engine="torch"`` and the torchvision models import it when the model loads.
 
 >>> from maskcli.methods import methods
 >>> cls = methods.get("cnn")
@@ -60,8 +61,8 @@ class CNN(Method):
     weights: str | None = option(None, "A local weights file; default: the cache, else a download.")
     device: str = option("auto", "auto | cpu | cuda | cuda:N (auto: CUDA when available).")
     batch_size: int = option(0, "Images per batch; 0: automatic (the usable cores on the CPU, measured on a GPU).")
-    engine: str = option("auto", "auto | torch | onnxruntime (auto: onnxruntime for ONNX weights on the CPU when "
-                                 "installed, `pip install 'maskcli[onnx]'`; torch otherwise).",
+    engine: str = option("auto", "auto | torch | onnxruntime (auto: onnxruntime on the CPU for ONNX weights and "
+                                 "fine-tuned U²-Nets, exported once; torch on a GPU and for torchvision models).",
                          choices=("auto", "torch", "onnxruntime"))
     classes: str | None = option(None, "Semantic models: comma-separated class names kept as foreground "
                                           "(default: every class but the background).")
@@ -76,15 +77,16 @@ class CNN(Method):
         self._auto_batch = self.batch_size == 0
         # Eager, so that setup errors (no weights, no CUDA) stop the run before the first item.
         self._plan = device.resolve(self.device)
-        self._path = weights.resolve(self._spec, self.weights)
-        # A fine-tuned checkpoint carries its training size and normalisation; another architecture stops here.
-        self._spec = weights.spec_for_weights(self._spec, self._path)
+        self._weights = weights.resolve(self._spec, self.weights)
         self._choose_engine_and_batch()
 
     def _choose_engine_and_batch(self) -> None:
-        from maskcli.cnn import device
+        from maskcli.cnn import device, prepare
         from maskcli.cnn.infer import engine_for
 
+        # The file that runs: for onnxruntime a U²-Net's prepared ONNX graph (a fine-tuned checkpoint exported);
+        # a checkpoint brings its training size and normalisation, and another architecture stops here.
+        self._path, self._spec = prepare.runnable(specs.get(self.model), self._weights, self._plan, self.engine)
         self._engine = engine_for(self._spec, self._path, self._plan, self.engine)
         if self._auto_batch:
             # On a GPU the model loads now, to measure the batch on the device before the first item.
@@ -99,11 +101,11 @@ class CNN(Method):
             from maskcli.cnn import device
 
             self._plan = device.resolve(self.device)
-        if self.weights is None and not os.path.isfile(self._path):
+        if self.weights is None and not os.path.isfile(self._weights):
             from maskcli.cnn import weights
 
-            self._path = weights.resolve(self._spec, None)
-        self._choose_engine_and_batch()  # onnxruntime, the cores and the GPU are that machine's
+            self._weights = weights.resolve(specs.get(self.model), None)
+        self._choose_engine_and_batch()  # onnxruntime, the cores, the GPU and the prepared files are that machine's
 
     def _segmenter(self) -> Any:
         from maskcli.cnn.infer import segmenter

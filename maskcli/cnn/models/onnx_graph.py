@@ -3,7 +3,7 @@
 ISNet and BiRefNet are published as ONNX graphs; porting each architecture to torch (as U²-Net is, so it can be
 fine-tuned) is not needed to *run* them. :class:`OnnxGraph` wraps an onnxruntime session in an ``nn.Module``
 whose ``forward`` takes the normalised batch N×3×h×w and returns the graph's first output, so the segmenter's
-batching, pre- and post-processing work unchanged. onnxruntime is the optional extra ``[onnx]``; on a CUDA
+batching, pre- and post-processing work unchanged. onnxruntime is a dependency; on a CUDA
 device the session uses onnxruntime's CUDA provider when it has one (``onnxruntime-gpu``), else the CPU.
 
 It cannot be trained (``maskcli train`` needs a torch architecture) and ignores torch's autocast: the graph runs
