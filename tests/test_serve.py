@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import io
 import json
 import os
 import signal
@@ -14,6 +13,7 @@ import struct
 import threading
 import time
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,10 +23,10 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from conftest import SAMPLES, needs_u2netp  # noqa: E402
-from serving import running  # noqa: E402
+from conftest import SAMPLES, needs_u2netp
+from serving import running
 
-import maskcli  # noqa: E402
+import maskcli
 
 pytestmark = [needs_u2netp, pytest.mark.slow]
 
@@ -174,7 +174,8 @@ def test_listings_and_health(server):
 
 def test_it_listens_on_loopback_only_by_default(server):
     listening = set()
-    for line in open("/proc/net/tcp").read().splitlines()[1:] + open("/proc/net/tcp6").read().splitlines()[1:]:
+    lines = [line for table in ("tcp", "tcp6") for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]]
+    for line in lines:
         local, state = line.split()[1], line.split()[3]
         if state == "0A" and int(local.rsplit(":", 1)[1], 16) == server.port:
             listening.add(local.rsplit(":", 1)[0])

@@ -161,7 +161,7 @@ def _endpoint(service: Service, kind: str) -> Callable[[Request], Any]:
                 return await asyncio.wait_for(_serve(request), settings.timeout)
         except asyncio.TimeoutError:
             problem = HTTPProblem(504, f"the request took longer than the limit of {settings.timeout:g} s")
-        except Exception as error:  # every failure is one JSON line; the server goes on
+        except Exception as error:  # noqa: BLE001 - every failure is one JSON line; the server goes on
             problem = problem_of(error, service.describe)
         return Response(problem_body(problem), status_code=problem.status, headers=problem.headers,
                         media_type="application/json")

@@ -44,7 +44,7 @@ class Admission:
         self.limit = limit
         self.inside = 0
 
-    def __enter__(self) -> Admission:
+    def __enter__(self) -> Admission:  # noqa: PYI034
         if self.inside >= self.limit:
             raise Busy(f"the server is busy ({self.limit} requests in progress); retry shortly")
         self.inside += 1  # only the event loop's thread counts, so no lock is needed
@@ -100,7 +100,7 @@ class Lane:
             try:
                 results = await loop.run_in_executor(self.thread, self.method.compute_batch,
                                                      [image for image, _ in batch])
-            except Exception as error:  # every request of the batch gets the error
+            except Exception as error:  # noqa: BLE001 - every request of the batch gets the error
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)

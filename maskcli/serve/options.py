@@ -191,9 +191,9 @@ def _resolve(fields: Fields, taken: set[str]) -> Any:
 
     options: dict[str, Any] = pairs_of(fields.all("param"), "param")
     options.update(fields.rest(taken))
-    for key in REFUSED:
-        if key in options:
-            raise OptionError(key, REFUSED[key])
+    for key, reason in REFUSED.items():
+        if key in options:  # given as a method option (param=weights=...)
+            raise OptionError(key, reason)
     return resolve(fields.get("method"), fields.get("preset"), options)
 
 
@@ -230,4 +230,4 @@ def _wants_json(fields: Fields, accept: str) -> bool:
     return fields.flag("json") or accept.split(",")[0].split(";")[0].strip().lower() == "application/json"
 
 
-__all__ = ["Fields", "MEDIA_TYPES", "MethodCache", "Plan", "plan_apply", "plan_segment"]
+__all__ = ["MEDIA_TYPES", "Fields", "MethodCache", "Plan", "plan_apply", "plan_segment"]
