@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import PurePosixPath
 from typing import Any
@@ -73,8 +74,8 @@ class Service:
         try:
             method = self.methods.get("cnn", {})
             method.compute_batch([np.zeros((32, 32, 3), np.float32)])
-        except MaskcliError as error:
-            self.failure = self.describe(error)
+        except Exception as error:  # noqa: BLE001 - /health says why, and the server stays up for other methods
+            self.failure = problem_of(error, self.describe).message
         else:
             self.ready.set()
 
@@ -84,8 +85,10 @@ class Service:
     async def process(self, work: Work) -> Output:
         await self.run(work.load)
         if work.batched and self.lanes is not None:
+            started = time.perf_counter()
             segmentation = await self.lanes.submit(work.method, work.model_input())
-            return await self.run(work.finish, segmentation)
+            batch_ms = (time.perf_counter() - started) * 1000
+            return await self.run(work.finish, segmentation, batch_ms)
         return await self.run(work.finish)
 
 

@@ -108,6 +108,8 @@ class Lane:
             finally:
                 self.running = False
             for (_, future), result in zip(batch, results):
+                if isinstance(getattr(result, "facts", None), dict):
+                    result.facts["batch_size"] = len(batch)  # in the request's record
                 if not future.done():
                     future.set_result(result)
 

@@ -152,8 +152,9 @@ class Work:
         image = self.loaded[0] if isinstance(self.loaded, tuple) else self.loaded.image
         return method_input(image, self.method, getattr(job, "refiner", None) if self.plan.mode is None else None)
 
-    def finish(self, segmentation: Any = None) -> Output:
-        """The rest of the job (all of it without ``segmentation``, the method's result from a batch)."""
+    def finish(self, segmentation: Any = None, batch_ms: float | None = None) -> Output:
+        """The rest of the job (all of it without ``segmentation``, the method's result from a batch, which took
+        ``batch_ms`` from the request's arrival in its queue to its result)."""
         method = self.method if segmentation is None else Computed(self.method, [segmentation])
         job = self.job_of(method)
         (computed,) = job.compute([self.loaded])
@@ -166,6 +167,8 @@ class Work:
             data = _mask_as(data, self.plan.format, self.plan.quality)
             format = self.plan.format
         record["format"] = format
+        if batch_ms is not None:
+            record["timings_ms"]["batch"] = round(batch_ms, 2)
         for key in ("output", "relpath"):
             record.pop(key, None)
         return Output(data, MEDIA_TYPES.get(format, "application/octet-stream"), record)
