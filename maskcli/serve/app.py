@@ -57,6 +57,13 @@ class Service:
         self.failure: str | None = None
 
     async def start(self) -> None:
+        from maskcli.composite import modes
+        from maskcli.methods import methods
+
+        # The registries fill themselves on first use, which is not safe from several threads at once (a second
+        # thread can see an empty one): fill them here, before the first request.
+        methods.names()
+        modes.names()
         self.pool = concurrent.futures.ThreadPoolExecutor(self.settings.threads, thread_name_prefix="maskcli-work")
         self.lanes = Lanes(self.settings.batch_window, self.settings.max_batch)
         asyncio.get_running_loop().run_in_executor(self.pool, self._warm_up)
