@@ -35,7 +35,7 @@ def serve(settings: ServeSettings | None = None, *, describe: Callable[[BaseExce
     # Keep-alive long enough for a client's pool between two requests; the access log off (one line per request
     # costs throughput, and a proxy in front logs them).
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level, access_log=False,
-                            timeout_keep_alive=30, timeout_graceful_shutdown=settings.timeout + 5,
+                            timeout_keep_alive=30, timeout_graceful_shutdown=int(settings.timeout) + 5,
                             server_header=False)
     server = _server_class()(config)
     try:

@@ -128,7 +128,7 @@ class Work:
         output_plan = OutputPlan.for_images(plan.format, alpha=bool(getattr(plan.mode, "output_alpha", False)))
 
         def job_of(method: Any) -> ApplyJob:
-            masks = MethodMasks(method) if method is not None else UploadedMask(mask) if mask is not None \
+            masks: Any = MethodMasks(method) if method is not None else UploadedMask(mask) if mask is not None \
                 else AlphaMasks()
             return ApplyJob(plan.mode, masks, output_plan, MemorySink(output_plan), refiner=refiner,
                             resize_mask=plan.resize_mask, quality=plan.quality, max_pixels=max_pixels)
