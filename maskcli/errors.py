@@ -39,6 +39,10 @@ class InputError(MaskcliError):
     """
 
 
+class PixelLimit(InputError):
+    """An image (or mask) is larger than the pixel limit (``max_pixels``): refused before any pixel is decoded."""
+
+
 class OptionError(MaskcliError, ValueError):
     """An option has a value that cannot work (a usage error, exit status 2).
 

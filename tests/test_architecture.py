@@ -87,6 +87,7 @@ _LAYERS = (
     {"io", "masksources", "methods", "refine", "composite", "formats", "metrics", "presets", "color", "matting",
      "cnn"},
     {"pipeline", "engines", "jobs", "evaluate", "preview", "train"},
+    {"serve"},  # the HTTP server, over the jobs
 )
 
 
@@ -149,3 +150,20 @@ def test_only_the_ray_engine_imports_ray(path: Path) -> None:
     relative = path.relative_to(PACKAGE).as_posix()
     wrong = sorted(m for m in _imports(path) if m.split(".")[0] == "ray")
     assert relative == "engines/ray.py" or not wrong, f"{relative} imports {wrong}; only maskcli/engines/ray.py may"
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_only_the_server_imports_the_web_stack(path: Path) -> None:
+    relative = path.relative_to(PACKAGE).as_posix()
+    web = sorted(m for m in _imports(path) if m.split(".")[0] in {"starlette", "uvicorn", "fastapi", "multipart"})
+    assert relative.startswith("serve/") or not web, f"{relative} imports {web}; only maskcli/serve/ may"
+
+
+def test_the_serve_command_loads_the_web_stack_only_when_it_runs() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, maskcli.cli.app, maskcli.cli.serve, maskcli.serve; "
+            "print(sorted(m for m in {'starlette', 'uvicorn'} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO)
+    assert done.stdout.strip() == "[]", done.stderr

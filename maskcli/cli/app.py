@@ -71,7 +71,7 @@ def _interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _register() -> None:
-    from maskcli.cli import apply, evaluate, export, methods, models, preview, segment, train
+    from maskcli.cli import apply, evaluate, export, methods, models, preview, segment, serve, train
 
     app.command("segment", no_args_is_help=False)(_interruptible(segment.segment_command))
     app.command("apply")(_interruptible(apply.apply_command))
@@ -84,6 +84,7 @@ def _register() -> None:
     app.command("preview")(_interruptible(preview.preview_command))
     app.command("export")(_interruptible(export.export_command))
     app.command("train")(_interruptible(train.train_command))
+    app.command("serve")(_interruptible(serve.serve_command))
 
 
 _register()

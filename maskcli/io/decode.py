@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
-from maskcli.errors import InputError
+from maskcli.errors import InputError, PixelLimit
 from maskcli.imageops import to_unit_float
 
 from maskcli.io import DEFAULT_MAX_PIXELS  # noqa: E402 (defined there so that reading it costs no decoder)
@@ -325,7 +325,7 @@ def _open_header(data: bytes, max_pixels: int) -> PILImage.Image:
     if width <= 0 or height <= 0:
         raise InputError(f"image declares an empty size {width}×{height}")
     if width * height > max_pixels:
-        raise InputError(
+        raise PixelLimit(
             f"image is {width}×{height} = {width * height:,} pixels, over the limit of {max_pixels:,} "
             "(raise it with `max_pixels` if you trust this file)"
         )
