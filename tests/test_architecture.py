@@ -85,7 +85,7 @@ def test_only_the_cli_imports_typer_and_rich(path: Path) -> None:
 _LAYERS = (
     {"errors", "registry", "masks", "imageops", "cores"},
     {"io", "masksources", "methods", "refine", "composite", "formats", "metrics", "presets", "color", "matting",
-     "cnn"},
+     "cnn", "prompts", "promptsources"},
     {"pipeline", "engines", "jobs", "evaluate", "preview", "train"},
 )
 

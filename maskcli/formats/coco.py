@@ -95,8 +95,11 @@ class CocoFormat(ExportFormat):
             if area == 0:
                 continue
             segmentation: Any = mask_to_polygons(region.mask) if self.polygons else rle_encode(region.mask)
-            annotations.append({"category": region.category, "segmentation": segmentation, "area": area,
-                                "bbox": bbox(region.mask), "iscrowd": 0})
+            annotation = {"category": region.category, "segmentation": segmentation, "area": area,
+                          "bbox": bbox(region.mask), "iscrowd": 0}
+            if region.score is not None:
+                annotation["score"] = round(region.score, 4)
+            annotations.append(annotation)
         entry = {"file_name": image.file_name, "width": image.width, "height": image.height}
         return Encoded(b"", {"image": entry, "annotations": annotations})
 
