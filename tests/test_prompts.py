@@ -241,3 +241,23 @@ def test_union_and_a_box_on_the_command_line(tmp_path):
     done = run_cli("segment", str(SAMPLES / "coins.png"), "-o", str(tmp_path / "bad"), "-m", "grabcut-box",
                    "--box", "20,20,9999,120")
     assert done.returncode == 1 and "reaches past" in done.stderr.decode()
+
+
+def test_preview_draws_the_prompts(tmp_path):
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    image = cv2.imread(str(SAMPLES / "coins.png"), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(masks / "coins.png"), np.zeros_like(image))
+    plain = run_cli("preview", str(SAMPLES / "coins.png"), str(masks), "-o", str(tmp_path / "plain"), "--outline", "0")
+    drawn = run_cli("preview", str(SAMPLES / "coins.png"), str(masks), "-o", str(tmp_path / "drawn"), "--outline", "0",
+                    "--box", "20,30,120,130", "--point", "60,70", "--point", "25,35,0", "--sheet",
+                    str(tmp_path / "sheet.png"))
+    assert plain.returncode == 0 and drawn.returncode == 0, drawn.stderr.decode()
+    before = cv2.imread(str(tmp_path / "plain" / "coins.png"))[..., ::-1]
+    after = cv2.imread(str(tmp_path / "drawn" / "coins.png"))[..., ::-1]
+    assert after[100, 20].tolist() == [255, 217, 0] and after[70, 60].tolist() == [26, 230, 51]  # box, point on
+    assert after[35, 25].tolist() == [242, 26, 230]  # a point off the object
+    assert (after[200:, 200:] == before[200:, 200:]).all()  # nothing drawn away from the prompts
+    done = run_cli("preview", str(SAMPLES / "coins.png"), str(masks), "-o", str(tmp_path / "bad"),
+                   "--box", "20,30,9999,130")
+    assert done.returncode == 1 and "reaches past" in done.stderr.decode()

@@ -56,28 +56,36 @@ class PromptOptions:
 
     def source(self) -> Any:
         """The prompt source the options name."""
-        from maskcli.promptsources import GivenPrompts, open_prompts
-        from maskcli.prompts import parse_box, parse_point
-
         if not self.given:
             for flag, value in (("--objects", self.objects), ("--union", self.union),
                                 ("--class-list", self.class_list), ("--prompt-class", self.prompt_class)):
                 if value:
                     raise OptionError(flag, "goes with prompts: give --boxes, --box or --point")
             return None
-        if self.boxes is not None and (self.box or self.point):
-            raise OptionError("--box", "give prompts either in a file (--boxes) or on the command line")
-        if self.boxes is not None:
-            classes = [c.strip() for value in self.prompt_class or [] for c in value.split(",") if c.strip()]
-            return open_prompts(self.boxes, classes or None, self.class_list)
-        return GivenPrompts([parse_box(text) for text in self.box or []],
-                            [parse_point(text) for text in self.point or []], self.label)
+        return open_source(self.boxes, self.box, self.point, self.label, self.class_list, self.prompt_class)
 
     def outputs(self, labels: bool) -> tuple[str, ...]:
         if labels and self.union:
             raise OptionError("--union", "an image's output is either its label image (--labels) or its union mask")
         main = ("union",) if self.union else ("labels",)
         return main + (("objects",) if self.objects else ())
+
+
+def open_source(boxes: Path | None, box: list[str] | None, point: list[str] | None, label: str = "object",
+                class_list: Path | None = None, prompt_class: list[str] | None = None) -> Any:
+    """The prompt source of a file (``--boxes``) or of boxes and points given on the command line; None without
+    either."""
+    from maskcli.promptsources import GivenPrompts, open_prompts
+    from maskcli.prompts import parse_box, parse_point
+
+    if boxes is None and not box and not point:
+        return None
+    if boxes is not None and (box or point):
+        raise OptionError("--box", "give prompts either in a file (--boxes) or on the command line")
+    if boxes is not None:
+        classes = [c.strip() for value in prompt_class or [] for c in value.split(",") if c.strip()]
+        return open_prompts(boxes, classes or None, class_list)
+    return GivenPrompts([parse_box(text) for text in box or []], [parse_point(text) for text in point or []], label)
 
 
 def segment_prompted(method: Any, refiner: Any, prompts: Any, outputs: tuple[str, ...], *, inputs: Any,
