@@ -86,7 +86,7 @@ _LAYERS = (
     {"errors", "registry", "masks", "imageops", "cores"},
     {"io", "masksources", "methods", "refine", "composite", "formats", "metrics", "presets", "color", "matting",
      "cnn", "prompts", "promptsources"},
-    {"pipeline", "engines", "jobs", "evaluate", "preview", "train"},
+    {"pipeline", "engines", "jobs", "evaluate", "preview", "train", "instances"},
 )
 
 

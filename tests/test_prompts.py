@@ -261,3 +261,50 @@ def test_preview_draws_the_prompts(tmp_path):
     done = run_cli("preview", str(SAMPLES / "coins.png"), str(masks), "-o", str(tmp_path / "bad"),
                    "--box", "20,30,9999,130")
     assert done.returncode == 1 and "reaches past" in done.stderr.decode()
+
+
+# -- eval per object ----------------------------------------------------------------------------------------------
+
+
+def test_objects_match_one_to_one_within_their_class():
+    from maskcli.formats import Region
+    from maskcli.instances import match_objects
+
+    def box(x0, x1):
+        mask = np.zeros((10, 20), bool)
+        mask[2:8, x0:x1] = True
+        return mask
+
+    truths = [Region("horse", box(0, 6)), Region("horse", box(8, 14)), Region("dog", box(15, 20))]
+    found = [Region("horse", box(9, 14), 0.8), Region("horse", box(0, 5), 0.7), Region("horse", box(15, 20), 0.6)]
+    image = match_objects("a", found, truths)
+    assert [(o.truth, o.prediction) for o in image.objects] == [(1, 2), (2, 1), (3, None), (None, 3)]
+    assert image.objects[0].iou == pytest.approx(5 / 6) and image.objects[1].score == 0.8
+    assert (image.matched, image.precision, image.recall) == (2, 2 / 3, 2 / 3)
+
+
+@needs_data
+def test_eval_scores_masks_from_boxes_per_object(tmp_path):
+    from maskcli.instances import evaluate_instances
+
+    lines = [json.dumps({"image": f"{name}.png", "box": list(box_of(truth_of(name))), "label": "horse"})
+             for name in NAMES[:2]]
+    lines.append(json.dumps({"image": f"{NAMES[0]}.png", "box": [0, 0, 30, 30], "label": "horse"}))  # a stray box
+    (tmp_path / "p.jsonl").write_text("\n".join(lines) + "\n")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in NAMES[:2]:
+        shutil.copy(HORSES / "images" / f"{name}.png", photos)
+    done = run_cli("segment", str(photos), "--boxes", str(tmp_path / "p.jsonl"), "-m", "cnn-box", "--hard", "0.5",
+                   "-o", str(tmp_path / "labels"))
+    assert done.returncode == 0, done.stderr.decode()
+    result = evaluate_instances(tmp_path / "labels", HORSES / "masks", classes=["horse"])
+    first = next(image for image in result.images if image.key == NAMES[0])
+    assert (first.truths, first.predictions, first.matched) == (1, 2, 1) and first.precision == 0.5
+    assert result.means()["object_iou"] > 0.8
+    done = run_cli("eval", str(tmp_path / "labels"), str(HORSES / "masks"), "--instances", "--class", "horse",
+                   "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    document = json.loads(done.stdout)
+    assert document["mean"]["recall"] == 1.0 and document["mean"]["precision"] == pytest.approx(2 / 3)
+    assert {o["prediction"] for o in document["images"][0]["objects"]} == {1, 2}
