@@ -213,3 +213,18 @@ def test_the_command_line_writes_one_object_per_box(tmp_path):
     assert sorted(np.unique(labels).tolist()) == [0, 1, 2]
     assert _box_iou((labels == 1).astype(np.float32), BOX) > 0.95
     assert (tmp_path / "out" / "noise_2_thing.png").is_file()
+
+
+def test_multimask_keeps_every_candidate_as_an_object(tmp_path):
+    image = (IMAGE * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "noise.png"), image)
+    weights = f"{sam1_encoder(tmp_path / 'e.onnx', None)},{sam1_decoder(tmp_path / 'd.onnx', [0.4, 0.6])}"
+    method = methods.create("sam", {"weights": weights, "multimask": True})
+    found = method.compute_prompts(IMAGE, [Prompt(box=BOX), Prompt(box=(150, 10, 190, 60))])
+    assert [(s.facts["prompt"], s.facts["score"]) for s in found] == [(1, 0.6), (1, 0.4), (2, 0.6), (2, 0.4)]
+    done = run_cli("segment", str(tmp_path / "noise.png"), "-o", str(tmp_path / "out"), "-m", "sam", "--weights",
+                   weights, "-p", "multimask=1", "--box", "40,30,120,110", "--box", "150,10,190,60", "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    objects = __import__("json").loads(done.stdout.decode())["objects"]
+    assert [(o["index"], o["box"][0], o["score"]) for o in objects] == [(1, 40, 0.6), (2, 40, 0.4), (3, 150, 0.6),
+                                                                         (4, 150, 0.4)]

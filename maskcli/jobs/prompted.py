@@ -123,7 +123,7 @@ class PromptedSegmentJob:
         image, prompts, timer = loaded
         shape = (image.height, image.width)
         records = []
-        for index, (prompt, segmentation) in enumerate(zip(prompts, objects), start=1):
+        for index, (prompt, segmentation) in enumerate(_answered(prompts, objects), start=1):
             score = segmentation.facts.get("score")
             records.append({"index": index, **prompt.record(), "score": score,
                             "area": int(np.count_nonzero(segmentation.mask >= 0.5))})
@@ -161,13 +161,20 @@ class PromptedSegmentJob:
             raise OptionError("outputs", "one file per object needs an output folder")
         stem = Path(item.source.relpath.name).stem
         files = []
-        for index, (prompt, segmentation) in enumerate(zip(prompts, objects), start=1):
+        for index, (prompt, segmentation) in enumerate(_answered(prompts, objects), start=1):
             path = item.destination.parent / object_name(stem, index, prompt.label)
             if os.path.lexists(path) and self.existing == "error":
                 raise InputError(f"output {path} exists (use `existing='overwrite'` to replace it)")
             if not (os.path.lexists(path) and self.existing == "skip"):
                 files.append((path, encode_mask(segmentation.mask, hard=is_hard(segmentation.mask))))
         return files
+
+
+def _answered(prompts: Sequence[Any], objects: Sequence[Segmentation]) -> list[tuple[Any, Segmentation]]:
+    """Each object with the prompt it answers: the one its ``prompt`` fact names (from 1), else the prompt in
+    the same place."""
+    return [(prompts[segmentation.facts.get("prompt", index + 1) - 1], segmentation)
+            for index, segmentation in enumerate(objects)]
 
 
 def encode_instance_labels(masks: Sequence[np.ndarray], shape: tuple[int, int], level: float = 0.5) -> bytes:

@@ -37,7 +37,8 @@ class PromptedMethod(Method):
     takes_points_alone: ClassVar[bool] = False
 
     def compute_prompts(self, image: np.ndarray, prompts: Sequence[Prompt]) -> list[Segmentation]:
-        """One mask per prompt, each with its ``score`` in its facts."""
+        """One mask per prompt, each with its ``score`` in its facts; a method that gives several masks for a
+        prompt says in each one's ``prompt`` fact which prompt (from 1) it answers."""
         raise NotImplementedError
 
     def compute(self, image: np.ndarray) -> Segmentation:

@@ -35,7 +35,8 @@ from maskcli.registry import option
 class Sam(PromptedMethod):
     """Segment Anything (ONNX encoder and decoder under onnxruntime) from each prompt's box and points.
 
-    The mask is the decoder's probability (the sigmoid of its logits); the score its predicted IoU.
+    The mask is the decoder's probability (the sigmoid of its logits); the score its predicted IoU. With
+    ``multimask``, every candidate of a prompt is an object, best first (each says its ``prompt``).
     ``weights=ENCODER,DECODER`` runs local exports (segment-anything, MobileSAM, SAM 2 with the official input and
     output names); the models' files are otherwise fetched into the cache and checked by their checksums.
     """
@@ -49,6 +50,8 @@ class Sam(PromptedMethod):
     weights: str | None = option(None, "Local files ENCODER,DECODER (ONNX); default: the cache, else a download.")
     device: str = option("cpu", "cpu | cuda | cuda:N (onnxruntime's CUDA provider, from onnxruntime-gpu).")
     batch_size: int = option(1, "Images per batch (each image is encoded on its own).")
+    multimask: bool = option(False, "Keep every candidate mask of a prompt as an object of its own (each with "
+                                    "its predicted IoU), not only the best.")
 
     def __post_init__(self) -> None:
         self._spec = zoo.get(self.model)
@@ -61,8 +64,8 @@ class Sam(PromptedMethod):
         return {**self.__dict__, "_model": None}  # each process opens its own sessions
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sam) and (self.model, self.weights, self.device, self.batch_size) == (
-            other.model, other.weights, other.device, other.batch_size)
+        fields = ("model", "weights", "device", "batch_size", "multimask")
+        return isinstance(other, Sam) and all(getattr(self, f) == getattr(other, f) for f in fields)
 
     def _sessions(self) -> Any:
         if self._model is None:
@@ -73,11 +76,13 @@ class Sam(PromptedMethod):
         model = self._sessions()
         embedding = model.embed(image)
         results = []
-        for prompt in prompts:
+        for number, prompt in enumerate(prompts, start=1):
             logits, scores = model.decode(embedding, prompt.box, prompt.points)
             best = int(np.argmax(scores)) if scores.size else 0
-            mask = (1.0 / (1.0 + np.exp(-np.clip(logits[best], -50, 50)))).astype(np.float32)
-            score = round(float(scores[best]), 4) if scores.size else 0.0
-            results.append(Segmentation(mask, {"model": self.model, "score": score, "confidence": score,
-                                               "candidates": int(logits.shape[0])}))
+            kept = sorted(range(len(logits)), key=lambda k: -float(scores[k])) if self.multimask else [best]
+            for candidate in kept:
+                mask = (1.0 / (1.0 + np.exp(-np.clip(logits[candidate], -50, 50)))).astype(np.float32)
+                score = round(float(scores[candidate]), 4) if scores.size else 0.0
+                results.append(Segmentation(mask, {"model": self.model, "score": score, "confidence": score,
+                                                   "candidates": int(logits.shape[0]), "prompt": number}))
         return results
