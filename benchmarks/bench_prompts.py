@@ -34,9 +34,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from maskcli.io.decode import read_image  # noqa: E402
-from maskcli.methods import methods  # noqa: E402
-from maskcli.prompts import Prompt  # noqa: E402
+from maskcli.io.decode import read_image
+from maskcli.methods import methods
+from maskcli.prompts import Prompt
 
 HORSES = REPO.parent / "shared" / "data" / "weizmann_horses"
 MARGIN = 0.05
@@ -166,12 +166,12 @@ def main() -> None:
         if v != parser.get_default(k))
     text = [
         "# Masks from prompts: quality with boxes from the truth (+5 % margin)", "",
-        f"`{command}` on {datetime.date.today()}, {platform.machine()} CPU ({os.cpu_count()} cores, shared with "
-        "other work: times are rough), U²-Net-P on onnxruntime.", "",
+        (f"`{command}` on {datetime.date.today()}, {platform.machine()} CPU ({os.cpu_count()} cores, shared with "
+         "other work: times are rough), U²-Net-P on onnxruntime."), "",
         "Instance IoU per object (mean over objects); seconds per image (or per canvas) for the method alone.", "",
         "| set | method | mean IoU | s / image |", "| --- | --- | ---: | ---: |", *rows, "",
-        "Canvas: a horse photo with two more horses pasted on (lower left and right, 45 % of its height); each box "
-        "holds one horse, and the photo's own horse is partly hidden. See the benchmark's docstring.", ""]
+        ("Canvas: a horse photo with two more horses pasted on (lower left and right, 45 % of its height); each box "
+         "holds one horse, and the photo's own horse is partly hidden. See the benchmark's docstring."), ""]
     (HERE / "results" / "prompts.md").write_text("\n".join(text), encoding="utf-8")
 
 

@@ -44,7 +44,7 @@ class Prompt:
         """The box as whole pixels ``(x, y, w, h)`` (at least one pixel wide and high), as OpenCV takes it."""
         assert self.box is not None
         x0, y0 = int(self.box[0]), int(self.box[1])
-        x1, y1 = max(x0 + 1, int(round(self.box[2]))), max(y0 + 1, int(round(self.box[3])))
+        x1, y1 = max(x0 + 1, round(self.box[2])), max(y0 + 1, round(self.box[3]))
         return x0, y0, x1 - x0, y1 - y0
 
     def record(self) -> dict[str, Any]:

@@ -130,7 +130,8 @@ class CocoPrompts(_Named):
                     continue
                 x, y, w, h = (float(v) for v in box)
                 prompts.append(Prompt(box=(x, y, x + w, y + h), label=coco.categories[category]))
-            self._images.get_or_add(key, lambda: (image.width, image.height, prompts))
+            entry = (image.width, image.height, prompts)
+            self._images.get_or_add(key, lambda entry=entry: entry)
 
     def _entry(self, source: Source) -> tuple[int, int, list[Prompt]]:
         entry = self._images.find(source.relpath)

@@ -6,18 +6,24 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import cv2
 import numpy as np
 import pytest
-
 from conftest import DATA, SAMPLES, needs_data, run_cli
+
 from maskcli.errors import InputError, OptionError
 from maskcli.io.sources import Source
 from maskcli.methods import methods
 from maskcli.prompts import Prompt, check_prompts, parse_box, parse_point
-from maskcli.promptsources import CocoPrompts, GivenPrompts, JsonLinesPrompts, YoloPrompts, open_prompts
+from maskcli.promptsources import (
+    CocoPrompts,
+    GivenPrompts,
+    JsonLinesPrompts,
+    YoloPrompts,
+    open_prompts,
+)
 
 HORSES = DATA / "weizmann_horses"
 NAMES = ["horse001", "horse007", "horse021", "horse039"]

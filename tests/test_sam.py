@@ -17,12 +17,12 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper  # noqa: E402
+from conftest import run_cli
+from onnx import TensorProto, helper
 
-from conftest import run_cli  # noqa: E402
-from maskcli.errors import WeightsUnavailable  # noqa: E402
-from maskcli.methods import methods  # noqa: E402
-from maskcli.prompts import Prompt  # noqa: E402
+from maskcli.errors import WeightsUnavailable
+from maskcli.methods import methods
+from maskcli.prompts import Prompt
 
 FLOAT = TensorProto.FLOAT
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -12,22 +12,22 @@ from maskcli.errors import OptionError
 
 PROMPTS = "Prompts (one mask per object: -m grabcut-box, cnn-box, sam)"
 
-Boxes = Annotated[Optional[Path], typer.Option(
+Boxes = Annotated[Path | None, typer.Option(
     "--boxes", help="Prompts for each image: a COCO file's bbox annotations (.json), JSON Lines (.jsonl: "
     '{"image", "box": [x0,y0,x1,y1], "points": [[x,y,1|0]], "label"}) or a folder of YOLO .txt files.',
     rich_help_panel=PROMPTS, show_default=False)]
-Box = Annotated[Optional[list[str]], typer.Option(
+Box = Annotated[list[str] | None, typer.Option(
     "--box", help="A box X0,Y0,X1,Y1 in pixels, for every input (repeatable: one object each).",
     rich_help_panel=PROMPTS, show_default=False)]
-Point = Annotated[Optional[list[str]], typer.Option(
+Point = Annotated[list[str] | None, typer.Option(
     "--point", help="A point X,Y on the object, or X,Y,0 off it (repeatable; with one --box, its seeds).",
     rich_help_panel=PROMPTS, show_default=False)]
 Label = Annotated[str, typer.Option("--label", help="The label of --box/--point objects.",
                                     rich_help_panel=PROMPTS)]
-ClassList = Annotated[Optional[Path], typer.Option(
+ClassList = Annotated[Path | None, typer.Option(
     "--class-list", help="With YOLO .txt files: their class names, one a line (default: the folder's "
     "classes.txt).", rich_help_panel=PROMPTS, show_default=False)]
-PromptClasses = Annotated[Optional[list[str]], typer.Option(
+PromptClasses = Annotated[list[str] | None, typer.Option(
     "--prompt-class", help="With a COCO or JSON Lines file: only the objects of these classes (repeatable or "
     "comma-separated).", rich_help_panel=PROMPTS, show_default=False)]
 Objects = Annotated[bool, typer.Option(
@@ -75,8 +75,8 @@ def open_source(boxes: Path | None, box: list[str] | None, point: list[str] | No
                 class_list: Path | None = None, prompt_class: list[str] | None = None) -> Any:
     """The prompt source of a file (``--boxes``) or of boxes and points given on the command line; None without
     either."""
-    from maskcli.promptsources import GivenPrompts, open_prompts
     from maskcli.prompts import parse_box, parse_point
+    from maskcli.promptsources import GivenPrompts, open_prompts
 
     if boxes is None and not box and not point:
         return None
@@ -109,7 +109,8 @@ def segment_prompted(method: Any, refiner: Any, prompts: Any, outputs: tuple[str
     def write_legend(results: list[Any]) -> None:
         if "labels" not in outputs or output is None:
             return
-        from maskcli.formats.labels import has_legend, read_legend, write_legend as write
+        from maskcli.formats.labels import has_legend, read_legend
+        from maskcli.formats.labels import write_legend as write
 
         previous = read_legend(output) if has_legend(output) else None
         legend = legend_of_results(results, output, getattr(prompts, "categories", ()), previous)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import cv2
 import numpy as np
@@ -131,7 +131,7 @@ class SamModel:
     every candidate mask (logits at the image's size) with its predicted IoU.
     """
 
-    def __init__(self, encoder: Union[str, Path], decoder: Union[str, Path], name: str = "sam",
+    def __init__(self, encoder: str | Path, decoder: str | Path, name: str = "sam",
                  device: str = "cpu") -> None:
         from maskcli.cnn.onnxrt import session
 

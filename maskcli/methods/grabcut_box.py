@@ -108,7 +108,7 @@ class GrabCutBox(PromptedMethod):
             labels[max(0, int(by0 + bh)):max(1, int(np.ceil(by1 - bh))),
                    max(0, int(bx0 + bw)):max(1, int(np.ceil(bx1 - bw)))] = cv2.GC_PR_FGD
         elif self.inside == "ellipse":
-            centre = (int(round((bx0 + bx1) / 2)), int(round((by0 + by1) / 2)))
+            centre = (round((bx0 + bx1) / 2), round((by0 + by1) / 2))
             axes = (max(1, int((bx1 - bx0) / 2 * (1 - self.band))), max(1, int((by1 - by0) / 2 * (1 - self.band))))
             cv2.ellipse(labels, centre, axes, 0, 0, 360, cv2.GC_PR_FGD, -1)
         if self.prior > 0:
