@@ -142,7 +142,7 @@ def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor:
             for result in finished:  # every file left on disk is reported
                 reporter.result(result)
             if finish is not None:
-                finish([*done, *finished])
+                finish([*done, *(finished or [])])
             raise typer.Exit(reporter.finish(interrupted=True)) from None
         if finish is not None:
             finish(done)

@@ -183,9 +183,9 @@ class SamModel:
             fixed_h, fixed_w = self.frame
             frame = np.zeros((fixed_h or new_h, fixed_w or new_w, 3), np.float32)
             frame[:new_h, :new_w] = resized * 255.0
-            feed = frame
+            feed: np.ndarray = frame
         else:
-            normalised = (resized - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD)
+            normalised = (resized - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
             feed = normalised.transpose(2, 0, 1)[None]
         outputs = dict(zip(self._outputs, self.encoder.run(None, {self._input: np.ascontiguousarray(feed)})))
         frame_h, frame_w = (feed.shape[0], feed.shape[1]) if self.layout == "hwc" else (FRAME, FRAME)
@@ -200,7 +200,7 @@ class SamModel:
         frame_h, frame_w = embedding["frame"]
         # The prompt encoder measures coordinates in a frame of FRAME on its long side.
         to_prompt = FRAME / max(frame_h, frame_w)
-        coords = coords * np.float32([sx * to_prompt, sy * to_prompt])
+        coords = coords * np.asarray([sx * to_prompt, sy * to_prompt], np.float32)
         feed: dict[str, Any] = {"point_coords": coords[None].astype(np.float32),
                                 "point_labels": labels[None].astype(np.float32),
                                 "mask_input": np.zeros((1, 1, 256, 256), np.float32),

@@ -149,10 +149,10 @@ def _colour_prior(small: np.ndarray, labels: np.ndarray, share: float) -> None:
     bins = 16
     quantised = (small // (256 // bins)).astype(np.int32)
     codes = (quantised[..., 0] * bins + quantised[..., 1]) * bins + quantised[..., 2]
-    ring = np.bincount(codes[~inside], minlength=bins ** 3).astype(np.float64)
-    box = np.bincount(codes[inside], minlength=bins ** 3).astype(np.float64)
-    ring = cv2.GaussianBlur(ring.reshape(bins, bins * bins), (0, 0), 0.8).ravel() + 1e-9
-    box = cv2.GaussianBlur(box.reshape(bins, bins * bins), (0, 0), 0.8).ravel()
+    counts = [np.bincount(codes[where], minlength=bins ** 3).astype(np.float64) for where in (~inside, inside)]
+    ring, box = (np.asarray(cv2.GaussianBlur(c.reshape(bins, bins * bins), (0, 0), 0.8), np.float64).ravel()
+                 for c in counts)
+    ring += 1e-9
     ring /= ring.sum()
     box /= max(box.sum(), 1e-9)
     fg = np.maximum(box - share * ring, 0)
