@@ -124,6 +124,42 @@ def overlay_image(pixels: np.ndarray, mask: np.ndarray, *, color: tuple[float, f
     return overlay(pixels, mask, color=color, opacity=opacity, outline=outline, level=level)
 
 
+#: Prompt colours (RGB in [0, 1]): boxes, points on the object, points off it.
+BOX_COLOR, ON_COLOR, OFF_COLOR = (1.0, 0.85, 0.0), (0.1, 0.9, 0.2), (0.95, 0.1, 0.9)
+
+
+def draw_prompts(picture: np.ndarray, prompts: Sequence[Any], scale: float = 1.0) -> np.ndarray:
+    """The prompts drawn on an RGB picture (float32 in [0, 1]): each box outlined with its number and label, each
+    point a dot (green on the object, magenta off it). ``scale``: the picture's size over the image's.
+
+    >>> from maskcli.prompts import Prompt
+    >>> out = draw_prompts(np.zeros((20, 30, 3), np.float32), [Prompt(box=(2, 2, 20, 15), points=((8, 8, 0),))])
+    >>> [round(v, 2) for v in out[2, 10]] == list(BOX_COLOR), [round(v, 2) for v in out[8, 8]] == list(OFF_COLOR)
+    (True, True)
+    """
+    if not prompts:
+        return picture
+    # Drawn on 8-bit samples (OpenCV writes text on nothing else); a preview is shown and saved at 8 bits anyway.
+    picture = np.ascontiguousarray(np.clip(picture * 255 + 0.5, 0, 255).astype(np.uint8))
+    height, width = picture.shape[:2]
+    thick = max(1, round(max(height, width) / 300))
+    for number, prompt in enumerate(prompts, start=1):
+        if prompt.box is not None:
+            x0, y0, x1, y1 = (round(v * scale) for v in prompt.box)
+            cv2.rectangle(picture, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), _bytes(BOX_COLOR), thick)
+            if max(height, width) >= 64:  # no room for words on a thumbnail this small
+                cv2.putText(picture, f"{number} {prompt.label}", (x0 + 2, y0 - 3 if y0 >= 12 * thick else y0 + 12 * thick), cv2.FONT_HERSHEY_SIMPLEX,
+                            0.35 * thick, _bytes(BOX_COLOR), thick, cv2.LINE_AA)
+        for x, y, sign in prompt.points:
+            cv2.circle(picture, (round(x * scale), round(y * scale)), 2 * thick + 1,
+                       _bytes(ON_COLOR if sign else OFF_COLOR), -1)
+    return picture.astype(np.float32) * np.float32(1 / 255)
+
+
+def _bytes(color: tuple[float, float, float]) -> tuple[int, int, int]:
+    return (round(color[0] * 255), round(color[1] * 255), round(color[2] * 255))
+
+
 def _scaled(array: np.ndarray, cell: int) -> np.ndarray:
     """``array`` scaled so that its longer side is ``cell`` pixels (area averaging when shrinking)."""
     height, width = array.shape[:2]
@@ -305,24 +341,29 @@ class _OverlayJob:
     style: _Style
     stretch: bool | None
     cell: int | None  # the sheet's cell side; None: no sheet
+    prompts: Any = None  # a prompt source (maskcli.promptsources): its boxes and points are drawn
     batched = False
     batch_size = 1
 
-    def load(self, item: Any) -> tuple[np.ndarray, np.ndarray]:
-        return _load(item.source.path, self.stretch), self.read_mask(self.pairs[item.index])
+    def load(self, item: Any) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+        pixels = _load(item.source.path, self.stretch)
+        asked = self.prompts.prompts(item.source, pixels.shape[1], pixels.shape[0]) if self.prompts else []
+        return pixels, self.read_mask(self.pairs[item.index]), asked
 
-    def compute(self, loaded: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+    def compute(self, loaded: list[tuple[np.ndarray, np.ndarray, list[Any]]]
+                ) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
         from maskcli.masks import resize_mask
 
         style = dataclasses.asdict(self.style)
         made = []
-        for pixels, mask in loaded:
-            picture = overlay_image(pixels, mask, **style)
+        for pixels, mask, asked in loaded:
+            picture = draw_prompts(overlay_image(pixels, mask, **style), asked)
             tile = None
             if self.cell is not None:
                 # Drawn at thumbnail size, so the outline stays as wide on the sheet as asked for.
                 small = _scaled(pixels, self.cell)
                 tile = overlay_image(small, resize_mask(mask, small.shape[:2], hard=False), **style)
+                tile = draw_prompts(tile, asked, scale=small.shape[1] / pixels.shape[1])
             made.append((picture, tile))
         return made
 
@@ -356,6 +397,7 @@ def write_previews(
     jobs: int | None = 1,
     executor: Any = None,
     fail_fast: bool = False,
+    prompts: Any = None,
 ) -> PreviewReport:
     """Overlays of each image with its mask (``output/<relpath>.png``) and a contact sheet of them (``sheet``).
 
@@ -366,7 +408,8 @@ def write_previews(
     An existing overlay (or sheet) is an error unless ``overwrite``; an output never replaces an input.
     ``stretch`` (None: 16-bit images only) spreads dim images over the full range for display. The images run
     through :func:`maskcli.pipeline.run` on ``jobs`` cores (or ``executor``); ``fail_fast`` stops at the first
-    image that fails.
+    image that fails. ``prompts`` (a :mod:`maskcli.promptsources` source) draws each image's boxes and points
+    on its overlay and tile, so a reviewer sees what each mask was asked for.
 
     Returns
     -------
@@ -420,7 +463,7 @@ def write_previews(
     canvas = layout.canvas() if layout is not None else None
     planned = _plan_overlays(results, output, overwrite, inputs)
     job = _OverlayJob([mask_pair[r.key] for r in results], read_mask, _Style(color, opacity, outline), stretch,
-                      cell if canvas is not None else None)
+                      cell if canvas is not None else None, prompts)
     for outcome in run(planned, job, executor=executor, jobs=jobs, fail_fast=fail_fast):
         result = results[outcome.index]
         result.output = outcome.output if outcome.status == "written" else None

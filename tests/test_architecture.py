@@ -85,8 +85,8 @@ def test_only_the_cli_imports_typer_and_rich(path: Path) -> None:
 _LAYERS = (
     {"errors", "registry", "masks", "imageops", "cores"},
     {"io", "masksources", "methods", "refine", "composite", "formats", "metrics", "presets", "color", "matting",
-     "cnn"},
-    {"pipeline", "engines", "jobs", "evaluate", "preview", "train"},
+     "cnn", "prompts", "promptsources"},
+    {"pipeline", "engines", "jobs", "evaluate", "preview", "train", "instances"},
     {"serve"},  # the HTTP server, over the jobs
 )
 

@@ -36,9 +36,14 @@ BAD = {
     "scharr": {"close": -1},
     "laplacian": {"output": "lines"},
     "grabcut": {"inset": 0.7},
+    "grabcut-box": {"context": 9},
+    "cnn-box": {"margin": 5},
 }
 
-NAMES = [name for name in methods.names() if name != "cnn"]
+#: The CNN has its own tests, and so has ``sam`` (its weights are tiny graphs made in tests/test_sam.py).
+NAMES = [name for name in methods.names() if name not in ("cnn", "sam")]
+#: Methods that take prompts; without one, the whole image is their box.
+PROMPTED = [name for name in NAMES if hasattr(methods.get(name), "compute_prompts")]
 
 
 def make(name: str):
@@ -83,7 +88,7 @@ def test_every_method_gives_a_valid_mask(name, kind):
     assert isinstance(result.facts, dict)
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("grabcut", "color_range")])
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("grabcut", "color_range", *PROMPTED)])
 def test_thresholds_and_edges_find_the_disc(name):
     # A bright disc on a dark background: every automatic method should find (most of) it.
     image = IMAGES["grey"]
@@ -182,3 +187,14 @@ def test_greenscreen_preset_keeps_the_subject():
                          Refinement(**preset.refinement)).mask
     truth = IMAGES["grey"] > 0.5
     assert ((mask > 0.5) == truth).mean() > 0.97
+
+
+@pytest.mark.parametrize("name", PROMPTED)
+def test_prompted_methods_find_the_disc_in_its_box(name):
+    from maskcli.prompts import Prompt
+
+    truth = IMAGES["grey"] > 0.5
+    (segmentation,) = methods.create(name).compute_prompts(IMAGES["rgb"], [Prompt(box=(14, 8, 48, 40))])
+    mask = segmentation.mask > 0.5
+    assert np.count_nonzero(mask & truth) / np.count_nonzero(mask | truth) > 0.7, name
+    assert 0 <= segmentation.facts["score"] <= 1

@@ -60,6 +60,10 @@ def eval_command(
                                                "foreground and background (for sets where the foreground covers "
                                                "most of each image).", rich_help_panel=SCORING)] = False,
     classes: c.class_option(SCORING) = None,  # type: ignore[valid-type]
+    instances: Annotated[bool, typer.Option("--instances", help="Score per object: each predicted object (an "
+                                            "annotation, a label value, or a region of a plain mask) matched to a "
+                                            "true one of its class by IoU; per-object and per-image scores.",
+                                            rich_help_panel=SCORING)] = False,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="With --methods: images processed at once "
                                                 "(processes; threads for the CNN). Default: 1, so that the "
                                                 "times are free of contention.", rich_help_panel=SCORING,
@@ -98,6 +102,7 @@ def eval_command(
       maskcli eval --methods "li:sigma=1,otsu:fill_holes=1,preset:nuclei" cells/ truth/
       maskcli eval --methods otsu,li em/ truth/ --both-classes
       maskcli eval masks/ annotations.json --class horse   # truth from a COCO file
+      maskcli eval labels/ annotations.json --instances    # per object, e.g. masks made from boxes
     """
     from maskcli import evaluate
     from maskcli.cli.common import split_names
@@ -111,6 +116,8 @@ def eval_command(
     if cnn_options and not methods:
         raise OptionError("--" + next(iter(cnn_options)).replace("_", "-"),
                           "applies to the cnn entries of --methods; scoring existing masks runs no model")
+    if methods and instances:
+        raise OptionError("--instances", "scores existing masks per object; --methods ranks whole masks")
     if methods:
         specs = _with_cnn_options(evaluate.parse_method_specs(methods), cnn_options)
         executor = c.executor_for(engine, ray_address, jobs)
@@ -140,6 +147,13 @@ def eval_command(
         _report_failures([(r.spec.label, i) for r in ranking.results for i in r.failed])
         raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
 
+    if instances:
+        from maskcli.cli.instances import eval_instances
+
+        if csv_file is not None or both_classes:
+            raise OptionError("--instances", "scores objects: --csv and --both-classes score whole masks")
+        eval_instances(source, truth, classes=split_names(classes), json_output=json_output, quiet=quiet,
+                       worst=worst, print_json=_print_json, console=_console())
     for flag, given in (("--limit", limit is not None), ("--jobs", jobs is not None), ("--fail-fast", fail_fast),
                         ("--engine", engine != "local"), ("--ray-address", ray_address is not None)):
         if given:

@@ -97,6 +97,10 @@ def export_command(
                     images=ImageIndex.of(images) if images is not None else None)
 
     sources = expand_inputs([str(masks)], recursive=recursive, exclude=[output] if per_image else [])
+    if labels is not None and labels.legend.kind == "instances":
+        # Only the label images the legend names: segment --objects writes each object's own mask beside them.
+        named = set(labels.legend.instances)
+        sources = (s for s in sources if s.error or s.relpath.as_posix() in named)
     if per_image:
         planned = Destinations(output, "{stem}" + str(cls.suffix), "overwrite" if overwrite else "error",
                                suffix=cls.suffix).plan(sources)

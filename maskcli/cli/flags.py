@@ -58,6 +58,11 @@ FLAGS: dict[str, str] = {
     "batch_size": "--batch-size",
     "classes": "--classes",
     "labels": "--labels",
+    # prompts
+    "boxes": "--boxes",
+    "box": "--box",
+    "point": "--point",
+    "class_list": "--class-list",
     # the refinement chain
     "open": "--open",
     "close": "--close",

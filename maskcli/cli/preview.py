@@ -9,6 +9,7 @@ import typer
 
 from maskcli.cli import common as c
 from maskcli.cli.flags import Wording
+from maskcli.cli.prompts import Box, Boxes, ClassList, Label, Point
 from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, say
 
 SHEET = "Contact sheet"
@@ -48,6 +49,11 @@ def preview_command(
     stretch: Annotated[Optional[bool], typer.Option("--stretch/--no-stretch", help="Stretch dim images to their "
                                                     "0.5-99.5 percentiles for display. Default: 16-bit images "
                                                     "only.", rich_help_panel=LOOK, show_default=False)] = None,
+    boxes: Boxes = None,
+    box: Box = None,
+    point: Point = None,
+    label: Label = "object",
+    class_list: ClassList = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing overlays and sheet.")] = False,
     jobs: c.Jobs = None,
     fail_fast: c.FailFast = False,
@@ -60,13 +66,17 @@ def preview_command(
       maskcli preview photos/ masks/ -o overlays/
       maskcli preview photos/ masks/ --sheet sheet.png --columns 8 --cell 200
       maskcli preview cells/ masks/ --sheet worst.png --gt truth/    # worst IoU first
+      maskcli preview photos/ labels/ -o overlays/ --boxes detections.json    # what each mask was asked for
     """
+    from maskcli.cli.prompts import open_source
     from maskcli.preview import write_previews
+
+    prompts = open_source(boxes, box, point, label, class_list)
 
     report = write_previews(images, masks, output=output, sheet=sheet, truths=gt, classes=c.split_names(classes),
                             columns=columns, cell=cell,
                             overwrite=overwrite, stretch=stretch, color=_color(color), opacity=opacity,
-                            outline=outline, jobs=jobs, fail_fast=fail_fast)
+                            outline=outline, jobs=jobs, fail_fast=fail_fast, prompts=prompts)
     words = Wording.current()
     for path, reason in report.pairing.problems:
         say(f"maskcli: warning: {path}: {words.text(reason)}")

@@ -9,6 +9,7 @@ import typer
 
 from maskcli.cli import common as c
 from maskcli.cli.context import Exit
+from maskcli.cli.prompts import PromptOptions
 from maskcli.cli.report import Reporter
 from maskcli.errors import MaskcliError, OptionError, SetupError
 
@@ -60,9 +61,10 @@ def segment_command(
                                            rich_help_panel=c.BATCH)] = 8,
     name: Annotated[str, typer.Option("--name", help="Output name template: {stem} {name} {ext} {relpath} "
                                       "{index}.", rich_help_panel=c.BATCH)] = "{stem}.png",
+    prompting: PromptOptions,
     batch: c.BatchOptions,
 ) -> None:
-    """Make masks: one PNG per image, hard (0/255) or soft (grey levels).
+    """Make masks: one PNG per image, hard (0/255) or soft (grey levels); with prompts, one mask per object.
 
     \b
     Examples:
@@ -73,6 +75,7 @@ def segment_command(
       find . -name '*.tif' | maskcli segment -o masks/ -m li --fill-holes --min-size 50
       maskcli segment - < photo.jpg > mask.png
       maskcli segment photos/ -o labels/ --model deeplabv3-resnet50 --classes person,dog --labels
+      maskcli segment photos/ -o labels/ -m cnn-box --boxes detections.json --objects
     """
     from maskcli.io.sinks import OutputPlan, StreamSink
     from maskcli.jobs.segment import SegmentJob
@@ -91,6 +94,13 @@ def segment_command(
 
     method_object = methods.create(method_name, method_options)
     refiner = build_refinement(refinement)
+    prompts = prompting.source()
+    if prompts is not None:
+        from maskcli.cli.prompts import segment_prompted
+
+        segment_prompted(method_object, refiner, prompts, prompting.outputs(labels), inputs=inputs, output=output,
+                         name=name, batch=batch, executor=executor)
+        return
     job = SegmentJob(method_object, refiner, max_pixels=batch.max_pixels, mask_bits=mask_bits, labels=labels)
     if mask_bits not in (8, 16):
         raise OptionError("--mask-bits", f"must be 8 or 16, not {mask_bits}")
@@ -104,10 +114,12 @@ def segment_command(
           executor=executor)
 
 
-def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor: Any = None) -> None:
+def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor: Any = None,
+          finish: Any = None) -> None:
     """Run a job over planned items, report, and exit with the batch's status; shared by segment and apply.
 
     ``executor``: another engine (the Ray engine), started before the first item and stopped however the run ends.
+    ``finish``: called with every result once the run ends (interrupted too), before the exit.
     """
     from maskcli.pipeline import run
 
@@ -117,9 +129,11 @@ def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor:
         reporter = Reporter(json_records=batch.json_records, quiet=quiet)
         results = run(items, job, jobs=batch.jobs, executor=executor, ordered=not batch.unordered,
                       fail_fast=batch.fail_fast, reads=c.files_read(batch))
+        done: list[Any] = []
         try:
             for result in results:
                 reporter.result(result)
+                done.append(result)
         except KeyboardInterrupt as stop:
             finished = getattr(stop, "finished", None)
             if finished is None:  # it came while reporting: the runner stops its workers and says what finished
@@ -129,16 +143,23 @@ def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor:
                     finished = getattr(inner, "finished", [])
             for result in finished:  # every file left on disk is reported
                 reporter.result(result)
+            if finish is not None:
+                finish([*done, *(finished or [])])
             raise typer.Exit(reporter.finish(interrupted=True)) from None
         except SetupError as stop:  # the run stopped (an output folder that takes no file): what it wrote, why
-            for result in getattr(stop, "finished", []):
+            finished = getattr(stop, "finished", [])
+            for result in finished:
                 reporter.result(result)
+            if finish is not None:
+                finish([*done, *finished])
             from maskcli.cli.flags import Wording
             from maskcli.cli.report import error_line
 
             error_line(Wording.current().message(stop))
             reporter.finish(stopped=True)
             raise typer.Exit(Exit.SETUP) from None
+        if finish is not None:
+            finish(done)
         raise typer.Exit(reporter.finish())
     finally:
         if executor is not None:

@@ -28,10 +28,11 @@ from maskcli.registry import Registry
 
 @dataclasses.dataclass
 class Region:
-    """One annotated region: its category and its pixels (boolean H×W)."""
+    """One annotated region: its category, its pixels (boolean H×W) and, where known, its score."""
 
     category: str
     mask: np.ndarray
+    score: float | None = None
 
 
 @dataclasses.dataclass
@@ -109,7 +110,7 @@ def split_instances(regions: Sequence[Region]) -> list[Region]:
     """
     from maskcli.formats.geometry import components
 
-    return [Region(region.category, part) for region in regions for part in components(region.mask)]
+    return [Region(region.category, part, region.score) for region in regions for part in components(region.mask)]
 
 
 __all__ = ["Encoded", "ExportFormat", "ImageRegions", "Region", "export_formats", "split_instances"]

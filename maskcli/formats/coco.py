@@ -24,7 +24,7 @@ import numpy as np
 
 from maskcli import __version__
 from maskcli.errors import InputError, OptionError, SetupError
-from maskcli.formats import Encoded, ExportFormat, ImageRegions, export_formats
+from maskcli.formats import Encoded, ExportFormat, ImageRegions, Region, export_formats
 from maskcli.formats.geometry import bbox, mask_to_polygons, self_intersects
 
 INSTALL_HINT = "COCO files need pycocotools, a dependency of maskcli missing here: pip install pycocotools"
@@ -95,8 +95,11 @@ class CocoFormat(ExportFormat):
             if area == 0:
                 continue
             segmentation: Any = mask_to_polygons(region.mask) if self.polygons else rle_encode(region.mask)
-            annotations.append({"category": region.category, "segmentation": segmentation, "area": area,
-                                "bbox": bbox(region.mask), "iscrowd": 0})
+            annotation = {"category": region.category, "segmentation": segmentation, "area": area,
+                          "bbox": bbox(region.mask), "iscrowd": 0}
+            if region.score is not None:
+                annotation["score"] = round(region.score, 4)
+            annotations.append(annotation)
         entry = {"file_name": image.file_name, "width": image.width, "height": image.height}
         return Encoded(b"", {"image": entry, "annotations": annotations})
 
@@ -275,6 +278,19 @@ class CocoAnnotations:
                 continue
             mask |= self._region(annotation, image)
         return mask.astype(np.float32)
+
+    def regions(self, image: CocoImage) -> list[Region]:
+        """Each annotation of an image as its own region (an object), with its category and score, if any."""
+        regions = []
+        for annotation in image.annotations:
+            category = annotation.get("category_id")
+            if category not in self.categories:
+                raise InputError(f"{self.path}: annotation {annotation.get('id')} of {image.file_name}: category "
+                                 f"id {category} is not in categories")
+            score = annotation.get("score")
+            regions.append(Region(self.categories[category], self._region(annotation, image).astype(bool),
+                                  float(score) if isinstance(score, (int, float)) else None))
+        return regions
 
     def _region(self, annotation: dict[str, Any], image: CocoImage) -> np.ndarray:
         where = f"{self.path}: annotation {annotation.get('id')} of {image.file_name}"

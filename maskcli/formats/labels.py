@@ -49,6 +49,9 @@ class Legend:
     instances: dict[str, dict[int, str]] = dataclasses.field(default_factory=dict)
     #: ``instances``: every class name, in order.
     class_names: list[str] = dataclasses.field(default_factory=list)
+    #: ``instances``, where known: image path → label value → the score of the object (the model's predicted
+    #: IoU, a method's confidence), exported as COCO's ``score``.
+    scores: dict[str, dict[int, float]] = dataclasses.field(default_factory=dict)
 
     def names(self) -> list[str]:
         """The class names, in label order."""
@@ -64,6 +67,9 @@ class Legend:
             document["classes"] = self.class_names
             document["instances"] = {image: {str(k): v for k, v in sorted(values.items())}
                                      for image, values in sorted(self.instances.items())}
+            if any(self.scores.values()):
+                document["scores"] = {image: {str(k): v for k, v in sorted(values.items())}
+                                      for image, values in sorted(self.scores.items()) if values}
         return document
 
     def categories_of(self, relpath: str) -> dict[int, str]:
@@ -109,7 +115,10 @@ def read_legend(folder: str | os.PathLike[str]) -> Legend:
             return Legend("classes", _numbered(document["classes"]))
         if kind == "instances":
             instances = {str(image): _numbered(values) for image, values in document["instances"].items()}
-            return Legend("instances", instances=instances, class_names=[str(c) for c in document["classes"]])
+            scores = {str(image): {int(k): float(v) for k, v in values.items()}
+                      for image, values in (document.get("scores") or {}).items()}
+            return Legend("instances", instances=instances, class_names=[str(c) for c in document["classes"]],
+                          scores=scores)
         raise ValueError(f"kind {kind!r} is neither 'classes' nor 'instances'")
     except (AttributeError, KeyError, TypeError, ValueError) as error:
         raise SetupError(f"{path}: not a label legend ({error})") from None
@@ -154,13 +163,14 @@ def labels_to_regions(labels: np.ndarray, legend: Legend, relpath: str = "") -> 
     """One region per label value present (class or instance), in value order; a value the legend does not name
     is an :class:`InputError`."""
     names = legend.categories_of(relpath)
+    scores = legend.scores.get(relpath, {})
     regions = []
     for value in np.unique(labels):
         if value == 0:
             continue
         if int(value) not in names:
             raise InputError(f"label {int(value)} is not in the legend {LEGEND}")
-        regions.append(Region(names[int(value)], labels == value))
+        regions.append(Region(names[int(value)], labels == value, scores.get(int(value))))
     return regions
 
 

@@ -1,0 +1,242 @@
+"""Segment Anything (SAM, SAM 2) from ONNX exports under onnxruntime: an image encoder run once per image and a
+prompt decoder run once per prompt.
+
+A model is two ONNX files (:class:`SamSpec`: two :class:`~maskcli.cnn.specs.ModelSpec`, each with its URL,
+checksum and licence, fetched and verified by :mod:`maskcli.cnn.weights`). How to feed them is read from the
+graphs' own signatures, so any export with the official names runs:
+
+* encoder, **HWC frame** (segment-anything's exports as samexporter writes them, rembg's published files): input
+  ``H×W×3`` float pixels in 0–255 (the graph normalises and pads), the image scaled into the input's frame (fixed
+  sizes, or 1024 on the long side when dynamic), top-left; output ``image_embeddings`` ``1×256×64×64``;
+* encoder, **NCHW 1024** (SAM 2, MobileSAM exports): input ``1×3×1024×1024``, ImageNet-normalised, the image
+  resized to the square; outputs ``image_embed`` (or ``image_embeddings``) and, for SAM 2, ``high_res_feats_0``
+  (``1×32×256×256``) and ``high_res_feats_1`` (``1×64×128×128``);
+* decoder (segment-anything's ``SamOnnxModel``; SAM 2's adds the high-resolution features): ``point_coords``
+  ``1×N×2`` in the encoder's 1024 frame, ``point_labels`` ``1×N`` (1 on the object, 0 off it, 2 and 3 a box's
+  corners, -1 padding), ``mask_input`` ``1×1×256×256``, ``has_mask_input`` ``[1]`` and, where the graph has it,
+  ``orig_im_size`` ``[2]``; outputs ``masks`` (logits ``1×M×h×w``) and ``iou_predictions`` (``1×M``).
+
+>>> spec = get("sam-vit-b")
+>>> spec.encoder.checksum(), spec.licence
+('md5:a780f8ba09bceceaa1435724ed354848', 'Apache-2.0')
+>>> point_prompts(box=(10, 20, 30, 40), points=[(5, 6, 0)])
+(array([[ 5.,  6.],
+       [10., 20.],
+       [30., 40.]], dtype=float32), array([0., 2., 3.], dtype=float32))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from maskcli.cnn.specs import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
+from maskcli.errors import OptionError, WeightsUnavailable, did_you_mean
+
+_REMBG = "https://github.com/danielgatis/rembg/releases/download/v0.0.0/"
+_SOURCE = ("Kirillov et al., Segment Anything, ICCV 2023 (github.com/facebookresearch/segment-anything, "
+           "Apache-2.0); ONNX export (encoder with its pre-processing, SamOnnxModel decoder) published by rembg")
+#: The side of the square SAM's prompt encoder measures coordinates in.
+FRAME = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class SamSpec:
+    """One Segment Anything model: its encoder and decoder files."""
+
+    name: str
+    encoder: ModelSpec
+    decoder: ModelSpec
+    licence: str
+    summary: str
+    source: str
+
+    @property
+    def parts(self) -> tuple[ModelSpec, ModelSpec]:
+        return self.encoder, self.decoder
+
+
+def _part(name: str, filename: str, md5: str, size_mb: float) -> ModelSpec:
+    return ModelSpec(name=name, kind="salient", builder="onnx-graph", weights_format="onnx", url=_REMBG + filename,
+                     filename=filename, sha256=None, md5=md5, size_bytes=None, size_mb=size_mb, licence="Apache-2.0",
+                     input_size=FRAME, source=_SOURCE)
+
+
+def _sam(name: str, stem: str, encoder_md5: str, decoder_md5: str, encoder_mb: float, summary: str) -> SamSpec:
+    return SamSpec(name, _part(f"{name} encoder", f"{stem}.encoder.onnx", encoder_md5, encoder_mb),
+                   _part(f"{name} decoder", f"{stem}.decoder.onnx", decoder_md5, 16.5), "Apache-2.0", summary,
+                   _SOURCE)
+
+
+#: The models with published ONNX files and checksums (MD5s as rembg lists them).
+SPECS: dict[str, SamSpec] = {spec.name: spec for spec in (
+    _sam("sam-vit-b", "sam_vit_b_01ec64", "a780f8ba09bceceaa1435724ed354848", "c4218b16ec1cb09889fcd6eb7a42a7c9",
+         343.0, "SAM ViT-B (91 M parameters): the smallest original SAM."),
+    _sam("sam-vit-l", "sam_vit_l_0b3195", "6e7c5e3e97b50a9e833e55062ae35182", "dc760a2912862c05ec3ac2658162a1b5",
+         1170.0, "SAM ViT-L (308 M parameters)."),
+)}
+DEFAULT = "sam-vit-b"
+
+
+def names() -> list[str]:
+    return sorted(SPECS)
+
+
+def get(name: str) -> SamSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise OptionError("model", f"unknown Segment Anything model {name!r}{did_you_mean(name, SPECS)} Valid: "
+                                   f"{', '.join(names())}") from None
+
+
+def resolve(spec: SamSpec, weights: str | None = None) -> tuple[Path, Path]:
+    """The encoder and decoder files: ``weights`` as ``ENCODER,DECODER`` (local files), else the cache, else a
+    download (each checked against its checksum)."""
+    from maskcli.cnn import weights as store
+
+    if weights is not None:
+        parts = [part.strip() for part in str(weights).split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise OptionError("weights", f"a Segment Anything model is two files: give them as ENCODER,DECODER, "
+                                         f"not {weights!r}")
+        return store.resolve(spec.encoder, parts[0]), store.resolve(spec.decoder, parts[1])
+    return store.resolve(spec.encoder), store.resolve(spec.decoder)
+
+
+def point_prompts(box: Sequence[float] | None, points: Sequence[tuple[float, float, int]]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """A prompt as SAM's decoder takes it, in image pixels: the points (label 1 on the object, 0 off it), then
+    the box's corners (labels 2 and 3); without a box, a padding point (label -1) as the official export needs."""
+    coords = [(x, y) for x, y, _ in points]
+    labels = [float(sign) for *_, sign in points]
+    if box is not None:
+        coords += [(box[0], box[1]), (box[2], box[3])]
+        labels += [2.0, 3.0]
+    else:
+        coords.append((0.0, 0.0))
+        labels.append(-1.0)
+    return np.asarray(coords, np.float32), np.asarray(labels, np.float32)
+
+
+class SamModel:
+    """A Segment Anything encoder and decoder under onnxruntime (see the module).
+
+    ``embed`` runs the encoder on one image; ``decode`` runs the decoder for one prompt of that image and returns
+    every candidate mask (logits at the image's size) with its predicted IoU.
+    """
+
+    def __init__(self, encoder: str | Path, decoder: str | Path, name: str = "sam",
+                 device: str = "cpu") -> None:
+        from maskcli.cnn.onnxrt import session
+
+        self.name = name
+        self.encoder = session(encoder, f"{name} encoder", device, cpu_fallback=True)
+        self.decoder = session(decoder, f"{name} decoder", device, cpu_fallback=True)
+        source = self.encoder.get_inputs()[0]
+        self._input = source.name
+        shape = list(source.shape)
+        if len(shape) == 3:  # H×W×3, pixels 0-255: the graph normalises and pads
+            self.layout = "hwc"
+            self.frame = tuple(v if isinstance(v, int) and v > 0 else None for v in shape[:2])
+        elif len(shape) == 4:
+            self.layout = "nchw"
+            self.frame = (FRAME, FRAME)
+        else:
+            raise WeightsUnavailable(f"{name}: the encoder's input {source.name} has shape {shape}; a SAM encoder "
+                                     "takes H×W×3 or 1×3×1024×1024")
+        self._outputs = [o.name for o in self.encoder.get_outputs()]
+        self._decoder_inputs = {i.name: i for i in self.decoder.get_inputs()}
+        needed = {"point_coords", "point_labels", "mask_input", "has_mask_input"}
+        missing = sorted(needed - set(self._decoder_inputs))
+        if missing:
+            raise WeightsUnavailable(f"{name}: the decoder has no input {missing[0]} (inputs: "
+                                     f"{', '.join(self._decoder_inputs)}); not a Segment Anything decoder")
+        self._decoder_outputs = [o.name for o in self.decoder.get_outputs()]
+        if "masks" not in self._decoder_outputs or "iou_predictions" not in self._decoder_outputs:
+            raise WeightsUnavailable(f"{name}: the decoder's outputs are {self._decoder_outputs}; masks and "
+                                     "iou_predictions expected")
+
+    def _frame_size(self, height: int, width: int) -> tuple[int, int, float, float]:
+        """The image's size in the encoder's frame, and the scale from image pixels to it (x, y)."""
+        if self.layout == "nchw":
+            return FRAME, FRAME, FRAME / width, FRAME / height
+        fixed_h, fixed_w = self.frame
+        if fixed_h and fixed_w:
+            scale = min(fixed_w / width, fixed_h / height)
+        else:
+            scale = FRAME / max(height, width)
+        return max(1, round(height * scale)), max(1, round(width * scale)), scale, scale
+
+    def embed(self, image: np.ndarray) -> dict[str, Any]:
+        """The encoder's outputs for one image (float32 H×W×3 or H×W in [0, 1]), with what decoding needs."""
+        rgb = np.dstack([image] * 3) if image.ndim == 2 else image[..., :3]
+        height, width = rgb.shape[:2]
+        new_h, new_w, sx, sy = self._frame_size(height, width)
+        resized = cv2.resize(np.ascontiguousarray(rgb, np.float32), (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        if self.layout == "hwc":
+            fixed_h, fixed_w = self.frame
+            frame = np.zeros((fixed_h or new_h, fixed_w or new_w, 3), np.float32)
+            frame[:new_h, :new_w] = resized * 255.0
+            feed: np.ndarray = frame
+        else:
+            normalised = (resized - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+            feed = normalised.transpose(2, 0, 1)[None]
+        outputs = dict(zip(self._outputs, self.encoder.run(None, {self._input: np.ascontiguousarray(feed)})))
+        frame_h, frame_w = (feed.shape[0], feed.shape[1]) if self.layout == "hwc" else (FRAME, FRAME)
+        return {"outputs": outputs, "size": (height, width), "scaled": (new_h, new_w), "scale": (sx, sy),
+                "frame": (frame_h, frame_w)}
+
+    def decode(self, embedding: dict[str, Any], box: Sequence[float] | None,
+               points: Sequence[tuple[float, float, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate masks (logits, M×H×W at the image's size) and their predicted IoUs (M) for one prompt."""
+        coords, labels = point_prompts(box, points)
+        sx, sy = embedding["scale"]
+        frame_h, frame_w = embedding["frame"]
+        # The prompt encoder measures coordinates in a frame of FRAME on its long side.
+        to_prompt = FRAME / max(frame_h, frame_w)
+        coords = coords * np.asarray([sx * to_prompt, sy * to_prompt], np.float32)
+        feed: dict[str, Any] = {"point_coords": coords[None].astype(np.float32),
+                                "point_labels": labels[None].astype(np.float32),
+                                "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+                                "has_mask_input": np.zeros(1, np.float32)}
+        outputs = embedding["outputs"]
+        for name in self._decoder_inputs:
+            if name in feed:
+                continue
+            if name == "orig_im_size":
+                kind = self._decoder_inputs[name].type
+                dtype = np.int32 if "int32" in kind else np.int64 if "int64" in kind else np.float32
+                feed[name] = np.asarray(embedding["frame"], dtype)
+            elif name in outputs:
+                feed[name] = outputs[name]
+            elif name in ("image_embeddings", "image_embed"):
+                feed[name] = outputs.get("image_embeddings", outputs.get("image_embed"))
+            else:
+                raise WeightsUnavailable(f"{self.name}: the decoder's input {name} is not an encoder output "
+                                         f"({', '.join(outputs)})")
+            if feed[name] is None:
+                raise WeightsUnavailable(f"{self.name}: the encoder gives no image embedding for the decoder")
+        result = dict(zip(self._decoder_outputs, self.decoder.run(None, feed)))
+        masks = np.asarray(result["masks"], np.float32)[0]
+        scores = np.asarray(result["iou_predictions"], np.float32).reshape(-1)
+        return self._to_image(masks, embedding), scores
+
+    def _to_image(self, masks: np.ndarray, embedding: dict[str, Any]) -> np.ndarray:
+        """Masks from the decoder's frame back to the image: the scaled image's part of the frame, resized."""
+        height, width = embedding["size"]
+        out_h, out_w = masks.shape[-2:]
+        frame_h, frame_w = embedding["frame"]
+        if self.layout == "hwc":  # the image sat top-left in the frame
+            new_h, new_w = embedding["scaled"]
+            masks = masks[:, :max(1, round(new_h * out_h / frame_h)), :max(1, round(new_w * out_w / frame_w))]
+        return np.stack([cv2.resize(np.ascontiguousarray(m), (width, height), interpolation=cv2.INTER_LINEAR)
+                         for m in masks])
+
+
+__all__ = ["DEFAULT", "FRAME", "SPECS", "SamModel", "SamSpec", "get", "names", "point_prompts", "resolve"]
