@@ -107,14 +107,14 @@ def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor:
 
     ``executor``: another engine (the Ray engine), started before the first item and stopped however the run ends.
     """
-    from maskcli.pipeline import run
+    from maskcli.video.runner import run_media
 
     if executor is not None:
         executor.start()  # before the clock and the progress bar: a cluster's start-up is not the batch's time
     try:
         reporter = Reporter(json_records=batch.json_records, quiet=quiet)
-        results = run(items, job, jobs=batch.jobs, executor=executor, ordered=not batch.unordered,
-                      fail_fast=batch.fail_fast)
+        results = run_media(items, job, temporal=batch.temporal, jobs=batch.jobs, executor=executor,
+                            ordered=not batch.unordered, fail_fast=batch.fail_fast)
         try:
             for result in results:
                 reporter.result(result)

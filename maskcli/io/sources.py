@@ -23,6 +23,7 @@ from typing import BinaryIO, Literal
 
 from maskcli.errors import InputError, OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, read_bounded
+from maskcli.io.video import VIDEO_SUFFIXES
 
 Existing = Literal["error", "skip", "overwrite"]
 STDIN = "-"
@@ -130,11 +131,12 @@ def guard_inputs(items: Iterable[Item], also: Iterable[str | os.PathLike[str]] =
 
 
 def _is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+    suffix = os.path.splitext(name)[1].lower()
+    return suffix in IMAGE_SUFFIXES or suffix in VIDEO_SUFFIXES
 
 
 def walk_folder(root: Path, *, recursive: bool) -> Iterator[Source]:
-    """Image files of a folder in name order, lazily; sub-folders only when ``recursive``.
+    """Image and video files of a folder in name order, lazily; sub-folders only when ``recursive``.
 
     Symlinked folders are not followed (a loop would never end); symlinked files are read like files.
     """
@@ -273,7 +275,7 @@ class Destinations:
 
     Template fields: ``{stem}`` (input name without suffix), ``{name}`` (input file name), ``{ext}`` (its suffix,
     no dot), ``{relpath}`` (the path relative to the input folder, without suffix), ``{index}`` (position in the
-    batch). Unless the template uses ``{relpath}``, outputs mirror the input's sub-folders.
+    batch), ``{frame}`` (a video frame's number from 1; a still image is frame 1). Unless the template uses ``{relpath}``, outputs mirror the input's sub-folders.
 
     >>> d = Destinations(Path("out"), "{stem}_mask.png")
     >>> d.render(Source("in/sub/a.jpg", PurePosixPath("sub/a.jpg")), 0).as_posix()
@@ -292,8 +294,8 @@ class Destinations:
         self._root = Path(os.path.realpath(self.output))
         self._taken: dict[Path, str] = {}
 
-    def render(self, source: Source, index: int) -> PurePosixPath:
-        """The destination relative to the output folder (not yet checked)."""
+    def render(self, source: Source, index: int, *, frame: int = 1) -> PurePosixPath:
+        """The destination relative to the output folder (not yet checked); ``frame``: a video frame's number."""
         rel = source.relpath
         stem = PurePosixPath(rel.name).stem
         fields = {
@@ -302,6 +304,7 @@ class Destinations:
             "ext": PurePosixPath(rel.name).suffix.lstrip("."),
             "relpath": str(rel.with_suffix("")) if rel.suffix else str(rel),
             "index": index,
+            "frame": frame,
         }
         rendered = _Fields().format(self.template, **fields)
         relative = PurePosixPath(rendered.replace("\\", "/"))

@@ -97,6 +97,20 @@ class ApplyJob:
         return Loaded(image, mask, timer)
 
     def compute(self, loaded: list[Loaded]) -> list[tuple[np.ndarray, dict]]:
+        masks, facts = self.masks_of(loaded)
+        results = []
+        for entry, mask, item_facts in zip(loaded, masks, facts):
+            with entry.timer("composite"):
+                results.append((self.composite(entry.image, self.adjust(mask, entry.image)), item_facts))
+            if not self.batched:
+                # Only the result is written from here on: let the input's pixels and the mask go before the
+                # encoder makes its copies (a batch may be retried item by item, so batched jobs keep them).
+                entry.mask = None
+                entry.image.release()
+        return results
+
+    def masks_of(self, loaded: list[Loaded]) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+        """Each item's mask as stored or as the method makes it (in one batch), with the method's facts."""
         facts: list[dict[str, Any]] = [{} for _ in loaded]
         masks = [entry.mask for entry in loaded]
         method = self.masks.method
@@ -108,20 +122,16 @@ class ApplyJob:
                 masks[index] = segmentation.binary if segmentation.binary is not None else segmentation.mask
                 facts[index] = {"method": method.name, **segmentation.facts}
                 loaded[index].timer.timings["segment"] = timer.timings["segment"] / len(loaded)
-        results = []
-        for entry, mask, item_facts in zip(loaded, masks, facts):
-            assert mask is not None
-            with entry.timer("composite"):
-                fitted = self.fit(mask, entry.image)
-                if self.refiner is not None:  # without one, integer levels stay integer (converted band by band)
-                    fitted = self.refiner.apply(_unit(fitted), entry.image.pixels)
-                results.append((self.composite(entry.image, fitted), item_facts))
-            if not self.batched:
-                # Only the result is written from here on: let the input's pixels and the mask go before the
-                # encoder makes its copies (a batch may be retried item by item, so batched jobs keep them).
-                entry.mask = None
-                entry.image.release()
-        return results
+        assert all(mask is not None for mask in masks)
+        return masks, facts  # type: ignore[return-value]
+
+    def adjust(self, mask: np.ndarray, image: Image) -> np.ndarray:
+        """The mask fitted to its image and through the refinement chain (without one, integer levels stay
+        integer: they are converted band by band)."""
+        fitted = self.fit(mask, image)
+        if self.refiner is not None:
+            fitted = self.refiner.apply(_unit(fitted), image.pixels)
+        return fitted
 
     def composite(self, image: Image, mask: np.ndarray) -> np.ndarray:
         """The mode's result: float32 for a small image; for a large one, computed band by band (where the mode
