@@ -27,8 +27,11 @@ from maskcli.imageops import to_unit_float
 from maskcli.io import DEFAULT_MAX_PIXELS  # noqa: E402 (defined there so that reading it costs no decoder)
 
 #: Formats maskcli reads, as Pillow names them.
-READABLE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF")  # JPEG also opens MPO (phone photos)
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"})
+READABLE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "AVIF", "HEIF")  # JPEG also opens MPO
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".heic",
+                            ".heif", ".hif", ".avif"})
+#: ISO base media brands of HEIF stills (phones' HEIC photos): read through pillow-heif's Pillow plugin.
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 
 _ORIENTATION_TAG = 0x0112
 _FAST_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO"}
@@ -308,7 +311,20 @@ def _open_past_pillows_limit(data: bytes) -> PILImage.Image:
     raise UnidentifiedImageError("no plugin accepts this image")
 
 
+def _heif_plugin(data: bytes) -> None:
+    """Make Pillow read HEIF when ``data`` is a HEIF still: pillow-heif adds its plugin to Pillow's formats (AVIF
+    is Pillow's own)."""
+    if data[4:8] != b"ftyp" or data[8:12] not in _HEIF_BRANDS or "HEIF" in PILImage.OPEN:
+        return
+    try:
+        import pillow_heif
+    except ImportError:
+        raise InputError("HEIC/HEIF photos need pillow-heif: pip install 'maskcli[heif]'") from None
+    pillow_heif.register_heif_opener()
+
+
 def _open_header(data: bytes, max_pixels: int) -> PILImage.Image:
+    _heif_plugin(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
