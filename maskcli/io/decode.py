@@ -305,6 +305,8 @@ def _open_past_pillows_limit(data: bytes) -> PILImage.Image:
     would (the caller checks the size against maskcli's limit)."""
     PILImage.init()
     for format in READABLE_FORMATS:
+        if format not in PILImage.OPEN:  # HEIF before pillow-heif added it
+            continue
         factory, accept = PILImage.OPEN[format]
         if accept is None or accept(data[:16]):
             return factory(io.BytesIO(data), "")
@@ -328,7 +330,10 @@ def _open_header(data: bytes, max_pixels: int) -> PILImage.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            header = PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS)
+            PILImage.init()
+            # HEIF is among Pillow's formats only once pillow-heif added it (a HEIF file's first read).
+            formats = [format for format in READABLE_FORMATS if format in PILImage.OPEN]
+            header = PILImage.open(io.BytesIO(data), formats=formats)
     except PILImage.DecompressionBombError:
         # maskcli's own limit (``max_pixels``, per call, checked below) rules, not Pillow's process-wide one,
         # which a library must leave as it is for the program that imports it.
