@@ -9,7 +9,7 @@ import typer
 
 from maskcli.cli import common as c
 from maskcli.cli.context import current
-from maskcli.cli.segment import drive
+from maskcli.cli.segment import drive, watcher
 from maskcli.errors import OptionError
 
 MASKS = "Masks (choose one source)"
@@ -142,4 +142,5 @@ def apply_command(
     job = ApplyJob(mode_object, mask_source, plan, sink, refiner=build_refinement(refinement),
                    resize_mask=resize_mask, quality=quality, max_pixels=batch.max_pixels)
     drive(paired(sink.items(sources), mask_source), job, batch, quiet=batch.quiet or isinstance(sink, StreamSink),
-          executor=executor)
+          executor=executor, watch=watcher(inputs, output, batch),
+          plan=lambda new: paired(sink.items(new), mask_source))

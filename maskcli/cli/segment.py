@@ -99,22 +99,45 @@ def segment_command(
     if labels:
         _write_legend(output, job.class_names, kind=kind, overwrite=batch.overwrite)
     drive(job.sink.items(sources), job, batch, quiet=batch.quiet or isinstance(job.sink, StreamSink),
-          executor=executor)
+          executor=executor, watch=watcher(inputs, output, batch), plan=job.sink.items)
 
 
-def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor: Any = None) -> None:
+def watcher(inputs: list[str] | None, output: Path | None, batch: c.BatchOptions) -> Any:
+    """The watching of the input folders that ``--watch`` asks for (None without it)."""
+    if not batch.watch:
+        return None
+    from maskcli.io.watch import FolderWatch
+
+    folders = [path for path in inputs or [] if Path(path).is_dir()]
+    if not folders:
+        raise OptionError("--watch", "give the folders to watch as inputs")
+    return FolderWatch(folders, recursive=batch.recursive, ignore=[output] if output is not None else [])
+
+
+def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor: Any = None, watch: Any = None,
+          plan: Any = None) -> None:
     """Run a job over planned items, report, and exit with the batch's status; shared by segment and apply.
 
     ``executor``: another engine (the Ray engine), started before the first item and stopped however the run ends.
+    ``watch``: a started folder watch goes on with each new file (``plan`` makes their items) until Ctrl-C.
     """
+    from contextlib import ExitStack
+
     from maskcli.video.runner import run_media
+    from maskcli.watching import run_watched
 
     if executor is not None:
         executor.start()  # before the clock and the progress bar: a cluster's start-up is not the batch's time
     try:
+        stack = ExitStack()
         reporter = Reporter(json_records=batch.json_records, quiet=quiet)
-        results = run_media(items, job, temporal=batch.temporal, jobs=batch.jobs, executor=executor,
-                            ordered=not batch.unordered, fail_fast=batch.fail_fast)
+        options = {"temporal": batch.temporal, "jobs": batch.jobs, "executor": executor,
+                   "ordered": not batch.unordered, "fail_fast": batch.fail_fast}
+        if watch is not None:
+            stack.enter_context(watch)  # before the first pass: a file landing meanwhile is not missed
+            results = run_watched(items, job, watch, plan, **options)
+        else:
+            results = run_media(items, job, **options)
         try:
             for result in results:
                 reporter.result(result)
@@ -128,6 +151,8 @@ def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor:
             for result in finished:  # every file left on disk is reported
                 reporter.result(result)
             raise typer.Exit(reporter.finish(interrupted=True)) from None
+        finally:
+            stack.close()
         raise typer.Exit(reporter.finish())
     finally:
         if executor is not None:
