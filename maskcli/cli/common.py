@@ -88,7 +88,7 @@ Unordered = Annotated[
 ]
 FailFast = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed item.", rich_help_panel=RUN)]
 Temporal = Annotated[Optional[float], typer.Option(
-    "--temporal", help="Videos: smooth masks over time with this strength in (0, 1), e.g. 0.6 (motion-compensated, "
+    "--temporal", help="Videos: smooth masks over time with this strength in (0, 1), e.g. 0.75 (motion-compensated, "
     "reset at scene cuts). Off by default.", rich_help_panel=RUN, min=0.0, max=0.95, show_default=False)]
 Watch = Annotated[bool, typer.Option(
     "--watch", help="Process the input folders, then keep watching them and process each new file once it is "
