@@ -47,7 +47,7 @@ with av.open(source) as container, av.open(target, "w") as output:
     stream.thread_type = "AUTO"
     codec = "libx264" if kind == "x264" else "ffv1"
     encoder = output.add_stream(codec, rate=stream.average_rate,
-                                options={"crf": "19", "preset": "fast"} if kind == "x264" else {})
+                                options={"crf": "18", "preset": "fast"} if kind == "x264" else {})
     encoder.width, encoder.height = stream.codec_context.width, stream.codec_context.height
     encoder.pix_fmt = "yuv420p" if kind == "x264" else "gray"
     encoder.time_base = stream.time_base

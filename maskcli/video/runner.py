@@ -30,7 +30,8 @@ import numpy as np
 
 from maskcli.errors import Interrupted, MaskcliError, OptionError
 from maskcli.io.decode import Image
-from maskcli.io.encode import encode_mask, quantise, write_atomic
+from maskcli.imageops import to_unit_float
+from maskcli.io.encode import encode_binary_mask, encode_mask, quantise, write_atomic
 from maskcli.io.sources import Destinations, Item, Source, guard_inputs
 from maskcli.io.video import (ANIMATION_SUFFIXES, VIDEO_SUFFIXES, Frame, VideoInfo, VideoReader, VideoWriter,
                               check_output, container_alpha, is_video_path)
@@ -50,8 +51,11 @@ class FrameSource(Source):
 class FrameResult(Result):
     """A frame's result inside a video's run: what it decoded to and its mask, handed back in frame order."""
 
+    frame: Frame | None = None
     image: Image | None = None
     mask: np.ndarray | None = None
+    #: The frame's output (mask samples, a composite, a PNG), when the engine made it.
+    payload: Any = None
 
 
 def is_video_item(item: Item) -> bool:
@@ -114,7 +118,9 @@ def run_video(item: Item, job: Any, *, temporal: float | None = None, jobs: int 
         with VideoReader(item.source.path, max_pixels=getattr(job, "max_pixels", None)) as reader:
             output.like = reader.info
             smoother = TemporalSmoother(temporal) if temporal else None
-            stage = _FrameStage(job)
+            # Without smoothing, each frame's output is made in the engine's threads, side by side; with it, in
+            # frame order here.
+            stage = _FrameStage(job, None if smoother is not None else output.render)
             frames = _frame_items(item, reader)
             count = 0
             try:
@@ -122,17 +128,18 @@ def run_video(item: Item, job: Any, *, temporal: float | None = None, jobs: int 
                 for result in engine.execute(stage, frames, ordered=True):
                     if result.status == "failed" or not isinstance(result, FrameResult):
                         raise _FrameFailed(f"frame {count + 1}: {result.error}")
-                    assert result.image is not None and result.mask is not None
-                    frame = result.image.frame  # type: ignore[attr-defined]
-                    mask = result.mask
-                    with timer("temporal"):
-                        if smoother is not None:
+                    payload = result.payload
+                    if smoother is not None:  # in frame order, here: each mask depends on the one before
+                        assert result.image is not None and result.mask is not None
+                        with timer("temporal"):
+                            mask = to_unit_float(result.mask) if result.mask.dtype == np.uint8 else result.mask
                             hard = is_hard(mask)
-                            mask = smoother(mask, frame.pixels[..., :3])
+                            mask = smoother(mask, result.frame.pixels[..., :3])
                             if hard:  # a hard method's masks stay hard: the average is a vote over time
                                 mask = (mask >= 0.5).astype(np.float32)
+                            payload = output.render(result.image, mask, job)
                     with timer("write"):
-                        output.add(frame, result.image, mask, job)
+                        output.put(result.frame, payload)
                     count += 1
                 with timer("write"):
                     path = output.finish(reader)
@@ -170,38 +177,44 @@ def _frame_items(item: Item, reader: VideoReader) -> Iterator[Item]:
 
 
 class _FrameStage:
-    """The job's load and compute on video frames; the mask comes back to the video's run, in frame order, which
-    smooths it, composites (apply) and writes."""
+    """The job's load and compute on video frames; ``render`` (when given) makes each frame's output in the
+    engine's save threads. What comes back to the video's run, in frame order, it smooths (when asked), renders if
+    not yet done, and writes."""
 
-    def __init__(self, job: Any) -> None:
-        self.job = job
+    def __init__(self, job: Any, render: Any = None) -> None:
+        self.job, self.render = job, render
         self.batched, self.batch_size = job.batched, job.batch_size
         self.apply = hasattr(job, "masks_of")
 
     def load(self, item: Item) -> Any:
         frame = item.source.frame  # type: ignore[attr-defined]
         image = Image(samples=frame.pixels[..., :3], alpha=None)
-        image.frame = frame  # type: ignore[attr-defined]
         if self.apply:
             from maskcli.jobs.apply import Loaded
 
             mask = self.job.masks.load(item, image, max_pixels=self.job.max_pixels)
-            return Loaded(image, mask, Timer())
-        return image, Timer()
+            return frame, Loaded(image, mask, Timer())
+        return frame, image
 
     def compute(self, loaded: list[Any]) -> list[np.ndarray]:
         if self.apply:
-            masks, _ = self.job.masks_of(loaded)
-            return [self.job.adjust(mask, entry.image) for mask, entry in zip(masks, loaded)]
+            entries = [entry for _, entry in loaded]
+            masks, _ = self.job.masks_of(entries)
+            return [self.job.adjust(mask, entry.image) for mask, entry in zip(masks, entries)]
         from maskcli.jobs.segment import method_input, segment_images
 
         job = self.job
-        inputs = [method_input(image, job.method, job.refiner) for image, _ in loaded]
-        return [s.mask for s in segment_images(inputs, job.method, job.refiner)]
+        inputs = [method_input(image, job.method, job.refiner) for _, image in loaded]
+        # A hard mask a method made as bytes stays bytes (no float copy per frame).
+        return [s.binary if s.binary is not None else s.mask
+                for s in segment_images(inputs, job.method, job.refiner)]
 
     def save(self, item: Item, loaded: Any, mask: np.ndarray) -> Result:
-        image = loaded.image if self.apply else loaded[0]
-        return FrameResult(item.index, item.name, None, "written", image=image, mask=mask)
+        frame, entry = loaded
+        image = entry.image if self.apply else entry
+        payload = self.render(image, mask, self.job) if self.render is not None else None
+        return FrameResult(item.index, item.name, None, "written", frame=frame, image=image, mask=mask,
+                           payload=payload)
 
 
 @dataclasses.dataclass
@@ -251,7 +264,19 @@ class _VideoOutput:
         frames = Destinations(Path(folder), template, existing, suffix=".png")
         return cls(destination.with_suffix(""), "frames", template=frames, facts=method, source=item.source)
 
-    def add(self, frame: Frame, image: Image, mask: np.ndarray, job: Any) -> None:
+    def render(self, image: Image, mask: np.ndarray, job: Any) -> Any:
+        """A frame's output: PNG bytes of its mask, its mask's samples, or its composite's RGB(A) samples."""
+        if self.kind == "frames":
+            if mask.dtype == np.uint8:
+                return encode_binary_mask(mask)
+            return encode_mask(mask, bits=getattr(job, "mask_bits", 8))
+        if self.kind == "mask":
+            return quantise(mask, np.uint8)
+        pixels = quantise(job.composite(image, mask), np.uint8)
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB) if pixels.ndim == 2 else pixels
+
+    def put(self, frame: Frame, payload: Any) -> None:
+        """Write one frame's output: its own file, or the next frame of the video."""
         if self.kind == "frames":
             assert self.template is not None and self.source is not None
             relative = self.template.render(self.source, 0, frame=frame.index + 1)
@@ -264,21 +289,15 @@ class _VideoOutput:
                 raise _FrameFailed(f"output {path} exists (use --overwrite to replace or --skip-existing)")
             if frame.index == 0:
                 self.destination = path.parent
-            write_atomic(path, encode_mask(mask, bits=getattr(job, "mask_bits", 8)))
+            write_atomic(path, payload)
             return
-        if self.kind == "mask":
-            pixels = quantise(np.clip(mask, 0, 1).astype(np.float32, copy=False), np.uint8)
-        else:
-            pixels = quantise(_as_float(job.composite(image, mask)), np.uint8)
-            if pixels.ndim == 2:
-                pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
         if self.writer is None:
-            height, width = pixels.shape[:2]
-            kind = "mask" if self.kind == "mask" else ("alpha" if pixels.ndim == 3 and pixels.shape[2] == 4
+            height, width = payload.shape[:2]
+            kind = "mask" if self.kind == "mask" else ("alpha" if payload.ndim == 3 and payload.shape[2] == 4
                                                        else "image")
             self.writer = VideoWriter(self.destination, width=width, height=height, kind=kind,  # type: ignore[arg-type]
                                       like=self.like, quality=self.quality)
-        self.writer.write(pixels, pts=frame.pts, time_base=frame.time_base)
+        self.writer.write(payload, pts=frame.pts, time_base=frame.time_base)
 
     def finish(self, reader: VideoReader) -> str:
         if self.writer is not None:
@@ -290,13 +309,6 @@ class _VideoOutput:
     def abort(self) -> None:
         if self.writer is not None:
             self.writer.abort()
-
-
-def _as_float(pixels: np.ndarray) -> np.ndarray:
-    if pixels.dtype == np.float32:
-        return np.clip(pixels, 0, 1)
-    peak = np.float32(np.iinfo(pixels.dtype).max)
-    return pixels.astype(np.float32) / peak
 
 
 def _unused(destination: Path, sink: Any) -> Path:
