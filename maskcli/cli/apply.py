@@ -81,6 +81,11 @@ def apply_command(
       maskcli apply cells/ --masks masks/ --mode enhance -s contrast=1.5 -o bright/
       maskcli segment photos/ -o masks/ --json | maskcli apply --mode cutout -o cutouts/
       maskcli apply photos/ --masks annotations.json --class horse -o cutouts/
+      maskcli apply clip.mp4 -m cnn --mode blur -o out.mp4   # video: timing, rotation, audio kept
+      maskcli apply inbox/ -m cnn -o cutouts/ --watch        # then each new file as it lands
+
+    Videos take every mode (a crop whose box changes size fails: a video keeps one size), with a
+    method, one --mask or --alpha.
     """
     from maskcli.composite import modes
     from maskcli.io.sinks import OutputPlan, StreamSink

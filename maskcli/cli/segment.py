@@ -58,7 +58,8 @@ def segment_command(
     mask_bits: Annotated[int, typer.Option("--mask-bits", help="Bits per pixel of soft masks: 8 or 16.",
                                            rich_help_panel=c.BATCH)] = 8,
     name: Annotated[str, typer.Option("--name", help="Output name template: {stem} {name} {ext} {relpath} "
-                                      "{index}.", rich_help_panel=c.BATCH)] = "{stem}.png",
+                                      "{index} {frame} (a video frame's number).",
+                                      rich_help_panel=c.BATCH)] = "{stem}.png",
     batch: c.BatchOptions,
 ) -> None:
     """Make masks: one PNG per image, hard (0/255) or soft (grey levels).
@@ -72,6 +73,9 @@ def segment_command(
       find . -name '*.tif' | maskcli segment -o masks/ -m li --fill-holes --min-size 50
       maskcli segment - < photo.jpg > mask.png
       maskcli segment photos/ -o labels/ --model deeplabv3-resnet50 --classes person,dog --labels
+      maskcli segment clip.mp4 -o masks/                     # video: masks/clip/000001.png ...
+      maskcli segment clip.mp4 -o clip_mask.mkv --temporal 0.75
+      maskcli segment inbox/ -o masks/ --watch --json
     """
     from maskcli.io.sinks import OutputPlan, StreamSink
     from maskcli.jobs.segment import SegmentJob
