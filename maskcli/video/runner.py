@@ -286,7 +286,8 @@ class _VideoOutput:
             if os.path.lexists(path) and self.template.existing != "overwrite":
                 if self.template.existing == "skip":
                     return
-                raise _FrameFailed(f"output {path} exists (use --overwrite to replace or --skip-existing)")
+                raise _FrameFailed(f"output {path} exists (use `existing='overwrite'` to replace or "
+                                   "`existing='skip'`)")
             if frame.index == 0:
                 self.destination = path.parent
             write_atomic(path, payload)
@@ -315,7 +316,8 @@ def _unused(destination: Path, sink: Any) -> Path:
     """A re-suffixed destination, checked against the existing-output policy like the planned one."""
     existing = getattr(sink, "existing", "error")
     if os.path.lexists(destination) and existing == "error":
-        raise OptionError("output", f"output {destination} exists (use --overwrite to replace or --skip-existing)")
+        raise OptionError("output", f"output {destination} exists (use `existing='overwrite'` to replace or "
+                                    "`existing='skip'`)")
     return destination
 
 
