@@ -277,7 +277,6 @@ def apply_batch(
         One per input, in input order, as the work finishes.
     """
     from maskcli.composite import modes
-    from maskcli.pipeline import run
     from maskcli.refine import refinement as build_refinement
 
     if isinstance(masks, (str, os.PathLike)):
@@ -287,7 +286,9 @@ def apply_batch(
     sink = FolderSink(Path(output), name, existing, plan)
     job = ApplyJob(mode_object, masks, plan, sink, build_refinement(refinement), resize_mask, quality, max_pixels)
     sources = expand_inputs([os.fspath(path) for path in inputs], recursive=recursive)
-    return run(paired(sink.items(sources), masks), job, jobs=jobs, executor=executor)
+    from maskcli.video.runner import run_media  # videos among the inputs stream frame by frame
+
+    return run_media(paired(sink.items(sources), masks), job, jobs=jobs, executor=executor)
 
 
 __all__ = ["ApplyJob", "MethodMasks", "apply_batch"]
