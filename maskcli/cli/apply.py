@@ -9,7 +9,7 @@ import typer
 
 from maskcli.cli import common as c
 from maskcli.cli.context import current
-from maskcli.cli.segment import drive
+from maskcli.cli.segment import drive, watcher
 from maskcli.errors import OptionError
 
 MASKS = "Masks (choose one source)"
@@ -81,6 +81,11 @@ def apply_command(
       maskcli apply cells/ --masks masks/ --mode enhance -s contrast=1.5 -o bright/
       maskcli segment photos/ -o masks/ --json | maskcli apply --mode cutout -o cutouts/
       maskcli apply photos/ --masks annotations.json --class horse -o cutouts/
+      maskcli apply clip.mp4 -m cnn --mode blur -o out.mp4   # video: timing, rotation, audio kept
+      maskcli apply inbox/ -m cnn -o cutouts/ --watch        # then each new file as it lands
+
+    Videos take every mode (a crop whose box changes size fails: a video keeps one size), with a
+    method, one --mask or --alpha.
     """
     from maskcli.composite import modes
     from maskcli.io.sinks import OutputPlan, StreamSink
@@ -143,4 +148,5 @@ def apply_command(
     job = ApplyJob(mode_object, mask_source, plan, sink, refiner=build_refinement(refinement),
                    resize_mask=resize_mask, quality=quality, max_pixels=batch.max_pixels)
     drive(paired(sink.items(sources), mask_source), job, batch, quiet=batch.quiet or isinstance(sink, StreamSink),
-          executor=executor)
+          executor=executor, watch=watcher(inputs, output, batch),
+          plan=lambda new: paired(sink.items(new), mask_source))

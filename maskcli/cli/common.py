@@ -87,6 +87,12 @@ Unordered = Annotated[
     bool, typer.Option("--unordered", help="Report results as they finish instead of in input order.", rich_help_panel=RUN)
 ]
 FailFast = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed item.", rich_help_panel=RUN)]
+Temporal = Annotated[Optional[float], typer.Option(
+    "--temporal", help="Videos: smooth masks over time with this strength in (0, 1), e.g. 0.75 (motion-compensated, "
+    "reset at scene cuts). Off by default.", rich_help_panel=RUN, min=0.0, max=0.95, show_default=False)]
+Watch = Annotated[bool, typer.Option(
+    "--watch", help="Process the input folders, then keep watching them and process each new file once it is "
+    "complete; Ctrl-C stops.", rich_help_panel=RUN)]
 Json = Annotated[
     bool, typer.Option("--json", help="One JSON record per item on stdout (input, output, status, error, timings, "
                        "method facts).", rich_help_panel=REPORT)
@@ -190,6 +196,8 @@ class BatchOptions:
     ray_address: RayAddress = None
     unordered: Unordered = False
     fail_fast: FailFast = False
+    temporal: Temporal = None
+    watch: Watch = False
     json_records: Json = False
     quiet: Quiet = False
 
@@ -397,6 +405,10 @@ def choose_sink(*, kind: str, output: Path | None, template: str, batch: BatchOp
     """Where outputs go: one image from stdin goes to stdout unless an output file is named; else a folder."""
     from maskcli.io.sinks import FileSink, FolderSink, StreamSink
 
+    from maskcli.io.video import VIDEO_SUFFIXES
+
+    if output is not None and kind == "args" and output.suffix.lower() in VIDEO_SUFFIXES and not output.is_dir():
+        return FileSink(output, batch.existing(), plan)  # one video in, one video out
     if kind == "image":
         if output is not None and str(output) != STDIN:
             return FileSink(output, batch.existing(), plan)

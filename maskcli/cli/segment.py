@@ -60,7 +60,8 @@ def segment_command(
     mask_bits: Annotated[int, typer.Option("--mask-bits", help="Bits per pixel of soft masks: 8 or 16.",
                                            rich_help_panel=c.BATCH)] = 8,
     name: Annotated[str, typer.Option("--name", help="Output name template: {stem} {name} {ext} {relpath} "
-                                      "{index}.", rich_help_panel=c.BATCH)] = "{stem}.png",
+                                      "{index} {frame} (a video frame's number).",
+                                      rich_help_panel=c.BATCH)] = "{stem}.png",
     prompting: PromptOptions,
     batch: c.BatchOptions,
 ) -> None:
@@ -76,6 +77,9 @@ def segment_command(
       maskcli segment - < photo.jpg > mask.png
       maskcli segment photos/ -o labels/ --model deeplabv3-resnet50 --classes person,dog --labels
       maskcli segment photos/ -o labels/ -m cnn-box --boxes detections.json --objects
+      maskcli segment clip.mp4 -o masks/                     # video: masks/clip/000001.png ...
+      maskcli segment clip.mp4 -o clip_mask.mkv --temporal 0.75
+      maskcli segment inbox/ -o masks/ --watch --json
     """
     from maskcli.io.sinks import OutputPlan, StreamSink
     from maskcli.jobs.segment import SegmentJob
@@ -111,24 +115,46 @@ def segment_command(
     if labels:
         _write_legend(output, job.class_names, kind=kind, overwrite=batch.overwrite)
     drive(job.sink.items(sources), job, batch, quiet=batch.quiet or isinstance(job.sink, StreamSink),
-          executor=executor)
+          executor=executor, watch=watcher(inputs, output, batch), plan=job.sink.items)
 
 
-def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor: Any = None,
-          finish: Any = None) -> None:
+def watcher(inputs: list[str] | None, output: Path | None, batch: c.BatchOptions) -> Any:
+    """The watching of the input folders that ``--watch`` asks for (None without it)."""
+    if not batch.watch:
+        return None
+    from maskcli.io.watch import FolderWatch
+
+    folders = [path for path in inputs or [] if Path(path).is_dir()]
+    if not folders:
+        raise OptionError("--watch", "give the folders to watch as inputs")
+    return FolderWatch(folders, recursive=batch.recursive, ignore=[output] if output is not None else [])
+
+
+def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor: Any = None, watch: Any = None,
+          plan: Any = None, finish: Any = None) -> None:
     """Run a job over planned items, report, and exit with the batch's status; shared by segment and apply.
 
     ``executor``: another engine (the Ray engine), started before the first item and stopped however the run ends.
+    ``watch``: a started folder watch goes on with each new file (``plan`` makes their items) until Ctrl-C.
     ``finish``: called with every result once the run ends (interrupted too), before the exit.
     """
-    from maskcli.pipeline import run
+    from contextlib import ExitStack
+
+    from maskcli.video.runner import run_media
+    from maskcli.watching import run_watched
 
     if executor is not None:
         executor.start()  # before the clock and the progress bar: a cluster's start-up is not the batch's time
     try:
+        stack = ExitStack()
         reporter = Reporter(json_records=batch.json_records, quiet=quiet)
-        results = run(items, job, jobs=batch.jobs, executor=executor, ordered=not batch.unordered,
-                      fail_fast=batch.fail_fast, reads=c.files_read(batch))
+        options = {"temporal": batch.temporal, "jobs": batch.jobs, "executor": executor,
+                   "ordered": not batch.unordered, "fail_fast": batch.fail_fast, "reads": c.files_read(batch)}
+        if watch is not None:
+            stack.enter_context(watch)  # before the first pass: a file landing meanwhile is not missed
+            results = run_watched(items, job, watch, plan, **options)
+        else:
+            results = run_media(items, job, **options)
         done: list[Any] = []
         try:
             for result in results:
@@ -158,6 +184,8 @@ def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor:
             error_line(Wording.current().message(stop))
             reporter.finish(stopped=True)
             raise typer.Exit(Exit.SETUP) from None
+        finally:
+            stack.close()
         if finish is not None:
             finish(done)
         raise typer.Exit(reporter.finish())

@@ -27,8 +27,11 @@ from maskcli.imageops import to_unit_float
 from maskcli.io import DEFAULT_MAX_PIXELS  # noqa: E402 (defined there so that reading it costs no decoder)
 
 #: Formats maskcli reads, as Pillow names them.
-READABLE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF")  # JPEG also opens MPO (phone photos)
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"})
+READABLE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "AVIF", "HEIF")  # JPEG also opens MPO
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".heic",
+                            ".heif", ".hif", ".avif"})
+#: ISO base media brands of HEIF stills (phones' HEIC photos): read through pillow-heif's Pillow plugin.
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 
 _ORIENTATION_TAG = 0x0112
 _FAST_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO"}
@@ -302,17 +305,35 @@ def _open_past_pillows_limit(data: bytes) -> PILImage.Image:
     would (the caller checks the size against maskcli's limit)."""
     PILImage.init()
     for format in READABLE_FORMATS:
+        if format not in PILImage.OPEN:  # HEIF before pillow-heif added it
+            continue
         factory, accept = PILImage.OPEN[format]
         if accept is None or accept(data[:16]):
             return factory(io.BytesIO(data), "")
     raise UnidentifiedImageError("no plugin accepts this image")
 
 
+def _heif_plugin(data: bytes) -> None:
+    """Make Pillow read HEIF when ``data`` is a HEIF still: pillow-heif adds its plugin to Pillow's formats (AVIF
+    is Pillow's own)."""
+    if data[4:8] != b"ftyp" or data[8:12] not in _HEIF_BRANDS or "HEIF" in PILImage.OPEN:
+        return
+    try:
+        import pillow_heif
+    except ImportError:
+        raise InputError("HEIC/HEIF photos need pillow-heif: pip install 'maskcli[heif]'") from None
+    pillow_heif.register_heif_opener()
+
+
 def _open_header(data: bytes, max_pixels: int) -> PILImage.Image:
+    _heif_plugin(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            header = PILImage.open(io.BytesIO(data), formats=READABLE_FORMATS)
+            PILImage.init()
+            # HEIF is among Pillow's formats only once pillow-heif added it (a HEIF file's first read).
+            formats = [format for format in READABLE_FORMATS if format in PILImage.OPEN]
+            header = PILImage.open(io.BytesIO(data), formats=formats)
     except PILImage.DecompressionBombError:
         # maskcli's own limit (``max_pixels``, per call, checked below) rules, not Pillow's process-wide one,
         # which a library must leave as it is for the program that imports it.

@@ -24,6 +24,7 @@ from typing import BinaryIO, Literal
 
 from maskcli.errors import InputError, OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, read_bounded
+from maskcli.io.video import VIDEO_SUFFIXES
 
 Existing = Literal["error", "skip", "overwrite"]
 STDIN = "-"
@@ -148,11 +149,12 @@ def guard_inputs(items: Iterable[Item], also: Iterable[str | os.PathLike[str] | 
 
 
 def _is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+    suffix = os.path.splitext(name)[1].lower()
+    return suffix in IMAGE_SUFFIXES or suffix in VIDEO_SUFFIXES
 
 
 def walk_folder(root: Path, *, recursive: bool, exclude: Iterable[str | os.PathLike[str]] = ()) -> Iterator[Source]:
-    """Image files of a folder in name order, lazily; sub-folders only when ``recursive``.
+    """Image and video files of a folder in name order, lazily; sub-folders only when ``recursive``.
 
     Symlinked folders are not followed (a loop would never end); symlinked files are read like files. Sub-folders
     in ``exclude`` (the trees the run writes: its output folder inside the input folder) are not entered, so a
@@ -303,7 +305,7 @@ def _list_entry(raw: bytes, null: bool) -> str | None:
 
 
 #: The fields of a name template, with a value of each kind for checking a template before any item.
-TEMPLATE_FIELDS = {"stem": "a", "name": "a.png", "ext": "png", "relpath": "a", "index": 0}
+TEMPLATE_FIELDS = {"stem": "a", "name": "a.png", "ext": "png", "relpath": "a", "index": 0, "frame": 1}
 
 
 def check_template(template: str) -> None:
@@ -315,7 +317,7 @@ def check_template(template: str) -> None:
     >>> check_template("{stem.__class__}.png")
     Traceback (most recent call last):
     ...
-    maskcli.errors.OptionError: template: unknown field {stem.__class__} in the name template; use {stem}, {name}, {ext}, {relpath} or {index}, with a format spec if need be ({index:05d})
+    maskcli.errors.OptionError: template: unknown field {stem.__class__} in the name template; use {stem}, {name}, {ext}, {relpath}, {index} or {frame}, with a format spec if need be ({index:05d})
     """
     fields = ", ".join(f"{{{field}}}" for field in list(TEMPLATE_FIELDS)[:-1]) + f" or {{{list(TEMPLATE_FIELDS)[-1]}}}"
     try:
@@ -346,7 +348,8 @@ class Destinations:
 
     Template fields: ``{stem}`` (input name without suffix), ``{name}`` (input file name), ``{ext}`` (its suffix,
     no dot), ``{relpath}`` (the path relative to the input folder, without suffix), ``{index}`` (position in the
-    batch). Unless the template uses ``{relpath}``, outputs mirror the input's sub-folders.
+    batch), ``{frame}`` (a video frame's number from 1; a still image is frame 1). Unless the template uses
+    ``{relpath}``, outputs mirror the input's sub-folders.
 
     >>> d = Destinations(Path("out"), "{stem}_mask.png")
     >>> d.render(Source("in/sub/a.jpg", PurePosixPath("sub/a.jpg")), 0).as_posix()
@@ -366,8 +369,8 @@ class Destinations:
         self._root = Path(os.path.realpath(self.output))
         self._taken: dict[Path, str] = {}
 
-    def render(self, source: Source, index: int) -> PurePosixPath:
-        """The destination relative to the output folder (not yet checked)."""
+    def render(self, source: Source, index: int, *, frame: int = 1) -> PurePosixPath:
+        """The destination relative to the output folder (not yet checked); ``frame``: a video frame's number."""
         rel = source.relpath
         stem = PurePosixPath(rel.name).stem
         fields = {
@@ -376,6 +379,7 @@ class Destinations:
             "ext": PurePosixPath(rel.name).suffix.lstrip("."),
             "relpath": str(rel.with_suffix("")) if rel.suffix else str(rel),
             "index": index,
+            "frame": frame,
         }
         rendered = self.template.format(**fields)
         relative = PurePosixPath(rendered.replace("\\", "/"))

@@ -98,6 +98,24 @@ class ApplyJob:
         return Loaded(image, mask, timer)
 
     def compute(self, loaded: list[Loaded]) -> list[tuple[np.ndarray, dict]]:
+        masks, facts = self.masks_of(loaded)
+        results = []
+        for entry, mask, item_facts in zip(loaded, masks, facts):
+            if mask.shape != entry.image.shape[:2] and self.resize_mask and _stretched(mask.shape, entry.image.shape):
+                item_facts.setdefault("warnings", []).append(
+                    f"mask is {mask.shape[1]}×{mask.shape[0]}, stretched to the image's {entry.image.width}×"
+                    f"{entry.image.height} (another aspect ratio)")
+            with entry.timer("composite"):
+                results.append((self.composite(entry.image, self.adjust(mask, entry.image)), item_facts))
+            if not self.batched:
+                # Only the result is written from here on: let the input's pixels and the mask go before the
+                # encoder makes its copies (a batch may be retried item by item, so batched jobs keep them).
+                entry.mask = None
+                entry.image.release()
+        return results
+
+    def masks_of(self, loaded: list[Loaded]) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+        """Each item's mask as stored or as the method makes it (in one batch), with the method's facts."""
         facts: list[dict[str, Any]] = [{} for _ in loaded]
         masks = [entry.mask for entry in loaded]
         method = self.masks.method
@@ -109,24 +127,16 @@ class ApplyJob:
                 masks[index] = segmentation.binary if segmentation.binary is not None else segmentation.mask
                 facts[index] = {"method": method.name, **segmentation.facts}
                 loaded[index].timer.timings["segment"] = timer.timings["segment"] / len(loaded)
-        results = []
-        for entry, mask, item_facts in zip(loaded, masks, facts):
-            assert mask is not None
-            if mask.shape != entry.image.shape[:2] and self.resize_mask and _stretched(mask.shape, entry.image.shape):
-                item_facts.setdefault("warnings", []).append(
-                    f"mask is {mask.shape[1]}×{mask.shape[0]}, stretched to the image's {entry.image.width}×"
-                    f"{entry.image.height} (another aspect ratio)")
-            with entry.timer("composite"):
-                fitted = self.fit(mask, entry.image)
-                if self.refiner is not None:  # without one, integer levels stay integer (converted band by band)
-                    fitted = self.refiner.apply(_unit(fitted), entry.image.pixels)
-                results.append((self.composite(entry.image, fitted), item_facts))
-            if not self.batched:
-                # Only the result is written from here on: let the input's pixels and the mask go before the
-                # encoder makes its copies (a batch may be retried item by item, so batched jobs keep them).
-                entry.mask = None
-                entry.image.release()
-        return results
+        assert all(mask is not None for mask in masks)
+        return masks, facts  # type: ignore[return-value]
+
+    def adjust(self, mask: np.ndarray, image: Image) -> np.ndarray:
+        """The mask fitted to its image and through the refinement chain (without one, integer levels stay
+        integer: they are converted band by band)."""
+        fitted = self.fit(mask, image)
+        if self.refiner is not None:
+            fitted = self.refiner.apply(_unit(fitted), image.pixels)
+        return fitted
 
     def composite(self, image: Image, mask: np.ndarray) -> np.ndarray:
         """The mode's result: float32 for a small image; for a large one, computed band by band (where the mode
@@ -282,7 +292,6 @@ def apply_batch(
         One per input, in input order, as the work finishes.
     """
     from maskcli.composite import modes
-    from maskcli.pipeline import run
     from maskcli.refine import refinement as build_refinement
 
     if isinstance(masks, (str, os.PathLike)):
@@ -292,7 +301,9 @@ def apply_batch(
     sink = FolderSink(Path(output), name, existing, plan)
     job = ApplyJob(mode_object, masks, plan, sink, build_refinement(refinement), resize_mask, quality, max_pixels)
     sources = expand_inputs([os.fspath(path) for path in inputs], recursive=recursive, exclude=[output])
-    return run(paired(sink.items(sources), masks), job, jobs=jobs, executor=executor)
+    from maskcli.video.runner import run_media  # videos among the inputs stream frame by frame
+
+    return run_media(paired(sink.items(sources), masks), job, jobs=jobs, executor=executor)
 
 
 __all__ = ["ApplyJob", "MethodMasks", "apply_batch"]
