@@ -36,16 +36,15 @@ __all__ = ["local_mean_std", "LocalThreshold", "Niblack", "Sauvola", "Background
 LOCAL_KINDS = ("gaussian", "mean", "median")
 
 
-def fitted_window(window: int, shape: tuple[int, ...]) -> tuple[int, int]:
-    """A ``window`` × ``window`` neighbourhood as (width, height), each clamped to the odd size that spans the
-    image (reflected at its borders, a larger one adds nothing but time and memory: a window of 999999 once took
-    2.6 GB).
+def fitted_window(window: int, shape: tuple[int, ...]) -> int:
+    """A ``window`` clamped to the odd size that spans the image's longer side: reflected at the borders, a larger
+    one adds nothing but time and memory (a window of 999999 once took 2.6 GB). Decided once per image, never per
+    band, so that a plane taken in bands gives the whole plane's levels.
 
     >>> fitted_window(15, (100, 200)), fitted_window(999999, (100, 200))
-    ((15, 15), (201, 101))
+    (15, 201)
     """
-    height, width = shape[:2]
-    return min(window, width | 1), min(window, height | 1)
+    return min(window, max(shape[:2]) | 1)
 
 
 def local_mean_std(plane: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +54,7 @@ def local_mean_std(plane: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarr
     >>> mean.astype(float).round(3).tolist(), std.astype(float).round(3).tolist()
     ([[0.333, 0.667], [0.333, 0.667]], [[0.471, 0.471], [0.471, 0.471]])
     """
-    size = fitted_window(window, plane.shape)
+    size = (window, window)
     mean = cv2.boxFilter(plane, cv2.CV_32F, size, borderType=cv2.BORDER_REFLECT)
     square = cv2.sqrBoxFilter(plane, cv2.CV_32F, size, borderType=cv2.BORDER_REFLECT)
     return mean, np.sqrt(np.maximum(square - mean * mean, 0))
@@ -81,8 +80,19 @@ class LocalMethod(PlaneMethod):
         image is needed)."""
         return None
 
+    #: The field holding the neighbourhood's width, clamped to the image by :func:`fitted_window`.
+    window_field: ClassVar[str | None] = None
+
     def compute(self, image: np.ndarray) -> Segmentation:
         plane = prepare(image, self.channel, self.sigma)
+        if self.window_field is not None:
+            window = getattr(self, self.window_field)
+            if fitted_window(window, plane.shape) != window:
+                return dataclasses.replace(self, **{self.window_field: fitted_window(window, plane.shape)})._levels(
+                    plane)
+        return self._levels(plane)
+
+    def _levels(self, plane: np.ndarray) -> Segmentation:
         facts: dict[str, Any] = {}
         if plane.size == 0 or plane.min() == plane.max():
             facts["warnings"] = ["constant image: no threshold separates anything"]
@@ -136,6 +146,7 @@ class LocalThreshold(LocalMethod):
     """
 
     summary: ClassVar[str] = "Local threshold (gaussian | mean | median of a block) for uneven lighting."
+    window_field: ClassVar[str | None] = "block_size"
     example: ClassVar[str] = "maskcli segment scans/ -o masks/ -m local -p block_size=51 -p offset=0.02 --polarity dark"
     block_size: int = option(51, "Neighbourhood width in pixels (odd).")
     offset: float = option(0.0, "How far past the local level a pixel must be, in [0, 1] units.")
@@ -153,11 +164,11 @@ class LocalThreshold(LocalMethod):
         return self.block_size // 2
 
     def level_image(self, plane: np.ndarray) -> np.ndarray:
-        size = fitted_window(self.block_size, plane.shape)
+        size = (self.block_size, self.block_size)
         if self.kind == "mean":
             return cv2.boxFilter(plane, cv2.CV_32F, size, borderType=cv2.BORDER_REFLECT)
         if self.kind == "median":
-            levels = cv2.medianBlur(cv2.convertScaleAbs(plane, alpha=255), max(3, min(self.block_size, max(size))))
+            levels = cv2.medianBlur(cv2.convertScaleAbs(plane, alpha=255), self.block_size)
             return from_uint8(levels)
         sigma = (self.block_size - 1) / 6
         return cv2.GaussianBlur(plane, size, sigma, borderType=cv2.BORDER_REFLECT)
@@ -203,6 +214,7 @@ class Niblack(LocalMethod):
     """
 
     summary: ClassVar[str] = "Niblack local threshold: mean − k × standard deviation of a window."
+    window_field: ClassVar[str | None] = "window"
     example: ClassVar[str] = "maskcli segment text/ -o masks/ -m niblack -p window=25 -p k=0.2 --polarity dark"
     window: int = option(25, "Neighbourhood width in pixels (odd).")
     k: float = option(0.2, "Weight of the local standard deviation (sign flips for dark objects).")
@@ -215,7 +227,7 @@ class Niblack(LocalMethod):
         return self.window // 2
 
     def level_image(self, plane: np.ndarray) -> np.ndarray:
-        return cv2.boxFilter(plane, cv2.CV_32F, fitted_window(self.window, plane.shape),
+        return cv2.boxFilter(plane, cv2.CV_32F, (self.window, self.window),
                              borderType=cv2.BORDER_REFLECT)
 
     def final_levels(self, plane: np.ndarray, base: np.ndarray, polarity: str) -> np.ndarray:
@@ -260,6 +272,7 @@ class Sauvola(LocalMethod):
     """
 
     summary: ClassVar[str] = "Sauvola local threshold: scanned documents and text."
+    window_field: ClassVar[str | None] = "window"
     example: ClassVar[str] = "maskcli segment scans/ -o masks/ -m sauvola --polarity dark"
     window: int = option(25, "Neighbourhood width in pixels (odd).")
     k: float = option(0.2, "Sensitivity to the local contrast (0.2–0.5).")
@@ -275,7 +288,7 @@ class Sauvola(LocalMethod):
         return self.window // 2
 
     def level_image(self, plane: np.ndarray) -> np.ndarray:
-        return cv2.boxFilter(plane, cv2.CV_32F, fitted_window(self.window, plane.shape),
+        return cv2.boxFilter(plane, cv2.CV_32F, (self.window, self.window),
                              borderType=cv2.BORDER_REFLECT)
 
     def final_levels(self, plane: np.ndarray, base: np.ndarray, polarity: str) -> np.ndarray:
@@ -347,8 +360,19 @@ class Background(LocalMethod):
             background = cv2.resize(background, (width, height), interpolation=cv2.INTER_LINEAR)
         return background
 
+    #: The field holding the neighbourhood's width, clamped to the image by :func:`fitted_window`.
+    window_field: ClassVar[str | None] = None
+
     def compute(self, image: np.ndarray) -> Segmentation:
         plane = prepare(image, self.channel, self.sigma)
+        if self.window_field is not None:
+            window = getattr(self, self.window_field)
+            if fitted_window(window, plane.shape) != window:
+                return dataclasses.replace(self, **{self.window_field: fitted_window(window, plane.shape)})._levels(
+                    plane)
+        return self._levels(plane)
+
+    def _levels(self, plane: np.ndarray) -> Segmentation:
         if plane.size == 0:
             return Segmentation(np.zeros(plane.shape, np.float32), {"polarity": self.polarity})
         corrected = np.clip(plane - self._background(plane) + np.float32(0.5), 0, 1)
