@@ -313,23 +313,30 @@ def _gifs(folder):
     return folder
 
 
-def test_gif_first_frame_is_read_with_a_warning_for_more(tmp_path):
+def test_an_animated_gif_is_a_video_and_a_still_one_an_image(tmp_path):
     import json
 
     folder = _gifs(tmp_path / "gifs")
     done = run_cli("segment", str(folder), "-o", str(tmp_path / "masks"), "--json")
     assert done.returncode == 0, done.stderr.decode()
-    assert done.stderr.decode().splitlines()[0] == (
-        f"maskcli: warning: {folder / 'moving.gif'}: GIF with 3 frames; only the first is used")
     records = {os.path.basename(r["input"]): r for r in map(json.loads, done.stdout.decode().splitlines())}
-    assert records["still.gif"].get("warnings", []) == []
-    mask = cv2.imread(str(tmp_path / "masks" / "moving.png"), cv2.IMREAD_UNCHANGED)
-    assert mask.shape == (40, 70) and mask[20, 20] == 255 and mask[20, 40] == 0  # the first frame's disc
+    assert records["still.gif"].get("warnings", []) == [] and records["moving.gif"]["frames"] == 3
+    for frame in range(3):  # one mask per frame, each with that frame's disc
+        mask = cv2.imread(str(tmp_path / "masks" / "moving" / f"{frame + 1:06d}.png"), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (40, 70) and mask[20, 20 + 10 * frame] == 255 and mask[20, 60] == 0
     cut = run_cli("apply", str(folder / "still.gif"), "-m", "otsu", "-o", str(tmp_path / "cut"))
     assert cut.returncode == 0, cut.stderr.decode()
     assert cv2.imread(str(tmp_path / "cut" / "still.png"), cv2.IMREAD_UNCHANGED).shape == (40, 70, 4)
     piped = run_cli("segment", "-", stdin=(folder / "still.gif").read_bytes())
     assert piped.returncode == 0 and piped.stdout.startswith(b"\x89PNG")
+
+
+def test_an_animated_gif_applied_in_its_own_folder_is_never_replaced(tmp_path):
+    folder = _gifs(tmp_path / "gifs")
+    before = (folder / "moving.gif").read_bytes()
+    done = run_cli("apply", str(folder), "-m", "otsu", "-o", str(folder), "--overwrite")
+    assert done.returncode == 1 and "moving.gif is the input itself" in done.stderr.decode()
+    assert (folder / "moving.gif").read_bytes() == before
 
 
 # --- the hostile folder: everything above at once, through segment and apply ------------------------------------
@@ -379,6 +386,11 @@ def _contents(folder):
 def _size(path):
     from PIL import Image as PILImage
 
+    if os.path.isdir(path):  # an animated GIF's masks: one file per frame, each of the frame's size
+        sizes = {_size(os.path.join(path, name)) for name in os.listdir(path)}
+        assert len(sizes) == 1
+        return sizes.pop()
+
     if str(path).endswith(".tif"):  # float RGBA TIFFs are beyond Pillow
         import tifffile
 
@@ -427,8 +439,10 @@ def test_hostile_folder(tmp_path, verb, jobs):
             assert any(escape(str(folder / "cat.png")) in line and "also the output of" in line for line in errors)
         else:
             # every output named like an input is refused; the rest are written next to their inputs
-            def output_name(name):  # segment writes PNG masks; apply keeps the format, PNG for a GIF
-                stem, suffix = os.path.splitext(name)
+            def output_name(name):  # segment writes PNG masks (a folder of them for an animated GIF); apply
+                stem, suffix = os.path.splitext(name)  # keeps the format, PNG for a still GIF
+                if name == "moving.gif":
+                    return stem if verb == "segment" else name
                 return stem + ".png" if verb == "segment" or suffix == ".gif" else name
 
             refused = {name for name in GOOD if output_name(name) in before}

@@ -77,12 +77,65 @@ def _workspace(root: Path, group: list[str]) -> None:
         cv2.circle(truth, (width // 2, height // 2), min(height, width) // 3, 255, -1)
         (root / "truth").mkdir(exist_ok=True)
         cv2.imwrite(str(root / "truth" / image.name), truth)
+    _detections(root)
+    _clip(root / "clip.mp4")
+    (root / "inbox").mkdir()
+    _small(SAMPLES / "coins.png", root / "inbox")
     # A group that reads masks/ before any of its lines writes them starts with masks of images/.
     first = next((line for line in group if "masks/" in line), "")
     if first and "-o masks/" not in first:
         (root / "masks").mkdir()
         for truth in (root / "truth").iterdir():
             (root / "masks" / truth.name).write_bytes(truth.read_bytes())
+
+
+def _detections(root: Path) -> None:
+    """detections.json (a COCO file of boxes) and truth.json (the same objects as polygons) for photos/: one box
+    in the middle of each photo."""
+    import json
+
+    images, boxes, truths = [], [], []
+    for number, photo in enumerate(sorted((root / "photos").iterdir()), start=1):
+        height, width = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE).shape
+        x0, y0, x1, y1 = width // 4, height // 4, 3 * width // 4, 3 * height // 4
+        images.append({"id": number, "file_name": photo.name, "width": width, "height": height})
+        box = {"id": number, "image_id": number, "category_id": 1, "bbox": [x0, y0, x1 - x0, y1 - y0],
+               "area": (x1 - x0) * (y1 - y0), "iscrowd": 0}
+        boxes.append(box)
+        truths.append({**box, "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]]})
+    categories = [{"id": 1, "name": "subject"}]
+    (root / "detections.json").write_text(json.dumps({"images": images, "annotations": boxes,
+                                                      "categories": categories}))
+    (root / "truth.json").write_text(json.dumps({"images": images, "annotations": truths,
+                                                 "categories": categories}))
+
+
+def _clip(path: Path) -> None:
+    """clip.mp4: a few frames of a sample photo, panned."""
+    from video_clips import make_clip
+
+    picture = cv2.cvtColor(cv2.imread(str(_small(SAMPLES / "chelsea.png", path.parent / "frames"))), cv2.COLOR_BGR2RGB)
+    make_clip(path, [np.ascontiguousarray(np.roll(picture, 2 * k, axis=1)[:96, :128]) for k in range(6)])
+
+
+def _watch(line: str, root: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """A --watch line runs until Ctrl-C: let it take the folder's files, then interrupt it (exit 130)."""
+    import signal
+    import time
+
+    process = subprocess.Popen(["bash", "-c", "exec " + line], cwd=root, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list((root / "masks").glob("*.png")):
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return subprocess.CompletedProcess(line, 0 if process.returncode == 130 else process.returncode, stdout, stderr)
 
 
 def _maskcli_command(bin_folder: Path, blocked: set[str]) -> None:
@@ -129,8 +182,11 @@ def test_the_readme_tour_runs_as_written_after_the_readme_install(tmp_path):
                 skipped.append((line, reason))
                 unavailable += re.findall(r"-o (\S+)", line)
                 continue
-            done = subprocess.run(["bash", "-o", "pipefail", "-c", line], cwd=root, env=env, capture_output=True,
-                                  timeout=300)
+            if "--watch" in line:
+                done = _watch(line, root, env)
+            else:
+                done = subprocess.run(["bash", "-o", "pipefail", "-c", line], cwd=root, env=env,
+                                      capture_output=True, timeout=300)
             assert done.returncode == 0, (line, done.stderr.decode()[-2000:])
             assert "Traceback" not in done.stderr.decode(), (line, done.stderr.decode())
             for output in re.findall(r"(?:-o|--sheet|>) (\S+)", line):

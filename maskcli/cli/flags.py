@@ -63,6 +63,13 @@ FLAGS: dict[str, str] = {
     "box": "--box",
     "point": "--point",
     "class_list": "--class-list",
+    # videos and watched folders
+    "watch": "--watch",
+    # the server
+    "port": "--port",
+    "token": "--token",
+    "timeout": "--timeout",
+    "batch_window": "--batch-window",
     # the refinement chain
     "open": "--open",
     "close": "--close",

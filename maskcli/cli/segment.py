@@ -11,7 +11,7 @@ from maskcli.cli import common as c
 from maskcli.cli.context import Exit
 from maskcli.cli.prompts import PromptOptions
 from maskcli.cli.report import Reporter
-from maskcli.errors import MaskcliError, OptionError, SetupError
+from maskcli.errors import MaskcliError, OptionError, OutputUnavailable
 
 REFINE = "Refinement (applied in this order)"
 
@@ -172,7 +172,7 @@ def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor:
             if finish is not None:
                 finish([*done, *(finished or [])])
             raise typer.Exit(reporter.finish(interrupted=True)) from None
-        except SetupError as stop:  # the run stopped (an output folder that takes no file): what it wrote, why
+        except OutputUnavailable as stop:  # the run stopped (an output folder that takes no file): what it wrote, why
             finished = getattr(stop, "finished", [])
             for result in finished:
                 reporter.result(result)

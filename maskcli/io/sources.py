@@ -86,6 +86,17 @@ def _identity(path: str | int) -> tuple[str | None, tuple[int, int] | None]:
     return real, (info.st_dev, info.st_ino)
 
 
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one file (the same real path, or the same device and inode).
+
+    >>> same_file("samples/coins.png", "samples/./coins.png"), same_file("samples/coins.png", "samples/nope.png")
+    (True, False)
+    """
+    real_a, inode_a = _identity(os.fspath(a))
+    real_b, inode_b = _identity(os.fspath(b))
+    return real_a == real_b or (inode_a is not None and inode_a == inode_b)
+
+
 def _input_name(path: str | os.PathLike[str] | int) -> str:
     return ("stdin" if path == 0 else f"file descriptor {path}") if isinstance(path, int) else os.fspath(path)
 

@@ -59,7 +59,7 @@ class CNNBox(PromptedMethod):
         windows, crops = [], []
         for prompt in prompts:
             if prompt.box is None:
-                raise OptionError("method", "cnn-box needs a box with each prompt (points alone: `sam`)")
+                raise OptionError("method", "cnn-box needs a box with each prompt (points alone: the sam method)")
             window = crop_box(prompt, width, height, self.margin)
             windows.append(window)
             crops.append(image[window[1]:window[3], window[0]:window[2]])

@@ -72,7 +72,7 @@ class GrabCutBox(PromptedMethod):
         results = []
         for prompt in prompts:
             if prompt.box is None:
-                raise OptionError("method", "grabcut-box needs a box with each prompt (points alone: `sam`)")
+                raise OptionError("method", "grabcut-box needs a box with each prompt (points alone: the sam method)")
             window = crop_box(prompt, width, height, self.context)
             x0, y0, x1, y1 = window
             part, score = self._cut(image[y0:y1, x0:x1], prompt, (x0, y0))

@@ -44,7 +44,7 @@ def fitted_window(window: int, shape: tuple[int, ...]) -> int:
     >>> fitted_window(15, (100, 200)), fitted_window(999999, (100, 200))
     (15, 201)
     """
-    return min(window, max(shape[:2]) | 1)
+    return min(window, max(3, max(shape[:2]) | 1))  # 3: the least window there is
 
 
 def local_mean_std(plane: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:

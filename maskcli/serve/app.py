@@ -117,10 +117,10 @@ async def _read(request: Request, settings: ServeSettings) -> tuple[Fields, byte
             elif key in ("image", "file", "mask") and key not in files:
                 files["image" if key == "file" else key] = (await value.read(), value.filename or "upload")
             else:
-                raise HTTPProblem(400, f"unexpected file part {key!r}: send the image as `image` and a mask as "
-                                       "`mask`")
+                raise HTTPProblem(400, f"unexpected file part {key!r}: send the image as 'image' and a mask as "
+                                       "'mask'")
     if "image" not in files:
-        raise HTTPProblem(400, "no image: send it as the request body or as the `image` part of a form")
+        raise HTTPProblem(400, "no image: send it as the request body or as the 'image' part of a form")
     data, name = files["image"]
     mask = files["mask"][0] if "mask" in files else None
     return Fields(pairs), data, PurePosixPath(name.replace("\\", "/")).name or "upload", mask

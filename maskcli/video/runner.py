@@ -246,7 +246,7 @@ class _VideoOutput:
                 suffix = item.source.relpath.suffix.lower()
                 if alpha and not container_alpha(suffix):
                     suffix = ".mov"
-                destination = _unused(destination.with_suffix(suffix), sink)
+                destination = _unused(destination.with_suffix(suffix), sink, item)
             check_output(suffix, "alpha" if alpha else "image")
             return cls(destination, "image", facts={"mode": job.mode.name, "format": suffix.lstrip(".")},
                        source=item.source, quality=getattr(job, "quality", 92))
@@ -314,8 +314,13 @@ class _VideoOutput:
             self.writer.abort()
 
 
-def _unused(destination: Path, sink: Any) -> Path:
-    """A re-suffixed destination, checked against the existing-output policy like the planned one."""
+def _unused(destination: Path, sink: Any, item: Item) -> Path:
+    """A re-suffixed destination, checked against the existing-output policy like the planned one, and never
+    the video's own input (an animated GIF applied in its own folder keeps its suffix), whatever the policy."""
+    from maskcli.io.sources import same_file
+
+    if same_file(destination, item.source.path):
+        raise OptionError("output", f"output {destination} is the input itself; choose another output folder")
     existing = getattr(sink, "existing", "error")
     if os.path.lexists(destination) and existing == "error":
         raise OptionError("output", f"output {destination} exists (use `existing='overwrite'` to replace or "
