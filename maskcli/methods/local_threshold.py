@@ -360,18 +360,6 @@ class Background(LocalMethod):
             background = cv2.resize(background, (width, height), interpolation=cv2.INTER_LINEAR)
         return background
 
-    #: The field holding the neighbourhood's width, clamped to the image by :func:`fitted_window`.
-    window_field: ClassVar[str | None] = None
-
-    def compute(self, image: np.ndarray) -> Segmentation:
-        plane = prepare(image, self.channel, self.sigma)
-        if self.window_field is not None:
-            window = getattr(self, self.window_field)
-            if fitted_window(window, plane.shape) != window:
-                return dataclasses.replace(self, **{self.window_field: fitted_window(window, plane.shape)})._levels(
-                    plane)
-        return self._levels(plane)
-
     def _levels(self, plane: np.ndarray) -> Segmentation:
         if plane.size == 0:
             return Segmentation(np.zeros(plane.shape, np.float32), {"polarity": self.polarity})
