@@ -4,6 +4,7 @@ rotation and audio, lossless mask videos, alpha only where a codec carries it, t
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 import tracemalloc
 from pathlib import Path
 
@@ -156,3 +157,18 @@ def test_memory_stays_flat_in_the_videos_length(tmp_path: Path) -> None:
     peak_long = _peak_bytes(tmp_path / "long.mkv", tmp_path / "b")
     frame_bytes = 120 * 160 * 3
     assert peak_long < peak_short + 20 * frame_bytes  # 210 more frames would be 210 frames' worth if kept
+
+
+def test_a_video_never_replaces_a_file_that_appeared_while_it_was_written(tmp_path: Path) -> None:
+    from maskcli.errors import OutputTaken
+    from maskcli.io.video import VideoWriter
+
+    target = tmp_path / "mask.mkv"
+    writer = VideoWriter(target, width=32, height=16, kind="mask", replace=False)
+    for index in range(3):
+        writer.write(np.full((16, 32), 255 * (index % 2), np.uint8), pts=index * 40, time_base=Fraction(1, 1000))
+    target.write_bytes(b"another run's video")  # lands before this one is renamed into place
+    with pytest.raises(OutputTaken):
+        writer.close()
+    assert target.read_bytes() == b"another run's video"
+    assert [path.name for path in tmp_path.iterdir()] == ["mask.mkv"]  # no temp file left

@@ -337,14 +337,9 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, *, replace: bool = T
         with _RENAMING:
             if _STOPPING:
                 raise WriteStopped(f"{path}: not written, the run is stopping")
-            if replace:
-                os.replace(temp_name, path)
-            else:
-                _rename_exclusive(temp_name, path)
+            rename_into(temp_name, path, replace=replace)
     except BaseException as error:
         _remove_claimed(claim, temp_name)
-        if isinstance(error, FileExistsError) and not replace and temp_name is not None:
-            raise OutputTaken(os.fspath(path)) from None
         if isinstance(error, OSError):
             raise _write_error(error, f"cannot write {path}") from None
         raise
@@ -386,6 +381,18 @@ def discard_temp_files() -> None:
 
 _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
+
+
+def rename_into(source: str | os.PathLike[str], target: str | os.PathLike[str], *, replace: bool) -> None:
+    """Move a finished temp file to its name: over an existing file with ``replace``, else never over one (an
+    exclusive rename; :class:`~maskcli.errors.OutputTaken` when a file appeared there meanwhile)."""
+    if replace:
+        os.replace(source, target)
+        return
+    try:
+        _rename_exclusive(os.fspath(source), Path(target))
+    except FileExistsError:
+        raise OutputTaken(os.fspath(target)) from None
 
 
 def _rename_exclusive(source: str, target: Path) -> None:

@@ -275,11 +275,14 @@ class VideoWriter:
         The source: its time base, frame rate, rotation and colour tags are kept, and its audio copied.
     quality : int
         1–100 for lossy codecs (mapped to the encoder's quality scale).
+    replace : bool
+        Replace a file at ``path``; ``False``: never, even one that appeared while this wrote (``OutputTaken``).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, width: int, height: int, kind: Kind = "image",
-                 like: VideoInfo | None = None, quality: int = 92) -> None:
+                 like: VideoInfo | None = None, quality: int = 92, replace: bool = True) -> None:
         self.path = Path(path)
+        self.replace = replace
         self.suffix = self.path.suffix.lower()
         check_output(self.suffix, kind)
         self.kind, self.width, self.height, self.like = kind, width, height, like
@@ -384,7 +387,10 @@ class VideoWriter:
         self.frames_written += 1
 
     def close(self) -> None:
-        """Flush the encoder, copy the rest of the audio, and rename the file into place."""
+        """Flush the encoder, copy the rest of the audio, and rename the file into place (never over an existing
+        file unless ``replace``)."""
+        from maskcli.io.encode import rename_into
+
         try:
             if self._animation is not None:
                 self._save_animation()
@@ -394,7 +400,7 @@ class VideoWriter:
                     self._audio.until(None)
                     self._audio.close()
                 self._output.close()
-            os.replace(self._temp, self.path)
+            rename_into(self._temp, self.path, replace=self.replace)
         except BaseException as error:
             self.abort()
             if isinstance(error, (OutputError, KeyboardInterrupt)):

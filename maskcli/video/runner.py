@@ -28,7 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from maskcli.errors import Interrupted, MaskcliError, OptionError
+from maskcli.errors import Interrupted, MaskcliError, OptionError, OutputTaken
 from maskcli.io.decode import Image
 from maskcli.imageops import to_unit_float
 from maskcli.io.encode import encode_binary_mask, encode_mask, quantise, write_atomic
@@ -230,6 +230,7 @@ class _VideoOutput:
     facts: dict[str, Any] = dataclasses.field(default_factory=dict)
     source: Source | None = None
     quality: int = 92
+    replace: bool = False  # an existing output is replaced only under existing='overwrite'
     like: VideoInfo | None = None
 
     @classmethod
@@ -249,13 +250,15 @@ class _VideoOutput:
                 destination = _unused(destination.with_suffix(suffix), sink, item)
             check_output(suffix, "alpha" if alpha else "image")
             return cls(destination, "image", facts={"mode": job.mode.name, "format": suffix.lstrip(".")},
+                       replace=getattr(sink, "existing", "error") == "overwrite",
                        source=item.source, quality=getattr(job, "quality", 92))
         if getattr(job, "labels", False):
             raise OptionError("labels", "label images are written for still images only, not for videos")
         method = {"method": job.method.name}
         if destination.suffix.lower() in VIDEO_SUFFIXES or destination.suffix.lower() in ANIMATION_SUFFIXES:
             check_output(destination.suffix, "mask")
-            return cls(destination, "mask", facts=method, source=item.source)
+            return cls(destination, "mask", facts=method, source=item.source,
+                       replace=getattr(sink, "existing", "error") == "overwrite")
         folder = getattr(sink, "folder", None)
         template = getattr(sink, "template", "{stem}.png")
         if folder is None:
@@ -292,14 +295,18 @@ class _VideoOutput:
                                    "`existing='skip'`)")
             if frame.index == 0:
                 self.destination = path.parent
-            write_atomic(path, payload)
+            try:  # a frame's file that appeared after the check above is never replaced, as any output
+                write_atomic(path, payload, replace=self.template.existing == "overwrite")
+            except OutputTaken:
+                if self.template.existing != "skip":
+                    raise
             return
         if self.writer is None:
             height, width = payload.shape[:2]
             kind = "mask" if self.kind == "mask" else ("alpha" if payload.ndim == 3 and payload.shape[2] == 4
                                                        else "image")
             self.writer = VideoWriter(self.destination, width=width, height=height, kind=kind,  # type: ignore[arg-type]
-                                      like=self.like, quality=self.quality)
+                                      like=self.like, quality=self.quality, replace=self.replace)
         self.writer.write(payload, pts=frame.pts, time_base=frame.time_base)
 
     def finish(self, reader: VideoReader) -> str:
