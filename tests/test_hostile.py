@@ -348,7 +348,23 @@ GOOD = {
     "esc\x1b[31m.png": (30, 40), "cat.jpg": (48, 64), "cat.png": (48, 64),
 }
 #: Inputs that are not (regular) image files: one error line each.
-BAD = ["fifo.png", "zero.png", "random.jpg", "empty.png", "truncated.jpg"]
+BAD = ["fifo.png", "zero.png", "random.jpg", "empty.png", "truncated.jpg", "short.png", "short16.png"]
+
+
+def _short_png(width: int, height: int, bits: int) -> bytes:
+    """A PNG whose chunks are all well formed (CRCs right, IEND present) but whose compressed pixel data stops a
+    third of the way: libpng, left to itself, prints "libpng error: Not enough image data" on the terminal."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    pixels = np.random.default_rng(bits).integers(0, 256, (height, width * 3 * bits // 8), dtype=np.uint8)
+    stream = zlib.compress(np.hstack([np.zeros((height, 1), np.uint8), pixels]).tobytes())
+    rows = stream[: len(stream) // 3]
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bits, 2, 0, 0, 0))
+            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
 
 
 def _hostile_folder(folder):
@@ -375,6 +391,8 @@ def _hostile_folder(folder):
     (folder / "empty.png").write_bytes(b"")
     jpeg = cv2.imencode(".jpg", (rng.random((40, 40, 3)) * 255).astype(np.uint8))[1].tobytes()
     (folder / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (folder / "short.png").write_bytes(_short_png(40, 30, 8))
+    (folder / "short16.png").write_bytes(_short_png(40, 30, 16))
     return folder
 
 

@@ -216,3 +216,21 @@ def test_samples_decode(samples):
             image = read_image(path)
             assert image.pixels.dtype == np.float32
             assert 0.0 <= image.pixels.min() and image.pixels.max() <= 1.0
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_8_bit_pngs_decode_as_opencv_does_colour_and_grey(samples, channels):
+    """8-bit PNGs are decoded by Pillow (libpng inside OpenCV writes to the terminal): the pixels, and the grey
+    levels of the grey decode, are those OpenCV gives."""
+    photo = cv2.imread(str(samples / "chelsea.png"))
+    if channels == 4:
+        photo = np.dstack([photo, np.arange(photo.shape[0] * photo.shape[1], dtype=np.uint32).reshape(
+            photo.shape[:2]).astype(np.uint8)])
+    data = cv2.imencode(".png", photo)[1].tobytes()
+    colour = decode_image(data)
+    opencv = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(colour.samples, cv2.cvtColor(opencv[..., :3], cv2.COLOR_BGR2RGB))
+    grey = decode_image(data, gray=True)
+    expected = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
+    assert grey.samples.dtype == np.uint8 and np.array_equal(grey.samples, expected)
+    assert grey.alpha is None

@@ -7,6 +7,11 @@ keep: the source's bit depth, format, ICC profile and EXIF (orientation reset).
 Pixels are decoded by OpenCV where it is exact and fastest (8- and 16-bit grey, RGB and RGBA in the common formats)
 and by Pillow otherwise (palette, CMYK, 1-bit, LA, float TIFF ...). Pillow always reads the header first: it
 identifies the format, guards the pixel limit before any pixel is decoded, and carries the metadata.
+
+8-bit PNGs go through Pillow too: libpng inside OpenCV prints its errors ("libpng error: Not enough image data")
+straight to the terminal, with no file name, and Pillow decodes these PNGs within a few per cent of OpenCV's time
+(18.7 against 18.0 ms for a 1200×900 photo, equal for masks). 16-bit colour PNGs need OpenCV (Pillow reduces them
+to 8 bits): their compressed data is checked for completeness first, so libpng never meets a short stream.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import io
 import os
 import stat
 import warnings
+import zlib
 
 import cv2
 import numpy as np
@@ -242,6 +248,9 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, gray: boo
         image = _from_array(pixels, bgr=True)
     else:
         image = _decode_with_pillow(header)
+    if gray and header.format == "PNG" and image.samples is not None and image.samples.ndim == 3 \
+            and image.samples.dtype == np.uint8:
+        image.samples, image.alpha = _libpng_luma(image.samples), None  # as OpenCV's grey PNG decode gives
     if gray and not image.is_gray:
         if image.samples is not None:
             image.samples = cv2.cvtColor(image.samples, cv2.COLOR_RGB2GRAY)
@@ -386,6 +395,9 @@ def _decode_fast(data: bytes, header: PILImage.Image, *, gray: bool = False) -> 
         return None
     if _sample_bits(header) not in (8, 16):
         return None
+    if header.format == "PNG" and (_sample_bits(header) == 8 or header.mode.startswith("I;16")
+                                   or not _png_data_complete(data, header)):
+        return None  # Pillow decodes it (or explains what is wrong) without writing to the terminal
     flags = cv2.IMREAD_UNCHANGED
     if gray and header.mode in ("RGB", "RGBA"):
         flags = cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH | cv2.IMREAD_IGNORE_ORIENTATION
@@ -395,6 +407,52 @@ def _decode_fast(data: bytes, header: PILImage.Image, *, gray: bool = False) -> 
     if pixels.shape[:2] != (header.size[1], header.size[0]):
         return None
     return pixels
+
+
+#: libpng's fixed-point luma (red 9797, green 19234, blue 3737 in 1/32768, truncated), which OpenCV's grey PNG
+#: decode uses: as floats and floored it is exact for all 2**24 colours, and twice as fast as integer maths in numpy.
+_LIBPNG_LUMA = (np.array([9797, 19234, 3737], np.float32) / 32768).reshape(1, 3)
+
+
+def _libpng_luma(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB to the grey levels libpng would have decoded.
+
+    >>> _libpng_luma(np.array([[[255, 255, 255], [255, 0, 0], [10, 200, 30]]], np.uint8))
+    array([[255,  76, 123]], dtype=uint8)
+    """
+    return np.floor(cv2.transform(rgb.astype(np.float32), _LIBPNG_LUMA)).astype(np.uint8)
+
+
+def _png_data_complete(data: bytes, header: PILImage.Image) -> bool:
+    """Whether a PNG's compressed stream is whole and long enough for its rows (checked before libpng sees it).
+
+    >>> import cv2, numpy as np
+    >>> good = cv2.imencode(".png", np.full((4, 5, 3), 60000, np.uint16))[1].tobytes()
+    >>> complete = lambda data: _png_data_complete(data, PILImage.open(io.BytesIO(data)))
+    >>> complete(good), complete(good[:-30] + good[-12:])  # the end of its data cut off
+    (True, False)
+    """
+    stream = zlib.decompressobj()
+    produced, position = 0, 8
+    try:
+        while position + 8 <= len(data):
+            length = int.from_bytes(data[position:position + 4], "big")
+            kind = data[position + 4:position + 8]
+            if kind == b"IDAT":
+                pending = data[position + 8:position + 8 + length]
+                while pending:  # in slices, so that checking never holds the whole raw image
+                    produced += len(stream.decompress(pending, 1 << 20))
+                    pending = stream.unconsumed_tail
+            elif kind == b"IEND":
+                break
+            position += 12 + length
+    except zlib.error:
+        return False
+    width, height = header.size
+    channels = {"RGB": 3, "RGBA": 4}.get(header.mode, 1)
+    interlaced = bool(header.info.get("interlace"))
+    needed = 0 if interlaced else height * (1 + width * channels * _sample_bits(header) // 8)
+    return stream.eof and produced >= needed
 
 
 def _decode_with_pillow(header: PILImage.Image) -> Image:
