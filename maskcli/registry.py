@@ -10,6 +10,7 @@ import dataclasses
 import importlib
 import importlib.util
 import re
+import threading
 import typing
 from pathlib import Path
 from collections.abc import Callable, Iterator, Mapping
@@ -104,6 +105,10 @@ class Registry(Generic[T]):
         self._loader = loader if loader is not None or package is None else self._import_all
         self._loaded = self._loader is None
         self._where: dict[str, str] | None = None
+        # A server's threads may ask for a listing at the same moment: one fills the registry, the others wait for
+        # it (reentrant, since a module being loaded may ask again: it sees what is registered so far).
+        self._filling = threading.RLock()
+        self._loading = False
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         def decorate(cls: type[T]) -> type[T]:
@@ -116,22 +121,31 @@ class Registry(Generic[T]):
         return decorate
 
     def _ensure_loaded(self) -> None:
-        if not self._loaded:
-            self._loaded = True
-            assert self._loader is not None
-            self._loader()
+        if self._loaded:
+            return
+        with self._filling:
+            if self._loaded or self._loading:
+                return
+            self._loading = True
+            try:
+                assert self._loader is not None
+                self._loader()
+                self._loaded = True
+            finally:
+                self._loading = False
 
     def _index(self) -> dict[str, str]:
         """Name → module, from the ``register("NAME")`` decorators in the package's source files."""
         if self._where is None:
-            self._where = {}
+            where: dict[str, str] = {}  # built whole, then published: a concurrent reader never sees it half made
             spec = importlib.util.find_spec(self._package) if self._package else None
             for folder in (spec.submodule_search_locations or []) if spec else []:
                 for path in sorted(Path(folder).glob("*.py")):
                     if path.stem.startswith("_") or path.stem in self._skip:
                         continue
                     for name in _REGISTERED.findall(path.read_text(encoding="utf-8")):
-                        self._where.setdefault(name, f"{self._package}.{path.stem}")
+                        where.setdefault(name, f"{self._package}.{path.stem}")
+            self._where = where
         return self._where
 
     def _import_all(self) -> None:

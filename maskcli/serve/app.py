@@ -60,8 +60,7 @@ class Service:
         from maskcli.composite import modes
         from maskcli.methods import methods
 
-        # The registries fill themselves on first use, which is not safe from several threads at once (a second
-        # thread can see an empty one): fill them here, before the first request.
+        # The registries fill themselves on first use: fill them now, so that the first request does not wait.
         methods.names()
         modes.names()
         self.pool = concurrent.futures.ThreadPoolExecutor(self.settings.threads, thread_name_prefix="maskcli-work")
