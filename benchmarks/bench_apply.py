@@ -11,9 +11,9 @@ Rows, all on the same files, in the same run, each over the same number of proce
   ``--mode blur`` and ``--mode color -b white`` to JPEG.
 
 It reports img/s and the ratios the compositing issue sets as targets: cutout ≥ 0.9 × the floor and ≥ 2 × ImageMagick.
-ImageMagick is installed with apt-get when ``convert`` is missing or is not ImageMagick (needs root).
+Without a real ImageMagick ``convert`` its column is skipped, with a line that says so (nothing is installed).
 
-    python benchmarks/bench_apply.py --count 200 --out benchmarks/results/apply_speed.md
+    python -m benchmarks.bench_apply --count 200 --out benchmarks/results/apply_speed.md
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from benchmarks.common import imagemagick, scratch_folder, write_report
+from benchmarks.synth import make_jpegs
 
-from common import imagemagick, scratch_folder, write_report  # noqa: E402
-from synth import make_jpegs  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 def cpu_seconds() -> float:

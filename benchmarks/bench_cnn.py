@@ -15,8 +15,8 @@ Sections (all by default; ``--sections`` picks some):
   measured batch size, GPU utilisation (nvidia-smi), the host's decode + encode floor with as many CPU workers,
   and fp16/bf16 masks against fp32. Without CUDA the same code runs on the CPU over 4 images (a dry run).
 
-    python benchmarks/bench_cnn.py --out benchmarks/results/cnn.md
-    python benchmarks/bench_cnn.py --sections gpu --out benchmarks/results/cnn_gpu.md   # on a GPU machine
+    python -m benchmarks.bench_cnn --out benchmarks/results/cnn.md
+    python -m benchmarks.bench_cnn --sections gpu --out benchmarks/results/cnn_gpu.md   # on a GPU machine
 """
 
 from __future__ import annotations
@@ -31,21 +31,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from benchmarks import naive_cnn
+from maskcli.cnn import specs
+from maskcli.cnn.device import DevicePlan
+from maskcli.cnn.infer import Segmenter, build_model
+from maskcli.io.decode import read_image
+from maskcli.metrics import iou
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(HERE))
 os.environ.setdefault("MASKCLI_OFFLINE", "1")
 
-import torch  # noqa: E402
-
-import naive_cnn  # noqa: E402
-from maskcli.cnn import specs  # noqa: E402
-from maskcli.cnn.device import DevicePlan  # noqa: E402
-from maskcli.cnn.infer import Segmenter, build_model  # noqa: E402
-from maskcli.io.decode import read_image  # noqa: E402
-from maskcli.metrics import iou  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 HORSES = SHARED / "data" / "weizmann_horses"
@@ -187,7 +185,7 @@ def _maskcli_run(images: Path, out: Path, name: str, weights: Path, batch: int, 
 
 
 def cpu(lines: list[str], count: int, repeats: int) -> None:
-    from synth import make_jpegs
+    from benchmarks.synth import make_jpegs
 
     jobs = len(os.sched_getaffinity(0))
     rows = []
@@ -266,8 +264,7 @@ def gpu(lines: list[str], count: int, repeats: int) -> None:
     """The GPU section, one short run: img/s end to end on one-megapixel JPEGs for u2netp and lraspp at the
     measured batch size, GPU utilisation, the host's decode + encode floor with as many CPU workers, fp16 against
     fp32 on the horses. Without CUDA it runs the same code on the CPU with a few images (a dry run)."""
-    from synth import make_jpegs
-
+    from benchmarks.synth import make_jpegs
     from maskcli.cnn.infer import segmenter
 
     on_gpu = torch.cuda.is_available()
@@ -328,7 +325,7 @@ def main() -> None:
     lines = ["# CNN benchmark", "",
              f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores available, "
              f"torch {torch.__version__} ({torch.get_num_threads()} threads), load average at start "
-             f"{os.getloadavg()[0]:.1f}. Command: `python benchmarks/bench_cnn.py --sections {args.sections} "
+             f"{os.getloadavg()[0]:.1f}. Command: `python -m benchmarks.bench_cnn --sections {args.sections} "
              f"--count {args.count} --repeats {args.repeats} --gpu-count {args.gpu_count}`.", ""]
     for name, fn in (("quality", lambda: quality(lines)), ("cpu-model", lambda: cpu_model(lines, args.repeats)),
                      ("bf16", lambda: bf16(lines)), ("cpu", lambda: cpu(lines, args.count, args.repeats)),

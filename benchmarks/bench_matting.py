@@ -18,8 +18,8 @@ matting (pymatting's closed-form solver, its default trimap thresholds 240/10 an
 
 Usage::
 
-    python benchmarks/bench_matting.py                      # everything; writes benchmarks/results/matting.md
-    python benchmarks/bench_matting.py --horses 20 --no-rembg
+    python -m benchmarks.bench_matting                      # everything; writes benchmarks/results/matting.md
+    python -m benchmarks.bench_matting --horses 20 --no-rembg
 """
 
 from __future__ import annotations
@@ -36,17 +36,15 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from benchmarks.common import peer_venv, write_report
+from maskcli import matting
+from maskcli.composite.blend import estimate_foreground as blur_fusion
+from maskcli.methods import methods
+from maskcli.refine import Refinement
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(REPO))
 
-from common import peer_venv, write_report  # noqa: E402
-
-from maskcli import matting  # noqa: E402
-from maskcli.composite.blend import estimate_foreground as blur_fusion  # noqa: E402
-from maskcli.methods import methods  # noqa: E402
-from maskcli.refine import Refinement  # noqa: E402
 
 WORK = HERE / "work"
 HORSES = REPO.parent / "shared" / "data" / "weizmann_horses"
@@ -327,7 +325,7 @@ def main() -> None:
 
     lines = ["# Alpha matting against ground truth", "",
              f"{len(items)} composites ({SIZE}×{SIZE}: fur, soft-edged and feather foregrounds with known alpha over "
-             f"{args.backgrounds} real photographs each), made by `python benchmarks/bench_matting.py "
+             f"{args.backgrounds} real photographs each), made by `python -m benchmarks.bench_matting "
              f"{' '.join(sys.argv[1:])}`. "
              "Every method refines the same U²-Net-P soft mask. Lower is better for SAD, MSE (×10³) and "
              "gradient error; seconds per image include the CNN (2 shared CPU cores, noisy). IoU at 0.5 against "

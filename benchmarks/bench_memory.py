@@ -8,7 +8,7 @@ the OOM killer sees. The CNN and GrabCut are left out (a model's memory does not
 The input is a photo-like RGB JPEG of ``--megapixels`` (default 100) and a hard mask of the same size (as
 ``maskcli segment`` writes them). The start-up figure is the tree's peak for one small image (the README's claim).
 
-    python benchmarks/bench_memory.py --megapixels 100 --out benchmarks/results/memory.md
+    python -m benchmarks.bench_memory --megapixels 100 --out benchmarks/results/memory.md
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import shutil
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from benchmarks.common import run_with_peak, scratch_folder, write_report
 
-from common import run_with_peak, scratch_folder, write_report  # noqa: E402
+HERE = Path(__file__).resolve().parent
+
 
 #: Options some methods and modes need to run at all.
 METHOD_OPTIONS = {"color_range": ["-p", "key=green"]}
@@ -142,7 +142,7 @@ def main() -> None:
         megapixels = {"start-up": "0.3", "folder": "1 each"}.get(kind, f"{size / 1e6:.1f}")
         lines.append(f"| {kind} | {name} | {megapixels} | {peak / 2**20:.0f} | {per_pixel} | {seconds:.1f} "
                      f"| {status} |")
-    command = f"python benchmarks/bench_memory.py --megapixels {args.megapixels:g}"
+    command = f"python -m benchmarks.bench_memory --megapixels {args.megapixels:g}"
     if args.whole_megapixels:
         command += f" --whole-megapixels {args.whole_megapixels:g}"
     lines += ["", "    " + command]

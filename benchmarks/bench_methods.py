@@ -11,9 +11,9 @@ Rows, all on the same one-megapixel JPEGs from ``synth.make_jpegs``, in the same
   comparable; the count is in the table).
 
 Targets (issue 3): otsu and fixed ≥ 0.85 × floor and ≥ 3 × ImageMagick; canny ≥ 0.8 × floor and ≥ 10 × ``-canny``.
-ImageMagick is installed with ``apt-get install -y imagemagick`` when no real one is found.
+Without a real ImageMagick ``mogrify`` its column is skipped, with a line that says so (nothing is installed).
 
-    python benchmarks/bench_methods.py --count 200 --out benchmarks/results/methods_speed.md
+    python -m benchmarks.bench_methods --count 200 --out benchmarks/results/methods_speed.md
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from benchmarks.common import imagemagick, scratch_folder, write_report
+from benchmarks.synth import make_jpegs
 
-from common import imagemagick, scratch_folder, write_report  # noqa: E402
-from synth import make_jpegs  # noqa: E402
+HERE = Path(__file__).resolve().parent
+
 
 #: maskcli method → the ImageMagick operator doing the same job (None: no counterpart).
 METHODS = {

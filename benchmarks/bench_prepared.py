@@ -8,7 +8,7 @@ For each horse photo and each round, the four run one after another (the order r
 median CPU time of that thread per image (pre-processing, model, resize back), so a busy machine slows them alike.
 Masks are compared by IoU at 0.5 with the published graph's.
 
-    python benchmarks/bench_prepared.py --count 20 --rounds 3 --out benchmarks/results/prepared.md
+    python -m benchmarks.bench_prepared --count 20 --rounds 3 --out benchmarks/results/prepared.md
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.common import write_report
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from common import write_report  # noqa: E402
 
 REPO = HERE.parent
 HORSES = REPO.parent / "shared" / "data" / "weizmann_horses"
@@ -93,7 +93,7 @@ def measure(args: argparse.Namespace) -> list[str]:
     lines = ["# U²-Net-P's CPU graphs: published, prepared, a fine-tuned checkpoint's export", "",
              f"{platform.machine()}, {os.cpu_count()} cores, one thread per image; {len(images)} weizmann_horses "
              f"photos × {args.rounds} rounds, interleaved. CPU seconds of the running thread per image (pre-processing, "
-             f"model, resize back), medians. Command: `python benchmarks/bench_prepared.py --count {args.count} "
+             f"model, resize back), medians. Command: `python -m benchmarks.bench_prepared --count {args.count} "
              f"--rounds {args.rounds}`.", "",
              "| graph | file | CPU s / image | against the prepared bundled graph | min IoU against the published "
              "graph's masks |", "| --- | --- | ---: | ---: | ---: |"]

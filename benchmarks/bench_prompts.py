@@ -13,8 +13,8 @@ Two sets, both from ``../shared/data/weizmann_horses`` (beside the repository):
 Each row is one library call per image (:meth:`compute_prompts`, or ``compute`` for the whole-photo rows), as
 ``maskcli segment --boxes`` makes them. Times are per image on whatever else the machine runs.
 
-    python benchmarks/bench_prompts.py                 # writes benchmarks/results/prompts.md
-    python benchmarks/bench_prompts.py --limit 10 --canvases 5 --no-write
+    python -m benchmarks.bench_prompts                 # writes benchmarks/results/prompts.md
+    python -m benchmarks.bench_prompts --limit 10 --canvases 5 --no-write
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO))
-
 from maskcli.io.decode import read_image
 from maskcli.methods import methods
 from maskcli.prompts import Prompt
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
 
 HORSES = REPO.parent / "shared" / "data" / "weizmann_horses"
 MARGIN = 0.05
@@ -160,7 +160,7 @@ def main() -> None:
         print(rows[-1], flush=True)
     if args.no_write:
         return
-    command = "python benchmarks/bench_prompts.py" + "".join(
+    command = "python -m benchmarks.bench_prompts" + "".join(
         f" --{k.replace('_', '-')} {v}" for k, v in (("limit", args.limit), ("grabcut_limit", args.grabcut_limit),
                                                       ("canvases", args.canvases))
         if v != parser.get_default(k))

@@ -16,8 +16,8 @@ sees) and **wall** (the whole command, interpreter start-up and connecting to th
 Ray issue targets (≥ 0.8) is Ray's throughput over the local engine's. The per-stage costs (mean milliseconds per
 image of decode, compute, encode and write, from ``--json`` records of the local runs) feed ``docs/scale-out.md``.
 
-    python benchmarks/bench_ray.py --weights ../shared/weights/u2netp.onnx --out benchmarks/results/ray.md
-    python benchmarks/bench_ray.py --sections tiny --count 2000 --out benchmarks/results/ray_overhead.md
+    python -m benchmarks.bench_ray --weights ../shared/weights/u2netp.onnx --out benchmarks/results/ray.md
+    python -m benchmarks.bench_ray --sections tiny --count 2000 --out benchmarks/results/ray_overhead.md
 """
 
 from __future__ import annotations
@@ -33,11 +33,8 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from common import scratch_folder, write_report  # noqa: E402
-from synth import make_jpegs  # noqa: E402
+from benchmarks.common import scratch_folder, write_report
+from benchmarks.synth import make_discs, make_jpegs
 
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 ENV.pop("RAY_ADDRESS", None)
@@ -98,12 +95,9 @@ def main() -> None:
     if "otsu" in sections:
         methods["otsu"] = (images, ["-m", "otsu"])
     if "tiny" in sections:
-        sys.path.insert(0, str(HERE.parent / "tests"))
-        from synth_for_tests import write_many
-
         tiny = work / "tiny"
         if len(list(tiny.glob("*.png"))) != args.count:
-            write_many(tiny, args.count, size=(64, 64))
+            make_discs(tiny, args.count, size=(64, 64))
         methods["otsu, 64×64 PNGs"] = (tiny, ["-m", "otsu"])
     if args.weights and "u2netp" in sections:
         cnn_images = images
@@ -151,7 +145,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     lines = [f"# Ray engine vs local engine ({cores} cores, load average {load:.1f} at the end; best of "
              f"{args.repeat} interleaved rounds)", "",
-             f"`python benchmarks/bench_ray.py {' '.join(sys.argv[1:])}`", "",
+             f"`python -m benchmarks.bench_ray {' '.join(sys.argv[1:])}`", "",
              "| method | engine | images | throughput img/s | wall img/s | ratio to local (throughput) | "
              "outputs equal local |", "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
     for (method, engine), result in best.items():

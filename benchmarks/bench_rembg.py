@@ -23,7 +23,7 @@ Each run records wall time, CPU time (user + system) of the process tree, its pe
 sum over the tree, sampled every 20 ms), and the mean IoU of the masks (the cut-outs' alpha) against the ground
 truth at 0.5. The report gives medians with the range, and the speed ratio of the medians.
 
-    python benchmarks/bench_rembg.py --count 50 --repeats 3 --latency 5 --venvs /tmp/bench-venvs \
+    python -m benchmarks.bench_rembg --count 50 --repeats 3 --latency 5 --venvs /tmp/bench-venvs \
         --out benchmarks/results/rembg.md
 """
 
@@ -45,11 +45,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.common import run_with_peak, write_report
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
 
-from common import run_with_peak, write_report  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 HORSES = SHARED / "data" / "weizmann_horses"
@@ -159,8 +159,8 @@ def report(results: dict[tuple[str, str, str], list[dict[str, float]]], loads: l
              f"{platform.machine()}, {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable). Each tool as its "
              f"README installs it (maskcli: `pip install {' '.join(readme_install())}`), with its defaults: "
              f"{installed}. {count} photos of weizmann_horses (198×116 to 468×360), the same `u2netp.onnx`. "
-             f"Medians of interleaved runs (range and number of runs in brackets). Command: `python "
-             f"benchmarks/bench_rembg.py --count {args.count} --repeats {args.repeats} --latency {args.latency} "
+             f"Medians of interleaved runs (range and number of runs in brackets). Command: `python -m "
+             f"benchmarks.bench_rembg --count {args.count} --repeats {args.repeats} --latency {args.latency} "
              f"--loads {args.loads} --tasks {args.tasks}`.", ""]
     for load in loads:
         title = "quiet machine" if load == "quiet" else "one CPU-bound process running beside both tools"

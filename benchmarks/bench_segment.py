@@ -13,7 +13,7 @@ Targets (issue 12): otsu and fixed ``--jobs 1`` ≥ 0.85 × floor; canny ≥ 0.6
 never slower than the better of ``--jobs 1`` and ``--jobs`` = the number of cores. It also reports the peak memory
 of the largest maskcli process for the otsu rows.
 
-    python benchmarks/bench_segment.py --count 200 --rounds 5 --out benchmarks/results/segment.md
+    python -m benchmarks.bench_segment --count 200 --rounds 5 --out benchmarks/results/segment.md
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from benchmarks.common import scratch_folder, write_report
+from benchmarks.synth import make_jpegs
 
-from common import scratch_folder, write_report  # noqa: E402
-from synth import make_jpegs  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 FLOOR = """
@@ -156,7 +155,7 @@ def main() -> None:
     lines += ["", "| ratio | value | target |", "| --- | ---: | ---: |"]
     lines += [f"| {name} | {value:.2f} | {target} |" for name, value, target in ratios]
     chosen = f" --programs '{args.programs}'" if args.programs else ""
-    lines += ["", f"    python benchmarks/bench_segment.py --count {args.count} --rounds {args.rounds}{chosen}"]
+    lines += ["", f"    python -m benchmarks.bench_segment --count {args.count} --rounds {args.rounds}{chosen}"]
     write_report(lines, args.out)
 
 

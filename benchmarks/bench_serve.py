@@ -17,7 +17,7 @@ requests done per second, the median and 99th-percentile latency, the failed req
 answer) and the server's resident memory at the start and the end of the run. A few requests warm each server
 up first (rembg loads its model on the first).
 
-    python benchmarks/bench_serve.py --duration 15 --repeats 2 --out benchmarks/results/serve.md
+    python -m benchmarks.bench_serve --duration 15 --repeats 2 --out benchmarks/results/serve.md
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from benchmarks.common import peer_venv, scratch_folder, tree_rss, write_report
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
 
-from common import peer_venv, scratch_folder, tree_rss, write_report
 
 SHARED = REPO.parent / "shared"
 PHOTOS = [REPO / "samples" / name for name in ("astronaut.png", "chelsea.png", "coffee.png")]
@@ -223,7 +223,7 @@ def report(results: dict[tuple[str, int], list[dict]], levels: list[int], args: 
         rate = median("maskcli", clients, "rate") / median("rembg", clients, "rate")
         p99 = median("maskcli", clients, "p99") / median("rembg", clients, "p99")
         lines.append(f"| {clients} | {rate:.2f}× | {p99:.2f}× |")
-    command = "python benchmarks/bench_serve.py " + " ".join(
+    command = "python -m benchmarks.bench_serve " + " ".join(
         f"--{key} {value}" for key, value in (("duration", f"{args.duration:g}"), ("clients", args.clients),
                                               ("repeats", args.repeats))) + (" --decontaminate" if args.decontaminate else "")
     lines += ["", f"Command: `{command}`"]

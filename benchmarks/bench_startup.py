@@ -7,7 +7,7 @@ command under 0.5 s.
 
 It also lists the maskcli method modules that ``segment -m otsu`` imports (only the chosen method's should be).
 
-    python benchmarks/bench_startup.py --repeats 5 --out benchmarks/results/startup.md
+    python -m benchmarks.bench_startup --repeats 5 --out benchmarks/results/startup.md
 
 ``--baseline DIR`` also times another checkout of maskcli (e.g. ``git worktree add ../base 61b1f08``), run from
 that folder, interleaved with this one.
@@ -24,8 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_report  # noqa: E402
+from benchmarks.common import write_report
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "coins.png"

@@ -9,7 +9,7 @@ frames do. The method's mask of every frame is then taken as it is and through
 * flicker: mean |Mₜ − Mₜ₋₁| over the pixels whose true label is the same in both frames (lower is steadier);
 * IoU: of the mask (at 0.5) with the truth, averaged over frames.
 
-Run: ``python benchmarks/bench_temporal.py [--clips 12 --frames 30 --method cnn --strength 0.6]``.
+Run: ``python -m benchmarks.bench_temporal [--clips 12 --frames 30 --method cnn --strength 0.6]``.
 """
 
 from __future__ import annotations
@@ -22,15 +22,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks.common import write_report
+from maskcli.methods import methods
+from maskcli.metrics import iou
+from maskcli.video.temporal import TemporalSmoother, flicker
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
 
-from common import write_report  # noqa: E402
-
-from maskcli.methods import methods  # noqa: E402
-from maskcli.metrics import iou  # noqa: E402
-from maskcli.video.temporal import TemporalSmoother, flicker  # noqa: E402
 
 DATA = HERE.parent.parent / "shared" / "data" / "weizmann_horses"
 
@@ -90,7 +88,7 @@ def main() -> None:
     lines = [
         "# Temporal smoothing: flicker and IoU on panned horse clips",
         "",
-        f"`python benchmarks/bench_temporal.py --clips {args.clips} --frames {args.frames} --method {args.method} "
+        f"`python -m benchmarks.bench_temporal --clips {args.clips} --frames {args.frames} --method {args.method} "
         f"--strength {args.strength} --noise {args.noise}` ({time.perf_counter() - started:.0f} s on a 2-core "
         "machine shared with other work; the figures do not depend on speed).",
         "",

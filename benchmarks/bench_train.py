@@ -8,7 +8,7 @@ image, interleaved, as a ratio, at the training crop and at the full input.
 
 Run::
 
-    python benchmarks/bench_train.py --sets fluo_nuclei,weizmann_horses,isbi2012_em --out benchmarks/results/train.md
+    python -m benchmarks.bench_train --sets fluo_nuclei,weizmann_horses,isbi2012_em --out benchmarks/results/train.md
 
 The weights come from ``$MASKCLI_HOME/models`` (or ``--weights``: the U²-Net-P ONNX file).
 """
@@ -26,8 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_report  # noqa: E402
+from benchmarks.common import write_report
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

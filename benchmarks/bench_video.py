@@ -16,7 +16,7 @@ alike and the ratios stay meaningful.
 backgroundremover (the peer that turns videos into transparent ``.mov`` files) downloads its U²-Net weights on
 first use; with no network they cannot be had, so it is not run here (see the report).
 
-    python benchmarks/bench_video.py --frames 300 --rounds 3 --out benchmarks/results/video.md
+    python -m benchmarks.bench_video --frames 300 --rounds 3 --out benchmarks/results/video.md
 """
 
 from __future__ import annotations
@@ -27,17 +27,16 @@ import statistics
 import subprocess
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from benchmarks.common import run_with_peak, scratch_folder, write_report
 
-from common import run_with_peak, scratch_folder, write_report  # noqa: E402
+HERE = Path(__file__).resolve().parent
+
 
 FLOOR = """
 import sys, av, numpy as np
@@ -151,7 +150,7 @@ def main() -> None:
     lines = [
         "# Videos: speed against the decode + encode floor, the CNN on video against PNG frames, memory",
         "",
-        f"`python benchmarks/bench_video.py --frames {args.frames} --cnn-frames {args.cnn_frames} --rounds "
+        f"`python -m benchmarks.bench_video --frames {args.frames} --cnn-frames {args.cnn_frames} --rounds "
         f"{args.rounds}`, on a 2-core machine shared with other work (timings are noisy; rounds interleaved, "
         "medians). Every row is a fresh process, start-up included.",
         "",

@@ -9,8 +9,8 @@ For each set and method this runs the method on every image (through :func:`mask
 and reports Spearman's rho between confidence and IoU (both-class IoU on ``isbi2012_em``), its two-sided p-value,
 and the mean IoU of the least confident quarter of the images beside that of the rest.
 
-    python benchmarks/confidence.py                 # otsu, li, and cnn when its weights exist
-    python benchmarks/confidence.py --limit 20 --methods otsu,li
+    python -m benchmarks.confidence                 # otsu, li, and cnn when its weights exist
+    python -m benchmarks.confidence --limit 20 --methods otsu,li
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.quality import BOTH_CLASSES, DATA, WEIGHTS, set_names
+from maskcli.evaluate import MethodSpec, compare_methods, parse_method_specs
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(HERE))
-
-from maskcli.evaluate import MethodSpec, compare_methods, parse_method_specs  # noqa: E402
-from quality import BOTH_CLASSES, DATA, WEIGHTS, set_names  # noqa: E402
 
 
 def correlate(confidences: list[float], scores: list[float]) -> tuple[float, float]:
@@ -111,7 +109,7 @@ def main() -> None:
 def _write(args, rows, notes, elapsed) -> None:  # type: ignore[no-untyped-def]
     threads = os.environ.get("OMP_NUM_THREADS")
     prefix = f"OMP_NUM_THREADS={threads} " if threads else ""
-    command = prefix + "python benchmarks/confidence.py" + "".join(
+    command = prefix + "python -m benchmarks.confidence" + "".join(
         f" {flag} {value}" for flag, value in (("--sets", args.sets), ("--methods", args.methods),
                                                ("--limit", args.limit)) if value is not None)
     lines = [

@@ -5,7 +5,7 @@ computed (U²-Net: the fused map upsampled, then stretched to [0, 1]; semantic m
 upsampled, then the softmax at full resolution), and the mask written before the next image is read. The model
 itself is maskcli's (same weights, same pre-processing), so only the loop differs.
 
-    python benchmarks/naive_cnn.py IMAGES_DIR OUT_DIR --model u2netp --weights ../shared/weights/u2netp.onnx
+    python -m benchmarks.naive_cnn IMAGES_DIR OUT_DIR --model u2netp --weights ../shared/weights/u2netp.onnx
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from maskcli.cnn import specs  # noqa: E402
-from maskcli.cnn.infer import build_model  # noqa: E402
+from maskcli.cnn import specs
+from maskcli.cnn.infer import build_model
 
 
 def _input(spec: specs.ModelSpec, rgb: np.ndarray) -> torch.Tensor:

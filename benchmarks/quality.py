@@ -10,8 +10,8 @@ Baselines (plain OpenCV / scikit-image calls, better polarity per set, from the 
 rows they compare with. Times are per image for the method and its refinement (decoding excluded), on whatever
 else the machine is running: compare them within one run, not across runs.
 
-    python benchmarks/quality.py                       # everything, writes benchmarks/results/quality.md
-    python benchmarks/quality.py --limit 10 --sets fluo_nuclei --methods otsu,li
+    python -m benchmarks.quality                       # everything, writes benchmarks/results/quality.md
+    python -m benchmarks.quality --limit 10 --sets fluo_nuclei --methods otsu,li
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ import sys
 import time
 from pathlib import Path
 
+from maskcli.errors import MaskcliError
+from maskcli.evaluate import MethodSpec, compare_methods, parse_method_specs
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(REPO))
 
-from maskcli.errors import MaskcliError  # noqa: E402
-from maskcli.evaluate import MethodSpec, compare_methods, parse_method_specs  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 WEIGHTS = REPO.parent / "shared" / "weights" / "u2netp.onnx"
@@ -92,12 +92,14 @@ def merge_identical(specs: list[MethodSpec]) -> list[MethodSpec]:
 
 def usable(specs: list[MethodSpec]) -> tuple[list[MethodSpec], list[str]]:
     """The specs whose method builds at these options; the others, with why, as notes."""
-    from maskcli.evaluate import _build
+    from maskcli.methods import methods
+    from maskcli.refine import refinement
 
     kept, notes = [], []
     for spec in specs:
-        try:
-            _build(spec)
+        try:  # what compare_methods builds before its first image
+            methods.create(spec.method, spec.options)
+            refinement(spec.refinement)
         except (MaskcliError, ImportError, TypeError) as error:
             notes.append(f"{spec.label} left out: {error}")
             continue
@@ -184,7 +186,7 @@ def _section(name: str, ranking, both: bool) -> str:  # type: ignore[no-untyped-
 def _write(args, sections: list[str], notes: list[str], elapsed: float) -> None:  # type: ignore[no-untyped-def]
     threads = os.environ.get("OMP_NUM_THREADS")
     prefix = f"OMP_NUM_THREADS={threads} " if threads else ""
-    command = prefix + "python benchmarks/quality.py" + "".join(
+    command = prefix + "python -m benchmarks.quality" + "".join(
         f" {flag} {value}" for flag, value in (("--sets", args.sets), ("--methods", args.methods),
                                                ("--skip", args.skip or None), ("--limit", args.limit))
         if value is not None)

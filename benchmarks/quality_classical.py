@@ -5,30 +5,29 @@ per-image tuning) through the same library call that ``maskcli segment`` makes (
 ``isbi2012_em`` is scored on both classes (the mean of the IoU of the mask and of its inverse), since the
 all-foreground mask already scores 0.78 on the cells alone.
 
-    python benchmarks/quality_classical.py --out benchmarks/results/quality_classical.md
-    python benchmarks/quality_classical.py --polarity        # the measurement behind --polarity auto
+    python -m benchmarks.quality_classical --out benchmarks/results/quality_classical.md
+    python -m benchmarks.quality_classical --polarity        # the measurement behind --polarity auto
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from maskcli.io.decode import read_image
+from maskcli.jobs.segment import segment_image
+from maskcli.methods import methods
+from maskcli.presets import PRESETS
+from maskcli.refine import Refinement
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(REPO))
 DATA = REPO.parent / "shared" / "data"
 
-from maskcli.io.decode import read_image  # noqa: E402
-from maskcli.jobs.segment import segment_image  # noqa: E402
-from maskcli.methods import methods  # noqa: E402
-from maskcli.presets import PRESETS  # noqa: E402
-from maskcli.refine import Refinement  # noqa: E402
 
 SETS = ("fluo_nuclei", "isbi2012_em", "weizmann_horses")
 #: Presets whose foreground is the set's background class (scored against the inverted truth).

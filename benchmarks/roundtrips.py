@@ -5,7 +5,7 @@ mask (rasterised by pycocotools, as COCO readers do), and, as the baseline, mask
 through the boundary pixels' centres (the usual recipe, holes dropped) → mask. Reports the IoU per set (mean and
 worst), the masks that came back pixel for pixel, and the time per mask.
 
-    python benchmarks/roundtrips.py --out benchmarks/results/roundtrips.md
+    python -m benchmarks.roundtrips --out benchmarks/results/roundtrips.md
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import write_report
+from benchmarks.common import write_report
 from maskcli.formats.coco import polygons_decode, rle_decode, rle_encode
 from maskcli.formats.geometry import mask_to_polygons
 

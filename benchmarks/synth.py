@@ -4,12 +4,12 @@ The images are committed as this generator, not as files. Each is a smooth, lit 
 blobs in front and camera-like noise, so decoders, thresholds and edge detectors do realistic amounts of work
 (a flat synthetic image would compress and threshold unrealistically fast).
 
-    python benchmarks/synth.py /tmp/bench 200         # 200 JPEGs in /tmp/bench
+    python -m benchmarks.synth /tmp/bench 200         # 200 JPEGs in /tmp/bench
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import cv2
@@ -63,5 +63,27 @@ def make_jpegs(folder: Path, count: int, seed: int = 0, quality: int = 90, masks
     return folder
 
 
+def make_discs(folder: Path, count: int, size: tuple[int, int] = (64, 80)) -> Path:
+    """``count`` tiny PNGs named ``00000.png`` …: a bright disc at varying places on a dark background (images
+    where the work is nothing, to show a runner's own cost per item)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    height, width = size
+    yy, xx = np.mgrid[:height, :width]
+    for index in range(count):
+        cy, cx = height * (0.3 + 0.4 * ((index * 7) % 10) / 10), width * (0.3 + 0.4 * ((index * 3) % 10) / 10)
+        disc = ((yy - cy) ** 2 + (xx - cx) ** 2) < (min(size) / 5) ** 2
+        cv2.imwrite(str(folder / f"{index:05d}.png"), np.where(disc, 200, 40).astype(np.uint8))
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Write reproducible one-megapixel benchmark JPEGs.")
+    parser.add_argument("folder", type=Path, help="where the JPEGs go (made when missing)")
+    parser.add_argument("count", type=int, nargs="?", default=200, help="how many (default 200)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    make_jpegs(args.folder, args.count, seed=args.seed)
+
+
 if __name__ == "__main__":
-    make_jpegs(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 200)
+    main()
