@@ -646,7 +646,50 @@ def test_a_device_as_background_is_not_a_regular_file(tmp_path):
     done = run_cli("apply", str(SAMPLES / "coins.png"), "-m", "otsu", "--mode", "image", "-b", "/dev/urandom",
                    "-o", str(tmp_path / "out"))
     assert done.returncode == 2
-    assert "/dev/urandom is not a regular file (character device)" in done.stderr.decode()
+    assert done.stderr.decode() == "maskcli: error: --background: /dev/urandom: not a regular file (character device)\n"
+
+
+@posix_only
+def test_a_fifo_in_a_mask_folder_fails_its_item_only(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    _photo(images / "a.png", 18)
+    _photo(images / "b.png", 19)
+    os.mkfifo(masks / "a.png")
+    cv2.imwrite(str(masks / "b.png"), np.full((48, 64), 255, np.uint8))
+    done = run_cli("apply", str(images), "--masks", str(masks), "-o", str(tmp_path / "out"), timeout=60)
+    errors = [line for line in done.stderr.decode().splitlines() if "error" in line]
+    assert done.returncode == 1
+    assert errors == [f"maskcli: error: {images / 'a.png'}: mask {masks / 'a.png'}: not a regular file (FIFO)"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.png"]
+
+
+def _special(tmp_path, kind, name):
+    if kind == "fifo":
+        os.mkfifo(tmp_path / name)
+        return str(tmp_path / name), "FIFO"
+    return "/dev/zero", "character device"
+
+
+@posix_only
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+@pytest.mark.parametrize("flag", ["--mask", "--weights", "--from-file", "--boxes", "--background"])
+def test_a_special_file_as_an_option_value_is_a_usage_error(tmp_path, kind, flag):
+    path, named = _special(tmp_path, kind, "x.jsonl" if flag == "--boxes" else "x.png")
+    coins = str(SAMPLES / "coins.png")
+    args = {
+        "--mask": ["apply", coins, "--mask", path],
+        "--weights": ["segment", coins, "-m", "cnn", "--weights", path],
+        "--from-file": ["segment", "-T", path],
+        "--boxes": ["segment", coins, "--boxes", path],
+        "--background": ["apply", coins, "-m", "otsu", "--mode", "image", "-b", path],
+    }[flag]
+    done = run_cli(*args, "-o", str(tmp_path / "out"), timeout=60)
+    assert done.returncode == 2, done.stderr
+    line, = done.stderr.decode().splitlines()
+    assert line.startswith(f"maskcli: error: {flag}: {path}: not a regular file ({named})"), line
+    assert not (tmp_path / "out").exists()
 
 
 def test_resize_mask_warns_when_it_changes_the_aspect_ratio(tmp_path):

@@ -367,6 +367,11 @@ def gather_sources(inputs: list[str] | None, batch: BatchOptions, *, allow_recor
         if from_file == STDIN:
             stream = io.stdin_bytes
         else:
+            from maskcli.io.files import regular_file_problem
+
+            problem = regular_file_problem(from_file, "a list of paths")
+            if problem not in (None, "no such file", "permission denied"):  # a pipe's list comes on stdin: -T -
+                raise OptionError("--from-file", f"{from_file}: {problem}; for a list on a pipe, give - and pipe it in")
             try:
                 stream = open(from_file, "rb")  # noqa: SIM115 (read lazily while the batch runs)
             except OSError as error:
