@@ -157,4 +157,4 @@ def _exit_promptly(status: int) -> None:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        os._exit(status)
+        entry.exit_now(status)

@@ -409,6 +409,8 @@ def _worker_init(parent_alive: Any = None) -> None:
     # renames here (the item in hand abandons its write, removing its temp file); the parent decides the rest.
     signal.signal(signal.SIGINT, _stop_on_signal)
     signal.signal(signal.SIGTERM, _stop_on_signal)
+    if hasattr(signal, "pthread_sigmask"):  # the fork server hands them on blocked (see _signals_held)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
     import cv2
 
     cv2.setNumThreads(1)  # one core per worker: the number of jobs says how many cores to use
@@ -466,8 +468,32 @@ def _pool_context() -> multiprocessing.context.BaseContext:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["maskcli.pipeline", "maskcli.engines.local", "maskcli.io.decode",
                                         "maskcli.io.encode", "cv2"])
+        from multiprocessing import forkserver, resource_tracker
+
+        # The server ignores SIGINT only once its imports are done: a Ctrl-C before that printed its traceback on
+        # the terminal. The resource tracker goes first, since starting it unblocks both signals.
+        resource_tracker.ensure_running()
+        with _signals_held():
+            forkserver.ensure_running()
         return context
     return multiprocessing.get_context("spawn")
+
+
+_STOPPING = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Block SIGINT and SIGTERM in this thread for the block: the processes it starts inherit them blocked (a
+    worker unblocks them once its handlers are in place); here a signal that came meanwhile arrives after it."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 __all__ = ["InProcess", "ProcessPool", "choose"]
