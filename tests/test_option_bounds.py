@@ -4,6 +4,7 @@ pixel over a normal run's peak, plus a fixed allowance), measured as the peak of
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -76,3 +77,45 @@ def test_an_absurd_size_is_refused_or_stays_within_the_memory_budget(photos, nor
         assert len(os.listdir(tmp_path / "out")) == 2
         mask = cv2.imread(str(next((tmp_path / "out").iterdir())), cv2.IMREAD_UNCHANGED)
         assert mask is not None and mask.shape[:2] == SHAPE and np.isfinite(mask).all()
+
+
+#: Each size-like option, where its help is shown, and what that help says of a value larger than the image.
+CLAMPED = "larger is clamped"
+SAID = [
+    (["segment", "--help"], "--sigma", CLAMPED),
+    (["segment", "--help"], "--open", CLAMPED),
+    (["segment", "--help"], "--close", CLAMPED),
+    (["segment", "--help"], "--erode", CLAMPED),
+    (["segment", "--help"], "--dilate", CLAMPED),
+    (["segment", "--help"], "--feather", "any width is taken"),
+    (["apply", "--help"], "--sigma", CLAMPED),
+    (["apply", "--help"], "--feather", "any width is taken"),
+    (["methods", "otsu"], "sigma", CLAMPED),
+    (["methods", "canny"], "sigma", CLAMPED),
+    (["methods", "sauvola"], "window", CLAMPED),
+    (["methods", "niblack"], "window", CLAMPED),
+    (["methods", "local"], "block_size", CLAMPED),
+    (["modes", "blur"], "strength", CLAMPED),
+    (["modes", "enhance"], "blur", CLAMPED),
+    (["modes", "enhance"], "sharpen_radius", CLAMPED),
+    (["modes", "enhance"], "outside_blur", CLAMPED),
+]
+
+
+@pytest.fixture(scope="module")
+def helps():
+    texts = {}
+    for args in {tuple(args) for args, _, _ in SAID}:
+        done = subprocess.run([sys.executable, "-m", "maskcli", *args], cwd=REPO, capture_output=True, text=True,
+                              env={**os.environ, "COLUMNS": "400", "NO_COLOR": "1"}, timeout=120)
+        assert done.returncode == 0, done.stderr
+        texts[args] = done.stdout
+    return texts
+
+
+@pytest.mark.parametrize(("args", "name", "words"), SAID, ids=[f"{' '.join(a)} {n}" for a, n, _ in SAID])
+def test_the_help_says_what_becomes_of_a_value_larger_than_the_image(helps, args, name, words):
+    row = re.compile(rf"^[│|┃ ]*{re.escape(name)}(?![\w-])")
+    lines = [line for line in helps[tuple(args)].splitlines() if row.match(line)]
+    assert len(lines) == 1, lines
+    assert words in lines[0], lines[0]

@@ -131,7 +131,8 @@ Channel = Annotated[
         Optional[str], typer.Option("--channel", help="gray | r | g | b | h | s | v | l | a | b*: the channel "
                                     "thresholded.", rich_help_panel=METHOD, show_default=False)]
 Sigma = Annotated[
-        Optional[float], typer.Option("--sigma", help="Gaussian pre-smoothing in pixels.", rich_help_panel=METHOD,
+        Optional[float], typer.Option("--sigma", help="Gaussian pre-smoothing in pixels (at most twice the "
+                                      "image's long side: larger is clamped).", rich_help_panel=METHOD,
                                       show_default=False)]
 Model = Annotated[Optional[str], typer.Option("--model", help="CNN model (`maskcli models`); implies "
                                                  "--method cnn.", rich_help_panel=CNN, show_default=False)]

@@ -247,7 +247,8 @@ class Blur(Mode):
     summary: ClassVar[str] = "Blur the background (strength = Gaussian sigma in px), keep the subject sharp."
     example: ClassVar[str] = "maskcli apply portraits/ --masks masks/ --mode blur -s strength=25 -o out/"
 
-    strength: float = option(15.0, "Blur strength: the Gaussian's sigma, in pixels.")
+    strength: float = option(15.0, "Blur strength: the Gaussian's sigma, in pixels (at most twice the "
+                                         "image's long side: larger is clamped).")
     decontaminate: bool = option(False, "Estimate the subject's colour in the soft edge.")
 
     def __post_init__(self) -> None:
