@@ -69,7 +69,8 @@ MaxPixels = Annotated[
 Jobs = Annotated[
     Optional[int],
     typer.Option("--jobs", "-j", help="Cores to use: worker processes, or threads in one process for the CNN and, "
-                 "up to 4 cores, for methods made of OpenCV calls (thresholds, edges). Default: the number of cores.",
+                 "up to 4 cores, for methods made of OpenCV calls (thresholds, edges). Default: the number of cores "
+                 "(at most the cores this process may use: larger is clamped).",
                  rich_help_panel=RUN, min=1, show_default=False),
 ]
 Engine = Annotated[
@@ -140,8 +141,9 @@ Weights = Annotated[Optional[Path], typer.Option("--weights", help="A local weig
                                                     rich_help_panel=CNN, show_default=False)]
 Device = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda | cuda:N.",
                                                   rich_help_panel=CNN, show_default=False)]
-BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help="Images per CNN batch.",
-                                                      rich_help_panel=CNN, min=1, show_default=False)]
+BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help="Images per CNN batch (at most 64: "
+                                                      "larger is clamped).", rich_help_panel=CNN, min=1,
+                                                      show_default=False)]
 Classes = Annotated[Optional[str], typer.Option("--classes", help="Semantic models: comma-separated class "
                                                    "names kept as foreground.", rich_help_panel=CNN,
                                                    show_default=False)]
