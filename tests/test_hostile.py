@@ -254,7 +254,8 @@ def test_stopping_worker_processes_leaves_no_resource_tracker_warning(tmp_path, 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the fork server through /proc")
 def test_a_ctrl_c_while_the_fork_server_starts_is_quiet(tmp_path, many):
-    # The fork server ignores SIGINT only after importing maskcli: a Ctrl-C before that printed its traceback.
+    # The fork server ignores SIGINT only after importing maskcli: a Ctrl-C before that printed its traceback,
+    # and a worker whose start it cut short printed one later (its pool's semaphores gone).
     for run in range(4):
         process = _start(["segment", str(many), *IN_WORKERS, "-o", str(tmp_path / f"out{run}"), "--jobs", "2"],
                          tmp_path, start_new_session=True)
@@ -273,7 +274,7 @@ def test_a_ctrl_c_while_the_fork_server_starts_is_quiet(tmp_path, many):
             _, stderr = process.communicate(timeout=30)
         finally:
             process.kill()
-        assert process.returncode == 130 and "KeyboardInterrupt" not in stderr.decode(), stderr.decode()
+        assert process.returncode == 130 and "Traceback" not in stderr.decode(), stderr.decode()
 
 
 def test_fail_fast_reports_every_file_it_leaves(tmp_path, many):

@@ -482,11 +482,21 @@ def _pool_context() -> multiprocessing.context.BaseContext:
         resource_tracker.ensure_running()
         with _signals_held():
             forkserver.ensure_running()
+        # Wait for the server's imports with a process that holds nothing: a worker whose start a Ctrl-C cut short
+        # (the server still importing) was forked later all the same, found its pool's semaphores gone with this
+        # process, and printed a traceback. Once the server is ready a start takes milliseconds.
+        ready = context.Process(target=_ready, name="maskcli-server-ready")
+        ready.start()
+        ready.join()
         return context
     return multiprocessing.get_context("spawn")
 
 
 _STOPPING = {signal.SIGINT, signal.SIGTERM}
+
+
+def _ready() -> None:
+    """Nothing: run by the fork server once its imports are done (see :func:`_pool_context`)."""
 
 
 @contextlib.contextmanager
