@@ -241,7 +241,7 @@ def test_stopping_worker_processes_leaves_no_resource_tracker_warning(tmp_path, 
         process = _start(["segment", str(many), *IN_WORKERS, "-o", str(out), "--jobs", "2"], tmp_path,
                          start_new_session=True)
         try:
-            assert _wait_for(lambda: out.is_dir() and len([n for n in os.listdir(out) if n[0] != "."]) >= 2)
+            assert _wait_for(lambda out=out: out.is_dir() and len([n for n in os.listdir(out) if n[0] != "."]) >= 2)
             _ctrl_c(process, times=1 + run % 2)
             _, stderr = process.communicate(timeout=30)
         finally:
@@ -260,9 +260,9 @@ def test_a_ctrl_c_while_the_fork_server_starts_is_quiet(tmp_path, many):
         process = _start(["segment", str(many), *IN_WORKERS, "-o", str(tmp_path / f"out{run}"), "--jobs", "2"],
                          tmp_path, start_new_session=True)
 
-        def server_started() -> bool:
+        def server_started(pid: int = process.pid) -> bool:
             try:
-                with open(f"/proc/{process.pid}/task/{process.pid}/children") as children:
+                with open(f"/proc/{pid}/task/{pid}/children") as children:
                     pids = children.read().split()
                 return any(b"forkserver" in open(f"/proc/{pid}/cmdline", "rb").read() for pid in pids)
             except OSError:
