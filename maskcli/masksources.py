@@ -45,6 +45,7 @@ import numpy as np
 
 from maskcli.errors import InputError, OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, Image
+from maskcli.io.files import regular_file_problem
 from maskcli.io.sources import STDIN, Item, Source
 from maskcli.registry import Registry
 
@@ -148,13 +149,17 @@ def find_mask(folder: Path, source: Source, template: str = "{stem}.png") -> Pat
     except (KeyError, IndexError, ValueError) as error:
         raise OptionError("mask_name", f"bad template {template!r}: {error}") from None
     candidate = folder / (rendered if "{relpath" in template else rel.parent / rendered)
-    if candidate.is_file():
-        return candidate
     siblings = folder / rel.parent
-    for suffix in sorted(IMAGE_SUFFIXES):
-        other = siblings / f"{stem}{suffix}"
-        if other.is_file():
-            return other
+    unreadable: list[tuple[Path, str]] = []  # found, but not a file to read (a FIFO, a device): said, not skipped
+    for path in (candidate, *(siblings / f"{stem}{suffix}" for suffix in sorted(IMAGE_SUFFIXES))):
+        problem = regular_file_problem(path, "an image")
+        if problem is None:
+            return path
+        if problem != "no such file":
+            unreadable.append((path, problem))
+    if unreadable:
+        path, problem = unreadable[0]
+        raise InputError(f"mask {path}: {problem}")
     raise InputError(f"no mask found (looked for {candidate})")
 
 
@@ -169,8 +174,9 @@ class StaticMask:
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
-        if not self.path.is_file():
-            raise OptionError("mask", f"{self.path} is not a file")
+        problem = regular_file_problem(self.path, "an image")
+        if problem is not None:
+            raise OptionError("mask", f"{self.path}: {problem}")
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_mask": None}  # each worker reads the mask once for itself

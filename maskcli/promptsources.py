@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from maskcli.errors import InputError, OptionError, SetupError
+from maskcli.io.files import regular_file_problem
 from maskcli.io.sources import STDIN, Source
 from maskcli.prompts import Prompt, check_prompts, prompt_from_record
 from maskcli.registry import Registry
@@ -170,6 +171,10 @@ class YoloPrompts(_Named):
             relpath = path.relative_to(root).as_posix()
             if relpath == "classes.txt":
                 continue
+            problem = regular_file_problem(path)
+            if problem is not None:  # a FIFO or a device would block or never end
+                self.problems.append(f"{path}: {problem}; ignored")
+                continue
             boxes = self._images.get_or_add(relpath, list)
             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
                 if not line.strip():
@@ -208,6 +213,9 @@ def _class_names(root: Path, classes: Sequence[str] | str | os.PathLike[str] | N
             return []
         classes = listed
     if isinstance(classes, (str, os.PathLike)):
+        problem = regular_file_problem(classes)
+        if problem not in (None, "no such file", "permission denied"):  # those two: said below, as before
+            raise OptionError("class_list", f"{classes}: {problem}")
         try:
             text = Path(classes).read_text(encoding="utf-8")
         except OSError as error:
@@ -317,6 +325,9 @@ def open_prompts(path: str | os.PathLike[str], classes: Sequence[str] | None = N
         return source
     if class_list is not None:
         raise OptionError("class_list", "a class list names the classes of a folder of YOLO .txt files")
+    problem = regular_file_problem(path)
+    if problem not in (None, "no such file", "permission denied"):  # those two: said by the readers, as before
+        raise OptionError("boxes", f"{path}: {problem}")
     if path.suffix.lower() == ".json":
         return CocoPrompts(path, classes)
     if path.suffix.lower() in (".jsonl", ".ndjson"):

@@ -72,7 +72,7 @@ def test_static_and_alpha_masks(tmp_path):
     assert levels.dtype == np.uint8 and levels.tolist() == [[0, 255]]
     with pytest.raises(InputError, match="no alpha channel"):
         AlphaMasks().load(item, image, max_pixels=10**8)
-    with pytest.raises(OptionError, match="not a file"):
+    with pytest.raises(OptionError, match="none.png: no such file"):
         StaticMask(tmp_path / "none.png")
 
 

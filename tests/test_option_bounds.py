@@ -4,6 +4,7 @@ pixel over a normal run's peak, plus a fixed allowance), measured as the peak of
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -76,3 +77,124 @@ def test_an_absurd_size_is_refused_or_stays_within_the_memory_budget(photos, nor
         assert len(os.listdir(tmp_path / "out")) == 2
         mask = cv2.imread(str(next((tmp_path / "out").iterdir())), cv2.IMREAD_UNCHANGED)
         assert mask is not None and mask.shape[:2] == SHAPE and np.isfinite(mask).all()
+
+
+#: Each size-like option, where its help is shown, and what that help says of a value larger than the image.
+CLAMPED = "larger is clamped"
+SAID = [
+    (["segment", "--help"], "--sigma", CLAMPED),
+    (["segment", "--help"], "--open", CLAMPED),
+    (["segment", "--help"], "--close", CLAMPED),
+    (["segment", "--help"], "--erode", CLAMPED),
+    (["segment", "--help"], "--dilate", CLAMPED),
+    (["segment", "--help"], "--feather", "any width is taken"),
+    (["apply", "--help"], "--sigma", CLAMPED),
+    (["apply", "--help"], "--feather", "any width is taken"),
+    (["segment", "--help"], "--jobs", CLAMPED),
+    (["segment", "--help"], "--batch-size", "at most 64: larger is clamped"),
+    (["methods", "cnn"], "batch_size", "at most 64: larger is clamped"),
+    (["methods", "otsu"], "sigma", CLAMPED),
+    (["methods", "canny"], "sigma", CLAMPED),
+    (["methods", "sauvola"], "window", CLAMPED),
+    (["methods", "niblack"], "window", CLAMPED),
+    (["methods", "local"], "block_size", CLAMPED),
+    (["modes", "blur"], "strength", CLAMPED),
+    (["modes", "enhance"], "blur", CLAMPED),
+    (["modes", "enhance"], "sharpen_radius", CLAMPED),
+    (["modes", "enhance"], "outside_blur", CLAMPED),
+]
+
+
+@pytest.fixture(scope="module")
+def helps():
+    texts = {}
+    for args in {tuple(args) for args, _, _ in SAID}:
+        done = subprocess.run([sys.executable, "-m", "maskcli", *args], cwd=REPO, capture_output=True, text=True,
+                              env={**os.environ, "COLUMNS": "400", "NO_COLOR": "1"}, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        texts[args] = done.stdout
+    return texts
+
+
+@pytest.mark.parametrize(("args", "name", "words"), SAID, ids=[f"{' '.join(a)} {n}" for a, n, _ in SAID])
+def test_the_help_says_what_becomes_of_a_value_larger_than_the_image(helps, args, name, words):
+    row = re.compile(rf"^[│|┃ ]*{re.escape(name)}(?![\w-])")
+    lines = [line for line in helps[tuple(args)].splitlines() if row.match(line)]
+    assert len(lines) == 1, lines
+    assert words in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args", [["--jobs", "0"], ["--jobs", "-1"], ["--batch-size", "0"], ["--batch-size", "-1"]],
+                         ids=" ".join)
+def test_no_jobs_or_batch_below_one(photos, tmp_path, args):
+    done = subprocess.run([sys.executable, "-m", "maskcli", "segment", str(photos), "-o", str(tmp_path / "out"),
+                           *args], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and f"Invalid value for '{args[0]}'" in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_jobs_beyond_the_cores_are_clamped_to_them():
+    from pathlib import PurePosixPath
+
+    from maskcli.cores import cpu_count
+    from maskcli.engines.local import choose
+    from maskcli.io.sources import Item, Source
+
+    class PerItem:
+        batched, batch_size, releases_gil = False, 1, True
+
+    items = [Item(i, Source(f"{i}.png", PurePosixPath(f"{i}.png"))) for i in range(1000)]
+    for jobs in (10**9, cpu_count() + 1):
+        engine, rest = choose(PerItem(), jobs, iter(items))
+        assert (getattr(engine, "threads", None) or engine.jobs) == cpu_count()
+        assert len(list(rest)) == 1000
+
+
+def test_a_huge_batch_size_holds_a_bounded_number_of_items():
+    from pathlib import PurePosixPath
+
+    from maskcli.engines.local import MAX_BATCH_SIZE, InProcess
+    from maskcli.io.sources import Item, Source
+    from maskcli.pipeline import Result
+
+    class Counting:
+        """A batched job that counts the items loaded and not yet saved (each would hold a decoded image)."""
+
+        batched, batch_size = True, 10**9
+
+        def __init__(self):
+            self.held = self.most = 0
+            self.batches = []
+
+        def load(self, item):
+            self.held += 1
+            self.most = max(self.most, self.held)
+            return item.index
+
+        def compute(self, loaded):
+            self.batches.append(len(loaded))
+            return loaded
+
+        def save(self, item, loaded, computed):
+            self.held -= 1
+            return Result(item.index, item.name, None, "written")
+
+    job = Counting()
+    items = (Item(i, Source(f"{i}.png", PurePosixPath(f"{i}.png"))) for i in range(1000))
+    results = list(InProcess(threads=2).execute(job, items, ordered=True))
+    assert [r.index for r in results] == list(range(1000))
+    assert max(job.batches) == MAX_BATCH_SIZE and sum(job.batches) == 1000
+    # The engine's window (two batches and one item a thread) decoded ahead, and as many behind being saved; a
+    # batch of 10**9 once held every item of the batch at once.
+    assert job.most <= 2 * (2 * MAX_BATCH_SIZE + 2), job.most
+
+
+def test_the_batch_bound_in_help_is_the_engines():
+    import dataclasses
+
+    from maskcli.engines.local import MAX_BATCH_SIZE
+    from maskcli.methods.cnn import CNN
+
+    field = {f.name: f for f in dataclasses.fields(CNN)}["batch_size"]
+    assert f"at most {MAX_BATCH_SIZE}: larger is clamped" in field.metadata["help"]
+    assert all(f"at most {MAX_BATCH_SIZE}:" in words for _, name, words in SAID if "batch" in name)

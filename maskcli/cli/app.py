@@ -149,7 +149,8 @@ def _exit_promptly(status: int) -> None:
     deadline = time.monotonic() + 0.3
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and not thread.daemon:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            with contextlib.suppress(RuntimeError):  # a thread still starting cannot be joined yet
+                thread.join(max(0.0, deadline - time.monotonic()))
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.current_thread()):
         encode = sys.modules.get("maskcli.io.encode")
         if encode is not None:  # a thread cut off mid-write must leave no temp file
@@ -157,4 +158,4 @@ def _exit_promptly(status: int) -> None:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        os._exit(status)
+        entry.exit_now(status)

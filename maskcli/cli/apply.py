@@ -53,7 +53,9 @@ def apply_command(
     matting: c.MattingOptions,
     hard: Annotated[Optional[float], typer.Option("--hard", help="Binarise the mask at this level in (0, 1].",
                                                   rich_help_panel=MASKS, show_default=False)] = None,
-    feather: Annotated[float, typer.Option("--feather", help="Soften the mask's edge over this many pixels.",
+    feather: Annotated[float, typer.Option("--feather", help="Soften the mask's edge over this many pixels (any "
+                                           "width is taken, "
+                                           "in the time and memory of the image).",
                                            rich_help_panel=MASKS, min=0)] = 0.0,
     invert: Annotated[bool, typer.Option("--invert", help="Swap foreground and background.",
                                          rich_help_panel=MASKS)] = False,

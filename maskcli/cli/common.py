@@ -69,7 +69,8 @@ MaxPixels = Annotated[
 Jobs = Annotated[
     Optional[int],
     typer.Option("--jobs", "-j", help="Cores to use: worker processes, or threads in one process for the CNN and, "
-                 "up to 4 cores, for methods made of OpenCV calls (thresholds, edges). Default: the number of cores.",
+                 "up to 4 cores, for methods made of OpenCV calls (thresholds, edges). Default: the number of cores "
+                 "(at most the cores this process may use: larger is clamped).",
                  rich_help_panel=RUN, min=1, show_default=False),
 ]
 Engine = Annotated[
@@ -131,7 +132,8 @@ Channel = Annotated[
         Optional[str], typer.Option("--channel", help="gray | r | g | b | h | s | v | l | a | b*: the channel "
                                     "thresholded.", rich_help_panel=METHOD, show_default=False)]
 Sigma = Annotated[
-        Optional[float], typer.Option("--sigma", help="Gaussian pre-smoothing in pixels.", rich_help_panel=METHOD,
+        Optional[float], typer.Option("--sigma", help="Gaussian pre-smoothing in pixels (at most twice the "
+                                      "image's long side: larger is clamped).", rich_help_panel=METHOD,
                                       show_default=False)]
 Model = Annotated[Optional[str], typer.Option("--model", help="CNN model (`maskcli models`); implies "
                                                  "--method cnn.", rich_help_panel=CNN, show_default=False)]
@@ -139,8 +141,9 @@ Weights = Annotated[Optional[Path], typer.Option("--weights", help="A local weig
                                                     rich_help_panel=CNN, show_default=False)]
 Device = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda | cuda:N.",
                                                   rich_help_panel=CNN, show_default=False)]
-BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help="Images per CNN batch.",
-                                                      rich_help_panel=CNN, min=1, show_default=False)]
+BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help="Images per CNN batch (at most 64: "
+                                                      "larger is clamped).", rich_help_panel=CNN, min=1,
+                                                      show_default=False)]
 Classes = Annotated[Optional[str], typer.Option("--classes", help="Semantic models: comma-separated class "
                                                    "names kept as foreground.", rich_help_panel=CNN,
                                                    show_default=False)]
@@ -367,6 +370,11 @@ def gather_sources(inputs: list[str] | None, batch: BatchOptions, *, allow_recor
         if from_file == STDIN:
             stream = io.stdin_bytes
         else:
+            from maskcli.io.files import regular_file_problem
+
+            problem = regular_file_problem(from_file, "a list of paths")
+            if problem not in (None, "no such file", "permission denied"):  # a pipe's list comes on stdin: -T -
+                raise OptionError("--from-file", f"{from_file}: {problem}; for a list on a pipe, give - and pipe it in")
             try:
                 stream = open(from_file, "rb")  # noqa: SIM115 (read lazily while the batch runs)
             except OSError as error:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,13 +30,35 @@ def _on_signal(signum: int, frame: object) -> None:
     _state["signals"] += 1
     if _state["signals"] > 1 or not _state["ready"]:
         os.write(2, b"maskcli: interrupted\n")
-        os._exit(EXIT_INTERRUPTED)
+        exit_now(EXIT_INTERRUPTED)
     if _state["holding"]:
         _state["held"] = True  # raised when the block that must not be cut in half ends
         return
     # A running batch answers it (renames stopped, workers stopped, finished items reported); a command that
     # saves on Ctrl-C (train's resume checkpoint) still can.
     raise KeyboardInterrupt
+
+
+def exit_now(status: int) -> None:
+    """End the process at once (``os._exit``), first ending its worker processes and releasing the named
+    semaphores their pool made.
+
+    ``os._exit`` skips multiprocessing's exit handlers, which unlink them; its resource tracker, outliving this
+    process by a moment, would then print ``resource_tracker: There appear to be 5 leaked semaphore objects`` on
+    the user's terminal. Workers go first (they would end with this process anyway): one still starting would
+    print a traceback on finding its pool's semaphores gone. The release runs in a thread, bounded: one that waits
+    on a lock held by the interrupted code must not hold the exit.
+    """
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        children = sys.modules["multiprocessing"].active_children()
+        for child in children:
+            with contextlib.suppress(OSError):
+                child.kill()
+        release = threading.Thread(target=util._run_finalizers, args=(0,), daemon=True)  # those of exit, priority 0+
+        release.start()
+        release.join(0.5)
+    os._exit(status)
 
 
 @contextlib.contextmanager

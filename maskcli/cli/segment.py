@@ -23,13 +23,17 @@ def segment_command(
     method: c.MethodName = None,
     *,
     method_settings: c.MethodOptions,
-    open_radius: Annotated[Optional[int], typer.Option("--open", help="Opening radius (removes thin specks).",
+    open_radius: Annotated[Optional[int], typer.Option("--open", help="Opening radius (removes thin specks; at "
+                                                       "most the image's diagonal: larger is clamped).",
                                                        rich_help_panel=REFINE, min=0, show_default=False)] = None,
-    close_radius: Annotated[Optional[int], typer.Option("--close", help="Closing radius (bridges small gaps).",
+    close_radius: Annotated[Optional[int], typer.Option("--close", help="Closing radius (bridges small gaps; at "
+                                                        "most the image's diagonal: larger is clamped).",
                                                         rich_help_panel=REFINE, min=0, show_default=False)] = None,
-    erode: Annotated[Optional[int], typer.Option("--erode", help="Erosion radius.", rich_help_panel=REFINE, min=0,
+    erode: Annotated[Optional[int], typer.Option("--erode", help="Erosion radius (at most the image's "
+                                                 "diagonal: larger is clamped).", rich_help_panel=REFINE, min=0,
                                                  show_default=False)] = None,
-    dilate: Annotated[Optional[int], typer.Option("--dilate", help="Dilation radius.", rich_help_panel=REFINE, min=0,
+    dilate: Annotated[Optional[int], typer.Option("--dilate", help="Dilation radius (at most the image's "
+                                                  "diagonal: larger is clamped).", rich_help_panel=REFINE, min=0,
                                                   show_default=False)] = None,
     fill_holes: Annotated[Optional[bool], typer.Option("--fill-holes/--no-fill-holes", help="Fill holes inside "
                                                        "regions.", rich_help_panel=REFINE, show_default=False)] = None,
@@ -47,7 +51,8 @@ def segment_command(
     invert: Annotated[Optional[bool], typer.Option("--invert/--no-invert", help="Swap foreground and background.",
                                                    rich_help_panel=REFINE, show_default=False)] = None,
     feather: Annotated[Optional[float], typer.Option("--feather", help="Soften edges over this many pixels "
-                                                     "(gives a soft mask).", rich_help_panel=REFINE, min=0,
+                                                     "(gives a soft mask; any width is taken, in the time and "
+                                                     "memory of the image).", rich_help_panel=REFINE, min=0,
                                                      show_default=False)] = None,
     hard: Annotated[Optional[float], typer.Option("--hard", help="Binarise at this level in (0, 1].",
                                                   rich_help_panel=REFINE, show_default=False)] = None,

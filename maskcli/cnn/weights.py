@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Optional, Union
 
 from maskcli.cnn.specs import ModelSpec
-from maskcli.errors import WeightsUnavailable
+from maskcli.errors import OptionError, WeightsUnavailable
 
 #: ``progress(done_bytes, total_bytes_or_None)``, called as a download advances (the CLI draws a bar with it).
 Progress = Callable[[int, Optional[int]], None]
@@ -257,11 +257,18 @@ def resolve(spec: ModelSpec, weights: Union[str, Path, None] = None, *, offline:
     ------
     WeightsUnavailable
         No file, a file with the wrong checksum, or a failed download.
+    OptionError
+        ``weights`` names something that is not a regular file (a FIFO, a device, a folder).
     """
     if weights is not None:
+        from maskcli.io.files import regular_file_problem
+
         path = Path(weights).expanduser()
-        if not path.is_file():
+        problem = regular_file_problem(path)
+        if problem == "no such file":
             raise WeightsUnavailable(f"`weights={str(weights)!r}`: no such file (weights for model {spec.name!r})")
+        if problem is not None:  # a FIFO or a device: a wrong value, not a missing file
+            raise OptionError("weights", f"{weights}: {problem}")
         return path
     cached = find_cached(spec)
     if cached is not None:

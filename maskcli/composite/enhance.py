@@ -162,14 +162,17 @@ class Enhance(Mode):
     clahe: float = option(0.0, "Subject CLAHE clip limit (0 = off; 2 is moderate).")
     saturation: float = option(1.0, "Subject saturation factor (0 = grey, 1 = unchanged).")
     sharpen: float = option(0.0, "Subject unsharp-mask amount (0 = off; 1 doubles fine detail).")
-    sharpen_radius: float = option(1.5, "Unsharp-mask radius (Gaussian sigma, px), inside and outside.")
-    blur: float = option(0.0, "Subject blur sigma in px (0 = off), e.g. to anonymise.")
+    sharpen_radius: float = option(1.5, "Unsharp-mask radius (Gaussian sigma, px), inside and outside (at "
+                                           "most twice the image's long side: larger is clamped).")
+    blur: float = option(0.0, "Subject blur sigma in px (0 = off), e.g. to anonymise (at most "
+                                 "twice the image's long side: larger is clamped).")
     outside_brightness: float = option(1.0, "Background brightness factor.")
     outside_contrast: float = option(1.0, "Background contrast factor.")
     outside_clahe: float = option(0.0, "Background CLAHE clip limit (0 = off).")
     outside_saturation: float = option(1.0, "Background saturation factor.")
     outside_sharpen: float = option(0.0, "Background unsharp-mask amount.")
-    outside_blur: float = option(0.0, "Background blur sigma in px (0 = off).")
+    outside_blur: float = option(0.0, "Background blur sigma in px (0 = off; at most twice the image's "
+                                         "long side: larger is clamped).")
 
     def __post_init__(self) -> None:
         for prefix in ("", "outside_"):

@@ -9,7 +9,6 @@ in the soft edge, so no trace of the old background shows as a halo.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
@@ -195,14 +194,13 @@ class ImageBackground(Mode):
     def __post_init__(self) -> None:
         if not self.background:
             raise OptionError("background", "mode 'image' needs a background image: `background=FILE`")
-        if not Path(self.background).is_file():
-            from maskcli.io.decode import file_kind
+        from maskcli.io.files import regular_file_problem
 
-            try:
-                kind = file_kind(Path(self.background).stat().st_mode)
-            except OSError:
-                raise OptionError("background", f"no such image file: {self.background}") from None
-            raise OptionError("background", f"{self.background} is not a regular file ({kind})")
+        problem = regular_file_problem(self.background, "an image")
+        if problem == "no such file":
+            raise OptionError("background", f"no such image file: {self.background}")
+        if problem is not None:
+            raise OptionError("background", f"{self.background}: {problem}")
         self._fill = parse_color(self.fill, option="fill")[:3]
 
     @property
@@ -249,7 +247,8 @@ class Blur(Mode):
     summary: ClassVar[str] = "Blur the background (strength = Gaussian sigma in px), keep the subject sharp."
     example: ClassVar[str] = "maskcli apply portraits/ --masks masks/ --mode blur -s strength=25 -o out/"
 
-    strength: float = option(15.0, "Blur strength: the Gaussian's sigma, in pixels.")
+    strength: float = option(15.0, "Blur strength: the Gaussian's sigma, in pixels (at most twice the "
+                                         "image's long side: larger is clamped).")
     decontaminate: bool = option(False, "Estimate the subject's colour in the soft edge.")
 
     def __post_init__(self) -> None:

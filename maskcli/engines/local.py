@@ -30,6 +30,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from maskcli.cores import cpu_count
 from maskcli.errors import Interrupted, OptionError, SetupError
 from maskcli.io.encode import remove_temp_files, stop_writes
 from maskcli.io.sources import Item
@@ -42,6 +43,10 @@ THREADED_CORES = 4
 #: Past :data:`THREADED_CORES`, such a job starts worker processes only for at least this many items per worker:
 #: for fewer, starting them costs more than the threads lose.
 ITEMS_PER_WORKER = 4
+#: The most items one batch of a batched job holds: what the automatic choice of a CNN's batch size goes up to
+#: (:meth:`maskcli.cnn.infer.Segmenter.probe_batch_size`). A larger batch is taken this many at a time: the items
+#: decoded ahead (two batches) then stay bounded, whatever batch size was asked for.
+MAX_BATCH_SIZE = 64
 
 
 def choose(job: Job, jobs: int, items: Iterable[Item]) -> tuple[Any, Iterable[Item]]:
@@ -60,10 +65,12 @@ def choose(job: Job, jobs: int, items: Iterable[Item]) -> tuple[Any, Iterable[It
     * any other per-item job runs whole items in ``jobs`` worker processes, one core each.
 
     Starting worker processes costs more than one image takes: a lone item (one file, or one image on stdin)
-    runs here, and only a second item starts the pool.
+    runs here, and only a second item starts the pool. ``jobs`` beyond the cores this process may use is clamped
+    to them: more workers or threads than cores add memory (each holds its item), not speed.
     """
     if jobs < 1:
         raise OptionError("jobs", f"must be at least 1, not {jobs}")
+    jobs = min(jobs, cpu_count())
     threaded = bool(getattr(job, "releases_gil", False))
     if job.batched or (threaded and jobs <= THREADED_CORES):
         return InProcess(threads=jobs), items
@@ -95,7 +102,7 @@ class InProcess:
         # The computation runs in a thread of its own too, so that this thread, which answers Ctrl-C, only ever
         # waits: a long computation in C would otherwise hold the interrupt until it returned.
         threads = self.threads
-        batch_size = max(1, job.batch_size)
+        batch_size = min(max(1, job.batch_size), MAX_BATCH_SIZE)
         side_by_side = threads > 1 and not job.batched
         decoders = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="maskcli-decode")
         computer = futures.ThreadPoolExecutor(max_workers=threads if side_by_side else 1,
@@ -409,6 +416,8 @@ def _worker_init(parent_alive: Any = None) -> None:
     # renames here (the item in hand abandons its write, removing its temp file); the parent decides the rest.
     signal.signal(signal.SIGINT, _stop_on_signal)
     signal.signal(signal.SIGTERM, _stop_on_signal)
+    if hasattr(signal, "pthread_sigmask"):  # the fork server hands them on blocked (see _signals_held)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
     import cv2
 
     cv2.setNumThreads(1)  # one core per worker: the number of jobs says how many cores to use
@@ -466,8 +475,42 @@ def _pool_context() -> multiprocessing.context.BaseContext:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["maskcli.pipeline", "maskcli.engines.local", "maskcli.io.decode",
                                         "maskcli.io.encode", "cv2"])
+        from multiprocessing import forkserver, resource_tracker
+
+        # The server ignores SIGINT only once its imports are done: a Ctrl-C before that printed its traceback on
+        # the terminal. The resource tracker goes first, since starting it unblocks both signals.
+        resource_tracker.ensure_running()
+        with _signals_held():
+            forkserver.ensure_running()
+        # Wait for the server's imports with a process that holds nothing: a worker whose start a Ctrl-C cut short
+        # (the server still importing) was forked later all the same, found its pool's semaphores gone with this
+        # process, and printed a traceback. Once the server is ready a start takes milliseconds.
+        ready = context.Process(target=_ready, name="maskcli-server-ready")
+        ready.start()
+        ready.join()
         return context
     return multiprocessing.get_context("spawn")
+
+
+_STOPPING = {signal.SIGINT, signal.SIGTERM}
+
+
+def _ready() -> None:
+    """Nothing: run by the fork server once its imports are done (see :func:`_pool_context`)."""
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Block SIGINT and SIGTERM in this thread for the block: the processes it starts inherit them blocked (a
+    worker unblocks them once its handlers are in place); here a signal that came meanwhile arrives after it."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 __all__ = ["InProcess", "ProcessPool", "choose"]

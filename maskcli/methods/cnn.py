@@ -60,7 +60,8 @@ class CNN(Method):
     model: str = option(specs.DEFAULT_MODEL, "The model (`maskcli models`).", choices=tuple(specs.names()))
     weights: str | None = option(None, "A local weights file; default: the cache, else a download.")
     device: str = option("auto", "auto | cpu | cuda | cuda:N (auto: CUDA when available).")
-    batch_size: int = option(0, "Images per batch; 0: automatic (the usable cores on the CPU, measured on a GPU).")
+    batch_size: int = option(0, "Images per batch; 0: automatic (the usable cores on the CPU, measured on a "
+                                   "GPU); at most 64: larger is clamped.")
     engine: str = option("auto", "auto | torch | onnxruntime (auto: onnxruntime on the CPU for ONNX weights and "
                                  "fine-tuned U²-Nets, exported once; torch on a GPU and for torchvision models).",
                          choices=("auto", "torch", "onnxruntime"))

@@ -34,7 +34,8 @@ class EdgeMethod(Method):
     """Shared options: channel, smoothing, and how edges become regions."""
 
     channel: str = option("gray", "Channel whose edges are found: " + " | ".join(CHANNELS) + ".")
-    sigma: float = option(1.0, "Gaussian pre-smoothing in pixels (0: none).")
+    sigma: float = option(1.0, "Gaussian pre-smoothing in pixels (0: none; at most twice the "
+                                    "image's long side: larger is clamped).")
     close: int = option(3, "Closing radius in pixels that bridges gaps in the edges before filling.")
     output: str = option("regions", "regions (filled foreground) or edges (the edge map).", choices=OUTPUTS)
 

@@ -355,7 +355,8 @@ class PlaneMethod(Method):
     polarity: str = option("bright", "Which side is foreground: bright (above), dark (at or below), auto (the "
                            "smaller side that touches the border less; see choose_polarity).", choices=POLARITIES)
     channel: str = option("gray", "Channel thresholded: " + " | ".join(CHANNELS) + ".")
-    sigma: float = option(0.0, "Gaussian pre-smoothing in pixels (0: none).")
+    sigma: float = option(0.0, "Gaussian pre-smoothing in pixels (0: none; at most twice the "
+                                    "image's long side: larger is clamped).")
     #: Thresholds take the image's samples: global ones work on the levels, local ones make their own float plane
     #: (not kept with the image: 4 bytes per pixel less at the peak).
     integer_samples: ClassVar[bool] = True

@@ -148,7 +148,8 @@ class LocalThreshold(LocalMethod):
     summary: ClassVar[str] = "Local threshold (gaussian | mean | median of a block) for uneven lighting."
     window_field: ClassVar[str | None] = "block_size"
     example: ClassVar[str] = "maskcli segment scans/ -o masks/ -m local -p block_size=51 -p offset=0.02 --polarity dark"
-    block_size: int = option(51, "Neighbourhood width in pixels (odd).")
+    block_size: int = option(51, "Neighbourhood width in pixels (odd; at most the image's long "
+                                   "side: larger is clamped).")
     offset: float = option(0.0, "How far past the local level a pixel must be, in [0, 1] units.")
     kind: str = option("gaussian", "Local level: gaussian | mean | median.", choices=LOCAL_KINDS)
 
@@ -216,7 +217,7 @@ class Niblack(LocalMethod):
     summary: ClassVar[str] = "Niblack local threshold: mean − k × standard deviation of a window."
     window_field: ClassVar[str | None] = "window"
     example: ClassVar[str] = "maskcli segment text/ -o masks/ -m niblack -p window=25 -p k=0.2 --polarity dark"
-    window: int = option(25, "Neighbourhood width in pixels (odd).")
+    window: int = option(25, "Neighbourhood width in pixels (odd; at most the image's long side: larger is clamped).")
     k: float = option(0.2, "Weight of the local standard deviation (sign flips for dark objects).")
 
     def __post_init__(self) -> None:
@@ -274,7 +275,7 @@ class Sauvola(LocalMethod):
     summary: ClassVar[str] = "Sauvola local threshold: scanned documents and text."
     window_field: ClassVar[str | None] = "window"
     example: ClassVar[str] = "maskcli segment scans/ -o masks/ -m sauvola --polarity dark"
-    window: int = option(25, "Neighbourhood width in pixels (odd).")
+    window: int = option(25, "Neighbourhood width in pixels (odd; at most the image's long side: larger is clamped).")
     k: float = option(0.2, "Sensitivity to the local contrast (0.2–0.5).")
     r: float = option(0.5, "Dynamic range of the standard deviation, in [0, 1] units (128 of 255).")
 
