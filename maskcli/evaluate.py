@@ -27,6 +27,7 @@ import numpy as np
 from maskcli.errors import InputError, MaskcliError, OptionError, SetupError
 from maskcli.io.sources import Source, walk_folder
 from maskcli.metrics import SCORE_KEYS, score
+from maskcli.work import JobBase
 
 __all__ = [
     "Pair",
@@ -638,7 +639,7 @@ def _pair_items(pairs: Sequence[Pair]) -> Iterator[Any]:
 
 
 @dataclasses.dataclass
-class _CompareJob:
+class _CompareJob(JobBase):
     """Decode an image and its truth → every method on it, timed and scored; nothing is written."""
 
     pairs: Sequence[Pair]
@@ -691,7 +692,7 @@ class _CompareJob:
         return entries
 
     def save(self, item: Any, loaded: Any, computed: list[ImageScore]) -> Any:
-        from maskcli.pipeline import Result
+        from maskcli.work import Result
 
         errors = [entry.error for entry in computed if entry.error]
         return Result(item.index, item.name, None, "failed" if errors else "written",

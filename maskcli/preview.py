@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from maskcli.errors import InputError, OptionError, OutputExists, SetupError
+from maskcli.work import JobBase
 
 if TYPE_CHECKING:
     from maskcli.evaluate import Pair
@@ -304,14 +305,12 @@ class _Style:
 
 
 @dataclasses.dataclass
-class _ScoreJob:
+class _ScoreJob(JobBase):
     """Read a mask and its truth → their IoU (the sheet's order); nothing is written."""
 
     pairs: list[tuple[Pair, Pair]]  # by item index: (image, mask) and (image, truth)
     read_mask: Callable[[Pair], np.ndarray]
     read_truth: Callable[[Pair], np.ndarray]
-    batched = False
-    batch_size = 1
 
     def load(self, item: Any) -> tuple[np.ndarray, np.ndarray]:
         mask_pair, truth_pair = self.pairs[item.index]
@@ -327,13 +326,13 @@ class _ScoreJob:
         return [iou(mask, truth) for mask, truth in loaded]
 
     def save(self, item: Any, loaded: Any, computed: float) -> Any:
-        from maskcli.pipeline import Result
+        from maskcli.work import Result
 
         return Result(item.index, item.name, None, "written", facts={"iou": computed})
 
 
 @dataclasses.dataclass
-class _OverlayJob:
+class _OverlayJob(JobBase):
     """Decode an image and its mask → the overlay (written) and the sheet's tile (handed back)."""
 
     pairs: list[Pair]  # by item index: (image, mask)
@@ -342,8 +341,6 @@ class _OverlayJob:
     stretch: bool | None
     cell: int | None  # the sheet's cell side; None: no sheet
     prompts: Any = None  # a prompt source (maskcli.promptsources): its boxes and points are drawn
-    batched = False
-    batch_size = 1
 
     def load(self, item: Any) -> tuple[np.ndarray, np.ndarray, list[Any]]:
         pixels = _load(item.source.path, self.stretch)
@@ -369,7 +366,7 @@ class _OverlayJob:
 
     def save(self, item: Any, loaded: Any, computed: tuple[np.ndarray, np.ndarray | None]) -> Any:
         from maskcli.io.encode import encode_image, write_atomic
-        from maskcli.pipeline import Result
+        from maskcli.work import Result
 
         picture, tile = computed
         output = None

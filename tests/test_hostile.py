@@ -506,7 +506,7 @@ def test_a_signal_never_cuts_a_report_in_half(monkeypatch):
 
     from maskcli.cli import entry
     from maskcli.cli.report import Reporter
-    from maskcli.pipeline import Result
+    from maskcli.work import Result
 
     class SignalMidRecord(io.StringIO):
         signalled = False

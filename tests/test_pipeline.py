@@ -9,11 +9,12 @@ import pytest
 
 from maskcli.errors import InputError, OptionError
 from maskcli.io.sources import Item, Source
-from maskcli.pipeline import Result, run
+from maskcli.work import JobBase, Result
+from maskcli.pipeline import run
 
 
 @dataclasses.dataclass
-class SquareJob:
+class SquareJob(JobBase):
     """A job over integers: fails on negative ones, records how batches were formed."""
 
     batched: bool = False
@@ -249,13 +250,13 @@ def test_an_interrupt_while_the_caller_holds_a_result_hands_that_result_back(job
 
 @pytest.mark.parametrize(("jobs", "releases_gil"), ENGINES)
 def test_an_interrupt_between_two_results_still_stops_the_executor_and_reports(jobs, releases_gil, monkeypatch):
-    from maskcli import pipeline
+    from maskcli import work
     from maskcli.errors import Interrupted
 
     def signal_arrives(feed):  # a signal landing in the runner's own code, after a result and before the next
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline.Feed, "stop", signal_arrives)
+    monkeypatch.setattr(work.Feed, "stop", signal_arrives)
     results = run(items([3, -1] + list(range(40))), SquareJob(releases_gil=releases_gil), jobs=jobs,
                   fail_fast=True)
     assert [next(results).status for _ in range(2)] == ["written", "failed"]

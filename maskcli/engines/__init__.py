@@ -7,10 +7,10 @@ overlapped in threads, and a pool of worker processes.
 
 The contract:
 
-* :meth:`Executor.execute` is a generator yielding exactly one :class:`~maskcli.pipeline.Result` per item, in
+* :meth:`Executor.execute` is a generator yielding exactly one :class:`~maskcli.work.Result` per item, in
   input order when ``ordered``, else as items finish;
 * items are pulled lazily, with a bounded window in flight, so memory does not grow with the batch;
-* every item goes through :func:`maskcli.pipeline.process_item` (or its stages), which answers refused and
+* every item goes through :func:`maskcli.work.process_item` (or its stages), which answers refused and
   skipped items without work and turns one item's failure into a failed result;
 * closing the generator (the runner stops on fail-fast or Ctrl-C) cancels the work not yet started, lets
   in-flight writes finish (each is atomic: a temp file and a rename) and releases every process and thread.
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from maskcli.io.sources import Item
-    from maskcli.pipeline import Job, Result
+    from maskcli.work import Job, Result
 
 
 @runtime_checkable

@@ -9,7 +9,7 @@
   that hold the GIL (Python-heavy methods, refinements).
 
 Both answer a ``KeyboardInterrupt`` within a second, whatever the work is doing: renames stop at once, items in
-their last step get :data:`~maskcli.pipeline.GRACE_S` to finish, busy workers are killed, and
+their last step get :data:`~maskcli.work.GRACE_S` to finish, busy workers are killed, and
 :class:`~maskcli.errors.Interrupted` carries the results that finished. Workers die with their parent, even
 when it is killed with SIGKILL, so none is orphaned.
 
@@ -33,8 +33,9 @@ from typing import Any
 from maskcli.errors import Interrupted, OptionError, SetupError
 from maskcli.io.encode import remove_temp_files, stop_writes
 from maskcli.io.sources import Item
-from maskcli.pipeline import (FATAL, GRACE_S, Job, Result, failed, finished_results, needs_work, process_item,
-                              saved)
+from maskcli.cores import one_core_per_worker
+from maskcli.work import (FATAL, GRACE_S, Feed, Job, Result, compute_isolated, failed, file_identity, finished_results,
+                          needs_work, process_item, save_or_fail, written_meanwhile)
 
 
 #: The most cores a job whose stages release the GIL is given as threads of this process (see :func:`choose`).
@@ -64,7 +65,7 @@ def choose(job: Job, jobs: int, items: Iterable[Item]) -> tuple[Any, Iterable[It
     """
     if jobs < 1:
         raise OptionError("jobs", f"must be at least 1, not {jobs}")
-    threaded = bool(getattr(job, "releases_gil", False))
+    threaded = job.releases_gil
     if job.batched or (threaded and jobs <= THREADED_CORES):
         return InProcess(threads=jobs), items
     if jobs > 1:
@@ -107,7 +108,7 @@ class InProcess:
         # Items handed to a computation or a save, with what their destination was before: registered before the
         # task starts, so a stop at any moment knows every item that may have written.
         started: dict[int, tuple[Item, Any]] = {}
-        iterator = iter(items)
+        feed = Feed.of(items)
         window = batch_size * 2 + threads
         interrupted = False
         handed: list[Result] = []  # the result being handed to the caller: a signal may land before it holds it
@@ -140,8 +141,8 @@ class InProcess:
         try:
             exhausted = False
             while True:
-                exhausted = exhausted or _fill(ahead, iterator, window, take)
-                if getattr(items, "stopped", False):  # fail-fast: decoded but not computed is never run
+                exhausted = exhausted or _fill(ahead, feed, window, take)
+                if feed.stopped:  # fail-fast: decoded but not computed is never run
                     for _, loading in ahead:
                         if loading is not None:
                             loading.cancel()
@@ -165,7 +166,7 @@ class InProcess:
                             slots.append(_done(failed(item, error)))
                     ahead.popleft()
                 batch = [slot for slot in slots if isinstance(slot, tuple)]
-                started.update((item.index, (item, _file_identity(item.destination))) for item, _ in batch)
+                started.update((item.index, (item, file_identity(item.destination))) for item, _ in batch)
                 if side_by_side:  # the next items start while these compute: no wait here
                     saving = iter([computer.submit(_compute_and_save, job, item, loaded) for item, loaded in batch])
                 else:
@@ -182,7 +183,7 @@ class InProcess:
             entries = list(behind)
             futures.wait([future for _, future in entries], timeout=GRACE_S)
             finished = finished_results(entries)
-            stop.finished = sorted(finished + _written_meanwhile(started.values(), finished),  # type: ignore[attr-defined]
+            stop.finished = sorted(finished + written_meanwhile(started.values(), finished),  # type: ignore[attr-defined]
                                    key=lambda result: result.index)
             raise
         except KeyboardInterrupt:
@@ -193,7 +194,7 @@ class InProcess:
             futures.wait([future for _, future in entries], timeout=GRACE_S)
             finished = finished_results(entries)
             finished += [result for result in handed if result.index not in {r.index for r in finished}]
-            raise Interrupted(sorted(finished + _written_meanwhile(started.values(), finished),
+            raise Interrupted(sorted(finished + written_meanwhile(started.values(), finished),
                                      key=lambda result: result.index)) from None
         finally:
             for _, loading in ahead:
@@ -220,36 +221,16 @@ def _compute_batch(
     job: Job, batch: list[tuple[Item, Any]], computer: futures.ThreadPoolExecutor,
     savers: futures.ThreadPoolExecutor,
 ) -> list[futures.Future[Result]]:
-    try:
-        computed = computer.submit(job.compute, [loaded for _, loaded in batch]).result()
-    except FATAL:
-        raise
-    except Exception as batch_error:
-        if len(batch) == 1:
-            return [_done(failed(batch[0][0], batch_error))]
-        # One bad image must not fail its neighbours: retry the batch one by one.
-        return list(itertools.chain.from_iterable(
-            _compute_batch(job, [entry], computer, savers) for entry in batch))
-    return [savers.submit(_save, job, item, loaded, result) for (item, loaded), result in zip(batch, computed)]
+    """Compute a batch in the computer's thread (one bad image fails alone), then save each result behind."""
+    outcomes = computer.submit(compute_isolated, job.compute, [loaded for _, loaded in batch]).result()
+    return [_done(failed(item, outcome)) if isinstance(outcome, Exception)
+            else savers.submit(save_or_fail, job, item, loaded, outcome)
+            for (item, loaded), outcome in zip(batch, outcomes)]
 
 
 def _compute_and_save(job: Job, item: Item, loaded: Any) -> Result:
-    try:
-        (computed,) = job.compute([loaded])
-    except FATAL:
-        raise
-    except Exception as error:
-        return failed(item, error)
-    return _save(job, item, loaded, computed)
-
-
-def _save(job: Job, item: Item, loaded: Any, computed: Any) -> Result:
-    try:
-        return saved(job, item, loaded, computed)
-    except FATAL:
-        raise
-    except Exception as error:
-        return failed(item, error)
+    (outcome,) = compute_isolated(job.compute, [loaded])
+    return failed(item, outcome) if isinstance(outcome, Exception) else save_or_fail(job, item, loaded, outcome)
 
 
 def _done(result: Result) -> futures.Future[Result]:
@@ -275,25 +256,25 @@ class ProcessPool:
             max_workers=self.jobs, mp_context=context, initializer=_worker_set_job, initargs=(job, alive_read)
         )
         pending: collections.deque[tuple[Item, futures.Future[Result]]] = collections.deque()
-        iterator = iter(items)
+        feed = Feed.of(items)
         interrupted = False
 
         def take(item: Item) -> tuple[Item, futures.Future[Result]]:
             if not needs_work(item):  # nothing to compute: answer without a round trip
                 return item, _done(process_item(job, item))
             future = _submit(pool, _worker_process, item)
-            future.destination_before = _file_identity(item.destination)  # type: ignore[attr-defined]
+            future.destination_before = file_identity(item.destination)  # type: ignore[attr-defined]
             return item, future
 
         try:
             exhausted = False
             while True:
-                exhausted = exhausted or _fill(pending, iterator, window, take)
+                exhausted = exhausted or _fill(pending, feed, window, take)
                 if not pending:
                     return
                 if ordered:
                     item, future = pending[0]
-                    if getattr(items, "stopped", False) and future.cancel():  # fail-fast: never started
+                    if feed.stopped and future.cancel():  # fail-fast: never started
                         pending.popleft()
                         continue
                     result = _outcome(item, future)
@@ -359,37 +340,7 @@ def _stop_workers(pool: futures.ProcessPoolExecutor, pending: Iterable[tuple[Ite
     finished = finished_results(entries)
     sent = [(item, getattr(future, "destination_before", None)) for item, future in entries
             if not future.cancelled()]
-    return sorted(finished + _written_meanwhile(sent, finished), key=lambda result: result.index)
-
-
-def _written_meanwhile(sent: Iterable[tuple[Item, Any]], finished: list[Result]) -> list[Result]:
-    """The items a stopping run renamed into place without a result to show for it.
-
-    A worker may rename its output and be killed before its result comes back, and a thread may rename its
-    output and not be scheduled again before the grace ends (a loaded machine): its future then holds no
-    result, or the broken pool's error. ``sent`` pairs each item sent to work with its destination's identity
-    before (:func:`_file_identity`): a destination that changed since is reported as written all the same.
-    """
-    reported = {result.index for result in finished}
-    written = []
-    for item, before in sent:
-        if item.index in reported or item.destination is None:
-            continue
-        if _file_identity(item.destination) not in (None, before):
-            written.append(Result(item.index, item.name, str(item.destination), "written",
-                                  relpath=item.source.relpath.as_posix()))
-    return written
-
-
-def _file_identity(path: Any) -> tuple[int, int, int] | None:
-    """What tells one version of a file from the next: inode, size and modification time."""
-    if path is None:
-        return None
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_ino, info.st_size, info.st_mtime_ns
+    return sorted(finished + written_meanwhile(sent, finished), key=lambda result: result.index)
 
 
 def _outcome(item: Item, future: futures.Future[Result]) -> Result:
@@ -409,9 +360,7 @@ def _worker_init(parent_alive: Any = None) -> None:
     # renames here (the item in hand abandons its write, removing its temp file); the parent decides the rest.
     signal.signal(signal.SIGINT, _stop_on_signal)
     signal.signal(signal.SIGTERM, _stop_on_signal)
-    import cv2
-
-    cv2.setNumThreads(1)  # one core per worker: the number of jobs says how many cores to use
+    one_core_per_worker()
 
 
 def _stop_on_signal(signum: int, frame: object) -> None:
@@ -464,7 +413,7 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     # start fast and never inherit the parent's threads (progress bar, prefetch) mid-lock, as fork could.
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["maskcli.pipeline", "maskcli.engines.local", "maskcli.io.decode",
+        context.set_forkserver_preload(["maskcli.work", "maskcli.engines.local", "maskcli.io.decode",
                                         "maskcli.io.encode", "cv2"])
         return context
     return multiprocessing.get_context("spawn")

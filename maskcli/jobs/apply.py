@@ -42,7 +42,7 @@ from maskcli.io.sources import Existing, Item, expand_inputs
 from maskcli.jobs.segment import Refiner, load_item, method_input, segment_images, write_output
 from maskcli.masks import require_same_size, resize_mask
 from maskcli.masksources import MaskSource, MethodMasks, StaticMask, open_masks, paired
-from maskcli.pipeline import Result, Timer
+from maskcli.work import JobBase, Result, Timer
 
 
 @dataclasses.dataclass
@@ -55,7 +55,7 @@ class Loaded:
 
 
 @dataclasses.dataclass
-class ApplyJob:
+class ApplyJob(JobBase):
     """Decode image (and mask) → fit and adjust the mask → compositing mode → encode, for the runner."""
 
     mode: Any  # a registered compositing mode: mode(pixels, mask) -> pixels

@@ -19,7 +19,7 @@ from maskcli.formats import Encoded, ExportFormat, ImageRegions, Region
 from maskcli.formats.labels import LabelFolder
 from maskcli.io.decode import DEFAULT_MAX_PIXELS
 from maskcli.io.sources import Item, Source
-from maskcli.pipeline import Result, Timer
+from maskcli.work import JobBase, Result, Timer
 
 
 def image_size(path: str) -> tuple[int, int]:
@@ -36,7 +36,7 @@ def image_size(path: str) -> tuple[int, int]:
 
 
 @dataclasses.dataclass
-class ExportJob:
+class ExportJob(JobBase):
     """Mask file → regions → the format's encoding → its file, for :func:`maskcli.pipeline.run`.
 
     Parameters
@@ -64,8 +64,6 @@ class ExportJob:
     output: Path | None = None
     images: "ImageIndex | None" = None
     max_pixels: int = DEFAULT_MAX_PIXELS
-    batched = False
-    batch_size = 1
 
     def __post_init__(self) -> None:
         if not 0.0 < self.level <= 1.0:

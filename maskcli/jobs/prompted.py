@@ -38,7 +38,7 @@ from maskcli.io.sources import Item
 from maskcli.jobs.segment import Refiner, load_item, write_output
 from maskcli.masks import check_mask, is_hard
 from maskcli.methods.base import Segmentation
-from maskcli.pipeline import Result, Timer
+from maskcli.work import JobBase, Result, Timer
 
 OUTPUTS = ("labels", "union", "objects")
 
@@ -50,7 +50,7 @@ def object_name(stem: str, index: int, label: str) -> str:
 
 
 @dataclasses.dataclass
-class PromptedSegmentJob:
+class PromptedSegmentJob(JobBase):
     """Decode → prompts → one mask per prompt → label image / union / per-object masks.
 
     Parameters

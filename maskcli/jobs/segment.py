@@ -22,7 +22,7 @@ from maskcli.io.sinks import Sink
 from maskcli.io.sources import Item
 from maskcli.masks import check_mask, is_hard
 from maskcli.methods.base import Method, Segmentation
-from maskcli.pipeline import Result, Timer
+from maskcli.work import JobBase, Result, Timer
 
 
 class Refiner(Protocol):
@@ -93,7 +93,7 @@ def needs_color(method: Method, refiner: Refiner | None) -> bool:
 
 
 @dataclasses.dataclass
-class SegmentJob:
+class SegmentJob(JobBase):
     """Decode → method → refinement → PNG mask, for :func:`maskcli.pipeline.run`.
 
     ``sink`` writes the masks (:mod:`maskcli.io.sinks`); without one each goes to its item's destination.

@@ -36,7 +36,8 @@ from maskcli.io.sources import Destinations, Item, Source, guard_inputs
 from maskcli.io.video import (ANIMATION_SUFFIXES, VIDEO_SUFFIXES, Frame, VideoInfo, VideoReader, VideoWriter,
                               check_output, container_alpha, is_video_path)
 from maskcli.masks import is_hard
-from maskcli.pipeline import Result, Timer, failed, run
+from maskcli.work import JobBase, Result, Timer, check_job, failed
+from maskcli.pipeline import run
 from maskcli.video.temporal import TemporalSmoother
 
 
@@ -76,7 +77,7 @@ def run_media(items: Iterable[Item], job: Any, *, temporal: float | None = None,
         As for :func:`maskcli.pipeline.run`; a video always runs on the local engine, in input order.
     """
     reads = [*reads]
-    items = guard_inputs(items, also=[*getattr(job, "reads", ()), *reads])
+    items = guard_inputs(items, also=[*check_job(job).reads, *reads])
     options = {"executor": executor, "jobs": jobs, "ordered": ordered, "fail_fast": fail_fast, "reads": reads}
     if not any(is_video_item(item) for item in items):
         yield from run(items, job, **options)
@@ -107,7 +108,7 @@ def run_media(items: Iterable[Item], job: Any, *, temporal: float | None = None,
 
 def run_video(item: Item, job: Any, *, temporal: float | None = None, jobs: int | None = None) -> Result:
     """Run ``job`` over the frames of one video item and write its output; one result for the video."""
-    from maskcli.cores import cpu_count
+    from maskcli.cores import cores_for
     from maskcli.engines.local import InProcess
 
     if item.error:
@@ -126,7 +127,7 @@ def run_video(item: Item, job: Any, *, temporal: float | None = None, jobs: int 
             frames = _frame_items(item, reader)
             count = 0
             try:
-                engine = InProcess(threads=max(1, cpu_count() if jobs is None else jobs))
+                engine = InProcess(threads=max(1, cores_for(jobs)))
                 for result in engine.execute(stage, frames, ordered=True):
                     if result.status == "failed" or not isinstance(result, FrameResult):
                         raise _FrameFailed(f"frame {count + 1}: {result.error}")
@@ -178,7 +179,7 @@ def _frame_items(item: Item, reader: VideoReader) -> Iterator[Item]:
         yield Item(frame.index, source)
 
 
-class _FrameStage:
+class _FrameStage(JobBase):
     """The job's load and compute on video frames; ``render`` (when given) makes each frame's output in the
     engine's save threads. What comes back to the video's run, in frame order, it smooths (when asked), renders if
     not yet done, and writes."""
