@@ -99,7 +99,7 @@ def run(
     A job that measures names, run in this process:
 
     >>> from pathlib import PurePosixPath
-    >>> from maskcli.engines.local import InProcess
+    >>> from maskcli.engines.threads import InProcess
     >>> from maskcli.io.sources import Source
     >>> from maskcli.work import JobBase
     >>> class Length(JobBase):

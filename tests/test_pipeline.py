@@ -43,7 +43,8 @@ ENGINES = [pytest.param(1, False, id="in-process"), pytest.param(2, False, id="p
 
 
 def test_the_local_engine_for_each_kind_of_job():
-    from maskcli.engines.local import ITEMS_PER_WORKER, THREADED_CORES, InProcess, choose
+    from maskcli.engines.local import ITEMS_PER_WORKER, THREADED_CORES, choose
+    from maskcli.engines.threads import InProcess
 
     def engine(job, jobs, count=3):
         chosen, rest = choose(job, jobs, items(range(count)))
@@ -203,7 +204,7 @@ def test_a_killed_pool_with_cancelled_items_prints_no_thread_traceback(submit: s
     import sys
     import threading
 
-    from maskcli.engines.local import _pool_context, _submit
+    from maskcli.engines.processes import _pool_context, _submit
 
     if submit == "plain" and sys.version_info >= (3, 12):
         pytest.skip("CPython 3.12 and later tolerate cancelled futures in a broken pool themselves")
@@ -271,7 +272,7 @@ def test_a_file_renamed_just_before_a_stop_is_reported_though_its_thread_is_slow
     import signal
     import threading
 
-    from maskcli.engines.local import InProcess
+    from maskcli.engines.threads import InProcess
     from maskcli.errors import Interrupted
     from maskcli.io.encode import resume_writes, write_atomic
 

@@ -2,8 +2,9 @@
 
 :func:`maskcli.pipeline.run` owns what is the same for every engine (fail-fast, the answers for items that need
 no work, Ctrl-C, the default choice); an :class:`Executor` only decides *where* each item's ``load → compute →
-save`` runs. :mod:`maskcli.engines.local` holds the two local ones: everything in this process with the stages
-overlapped in threads, and a pool of worker processes.
+save`` runs. :mod:`maskcli.engines.local` chooses between the two local ones: everything in this process with
+the stages overlapped in threads (:mod:`maskcli.engines.threads`), and a pool of worker processes
+(:mod:`maskcli.engines.processes`).
 
 The contract:
 
@@ -17,7 +18,7 @@ The contract:
 
 Examples
 --------
->>> from maskcli.engines.local import InProcess
+>>> from maskcli.engines.threads import InProcess
 >>> isinstance(InProcess(threads=1), Executor)
 True
 """

@@ -2,7 +2,7 @@
 
 :func:`run_media` is :func:`maskcli.pipeline.run` for batches that may hold videos: images go to the runner as
 before; a video becomes a stream of frame items, decoded one at a time and fed to the local engine
-(:class:`~maskcli.engines.local.InProcess`: decoding ahead, a CNN's batches, several frames at once), and comes back
+(:class:`~maskcli.engines.threads.InProcess`: decoding ahead, a CNN's batches, several frames at once), and comes back
 as one result naming its output. Only a small window of frames is ever in flight, so memory stays flat however long
 the video is.
 
@@ -109,7 +109,7 @@ def run_media(items: Iterable[Item], job: Any, *, temporal: float | None = None,
 def run_video(item: Item, job: Any, *, temporal: float | None = None, jobs: int | None = None) -> Result:
     """Run ``job`` over the frames of one video item and write its output; one result for the video."""
     from maskcli.cores import cores_for
-    from maskcli.engines.local import InProcess
+    from maskcli.engines.threads import InProcess
 
     if item.error:
         return failed(item, item.error)
