@@ -202,7 +202,7 @@ def pair_files(sources: str | os.PathLike[str], truths: str | os.PathLike[str]) 
 
 
 def _read_mask(path: str) -> np.ndarray:
-    from maskcli.io.encode import read_mask
+    from maskcli.io.masks import read_mask
 
     return read_mask(path)
 
@@ -225,7 +225,8 @@ def pair_truths(images: str | os.PathLike[str], truths: str | os.PathLike[str],
     Examples
     --------
     >>> import tempfile
-    >>> from maskcli.io.encode import encode_mask, write_atomic
+    >>> from maskcli.io.files import write_atomic
+    >>> from maskcli.io.masks import encode_mask
     >>> scratch = tempfile.TemporaryDirectory(); root = Path(scratch.name)
     >>> write_atomic(root / "photos" / "a.jpg", b"not decoded here")
     >>> write_atomic(root / "truth" / "a.png", encode_mask(np.ones((2, 3), np.float32)))
@@ -279,7 +280,8 @@ def evaluate_folders(
     Examples
     --------
     >>> import tempfile
-    >>> from maskcli.io.encode import encode_mask, write_atomic
+    >>> from maskcli.io.files import write_atomic
+    >>> from maskcli.io.masks import encode_mask
     >>> scratch = tempfile.TemporaryDirectory(); root = Path(scratch.name)
     >>> truth = np.zeros((4, 4), np.float32); truth[:2] = 1
     >>> write_atomic(root / "gt" / "a.png", encode_mask(truth))
@@ -691,7 +693,7 @@ class _CompareJob(JobBase):
             entries[0].error = str(error) if isinstance(error, MaskcliError) else f"{type(error).__name__}: {error}"
         return entries
 
-    def save(self, item: Any, loaded: Any, computed: list[ImageScore]) -> Any:
+    def save(self, item: Any, loaded: Any, computed: list[ImageScore], gate: Any) -> Any:
         from maskcli.work import Result
 
         errors = [entry.error for entry in computed if entry.error]

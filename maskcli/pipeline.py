@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from maskcli.cores import cores_for
 from maskcli.errors import Interrupted
-from maskcli.io.encode import resume_writes
+from maskcli.io.files import WriteGate
 from maskcli.io.sources import Item, guard_inputs
 from maskcli.work import Feed, Job, Result, check_job
 
@@ -105,7 +105,7 @@ def run(
     >>> class Length(JobBase):
     ...     def load(self, item): return item.name
     ...     def compute(self, loaded): return [len(name) for name in loaded]
-    ...     def save(self, item, loaded, computed):
+    ...     def save(self, item, loaded, computed, gate):
     ...         return Result(item.index, item.name, None, "written", facts={"length": computed})
     >>> items = [Item(i, Source(name, PurePosixPath(name))) for i, name in enumerate(["a.png", "bb.png"])]
     >>> [r.facts["length"] for r in run(items, Length(), executor=InProcess())]
@@ -118,8 +118,8 @@ def run(
     if executor is None:
         executor, items = choose(job, cores_for(jobs), items)
     feed = Feed(items)
-    resume_writes()
-    results = executor.execute(job, feed, ordered=ordered)
+    # The run's own gate: stopping this run stops its writes alone, and the next run starts with an open one.
+    results = executor.execute(job, feed, ordered=ordered, gate=WriteGate())
     last: Result | None = None  # the result the caller holds, or has just reported
     try:
         for result in results:

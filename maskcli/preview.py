@@ -325,7 +325,7 @@ class _ScoreJob(JobBase):
 
         return [iou(mask, truth) for mask, truth in loaded]
 
-    def save(self, item: Any, loaded: Any, computed: float) -> Any:
+    def save(self, item: Any, loaded: Any, computed: float, gate: Any) -> Any:
         from maskcli.work import Result
 
         return Result(item.index, item.name, None, "written", facts={"iou": computed})
@@ -364,14 +364,15 @@ class _OverlayJob(JobBase):
             made.append((picture, tile))
         return made
 
-    def save(self, item: Any, loaded: Any, computed: tuple[np.ndarray, np.ndarray | None]) -> Any:
-        from maskcli.io.encode import encode_image, write_atomic
+    def save(self, item: Any, loaded: Any, computed: tuple[np.ndarray, np.ndarray | None], gate: Any) -> Any:
+        from maskcli.io.encode import encode_image
+        from maskcli.io.files import write_atomic
         from maskcli.work import Result
 
         picture, tile = computed
         output = None
         if item.destination is not None:
-            write_atomic(item.destination, encode_image(picture, format="PNG"))
+            write_atomic(item.destination, encode_image(picture, format="PNG"), gate=gate)
             output = str(item.destination)
         return Result(item.index, item.name, output, "written", facts={"tile": tile})
 
@@ -416,7 +417,8 @@ def write_previews(
     from maskcli.evaluate import pair_truths
     from maskcli.formats.labels import has_legend
     from maskcli.formats.sources import classes_for
-    from maskcli.io.encode import encode_image, write_atomic
+    from maskcli.io.encode import encode_image
+    from maskcli.io.files import write_atomic
     from maskcli.io.sources import Item, Source
     from maskcli.pipeline import run
 

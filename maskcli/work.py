@@ -11,7 +11,7 @@ Examples
 >>> class Length(JobBase):
 ...     def load(self, item): return item.name
 ...     def compute(self, loaded): return [len(name) for name in loaded]
-...     def save(self, item, loaded, computed):
+...     def save(self, item, loaded, computed, gate):
 ...         return Result(item.index, item.name, None, "written", facts={"length": computed})
 >>> isinstance(Length(), Job), Length().releases_gil, Length().reads
 (True, False, ())
@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 from maskcli.errors import MaskcliError, OutputTaken, SetupError, WriteStopped
+from maskcli.io.files import WriteGate
 from maskcli.io.sources import Item
 
 Status = Literal["written", "skipped", "failed"]
@@ -88,13 +89,15 @@ class Job(Protocol):
 
     def compute(self, loaded: list[Any]) -> list[Any]: ...
 
-    def save(self, item: Item, loaded: Any, computed: Any) -> Result: ...
+    def save(self, item: Item, loaded: Any, computed: Any, gate: WriteGate) -> Result: ...
 
 
 class JobBase:
     """The usual values of a :class:`Job`'s attributes: one item at a time, holding the GIL, reading nothing else.
 
-    A job overrides what differs (a class attribute, a dataclass field or a property).
+    A job overrides what differs (a class attribute, a dataclass field or a property). ``save`` writes through
+    the run's :class:`~maskcli.io.files.WriteGate` (handed to its sinks), which stops its renames when the run
+    stops.
     """
 
     batched: ClassVar[bool] = False
@@ -135,11 +138,11 @@ def failed(item: Item, error: BaseException | str) -> Result:
                   relpath=item.source.relpath.as_posix())
 
 
-def saved(job: Job, item: Item, loaded: Any, computed: Any) -> Result:
-    """``job.save`` with the item's relative path recorded; an output that another process wrote meanwhile
-    counts as skipped when the batch skips existing outputs."""
+def saved(job: Job, item: Item, loaded: Any, computed: Any, gate: WriteGate) -> Result:
+    """``job.save`` (writing through ``gate``) with the item's relative path recorded; an output that another
+    process wrote meanwhile counts as skipped when the batch skips existing outputs."""
     try:
-        result = job.save(item, loaded, computed)
+        result = job.save(item, loaded, computed, gate)
     except OutputTaken as taken:
         if taken.skip:
             return skipped(item)
@@ -177,8 +180,8 @@ def needs_work(item: Item) -> bool:
     return not (item.error or item.skip)
 
 
-def process_item(job: Job, item: Item) -> Result:
-    """Load, compute and save one item, turning any failure into a failed result.
+def process_item(job: Job, item: Item, gate: WriteGate) -> Result:
+    """Load, compute and save one item (writing through ``gate``), turning any failure into a failed result.
 
     The one place where every engine answers refused and skipped items, so the never-overwrite rule (an item
     whose output may not be written carries the reason in ``item.error``) holds whatever runs the job.
@@ -190,17 +193,17 @@ def process_item(job: Job, item: Item) -> Result:
     try:
         loaded = job.load(item)
         (computed,) = job.compute([loaded])
-        return saved(job, item, loaded, computed)
+        return saved(job, item, loaded, computed, gate)
     except FATAL:
         raise
     except Exception as error:
         return failed(item, error)
 
 
-def save_or_fail(job: Job, item: Item, loaded: Any, computed: Any) -> Result:
+def save_or_fail(job: Job, item: Item, loaded: Any, computed: Any, gate: WriteGate) -> Result:
     """:func:`saved`, with a failure turned into the item's failed result."""
     try:
-        return saved(job, item, loaded, computed)
+        return saved(job, item, loaded, computed, gate)
     except FATAL:
         raise
     except Exception as error:

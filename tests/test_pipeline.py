@@ -32,7 +32,7 @@ class SquareJob(JobBase):
             raise ValueError("unlucky batch")
         return [(value * value, len(loaded)) for value in loaded]
 
-    def save(self, item: Item, loaded: int, computed) -> Result:
+    def save(self, item: Item, loaded: int, computed, gate) -> Result:
         square, batch = computed
         return Result(item.index, item.name, None, "written", facts={"square": square, "batch": batch})
 
@@ -274,7 +274,7 @@ def test_a_file_renamed_just_before_a_stop_is_reported_though_its_thread_is_slow
 
     from maskcli.engines.threads import InProcess
     from maskcli.errors import Interrupted
-    from maskcli.io.encode import resume_writes, write_atomic
+    from maskcli.io.files import write_atomic
 
     renamed, release = threading.Event(), threading.Event()
 
@@ -282,24 +282,22 @@ def test_a_file_renamed_just_before_a_stop_is_reported_though_its_thread_is_slow
     class SlowToReport(SquareJob):
         releases_gil: bool = True
 
-        def save(self, item, loaded, computed):
-            write_atomic(item.destination, b"mask")
+        def save(self, item, loaded, computed, gate):
+            write_atomic(item.destination, b"mask", gate=gate)
             renamed.set()
             release.wait(30)  # a thread not scheduled again before the stopping run's grace ends
-            return super().save(item, loaded, computed)
+            return super().save(item, loaded, computed, gate)
 
     def interrupt_once_renamed():
         if renamed.wait(30):
             os.kill(os.getpid(), signal.SIGINT)
 
     item = Item(0, Source("1", PurePosixPath("1.png")), destination=tmp_path / "1.png")
-    resume_writes()  # as run() does: an earlier stopped run leaves writes stopped
     threading.Thread(target=interrupt_once_renamed, daemon=True).start()
     try:
         with pytest.raises(Interrupted) as stop:
             list(InProcess(threads=threads).execute(SlowToReport(), iter([item]), ordered=True))
     finally:
         release.set()
-        resume_writes()
     assert [(r.index, r.status, r.output) for r in stop.value.finished] == [(0, "written", str(tmp_path / "1.png"))]
     assert os.listdir(tmp_path) == ["1.png"]

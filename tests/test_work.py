@@ -24,7 +24,7 @@ class Bare:
     def compute(self, loaded):
         return loaded
 
-    def save(self, item, loaded, computed):
+    def save(self, item, loaded, computed, gate):
         return Result(item.index, item.name, None, "written")
 
 

@@ -196,7 +196,7 @@ class ImageBackground(Mode):
         if not self.background:
             raise OptionError("background", "mode 'image' needs a background image: `background=FILE`")
         if not Path(self.background).is_file():
-            from maskcli.io.decode import file_kind
+            from maskcli.io.files import file_kind
 
             try:
                 kind = file_kind(Path(self.background).stat().st_mode)

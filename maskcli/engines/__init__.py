@@ -13,6 +13,9 @@ The contract:
 * items are pulled lazily, with a bounded window in flight, so memory does not grow with the batch;
 * every item goes through :func:`maskcli.work.process_item` (or its stages), which answers refused and
   skipped items without work and turns one item's failure into a failed result;
+* every write of the run goes through ``gate``, the run's :class:`~maskcli.io.files.WriteGate` (one of its own
+  when none is given; a worker process has its own, stopped by the signal its parent sends): stopping on Ctrl-C
+  stops it, so no file is renamed into place after that and no temp file is left;
 * closing the generator (the runner stops on fail-fast or Ctrl-C) cancels the work not yet started, lets
   in-flight writes finish (each is atomic: a temp file and a rename) and releases every process and thread.
 
@@ -29,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from maskcli.io.files import WriteGate
     from maskcli.io.sources import Item
     from maskcli.work import Job, Result
 
@@ -37,7 +41,8 @@ if TYPE_CHECKING:
 class Executor(Protocol):
     """Carries out a job over items; see the module's contract."""
 
-    def execute(self, job: "Job", items: "Iterable[Item]", *, ordered: bool) -> "Iterator[Result]": ...
+    def execute(self, job: "Job", items: "Iterable[Item]", *, ordered: bool,
+                gate: "WriteGate | None" = None) -> "Iterator[Result]": ...
 
 
 __all__ = ["Executor"]

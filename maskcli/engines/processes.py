@@ -23,7 +23,7 @@ from typing import Any
 from maskcli.cores import one_core_per_worker
 from maskcli.engines.window import fill, finished as _done
 from maskcli.errors import Interrupted, OptionError, SetupError
-from maskcli.io.encode import remove_temp_files, stop_writes
+from maskcli.io.files import WriteGate, remove_temp_files
 from maskcli.io.sources import Item
 from maskcli.work import (FATAL, GRACE_S, Feed, Job, Result, failed, file_identity, finished_results, needs_work,
                           process_item, written_meanwhile)
@@ -37,7 +37,10 @@ class ProcessPool:
             raise OptionError("jobs", f"must be at least 1, not {jobs}")
         self.jobs = jobs
 
-    def execute(self, job: Job, items: Iterable[Item], *, ordered: bool) -> Iterator[Result]:
+    def execute(self, job: Job, items: Iterable[Item], *, ordered: bool,
+                gate: WriteGate | None = None) -> Iterator[Result]:
+        # Each worker writes through a gate of its own, stopped by the signal this process sends it (_stop_workers).
+        gate = gate or WriteGate()
         window = self.jobs * 4
         context = _pool_context()
         # Workers watch this pipe: the parent holds its only writing end, so its death, however it comes, closes it.
@@ -51,7 +54,7 @@ class ProcessPool:
 
         def take(item: Item) -> tuple[Item, futures.Future[Result]]:
             if not needs_work(item):  # nothing to compute: answer without a round trip
-                return item, _done(process_item(job, item))
+                return item, _done(process_item(job, item, gate))
             future = _submit(pool, _worker_process, item)
             future.destination_before = file_identity(item.destination)  # type: ignore[attr-defined]
             return item, future
@@ -78,11 +81,11 @@ class ProcessPool:
                             yield _outcome(*entry)
         except SetupError as stop:  # as above: what the other workers wrote is reported
             interrupted = True
-            stop.finished = _stop_workers(pool, pending)  # type: ignore[attr-defined]
+            stop.finished = _stop_workers(pool, pending, gate)  # type: ignore[attr-defined]
             raise
         except KeyboardInterrupt:
             interrupted = True
-            raise Interrupted(_stop_workers(pool, pending)) from None
+            raise Interrupted(_stop_workers(pool, pending, gate)) from None
         finally:
             for _, future in pending:
                 future.cancel()
@@ -109,10 +112,10 @@ def _submit(pool: futures.ProcessPoolExecutor, function: Any, *args: Any) -> fut
     return future
 
 
-def _stop_workers(pool: futures.ProcessPoolExecutor, pending: Iterable[tuple[Item, futures.Future[Result]]]
-                  ) -> list[Result]:
+def _stop_workers(pool: futures.ProcessPoolExecutor, pending: Iterable[tuple[Item, futures.Future[Result]]],
+                  gate: WriteGate) -> list[Result]:
     """Stop a pool now: no more renames anywhere, a short grace for items in their last step, then kill."""
-    stop_writes()
+    gate.stop()
     processes = list((getattr(pool, "_processes", None) or {}).values())
     for process in processes:
         with contextlib.suppress(OSError):
@@ -144,17 +147,17 @@ def _outcome(item: Item, future: futures.Future[Result]) -> Result:
         return failed(item, error)
 
 
-def _worker_init(parent_alive: Any = None) -> None:
+def _worker_init(gate: WriteGate, parent_alive: Any = None) -> None:
     _die_with_parent(parent_alive)
+
+    def stop_on_signal(signum: int, frame: object) -> None:
+        gate.stop()
+
     # Ctrl-C reaches every process of the terminal's group, and the parent forwards SIGTERM: either only stops
     # renames here (the item in hand abandons its write, removing its temp file); the parent decides the rest.
-    signal.signal(signal.SIGINT, _stop_on_signal)
-    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGINT, stop_on_signal)
+    signal.signal(signal.SIGTERM, stop_on_signal)
     one_core_per_worker()
-
-
-def _stop_on_signal(signum: int, frame: object) -> None:
-    stop_writes()
 
 
 def _die_with_parent(parent_alive: Any) -> None:
@@ -184,18 +187,22 @@ def _exit_when_closed(parent_alive: Any) -> None:
         os._exit(1)
 
 
-_WORKER_JOB: Job | None = None
+# A worker process's job and write gate, set once by the pool's initialiser: the only way it hands state to the
+# tasks that follow. The worker process belongs to one run, and ends with it.
+_WORKER: tuple[Job, WriteGate] | None = None
 
 
 def _worker_set_job(job: Job, parent_alive: Any = None) -> None:
-    global _WORKER_JOB
-    _worker_init(parent_alive)
-    _WORKER_JOB = job
+    global _WORKER
+    gate = WriteGate()
+    _worker_init(gate, parent_alive)
+    _WORKER = (job, gate)
 
 
 def _worker_process(item: Item) -> Result:
-    assert _WORKER_JOB is not None
-    return process_item(_WORKER_JOB, item)
+    assert _WORKER is not None
+    job, gate = _WORKER
+    return process_item(job, item, gate)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -204,7 +211,7 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["maskcli.work", "maskcli.engines.processes", "maskcli.io.decode",
-                                        "maskcli.io.encode", "cv2"])
+                                        "maskcli.io.encode", "maskcli.io.files", "maskcli.io.masks", "cv2"])
         return context
     return multiprocessing.get_context("spawn")
 

@@ -40,7 +40,7 @@ from typing import Any
 
 from maskcli.cores import cpu_count, one_core_per_worker
 from maskcli.errors import Interrupted, OptionError, SetupError
-from maskcli.io.encode import remove_temp_files_of_dead_processes
+from maskcli.io.files import WriteGate, remove_temp_files_of_dead_processes
 from maskcli.io.sources import Item
 from maskcli.work import (FATAL, Job, Result, compute_isolated, describe, failed, file_identity, needs_work,
                           process_item, save_or_fail)
@@ -151,8 +151,13 @@ class RayExecutor:
 
     # -- running ----------------------------------------------------------------------------------------------
 
-    def execute(self, job: Job, items: Iterable[Item], *, ordered: bool) -> Iterator[Result]:
-        """Run ``job`` over ``items`` on the cluster, yielding one result per item as it finishes."""
+    def execute(self, job: Job, items: Iterable[Item], *, ordered: bool,
+                gate: WriteGate | None = None) -> Iterator[Result]:
+        """Run ``job`` over ``items`` on the cluster, yielding one result per item as it finishes.
+
+        ``gate`` is not used: the driver writes nothing, and each task writes through a gate of its own on its
+        node; a cancelled task abandons its write (Ray raises ``KeyboardInterrupt`` in it).
+        """
         self.start()
         return _Run(self._ray, job, self.window, self._stopped_folders).results(items, ordered=ordered)
 
@@ -261,7 +266,7 @@ class _Run:
                     if item is None:
                         exhausted = True
                     elif not needs_work(item):  # refused or skipped: answered here without a round trip
-                        pending.append(_Entry(item, process_item(self.job, item)))
+                        pending.append(_Entry(item, process_item(self.job, item, WriteGate())))
                     elif self.job.batched:
                         pending.append(_Entry(item, self._decode(item), before=file_identity(item.destination)))
                         batch.append(pending[-1])
@@ -410,7 +415,7 @@ def _node_fact(result: Result) -> Result:
 
 
 def _process_task(handle: list[Any], item: Item) -> Result:
-    return _node_fact(process_item(_worker_job(handle), item))
+    return _node_fact(process_item(_worker_job(handle), item, WriteGate()))
 
 
 @dataclasses.dataclass
@@ -434,7 +439,7 @@ def _save_task(handle: list[Any], item: Item, pair: Any) -> Result:
     if isinstance(pair, _Failure):
         return _node_fact(failed(item, pair.error))
     computed, loaded = pair
-    return _node_fact(save_or_fail(_worker_job(handle), item, loaded, computed))
+    return _node_fact(save_or_fail(_worker_job(handle), item, loaded, computed, WriteGate()))
 
 
 class _ModelActor:

@@ -18,7 +18,7 @@ from typing import Any
 
 from maskcli.engines.window import fill, finished as _done
 from maskcli.errors import Interrupted, OptionError, SetupError
-from maskcli.io.encode import stop_writes
+from maskcli.io.files import WriteGate
 from maskcli.io.sources import Item
 from maskcli.work import (FATAL, GRACE_S, Feed, Job, Result, compute_isolated, failed, file_identity, finished_results,
                           needs_work, process_item, save_or_fail, written_meanwhile)
@@ -37,10 +37,12 @@ class InProcess:
             raise OptionError("threads", f"must be at least 1, not {threads}")
         self.threads = threads
 
-    def execute(self, job: Job, items: Iterable[Item], *, ordered: bool) -> Iterator[Result]:
+    def execute(self, job: Job, items: Iterable[Item], *, ordered: bool,
+                gate: WriteGate | None = None) -> Iterator[Result]:
         # The computation runs in a thread of its own too, so that this thread, which answers Ctrl-C, only ever
         # waits: a long computation in C would otherwise hold the interrupt until it returned.
         threads = self.threads
+        gate = gate or WriteGate()
         batch_size = max(1, job.batch_size)
         side_by_side = threads > 1 and not job.batched
         decoders = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="maskcli-decode")
@@ -100,7 +102,7 @@ class InProcess:
                 while ahead and decoded < batch_size:
                     item, loading = ahead[0]
                     if loading is None:
-                        slots.append(_done(process_item(job, item)))
+                        slots.append(_done(process_item(job, item, gate)))
                     else:
                         try:
                             slots.append((item, loading.result()))
@@ -113,9 +115,10 @@ class InProcess:
                 batch = [slot for slot in slots if isinstance(slot, tuple)]
                 started.update((item.index, (item, file_identity(item.destination))) for item, _ in batch)
                 if side_by_side:  # the next items start while these compute: no wait here
-                    saving = iter([computer.submit(_compute_and_save, job, item, loaded) for item, loaded in batch])
+                    saving = iter([computer.submit(_compute_and_save, job, item, loaded, gate)
+                                   for item, loaded in batch])
                 else:
-                    saving = iter(_compute_batch(job, batch, computer, savers) if batch else [])
+                    saving = iter(_compute_batch(job, batch, computer, savers, gate) if batch else [])
                 behind.extend((None, slot) if isinstance(slot, futures.Future) else (slot[0], next(saving))
                               for slot in slots)
                 yield from drain(block_until=window)
@@ -124,7 +127,7 @@ class InProcess:
             # The output folder took no file (full, read-only): the other items in flight may have written theirs,
             # which the error carries so that each is reported.
             interrupted = True
-            stop_writes()
+            gate.stop()
             entries = list(behind)
             futures.wait([future for _, future in entries], timeout=GRACE_S)
             finished = finished_results(entries)
@@ -133,10 +136,12 @@ class InProcess:
             raise
         except KeyboardInterrupt:
             interrupted = True
-            stop_writes()
+            gate.stop()
             entries = list(behind)
-            # Saves in their last step finish or abandon their write.
+            # Saves in their last step finish or abandon their write; the temp files of those still busy go now,
+            # since the process may end without waiting for their threads.
             futures.wait([future for _, future in entries], timeout=GRACE_S)
+            gate.discard_temp_files()
             finished = finished_results(entries)
             finished += [result for result in handed if result.index not in {r.index for r in finished}]
             raise Interrupted(sorted(finished + written_meanwhile(started.values(), finished),
@@ -154,18 +159,20 @@ class InProcess:
 
 def _compute_batch(
     job: Job, batch: list[tuple[Item, Any]], computer: futures.ThreadPoolExecutor,
-    savers: futures.ThreadPoolExecutor,
+    savers: futures.ThreadPoolExecutor, gate: WriteGate,
 ) -> list[futures.Future[Result]]:
     """Compute a batch in the computer's thread (one bad image fails alone), then save each result behind."""
     outcomes = computer.submit(compute_isolated, job.compute, [loaded for _, loaded in batch]).result()
     return [_done(failed(item, outcome)) if isinstance(outcome, Exception)
-            else savers.submit(save_or_fail, job, item, loaded, outcome)
+            else savers.submit(save_or_fail, job, item, loaded, outcome, gate)
             for (item, loaded), outcome in zip(batch, outcomes)]
 
 
-def _compute_and_save(job: Job, item: Item, loaded: Any) -> Result:
+def _compute_and_save(job: Job, item: Item, loaded: Any, gate: WriteGate) -> Result:
     (outcome,) = compute_isolated(job.compute, [loaded])
-    return failed(item, outcome) if isinstance(outcome, Exception) else save_or_fail(job, item, loaded, outcome)
+    if isinstance(outcome, Exception):
+        return failed(item, outcome)
+    return save_or_fail(job, item, loaded, outcome, gate)
 
 
 __all__ = ["InProcess"]

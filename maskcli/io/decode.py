@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import warnings
 import zlib
 
@@ -29,6 +28,7 @@ from PIL import ImageOps, UnidentifiedImageError
 
 from maskcli.errors import InputError, PixelLimit
 from maskcli.imageops import to_unit_float
+from maskcli.io.files import read_regular_file
 
 from maskcli.io import DEFAULT_MAX_PIXELS  # noqa: E402 (defined there so that reading it costs no decoder)
 
@@ -140,69 +140,6 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
     return decode_image(data, max_pixels=max_pixels, gray=gray)
 
 
-_KINDS = (
-    (stat.S_ISFIFO, "FIFO"),
-    (stat.S_ISCHR, "character device"),
-    (stat.S_ISBLK, "block device"),
-    (stat.S_ISSOCK, "socket"),
-    (stat.S_ISDIR, "folder"),
-)
-
-
-def file_kind(mode: int) -> str:
-    """What a ``st_mode`` names, in words: ``"FIFO"``, ``"character device"`` ... (``"regular file"``).
-
-    >>> file_kind(stat.S_IFIFO | 0o644), file_kind(stat.S_IFREG | 0o644)
-    ('FIFO', 'regular file')
-    """
-    for test, kind in _KINDS:
-        if test(mode):
-            return kind
-    return "regular file" if stat.S_ISREG(mode) else "special file"
-
-
-def read_regular_file(path: str | os.PathLike[str]) -> bytes:
-    """The bytes of a regular file, read no further than its size.
-
-    A FIFO, device, socket or folder (also behind a symlink) is refused before it is opened for reading, since
-    reading one can block forever (a FIFO) or never end (``/dev/zero``): :class:`~maskcli.errors.InputError`
-    says ``not a regular file (FIFO)``. The file is opened without blocking and checked again on the open
-    descriptor, so a file swapped after the first check is refused too.
-
-    >>> read_regular_file("/dev/null")
-    Traceback (most recent call last):
-    ...
-    maskcli.errors.InputError: not a regular file (character device)
-    """
-    try:
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):
-            raise InputError(_not_regular(mode))
-        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except PermissionError:
-        raise InputError("permission denied") from None
-    except FileNotFoundError:
-        raise InputError("no such file") from None
-    except OSError as error:  # symlink loops, I/O errors
-        raise InputError(error.strerror or str(error)) from None
-    try:
-        info = os.fstat(handle)
-        if not stat.S_ISREG(info.st_mode):
-            raise InputError(_not_regular(info.st_mode))
-        chunks, left = [], info.st_size
-        while left > 0:  # bounded by the size seen at open: a file that grows is not followed
-            chunk = os.read(handle, min(left, 1 << 30))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-    except OSError as error:
-        raise InputError(error.strerror or str(error)) from None
-    finally:
-        os.close(handle)
-
-
 def max_encoded_bytes(max_pixels: int) -> int:
     """The most bytes an encoded image within ``max_pixels`` can need: 16 bytes a pixel (float32 RGBA, stored
     uncompressed, the largest sample layout maskcli reads) plus 16 MiB of headers and metadata.
@@ -223,11 +160,6 @@ def read_bounded(stream: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
             f"more than {limit:,} bytes, more than an image within the pixel limit of {max_pixels:,} can need"
         )
     return bytes(data)
-
-
-def _not_regular(mode: int) -> str:
-    kind = file_kind(mode)
-    return "is a folder, not an image" if kind == "folder" else f"not a regular file ({kind})"
 
 
 def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, gray: bool = False) -> Image:

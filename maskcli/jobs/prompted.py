@@ -32,7 +32,8 @@ import numpy as np
 
 from maskcli.errors import InputError, OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image
-from maskcli.io.encode import encode_mask
+from maskcli.io.files import WriteGate, write_atomic
+from maskcli.io.masks import encode_mask
 from maskcli.io.sinks import Sink
 from maskcli.io.sources import Item
 from maskcli.jobs.segment import Refiner, load_item, write_output
@@ -119,7 +120,8 @@ class PromptedSegmentJob(JobBase):
             results.append(segmentations)
         return results
 
-    def save(self, item: Item, loaded: tuple[Image, list[Any], Timer], objects: list[Segmentation]) -> Result:
+    def save(self, item: Item, loaded: tuple[Image, list[Any], Timer], objects: list[Segmentation],
+             gate: WriteGate) -> Result:
         image, prompts, timer = loaded
         shape = (image.height, image.width)
         records = []
@@ -142,12 +144,10 @@ class PromptedSegmentJob(JobBase):
             else:
                 main = None
         with timer("write"):
-            from maskcli.io.encode import write_atomic
-
             for path, data in files:
-                write_atomic(path, data)
+                write_atomic(path, data, gate=gate)
                 written.append(str(path))
-            output = write_output(self.sink, item, main) if main is not None else None
+            output = write_output(self.sink, item, main, gate) if main is not None else None
         if written:
             facts["object_files"] = written
         if image.warnings:
