@@ -226,7 +226,8 @@ def _floor(files: list[Path], out: Path, workers: int) -> float:
     ``workers`` threads (the runner's decode and save threads), no model."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from maskcli.io.encode import encode_mask, write_atomic
+    from maskcli.io.files import write_atomic
+    from maskcli.io.masks import encode_mask
 
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)

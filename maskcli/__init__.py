@@ -51,7 +51,7 @@ def read_image(path: str, **options: Any) -> "Image":
 
 
 def read_mask(path: str) -> "np.ndarray":
-    """Read a mask file into the mask convention (see :func:`maskcli.io.encode.read_mask`).
+    """Read a mask file into the mask convention (see :func:`maskcli.io.masks.read_mask`).
 
     Parameters
     ----------
@@ -63,7 +63,7 @@ def read_mask(path: str) -> "np.ndarray":
     ndarray
         float32 H×W in [0, 1].
     """
-    from maskcli.io.encode import read_mask as _read
+    from maskcli.io.masks import read_mask as _read
 
     return _read(path)
 
@@ -80,7 +80,8 @@ def write_mask(path: str, mask: "np.ndarray", *, bits: int = 8) -> None:
     bits : {8, 16}
         Bits per pixel of a soft mask.
     """
-    from maskcli.io.encode import encode_mask, write_atomic
+    from maskcli.io.files import write_atomic
+    from maskcli.io.masks import encode_mask
 
     write_atomic(path, encode_mask(mask, bits=bits))
 

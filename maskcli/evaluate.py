@@ -27,6 +27,7 @@ import numpy as np
 from maskcli.errors import InputError, MaskcliError, OptionError, SetupError
 from maskcli.io.sources import Source, walk_folder
 from maskcli.metrics import SCORE_KEYS, score
+from maskcli.work import JobBase
 
 __all__ = [
     "Pair",
@@ -201,7 +202,7 @@ def pair_files(sources: str | os.PathLike[str], truths: str | os.PathLike[str]) 
 
 
 def _read_mask(path: str) -> np.ndarray:
-    from maskcli.io.encode import read_mask
+    from maskcli.io.masks import read_mask
 
     return read_mask(path)
 
@@ -224,7 +225,8 @@ def pair_truths(images: str | os.PathLike[str], truths: str | os.PathLike[str],
     Examples
     --------
     >>> import tempfile
-    >>> from maskcli.io.encode import encode_mask, write_atomic
+    >>> from maskcli.io.files import write_atomic
+    >>> from maskcli.io.masks import encode_mask
     >>> scratch = tempfile.TemporaryDirectory(); root = Path(scratch.name)
     >>> write_atomic(root / "photos" / "a.jpg", b"not decoded here")
     >>> write_atomic(root / "truth" / "a.png", encode_mask(np.ones((2, 3), np.float32)))
@@ -278,7 +280,8 @@ def evaluate_folders(
     Examples
     --------
     >>> import tempfile
-    >>> from maskcli.io.encode import encode_mask, write_atomic
+    >>> from maskcli.io.files import write_atomic
+    >>> from maskcli.io.masks import encode_mask
     >>> scratch = tempfile.TemporaryDirectory(); root = Path(scratch.name)
     >>> truth = np.zeros((4, 4), np.float32); truth[:2] = 1
     >>> write_atomic(root / "gt" / "a.png", encode_mask(truth))
@@ -638,7 +641,7 @@ def _pair_items(pairs: Sequence[Pair]) -> Iterator[Any]:
 
 
 @dataclasses.dataclass
-class _CompareJob:
+class _CompareJob(JobBase):
     """Decode an image and its truth → every method on it, timed and scored; nothing is written."""
 
     pairs: Sequence[Pair]
@@ -690,8 +693,8 @@ class _CompareJob:
             entries[0].error = str(error) if isinstance(error, MaskcliError) else f"{type(error).__name__}: {error}"
         return entries
 
-    def save(self, item: Any, loaded: Any, computed: list[ImageScore]) -> Any:
-        from maskcli.pipeline import Result
+    def save(self, item: Any, loaded: Any, computed: list[ImageScore], gate: Any) -> Any:
+        from maskcli.work import Result
 
         errors = [entry.error for entry in computed if entry.error]
         return Result(item.index, item.name, None, "failed" if errors else "written",

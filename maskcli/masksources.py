@@ -91,7 +91,7 @@ def read_mask_file(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     """A mask file's mask: its integer levels (uint8/uint16) when it holds plain grey ones, 1 byte per pixel
     instead of 4 until used, else the mask convention; a failure names the mask file."""
     from maskcli.io.decode import read_image
-    from maskcli.io.encode import mask_from_image
+    from maskcli.io.masks import mask_from_image
 
     try:
         image = read_image(path, max_pixels=max_pixels)

@@ -1,8 +1,8 @@
 """The streaming batch runner.
 
-A command is a :class:`Job`: ``load`` decodes an item's inputs, ``compute`` turns a list of loaded items into
-results (a batch for the CNN, one item otherwise) and ``save`` encodes and writes. :func:`run` feeds items through
-a job and yields one :class:`Result` per item; it never prints, and one failing item never stops the others
+A command is a :class:`~maskcli.work.Job`: ``load`` decodes an item's inputs, ``compute`` turns a list of loaded
+items into results (a batch for the CNN, one item otherwise) and ``save`` encodes and writes. :func:`run` feeds
+items through a job and yields one :class:`~maskcli.work.Result` per item; it never prints, and one failing item never stops the others
 (unless ``fail_fast``).
 
 Where the work runs is an engine's business (:mod:`maskcli.engines`); by default a local one is chosen:
@@ -15,8 +15,9 @@ Where the work runs is an engine's business (:mod:`maskcli.engines`); by default
 * **batched jobs** (a CNN) keep one model in this process: decoding runs ahead in threads, batches of
   ``batch_size`` go through the model, and encoding and writing run behind in threads.
 
-Whatever the engine, this module is where fail-fast, the answers for refused and skipped items, and the turning
-of one item's failure into one failed result live.
+Whatever the engine, this loop is where fail-fast and Ctrl-C are answered; the answers for refused and skipped
+items and the turning of one item's failure into one failed result are the runner's vocabulary
+(:mod:`maskcli.work`), which every engine uses.
 
 Memory stays bounded whatever the number of items: at most a small window of items is in flight. The list of
 items itself is read in full before the first write, so that no output can land on any input of the batch
@@ -24,7 +25,7 @@ items itself is read in full before the first write, so that no output can land 
 finish).
 
 Ctrl-C (a ``KeyboardInterrupt`` in the caller's thread) stops the run within a second: no file is renamed into
-place after it, workers are told to stop and killed if still busy after a short grace (:data:`GRACE_S`), and
+place after it, workers are told to stop and killed if still busy after a short grace (:data:`~maskcli.work.GRACE_S`), and
 :class:`~maskcli.errors.Interrupted` is raised carrying the results of items that finished meanwhile, so every
 file left on disk can be reported. No partial file is left, since every write goes through a temp file and a
 rename.
@@ -32,178 +33,20 @@ rename.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import time
-import traceback
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING
 
-from maskcli.cores import cpu_count
-from maskcli.errors import Interrupted, MaskcliError, OutputTaken, SetupError, WriteStopped
-from maskcli.io.encode import resume_writes
+from maskcli.cores import cores_for
+from maskcli.errors import Interrupted
+from maskcli.io.files import WriteGate
 from maskcli.io.sources import Item, guard_inputs
+from maskcli.work import Feed, Job, Result, check_job
+
+from maskcli.engines.local import choose
 
 if TYPE_CHECKING:
     from maskcli.engines import Executor
-
-Status = Literal["written", "skipped", "failed"]
-
-
-@dataclasses.dataclass
-class Result:
-    """What happened to one item."""
-
-    index: int
-    input: str
-    output: str | None
-    status: Status
-    error: str | None = None
-    facts: dict[str, Any] = dataclasses.field(default_factory=dict)
-    timings: dict[str, float] = dataclasses.field(default_factory=dict)  # milliseconds per stage
-    relpath: str | None = None  # the input's path relative to its folder (apply pairs by it)
-
-    def record(self) -> dict[str, Any]:
-        """The JSON-friendly record printed by ``--json``."""
-        record: dict[str, Any] = {
-            "input": self.input,
-            "relpath": self.relpath,
-            "output": self.output,
-            "status": self.status,
-            "error": self.error,
-            "timings_ms": {k: round(v, 2) for k, v in self.timings.items()},
-        }
-        record.update(self.facts)
-        return record
-
-
-class Job(Protocol):
-    """What :func:`run` drives. ``load`` and ``save`` may run in threads; per-item jobs must pickle.
-
-    A job may also say ``releases_gil = True`` (its stages spend their time in C code that releases the GIL, and
-    ``compute`` may run in several threads at once): the default executor then runs it in threads of this process.
-    """
-
-    batched: bool
-    batch_size: int
-
-    def load(self, item: Item) -> Any: ...
-
-    def compute(self, loaded: list[Any]) -> list[Any]: ...
-
-    def save(self, item: Item, loaded: Any, computed: Any) -> Result: ...
-
-
-def skipped(item: Item) -> Result:
-    output = str(item.destination) if item.destination else None
-    return Result(item.index, item.name, output, "skipped", relpath=item.source.relpath.as_posix())
-
-
-def failed(item: Item, error: BaseException | str) -> Result:
-    output = str(item.destination) if item.destination else None
-    return Result(item.index, item.name, output, "failed", error=describe(error),
-                  relpath=item.source.relpath.as_posix())
-
-
-def saved(job: Job, item: Item, loaded: Any, computed: Any) -> Result:
-    """``job.save`` with the item's relative path recorded; an output that another process wrote meanwhile
-    counts as skipped when the batch skips existing outputs."""
-    try:
-        result = job.save(item, loaded, computed)
-    except OutputTaken as taken:
-        if taken.skip:
-            return skipped(item)
-        raise
-    result.relpath = item.source.relpath.as_posix()
-    return result
-
-
-def describe(error: BaseException | str) -> str:
-    """One line for an error: our own errors say it all; anything else is a bug, named with its type."""
-    if isinstance(error, str):
-        return error
-    if isinstance(error, MaskcliError):
-        return str(error)
-    if isinstance(error, MemoryError):
-        return "out of memory (try fewer `jobs` or a smaller `max_pixels`)"
-    if isinstance(error, OSError):
-        return error.strerror or str(error)
-    where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
-    place = f" at {os.path.basename(where.filename)}:{where.lineno}" if where else ""
-    return f"internal error: {type(error).__name__}: {error}{place} (please report this)"
-
-
-FATAL = (SetupError, WriteStopped, KeyboardInterrupt)
-"""Errors that stop the whole run instead of failing one item: setup (weights, device), Ctrl-C, and a write
-abandoned because the run is stopping (it left no file, so it is no result)."""
-
-#: Seconds a stopping run waits for items in flight to finish or abandon their writes before killing workers.
-GRACE_S = 0.5
-
-
-def needs_work(item: Item) -> bool:
-    """Whether an item goes to its job: refused items (an error, an output that may not be written) and
-    skipped ones are answered by :func:`process_item` alone."""
-    return not (item.error or item.skip)
-
-
-def process_item(job: Job, item: Item) -> Result:
-    """Load, compute and save one item, turning any failure into a failed result.
-
-    The one place where every engine answers refused and skipped items, so the never-overwrite rule (an item
-    whose output may not be written carries the reason in ``item.error``) holds whatever runs the job.
-    """
-    if item.error:
-        return failed(item, item.error)
-    if item.skip:
-        return skipped(item)
-    try:
-        loaded = job.load(item)
-        (computed,) = job.compute([loaded])
-        return saved(job, item, loaded, computed)
-    except FATAL:
-        raise
-    except Exception as error:
-        return failed(item, error)
-
-
-class Feed:
-    """The items of a run, until :meth:`stop`: then no more are handed out (those in flight still finish).
-
-    Executors pull from it like any iterator and may look at :attr:`stopped` to drop work not yet started.
-    """
-
-    def __init__(self, items: Iterable[Item]) -> None:
-        self._items = iter(items)
-        self.stopped = False
-
-    def __iter__(self) -> "Feed":
-        return self
-
-    def __next__(self) -> Item:
-        if self.stopped:
-            raise StopIteration
-        return next(self._items)
-
-    def stop(self) -> None:
-        self.stopped = True
-
-
-def finished_results(entries: Iterable[tuple[Item, Any]]) -> list[Result]:
-    """Results of the futures in ``(item, future)`` pairs that completed: what a stopping executor reports.
-
-    A write abandoned because the run is stopping left no file and is no result.
-    """
-    results = []
-    for item, future in entries:
-        if not future.done() or future.cancelled():
-            continue
-        error = future.exception()
-        if error is None:
-            results.append(future.result())
-        elif isinstance(error, MaskcliError) and not isinstance(error, (SetupError, WriteStopped)):
-            results.append(failed(item, error))
-    return results
 
 
 def run(
@@ -256,13 +99,13 @@ def run(
     A job that measures names, run in this process:
 
     >>> from pathlib import PurePosixPath
-    >>> from maskcli.engines.local import InProcess
+    >>> from maskcli.engines.threads import InProcess
     >>> from maskcli.io.sources import Source
-    >>> class Length:
-    ...     batched, batch_size = False, 1
+    >>> from maskcli.work import JobBase
+    >>> class Length(JobBase):
     ...     def load(self, item): return item.name
     ...     def compute(self, loaded): return [len(name) for name in loaded]
-    ...     def save(self, item, loaded, computed):
+    ...     def save(self, item, loaded, computed, gate):
     ...         return Result(item.index, item.name, None, "written", facts={"length": computed})
     >>> items = [Item(i, Source(name, PurePosixPath(name))) for i, name in enumerate(["a.png", "bb.png"])]
     >>> [r.facts["length"] for r in run(items, Length(), executor=InProcess())]
@@ -270,14 +113,13 @@ def run(
     """
     # Every input is known before the first write, so no output can land on any of them (an output named like
     # another item's input would otherwise replace it); an input given twice runs once.
-    items = guard_inputs(items, also=[*getattr(job, "reads", ()), *reads])
+    job = check_job(job)
+    items = guard_inputs(items, also=[*job.reads, *reads])
     if executor is None:
-        from maskcli.engines.local import choose
-
-        executor, items = choose(job, cpu_count() if jobs is None else jobs, items)
+        executor, items = choose(job, cores_for(jobs), items)
     feed = Feed(items)
-    resume_writes()
-    results = executor.execute(job, feed, ordered=ordered)
+    # The run's own gate: stopping this run stops its writes alone, and the next run starts with an open one.
+    results = executor.execute(job, feed, ordered=ordered, gate=WriteGate())
     last: Result | None = None  # the result the caller holds, or has just reported
     try:
         for result in results:
@@ -310,27 +152,4 @@ def run(
             close()
 
 
-class Timer:
-    """Collects milliseconds per stage: ``with timer("decode"): ...``."""
-
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-
-    def __call__(self, stage: str) -> "_Stage":
-        return _Stage(self.timings, stage)
-
-
-class _Stage:
-    def __init__(self, timings: dict[str, float], stage: str) -> None:
-        self.timings, self.stage = timings, stage
-
-    def __enter__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        elapsed = (time.perf_counter() - self.start) * 1000
-        self.timings[self.stage] = self.timings.get(self.stage, 0.0) + elapsed
-
-
-__all__ = ["FATAL", "GRACE_S", "Feed", "Job", "Result", "finished_results", "Timer", "cpu_count", "describe", "failed", "needs_work", "process_item", "run",
-           "skipped"]
+__all__ = ["run"]

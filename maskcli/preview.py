@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from maskcli.errors import InputError, OptionError, OutputExists, SetupError
+from maskcli.work import JobBase
 
 if TYPE_CHECKING:
     from maskcli.evaluate import Pair
@@ -304,14 +305,12 @@ class _Style:
 
 
 @dataclasses.dataclass
-class _ScoreJob:
+class _ScoreJob(JobBase):
     """Read a mask and its truth → their IoU (the sheet's order); nothing is written."""
 
     pairs: list[tuple[Pair, Pair]]  # by item index: (image, mask) and (image, truth)
     read_mask: Callable[[Pair], np.ndarray]
     read_truth: Callable[[Pair], np.ndarray]
-    batched = False
-    batch_size = 1
 
     def load(self, item: Any) -> tuple[np.ndarray, np.ndarray]:
         mask_pair, truth_pair = self.pairs[item.index]
@@ -326,14 +325,14 @@ class _ScoreJob:
 
         return [iou(mask, truth) for mask, truth in loaded]
 
-    def save(self, item: Any, loaded: Any, computed: float) -> Any:
-        from maskcli.pipeline import Result
+    def save(self, item: Any, loaded: Any, computed: float, gate: Any) -> Any:
+        from maskcli.work import Result
 
         return Result(item.index, item.name, None, "written", facts={"iou": computed})
 
 
 @dataclasses.dataclass
-class _OverlayJob:
+class _OverlayJob(JobBase):
     """Decode an image and its mask → the overlay (written) and the sheet's tile (handed back)."""
 
     pairs: list[Pair]  # by item index: (image, mask)
@@ -342,8 +341,6 @@ class _OverlayJob:
     stretch: bool | None
     cell: int | None  # the sheet's cell side; None: no sheet
     prompts: Any = None  # a prompt source (maskcli.promptsources): its boxes and points are drawn
-    batched = False
-    batch_size = 1
 
     def load(self, item: Any) -> tuple[np.ndarray, np.ndarray, list[Any]]:
         pixels = _load(item.source.path, self.stretch)
@@ -367,14 +364,15 @@ class _OverlayJob:
             made.append((picture, tile))
         return made
 
-    def save(self, item: Any, loaded: Any, computed: tuple[np.ndarray, np.ndarray | None]) -> Any:
-        from maskcli.io.encode import encode_image, write_atomic
-        from maskcli.pipeline import Result
+    def save(self, item: Any, loaded: Any, computed: tuple[np.ndarray, np.ndarray | None], gate: Any) -> Any:
+        from maskcli.io.encode import encode_image
+        from maskcli.io.files import write_atomic
+        from maskcli.work import Result
 
         picture, tile = computed
         output = None
         if item.destination is not None:
-            write_atomic(item.destination, encode_image(picture, format="PNG"))
+            write_atomic(item.destination, encode_image(picture, format="PNG"), gate=gate)
             output = str(item.destination)
         return Result(item.index, item.name, output, "written", facts={"tile": tile})
 
@@ -419,7 +417,8 @@ def write_previews(
     from maskcli.evaluate import pair_truths
     from maskcli.formats.labels import has_legend
     from maskcli.formats.sources import classes_for
-    from maskcli.io.encode import encode_image, write_atomic
+    from maskcli.io.encode import encode_image
+    from maskcli.io.files import write_atomic
     from maskcli.io.sources import Item, Source
     from maskcli.pipeline import run
 

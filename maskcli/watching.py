@@ -14,7 +14,7 @@ from typing import Any
 from maskcli.errors import Interrupted
 from maskcli.io.sources import Item, Source
 from maskcli.io.watch import FolderWatch
-from maskcli.pipeline import Result
+from maskcli.work import Result
 from maskcli.video.runner import run_media
 
 

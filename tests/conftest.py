@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,16 +34,6 @@ def _no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MASKCLI_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MASKCLI_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-
-
-@pytest.fixture(autouse=True)
-def _writes_resumed() -> Iterator[None]:
-    """A test that interrupts a run in this process stops its renames (``stop_writes``): the next test's own
-    writes must not be refused."""
-    yield
-    from maskcli.io.encode import resume_writes
-
-    resume_writes()
 
 
 @pytest.fixture

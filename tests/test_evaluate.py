@@ -22,7 +22,8 @@ from maskcli.evaluate import (
     parse_method_specs,
     worst_first,
 )
-from maskcli.io.encode import encode_mask, write_atomic
+from maskcli.io.files import write_atomic
+from maskcli.io.masks import encode_mask
 
 
 def put(root: Path, name: str, mask: np.ndarray) -> Path:

@@ -344,9 +344,9 @@ def test_an_output_folder_that_takes_no_file_stops_the_batch(tmp_path, monkeypat
         monkeypatch.setattr(tempfile, "mkstemp", lambda *a, **k: (attempts.append(a), real_mkstemp(*a, **k))[1])
         monkeypatch.setattr(os, "replace", lambda *a: failing(*a) if str(a[1]).startswith(str(out)) else
                             real_replace(*a))
-        from maskcli.io import encode
+        from maskcli.io import files
 
-        monkeypatch.setattr(encode, "_rename_exclusive", failing)  # the rename that replaces nothing
+        monkeypatch.setattr(files, "_rename_exclusive", failing)  # the rename that replaces nothing
     else:
         monkeypatch.setattr(tempfile, "mkstemp", failing)
     assert main(["segment", str(folder), "-o", str(out), "--jobs", "1"]) == 3
@@ -562,7 +562,7 @@ def test_a_signal_never_cuts_a_report_in_half(monkeypatch):
 
     from maskcli.cli import entry
     from maskcli.cli.report import Reporter
-    from maskcli.pipeline import Result
+    from maskcli.work import Result
 
     class SignalMidRecord(io.StringIO):
         signalled = False
@@ -769,11 +769,11 @@ def test_a_folder_that_fills_part_way_reports_every_file_it_holds(tmp_path, monk
     from synth_for_tests import write_many
 
     from maskcli.cli.app import main
-    from maskcli.io import encode
+    from maskcli.io import files
 
     folder = write_many(tmp_path / "in", count=40)
     out = tmp_path / "out"
-    real = encode._rename_exclusive
+    real = files._rename_exclusive
     calls = []
 
     def fills(source, target):
@@ -782,7 +782,7 @@ def test_a_folder_that_fills_part_way_reports_every_file_it_holds(tmp_path, monk
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real(source, target)
 
-    monkeypatch.setattr(encode, "_rename_exclusive", fills)
+    monkeypatch.setattr(files, "_rename_exclusive", fills)
     assert main(["segment", str(folder), "-o", str(out), "--jobs", "2", "--json"]) == 3
     captured = capsys.readouterr()
     written = {os.path.basename(r["output"]) for r in map(json.loads, captured.out.splitlines())

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import DATA, SAMPLES, needs_data, run_cli
 from maskcli.errors import InputError, OptionError
+from maskcli.io.files import WriteGate
 from maskcli.io.sinks import FileSink, OutputPlan, StreamSink
 from maskcli.io.sources import Item, Source
 from maskcli.jobs.apply import apply_batch
@@ -92,13 +93,13 @@ def test_stream_and_file_sinks(tmp_path):
     stream = io.BytesIO()
     sink = StreamSink(stream)
     (item,) = sink.items([Source("-", PurePosixPath("stdin"), data=b"x")])
-    assert sink.write(item, b"PNGDATA") is None and stream.getvalue() == b"PNGDATA"
+    assert sink.write(item, b"PNGDATA", WriteGate()) is None and stream.getvalue() == b"PNGDATA"
     target = tmp_path / "out.png"
     target.write_bytes(b"old")
     (refused,) = FileSink(target).items([Source("-", PurePosixPath("stdin"))])
     assert "exists" in refused.error
     (allowed,) = FileSink(target, "overwrite").items([Source("-", PurePosixPath("stdin"))])
-    assert FileSink(target, "overwrite").write(allowed, b"new") == str(target) and target.read_bytes() == b"new"
+    assert FileSink(target, "overwrite").write(allowed, b"new", WriteGate()) == str(target) and target.read_bytes() == b"new"
 
 
 def test_batch_apply_from_python_matches_the_command(tmp_path):

@@ -153,11 +153,12 @@ def test_jobs_beyond_the_cores_are_clamped_to_them():
 def test_a_huge_batch_size_holds_a_bounded_number_of_items():
     from pathlib import PurePosixPath
 
-    from maskcli.engines.local import MAX_BATCH_SIZE, InProcess
+    from maskcli.engines.threads import MAX_BATCH_SIZE, InProcess
     from maskcli.io.sources import Item, Source
-    from maskcli.pipeline import Result
+    from maskcli.io.files import WriteGate
+    from maskcli.work import JobBase, Result
 
-    class Counting:
+    class Counting(JobBase):
         """A batched job that counts the items loaded and not yet saved (each would hold a decoded image)."""
 
         batched, batch_size = True, 10**9
@@ -175,13 +176,13 @@ def test_a_huge_batch_size_holds_a_bounded_number_of_items():
             self.batches.append(len(loaded))
             return loaded
 
-        def save(self, item, loaded, computed):
+        def save(self, item, loaded, computed, gate):
             self.held -= 1
             return Result(item.index, item.name, None, "written")
 
     job = Counting()
     items = (Item(i, Source(f"{i}.png", PurePosixPath(f"{i}.png"))) for i in range(1000))
-    results = list(InProcess(threads=2).execute(job, items, ordered=True))
+    results = list(InProcess(threads=2).execute(job, items, ordered=True, gate=WriteGate()))
     assert [r.index for r in results] == list(range(1000))
     assert max(job.batches) == MAX_BATCH_SIZE and sum(job.batches) == 1000
     # The engine's window (two batches and one item a thread) decoded ahead, and as many behind being saved; a
@@ -192,7 +193,7 @@ def test_a_huge_batch_size_holds_a_bounded_number_of_items():
 def test_the_batch_bound_in_help_is_the_engines():
     import dataclasses
 
-    from maskcli.engines.local import MAX_BATCH_SIZE
+    from maskcli.engines.threads import MAX_BATCH_SIZE
     from maskcli.methods.cnn import CNN
 
     field = {f.name: f for f in dataclasses.fields(CNN)}["batch_size"]

@@ -9,11 +9,12 @@ import pytest
 
 from maskcli.errors import InputError, OptionError
 from maskcli.io.sources import Item, Source
-from maskcli.pipeline import Result, run
+from maskcli.work import JobBase, Result
+from maskcli.pipeline import run
 
 
 @dataclasses.dataclass
-class SquareJob:
+class SquareJob(JobBase):
     """A job over integers: fails on negative ones, records how batches were formed."""
 
     batched: bool = False
@@ -31,7 +32,7 @@ class SquareJob:
             raise ValueError("unlucky batch")
         return [(value * value, len(loaded)) for value in loaded]
 
-    def save(self, item: Item, loaded: int, computed) -> Result:
+    def save(self, item: Item, loaded: int, computed, gate) -> Result:
         square, batch = computed
         return Result(item.index, item.name, None, "written", facts={"square": square, "batch": batch})
 
@@ -42,7 +43,8 @@ ENGINES = [pytest.param(1, False, id="in-process"), pytest.param(2, False, id="p
 
 
 def test_the_local_engine_for_each_kind_of_job(monkeypatch):
-    from maskcli.engines.local import ITEMS_PER_WORKER, THREADED_CORES, InProcess, choose
+    from maskcli.engines.local import ITEMS_PER_WORKER, THREADED_CORES, choose
+    from maskcli.engines.threads import InProcess
 
     monkeypatch.setattr("maskcli.engines.local.cpu_count", lambda: 64)  # as on a machine with that many cores
 
@@ -204,7 +206,7 @@ def test_a_killed_pool_with_cancelled_items_prints_no_thread_traceback(submit: s
     import sys
     import threading
 
-    from maskcli.engines.local import _pool_context, _submit
+    from maskcli.engines.processes import _pool_context, _submit
 
     if submit == "plain" and sys.version_info >= (3, 12):
         pytest.skip("CPython 3.12 and later tolerate cancelled futures in a broken pool themselves")
@@ -251,13 +253,13 @@ def test_an_interrupt_while_the_caller_holds_a_result_hands_that_result_back(job
 
 @pytest.mark.parametrize(("jobs", "releases_gil"), ENGINES)
 def test_an_interrupt_between_two_results_still_stops_the_executor_and_reports(jobs, releases_gil, monkeypatch):
-    from maskcli import pipeline
+    from maskcli import work
     from maskcli.errors import Interrupted
 
     def signal_arrives(feed):  # a signal landing in the runner's own code, after a result and before the next
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pipeline.Feed, "stop", signal_arrives)
+    monkeypatch.setattr(work.Feed, "stop", signal_arrives)
     results = run(items([3, -1] + list(range(40))), SquareJob(releases_gil=releases_gil), jobs=jobs,
                   fail_fast=True)
     assert [next(results).status for _ in range(2)] == ["written", "failed"]
@@ -272,9 +274,9 @@ def test_a_file_renamed_just_before_a_stop_is_reported_though_its_thread_is_slow
     import signal
     import threading
 
-    from maskcli.engines.local import InProcess
+    from maskcli.engines.threads import InProcess
     from maskcli.errors import Interrupted
-    from maskcli.io.encode import resume_writes, write_atomic
+    from maskcli.io.files import write_atomic
 
     renamed, release = threading.Event(), threading.Event()
 
@@ -282,24 +284,22 @@ def test_a_file_renamed_just_before_a_stop_is_reported_though_its_thread_is_slow
     class SlowToReport(SquareJob):
         releases_gil: bool = True
 
-        def save(self, item, loaded, computed):
-            write_atomic(item.destination, b"mask")
+        def save(self, item, loaded, computed, gate):
+            write_atomic(item.destination, b"mask", gate=gate)
             renamed.set()
             release.wait(30)  # a thread not scheduled again before the stopping run's grace ends
-            return super().save(item, loaded, computed)
+            return super().save(item, loaded, computed, gate)
 
     def interrupt_once_renamed():
         if renamed.wait(30):
             os.kill(os.getpid(), signal.SIGINT)
 
     item = Item(0, Source("1", PurePosixPath("1.png")), destination=tmp_path / "1.png")
-    resume_writes()  # as run() does: an earlier stopped run leaves writes stopped
     threading.Thread(target=interrupt_once_renamed, daemon=True).start()
     try:
         with pytest.raises(Interrupted) as stop:
             list(InProcess(threads=threads).execute(SlowToReport(), iter([item]), ordered=True))
     finally:
         release.set()
-        resume_writes()
     assert [(r.index, r.status, r.output) for r in stop.value.finished] == [(0, "written", str(tmp_path / "1.png"))]
     assert os.listdir(tmp_path) == ["1.png"]

@@ -11,7 +11,9 @@ import pytest
 
 from conftest import run_cli
 from maskcli.errors import OptionError, SetupError
-from maskcli.io.encode import encode_image, encode_mask, write_atomic
+from maskcli.io.encode import encode_image
+from maskcli.io.files import write_atomic
+from maskcli.io.masks import encode_mask
 from maskcli.preview import BACKGROUND, SheetLayout, contact_sheet, overlay_image, thumbnail, write_previews
 
 

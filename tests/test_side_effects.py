@@ -15,7 +15,8 @@ from PIL import Image as PILImage
 from conftest import REPO
 from maskcli.errors import InputError
 from maskcli.io.decode import decode_image
-from maskcli.io.encode import encode_image, write_atomic
+from maskcli.io.encode import encode_image
+from maskcli.io.files import write_atomic
 
 
 def test_importing_and_decoding_leave_pillow_and_opencv_as_they_were():

@@ -11,7 +11,7 @@ import pytest
 from conftest import run_main
 
 from maskcli.composite import modes
-from maskcli.io.encode import encode_mask
+from maskcli.io.masks import encode_mask
 from maskcli.methods import methods
 
 SHAPES = [(1, 1), (1, 7), (7, 1), (2, 2)]

@@ -102,15 +102,15 @@ def test_an_output_that_appears_after_planning_is_not_replaced(tmp_path, monkeyp
 @pytest.mark.parametrize("renameat2", [True, False], ids=["renameat2", "link-then-unlink"])
 def test_an_exclusive_write_keeps_the_file_there(tmp_path, monkeypatch, renameat2):
     from maskcli.errors import OutputTaken
-    from maskcli.io import encode
+    from maskcli.io import files
 
     if not renameat2:
-        monkeypatch.setattr(encode, "_renameat2", lambda: None)
-    elif encode._renameat2() is None:
+        monkeypatch.setattr(files, "_renameat2", lambda: None)
+    elif files._renameat2() is None:
         pytest.skip("no renameat2 here")
     target = tmp_path / "a.png"
-    encode.write_atomic(target, b"new", replace=False)
+    files.write_atomic(target, b"new", replace=False)
     assert target.read_bytes() == b"new"
     with pytest.raises(OutputTaken, match="exists"):
-        encode.write_atomic(target, b"newer", replace=False)
+        files.write_atomic(target, b"newer", replace=False)
     assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["a.png"]

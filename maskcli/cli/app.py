@@ -152,9 +152,7 @@ def _exit_promptly(status: int) -> None:
             with contextlib.suppress(RuntimeError):  # a thread still starting cannot be joined yet
                 thread.join(max(0.0, deadline - time.monotonic()))
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.current_thread()):
-        encode = sys.modules.get("maskcli.io.encode")
-        if encode is not None:  # a thread cut off mid-write must leave no temp file
-            encode.discard_temp_files()
+        # A thread cut off mid-write leaves no temp file: the stopped run discarded its writes' temp files.
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()

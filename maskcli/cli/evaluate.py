@@ -335,7 +335,7 @@ def _write_csv(path: Path, rows: list[tuple[str | None, Any]]) -> None:
         current().stdout.write(buffer.getvalue())
         current().stdout.flush()
         return
-    from maskcli.io.encode import write_atomic
+    from maskcli.io.files import write_atomic
 
     write_atomic(path, buffer.getvalue().encode())
 

@@ -15,7 +15,7 @@ from maskcli.cli.context import Exit, IOContext, current
 from maskcli.cli.flags import Wording
 
 if TYPE_CHECKING:  # the type alone: importing the runner here would load the decoders before --help
-    from maskcli.pipeline import Result
+    from maskcli.work import Result
 
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_SETUP, EXIT_INTERRUPTED = (

@@ -148,7 +148,7 @@ def _rewritten(spec: ModelSpec, path: Path) -> Path | None:
 
 def _store(target: Path, content: bytes) -> bool:
     """Write ``content`` atomically; False where the cache cannot be written (a read-only home)."""
-    from maskcli.io.encode import write_atomic
+    from maskcli.io.files import write_atomic
 
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -318,11 +318,8 @@ def run(loop: Loop) -> dict[str, Any]:
         else:
             stopped = "epochs"
     except KeyboardInterrupt:
-        from maskcli.io.encode import resume_writes
-
-        # An interrupt stops a batch's writes; here saving is the point of stopping (a second Ctrl-C still ends
-        # the process at once, and the atomic write leaves the previous files whole).
-        resume_writes()
+        # Saving is the point of stopping here (a second Ctrl-C still ends the process at once, and the atomic
+        # write leaves the previous files whole).
         if epoch:
             save_resume()
         raise Interrupted(loop.output, loop.resume_path if epoch else None, epoch) from None

@@ -391,13 +391,13 @@ def load_state(model: Any, state: Any, path: Union[str, Path], label: str) -> An
 
 
 def save_checkpoint(path: Union[str, Path], content: dict) -> Path:
-    """Write a torch file atomically (:func:`maskcli.io.encode.write_atomic`: a temporary file in the destination
+    """Write a torch file atomically (:func:`maskcli.io.files.write_atomic`: a temporary file in the destination
     folder, renamed into place), so an interrupted save never leaves a half-written checkpoint."""
     import io
 
     import torch
 
-    from maskcli.io.encode import write_atomic
+    from maskcli.io.files import write_atomic
 
     buffer = io.BytesIO()
     torch.save(content, buffer)

@@ -38,11 +38,12 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from maskcli.engines.local import _file_identity
+from maskcli.cores import cpu_count, one_core_per_worker
 from maskcli.errors import Interrupted, OptionError, SetupError
-from maskcli.io.encode import remove_temp_files_of_dead_processes
+from maskcli.io.files import WriteGate, remove_temp_files_of_dead_processes
 from maskcli.io.sources import Item
-from maskcli.pipeline import FATAL, Job, Result, describe, failed, needs_work, process_item, saved
+from maskcli.work import (FATAL, Job, Result, compute_isolated, describe, failed, file_identity, needs_work,
+                          process_item, save_or_fail)
 
 INSTALL_HINT = "the Ray engine needs Ray, an optional extra: pip install 'maskcli[ray]'"
 
@@ -150,8 +151,13 @@ class RayExecutor:
 
     # -- running ----------------------------------------------------------------------------------------------
 
-    def execute(self, job: Job, items: Iterable[Item], *, ordered: bool) -> Iterator[Result]:
-        """Run ``job`` over ``items`` on the cluster, yielding one result per item as it finishes."""
+    def execute(self, job: Job, items: Iterable[Item], *, ordered: bool,
+                gate: WriteGate | None = None) -> Iterator[Result]:
+        """Run ``job`` over ``items`` on the cluster, yielding one result per item as it finishes.
+
+        ``gate`` is not used: the driver writes nothing, and each task writes through a gate of its own on its
+        node; a cancelled task abandons its write (Ray raises ``KeyboardInterrupt`` in it).
+        """
         self.start()
         return _Run(self._ray, job, self.window, self._stopped_folders).results(items, ordered=ordered)
 
@@ -260,16 +266,16 @@ class _Run:
                     if item is None:
                         exhausted = True
                     elif not needs_work(item):  # refused or skipped: answered here without a round trip
-                        pending.append(_Entry(item, process_item(self.job, item)))
+                        pending.append(_Entry(item, process_item(self.job, item, WriteGate())))
                     elif self.job.batched:
-                        pending.append(_Entry(item, self._decode(item), before=_file_identity(item.destination)))
+                        pending.append(_Entry(item, self._decode(item), before=file_identity(item.destination)))
                         batch.append(pending[-1])
                         if len(batch) == self.batch_size:
                             self._submit_batch(batch)
                             batch = []
                     else:
                         pending.append(_Entry(item, self.process.remote(self.handle, item),
-                                              before=_file_identity(item.destination)))
+                                              before=file_identity(item.destination)))
                 if batch:  # a short last batch, or the window is full of it
                     self._submit_batch(batch)
                     batch = []
@@ -349,7 +355,7 @@ class _Run:
                 except ray.exceptions.RayError:
                     pass  # cancelled, or lost with its worker
             item = entry.item
-            if item.destination is not None and _file_identity(item.destination) not in (None, entry.before):
+            if item.destination is not None and file_identity(item.destination) not in (None, entry.before):
                 finished.append(Result(item.index, item.name, str(item.destination), "written",
                                        relpath=item.source.relpath.as_posix()))
         return sorted(finished, key=lambda result: result.index)
@@ -383,10 +389,9 @@ def _worker_job(handle: list[Any]) -> Job:
     global _WORKER_JOB
     token, ref, cwd = handle
     if _WORKER_JOB is None or _WORKER_JOB[0] != token:
-        import cv2
         import ray
 
-        cv2.setNumThreads(1)  # one task per CPU the scheduler granted
+        one_core_per_worker()  # one task per CPU the scheduler granted
         _enter(cwd)
         _WORKER_JOB = (token, ray.get(ref))
     return _WORKER_JOB[1]
@@ -410,7 +415,7 @@ def _node_fact(result: Result) -> Result:
 
 
 def _process_task(handle: list[Any], item: Item) -> Result:
-    return _node_fact(process_item(_worker_job(handle), item))
+    return _node_fact(process_item(_worker_job(handle), item, WriteGate()))
 
 
 @dataclasses.dataclass
@@ -434,12 +439,7 @@ def _save_task(handle: list[Any], item: Item, pair: Any) -> Result:
     if isinstance(pair, _Failure):
         return _node_fact(failed(item, pair.error))
     computed, loaded = pair
-    try:
-        return _node_fact(saved(_worker_job(handle), item, loaded, computed))
-    except FATAL:
-        raise
-    except Exception as error:
-        return _node_fact(failed(item, error))
+    return _node_fact(save_or_fail(_worker_job(handle), item, loaded, computed, WriteGate()))
 
 
 class _ModelActor:
@@ -447,8 +447,6 @@ class _ModelActor:
 
     def __init__(self, handle: list[Any]) -> None:
         import ray
-
-        from maskcli.cores import cpu_count
 
         # The model's intra-op threads: every core of this machine, as in the local engine (Ray gives an actor
         # one). Set before the job (hence torch) is loaded here, since torch reads it once. The number matters
@@ -472,33 +470,11 @@ class _ModelActor:
         """
         answers: list[Any] = list(outcomes)
         good = [index for index, loaded in enumerate(outcomes) if not isinstance(loaded, _Failure)]
-        for index, value in _compute_each(self.job, [outcomes[i] for i in good]):
+        for index, value in enumerate(compute_isolated(self.job.compute, [outcomes[i] for i in good])):
             position = good[index]
             failure = isinstance(value, BaseException)
             answers[position] = _Failure(describe(value)) if failure else (value, outcomes[position])
         return (*answers, True)
-
-
-def _compute_each(job: Job, loaded: list[Any]) -> Iterator[tuple[int, Any]]:
-    """``job.compute`` on a batch; if it fails, one by one, so a bad image fails alone."""
-    if not loaded:
-        return
-    try:
-        yield from enumerate(job.compute(loaded))
-        return
-    except FATAL:
-        raise
-    except Exception as error:
-        if len(loaded) == 1:
-            yield 0, error
-            return
-    for index, one in enumerate(loaded):
-        try:
-            yield index, job.compute([one])[0]
-        except FATAL:
-            raise
-        except Exception as error:
-            yield index, error
 
 
 __all__ = ["INSTALL_HINT", "RayExecutor", "import_ray"]

@@ -104,7 +104,7 @@ class CocoFormat(ExportFormat):
         return Encoded(b"", {"image": entry, "annotations": annotations})
 
     def finish(self, output: Path, parts: Sequence[dict[str, Any]]) -> list[Path]:
-        from maskcli.io.encode import write_atomic
+        from maskcli.io.files import write_atomic
 
         document = build_document(parts, self.categories)
         write_atomic(output, json.dumps(document, separators=(",", ":")).encode())
@@ -194,7 +194,7 @@ class CocoAnnotations:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "CocoAnnotations":
         name = str(path)
-        from maskcli.io.decode import read_regular_file
+        from maskcli.io.files import read_regular_file
 
         try:
             document = json.loads(read_regular_file(path))  # a FIFO or a device is refused, not read forever

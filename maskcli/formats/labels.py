@@ -86,7 +86,7 @@ def legend_for(classes: Sequence[str]) -> Legend:
 
 def write_legend(folder: Path, legend: Legend) -> Path:
     """Write ``labels.json`` in ``folder``, atomically."""
-    from maskcli.io.encode import write_atomic
+    from maskcli.io.files import write_atomic
 
     path = Path(folder) / LEGEND
     write_atomic(path, (json.dumps(legend.document(), indent=1) + "\n").encode())
@@ -222,7 +222,7 @@ class LabelFolder:
     """A folder of label images with its legend, read as masks of chosen classes.
 
     >>> import tempfile
-    >>> from maskcli.io.encode import write_atomic
+    >>> from maskcli.io.files import write_atomic
     >>> scratch = tempfile.TemporaryDirectory(); root = Path(scratch.name)
     >>> write_atomic(root / "a.png", encode_labels(np.array([[0, 1], [2, 2]])))
     >>> _ = write_legend(root, legend_for(["person", "dog"]))

@@ -38,7 +38,7 @@ class YoloFormat(ExportFormat):
         return Encoded("".join(lines).encode())
 
     def finish(self, output: Path, parts: Sequence[dict[str, Any]]) -> list[Path]:
-        from maskcli.io.encode import write_atomic
+        from maskcli.io.files import write_atomic
 
         path = output / "classes.txt"
         write_atomic(path, "".join(f"{name}\n" for name in self.categories).encode())

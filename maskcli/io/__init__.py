@@ -1,6 +1,7 @@
-"""Image and mask files: decoding (:mod:`.decode`), encoding with atomic writes (:mod:`.encode`), inputs to items
-(:mod:`.sources`) and outputs to folders or streams (:mod:`.sinks`). Conversions between file encodings and the
-float32 conventions happen here and nowhere else.
+"""Image and mask files: safe reading and atomic writing under a run's write gate (:mod:`.files`), decoding
+(:mod:`.decode`), the image codec (:mod:`.encode`), the mask codec (:mod:`.masks`), inputs to items (:mod:`.sources`)
+and outputs to folders or streams (:mod:`.sinks`). Conversions between file encodings and the float32 conventions
+happen here and nowhere else.
 
 Importing this package is cheap (the command line reads the default limit from it): the decoders load when first
 used.

@@ -22,7 +22,8 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 
 from maskcli.errors import OptionError, OutputTaken
-from maskcli.io.encode import FORMATS, SUFFIX_OF, write_atomic
+from maskcli.io.encode import FORMATS, SUFFIX_OF
+from maskcli.io.files import WriteGate, write_atomic
 from maskcli.io.decode import IMAGE_SUFFIXES
 from maskcli.io.sources import STDIN, TEMPLATE_FIELDS, Destinations, Existing, Item, Source, check_template
 
@@ -89,13 +90,14 @@ class OutputPlan:
 
 
 class Sink(Protocol):
-    """Where a batch's outputs go: plans the items, then writes each output's bytes."""
+    """Where a batch's outputs go: plans the items, then writes each output's bytes through the run's write gate
+    (:class:`~maskcli.io.files.WriteGate`: a stopped run renames nothing more into place)."""
 
     plan: OutputPlan
 
     def items(self, sources: Iterable[Source]) -> Iterator[Item]: ...
 
-    def write(self, item: Item, data: bytes) -> str | None: ...
+    def write(self, item: Item, data: bytes, gate: WriteGate) -> str | None: ...
 
 
 @dataclasses.dataclass
@@ -130,9 +132,9 @@ class FolderSink:
 
         return Destinations(self.folder, self.template, self.existing, suffix=suffix).plan(sources)
 
-    def write(self, item: Item, data: bytes) -> str | None:
+    def write(self, item: Item, data: bytes, gate: WriteGate) -> str | None:
         assert item.destination is not None
-        write_as_planned(item.destination, data, self.existing)
+        write_as_planned(item.destination, data, self.existing, gate)
         return str(item.destination)
 
 
@@ -158,17 +160,17 @@ class FileSink:
                 item.error = f"output {self.path} exists (use `existing='overwrite'` to replace it)"
             yield item
 
-    def write(self, item: Item, data: bytes) -> str | None:
-        write_as_planned(self.path, data, self.existing)
+    def write(self, item: Item, data: bytes, gate: WriteGate) -> str | None:
+        write_as_planned(self.path, data, self.existing, gate)
         return str(self.path)
 
 
-def write_as_planned(path: Path, data: bytes, existing: Existing) -> None:
+def write_as_planned(path: Path, data: bytes, existing: Existing, gate: WriteGate) -> None:
     """Write an output under the batch's policy for existing files, which holds until the rename: without
     ``overwrite``, a file that appeared after planning (another run into the same folder) is not replaced, and
     :class:`~maskcli.errors.OutputTaken` says whether the item counts as skipped."""
     try:
-        write_atomic(path, data, replace=existing == "overwrite")
+        write_atomic(path, data, replace=existing == "overwrite", gate=gate)
     except OutputTaken as taken:
         raise OutputTaken(taken.path, skip=existing == "skip") from None
 
@@ -185,7 +187,7 @@ class StreamSink:
         for index, source in enumerate(sources):
             yield Item(index, source, error=source.error)
 
-    def write(self, item: Item, data: bytes) -> str | None:
+    def write(self, item: Item, data: bytes, gate: WriteGate) -> str | None:
         with self._lock:
             self.stream.write(data)
             self.stream.flush()

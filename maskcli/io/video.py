@@ -389,7 +389,7 @@ class VideoWriter:
     def close(self) -> None:
         """Flush the encoder, copy the rest of the audio, and rename the file into place (never over an existing
         file unless ``replace``)."""
-        from maskcli.io.encode import rename_into
+        from maskcli.io.files import rename_into
 
         try:
             if self._animation is not None:

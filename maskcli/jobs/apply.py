@@ -13,7 +13,9 @@ A batch from Python, in a few lines:
 
 >>> import tempfile, numpy as np
 >>> from pathlib import Path
->>> from maskcli.io.encode import encode_image, encode_mask, write_atomic
+>>> from maskcli.io.encode import encode_image
+>>> from maskcli.io.files import write_atomic
+>>> from maskcli.io.masks import encode_mask
 >>> from maskcli.masksources import MaskFolder
 >>> scratch = tempfile.TemporaryDirectory(); root = Path(scratch.name)
 >>> write_atomic(root / "photos" / "a.jpg", encode_image(np.full((8, 8, 3), 0.5, np.float32), format="JPEG"))
@@ -37,12 +39,13 @@ import numpy as np
 from maskcli.imageops import BAND_PIXELS, bands, to_unit_float
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image
 from maskcli.io.encode import encode_image, quantise, sample_type
+from maskcli.io.files import WriteGate
 from maskcli.io.sinks import FolderSink, OutputPlan, Sink
 from maskcli.io.sources import Existing, Item, expand_inputs
 from maskcli.jobs.segment import Refiner, load_item, method_input, segment_images, write_output
 from maskcli.masks import require_same_size, resize_mask
 from maskcli.masksources import MaskSource, MethodMasks, StaticMask, open_masks, paired
-from maskcli.pipeline import Result, Timer
+from maskcli.work import JobBase, Result, Timer
 
 
 @dataclasses.dataclass
@@ -55,7 +58,7 @@ class Loaded:
 
 
 @dataclasses.dataclass
-class ApplyJob:
+class ApplyJob(JobBase):
     """Decode image (and mask) → fit and adjust the mask → compositing mode → encode, for the runner."""
 
     mode: Any  # a registered compositing mode: mode(pixels, mask) -> pixels
@@ -195,7 +198,7 @@ class ApplyJob:
         assert out is not None
         return out
 
-    def save(self, item: Item, loaded: Loaded, computed: tuple[np.ndarray, dict]) -> Result:
+    def save(self, item: Item, loaded: Loaded, computed: tuple[np.ndarray, dict], gate: WriteGate) -> Result:
         image, timer = loaded.image, loaded.timer
         pixels, facts = computed
         format = self.plan.format_of(item.source, image.format)
@@ -207,7 +210,7 @@ class ApplyJob:
         if image.warnings:
             facts["warnings"] = [*image.warnings, *facts.get("warnings", [])]
         with timer("write"):
-            output = write_output(self.sink, item, data)
+            output = write_output(self.sink, item, data, gate)
         return Result(item.index, item.name, output, "written", facts=facts, timings=timer.timings)
 
     # -- masks ------------------------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ from maskcli.errors import InputError, OptionError
 from maskcli.formats import Encoded, ExportFormat, ImageRegions, Region
 from maskcli.formats.labels import LabelFolder
 from maskcli.io.decode import DEFAULT_MAX_PIXELS
+from maskcli.io.files import WriteGate, write_atomic
 from maskcli.io.sources import Item, Source
-from maskcli.pipeline import Result, Timer
+from maskcli.work import JobBase, Result, Timer
 
 
 def image_size(path: str) -> tuple[int, int]:
@@ -36,7 +37,7 @@ def image_size(path: str) -> tuple[int, int]:
 
 
 @dataclasses.dataclass
-class ExportJob:
+class ExportJob(JobBase):
     """Mask file → regions → the format's encoding → its file, for :func:`maskcli.pipeline.run`.
 
     Parameters
@@ -64,15 +65,13 @@ class ExportJob:
     output: Path | None = None
     images: "ImageIndex | None" = None
     max_pixels: int = DEFAULT_MAX_PIXELS
-    batched = False
-    batch_size = 1
 
     def __post_init__(self) -> None:
         if not 0.0 < self.level <= 1.0:
             raise OptionError("level", f"must be in (0, 1], not {self.level}")
 
     def load(self, item: Item) -> tuple[ImageRegions, Timer]:
-        from maskcli.io.encode import read_mask
+        from maskcli.io.masks import read_mask
 
         timer = Timer()
         with timer("decode"):
@@ -99,16 +98,14 @@ class ExportJob:
                 encoded.append(self.format.encode(image))
         return encoded
 
-    def save(self, item: Item, loaded: tuple[ImageRegions, Timer], encoded: Encoded) -> Result:
+    def save(self, item: Item, loaded: tuple[ImageRegions, Timer], encoded: Encoded, gate: WriteGate) -> Result:
         image, timer = loaded
         meta = dict(encoded.meta)
         facts: dict[str, Any] = {"format": self.format.name, "file_name": image.file_name,
                                  "regions": len(image.regions)}
         if item.destination is not None:
             with timer("write"):
-                from maskcli.io.encode import write_atomic
-
-                write_atomic(item.destination, encoded.data)
+                write_atomic(item.destination, encoded.data, gate=gate)
             if self.output is not None:
                 meta["relpath"] = item.destination.relative_to(self.output).as_posix()
         facts["export"] = meta  # what the batch-wide file needs; finish_export takes it from here

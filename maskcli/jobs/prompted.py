@@ -32,13 +32,14 @@ import numpy as np
 
 from maskcli.errors import InputError, OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image
-from maskcli.io.encode import encode_mask
+from maskcli.io.files import WriteGate, write_atomic
+from maskcli.io.masks import encode_mask
 from maskcli.io.sinks import Sink
 from maskcli.io.sources import Item
 from maskcli.jobs.segment import Refiner, load_item, write_output
 from maskcli.masks import check_mask, is_hard
 from maskcli.methods.base import Segmentation
-from maskcli.pipeline import Result, Timer
+from maskcli.work import JobBase, Result, Timer
 
 OUTPUTS = ("labels", "union", "objects")
 
@@ -50,7 +51,7 @@ def object_name(stem: str, index: int, label: str) -> str:
 
 
 @dataclasses.dataclass
-class PromptedSegmentJob:
+class PromptedSegmentJob(JobBase):
     """Decode → prompts → one mask per prompt → label image / union / per-object masks.
 
     Parameters
@@ -119,7 +120,8 @@ class PromptedSegmentJob:
             results.append(segmentations)
         return results
 
-    def save(self, item: Item, loaded: tuple[Image, list[Any], Timer], objects: list[Segmentation]) -> Result:
+    def save(self, item: Item, loaded: tuple[Image, list[Any], Timer], objects: list[Segmentation],
+             gate: WriteGate) -> Result:
         image, prompts, timer = loaded
         shape = (image.height, image.width)
         records = []
@@ -142,12 +144,10 @@ class PromptedSegmentJob:
             else:
                 main = None
         with timer("write"):
-            from maskcli.io.encode import write_atomic
-
             for path, data in files:
-                write_atomic(path, data)
+                write_atomic(path, data, gate=gate)
                 written.append(str(path))
-            output = write_output(self.sink, item, main) if main is not None else None
+            output = write_output(self.sink, item, main, gate) if main is not None else None
         if written:
             facts["object_files"] = written
         if image.warnings:

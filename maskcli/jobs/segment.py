@@ -17,12 +17,13 @@ import numpy as np
 
 from maskcli.errors import OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image, decode_image, read_image
-from maskcli.io.encode import encode_binary_mask, encode_mask, write_atomic
+from maskcli.io.files import WriteGate, write_atomic
+from maskcli.io.masks import encode_binary_mask, encode_mask
 from maskcli.io.sinks import Sink
 from maskcli.io.sources import Item
 from maskcli.masks import check_mask, is_hard
 from maskcli.methods.base import Method, Segmentation
-from maskcli.pipeline import Result, Timer
+from maskcli.work import JobBase, Result, Timer
 
 
 class Refiner(Protocol):
@@ -68,12 +69,13 @@ def load_item(item: Item, max_pixels: int, *, gray: bool = False) -> Image:
     return read_image(item.source.path, max_pixels=max_pixels, gray=gray)
 
 
-def write_output(sink: Sink | None, item: Item, data: bytes) -> str | None:
-    """Write an output through its sink (or, without one, to the item's planned destination); returns where."""
+def write_output(sink: Sink | None, item: Item, data: bytes, gate: WriteGate) -> str | None:
+    """Write an output through its sink (or, without one, to the item's planned destination) and the run's
+    ``gate``; returns where."""
     if sink is not None:
-        return sink.write(item, data)
+        return sink.write(item, data, gate)
     assert item.destination is not None
-    write_atomic(item.destination, data)
+    write_atomic(item.destination, data, gate=gate)
     return str(item.destination)
 
 
@@ -93,7 +95,7 @@ def needs_color(method: Method, refiner: Refiner | None) -> bool:
 
 
 @dataclasses.dataclass
-class SegmentJob:
+class SegmentJob(JobBase):
     """Decode → method → refinement → PNG mask, for :func:`maskcli.pipeline.run`.
 
     ``sink`` writes the masks (:mod:`maskcli.io.sinks`); without one each goes to its item's destination.
@@ -152,7 +154,8 @@ class SegmentJob:
             item_timer.timings["compute"] = share
         return segmentations
 
-    def save(self, item: Item, loaded: tuple[Image, Timer], segmentation: Segmentation) -> Result:
+    def save(self, item: Item, loaded: tuple[Image, Timer], segmentation: Segmentation,
+             gate: WriteGate) -> Result:
         image, timer = loaded
         hard = segmentation.binary is not None or is_hard(segmentation.mask)
         with timer("encode"):
@@ -170,5 +173,5 @@ class SegmentJob:
         if image.warnings:
             facts["warnings"] = [*image.warnings, *facts.get("warnings", [])]
         with timer("write"):
-            output = write_output(self.sink, item, data)
+            output = write_output(self.sink, item, data, gate)
         return Result(item.index, item.name, output, "written", facts=facts, timings=timer.timings)

@@ -139,7 +139,7 @@ def problem_of(error: BaseException, describe: Callable[[BaseException], str]) -
         return HTTPProblem(400, describe(error))
     if isinstance(error, MaskcliError):
         return HTTPProblem(500, describe(error))
-    from maskcli.pipeline import describe as describe_bug
+    from maskcli.work import describe as describe_bug
 
     return HTTPProblem(500, describe_bug(error))
 

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image
+from maskcli.io.files import WriteGate
 from maskcli.io.sinks import OutputPlan
 from maskcli.io.sources import Item, Source
 from maskcli.serve.options import MEDIA_TYPES, Plan
@@ -41,7 +42,7 @@ class MemorySink:
     def items(self, sources: Any) -> Any:  # the server makes its one item itself
         raise NotImplementedError
 
-    def write(self, item: Item, data: bytes) -> str | None:
+    def write(self, item: Item, data: bytes, gate: WriteGate) -> str | None:
         self.data = data
         return None
 
@@ -60,7 +61,7 @@ class UploadedMask:
     def load(self, item: Item, image: Image, *, max_pixels: int) -> np.ndarray:
         from maskcli.errors import InputError, PixelLimit
         from maskcli.io.decode import decode_image
-        from maskcli.io.encode import mask_from_image
+        from maskcli.io.masks import mask_from_image
 
         try:
             return mask_from_image(decode_image(self.data, max_pixels=max_pixels))
@@ -158,7 +159,7 @@ class Work:
         method = self.method if segmentation is None else Computed(self.method, [segmentation])
         job = self.job_of(method)
         (computed,) = job.compute([self.loaded])
-        result = job.save(self.item, self.loaded, computed)
+        result = job.save(self.item, self.loaded, computed, WriteGate())  # the sink keeps the bytes: no file
         data = job.sink.data
         assert data is not None
         record = result.record()

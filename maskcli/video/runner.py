@@ -2,7 +2,7 @@
 
 :func:`run_media` is :func:`maskcli.pipeline.run` for batches that may hold videos: images go to the runner as
 before; a video becomes a stream of frame items, decoded one at a time and fed to the local engine
-(:class:`~maskcli.engines.local.InProcess`: decoding ahead, a CNN's batches, several frames at once), and comes back
+(:class:`~maskcli.engines.threads.InProcess`: decoding ahead, a CNN's batches, several frames at once), and comes back
 as one result naming its output. Only a small window of frames is ever in flight, so memory stays flat however long
 the video is.
 
@@ -31,12 +31,15 @@ import numpy as np
 from maskcli.errors import Interrupted, MaskcliError, OptionError, OutputTaken
 from maskcli.io.decode import Image
 from maskcli.imageops import to_unit_float
-from maskcli.io.encode import encode_binary_mask, encode_mask, quantise, write_atomic
+from maskcli.io.encode import quantise
+from maskcli.io.files import WriteGate, write_atomic
+from maskcli.io.masks import encode_binary_mask, encode_mask
 from maskcli.io.sources import Destinations, Item, Source, guard_inputs
 from maskcli.io.video import (ANIMATION_SUFFIXES, VIDEO_SUFFIXES, Frame, VideoInfo, VideoReader, VideoWriter,
                               check_output, container_alpha, is_video_path)
 from maskcli.masks import is_hard
-from maskcli.pipeline import Result, Timer, failed, run
+from maskcli.work import JobBase, Result, Timer, check_job, failed
+from maskcli.pipeline import run
 from maskcli.video.temporal import TemporalSmoother
 
 
@@ -76,7 +79,7 @@ def run_media(items: Iterable[Item], job: Any, *, temporal: float | None = None,
         As for :func:`maskcli.pipeline.run`; a video always runs on the local engine, in input order.
     """
     reads = [*reads]
-    items = guard_inputs(items, also=[*getattr(job, "reads", ()), *reads])
+    items = guard_inputs(items, also=[*check_job(job).reads, *reads])
     options = {"executor": executor, "jobs": jobs, "ordered": ordered, "fail_fast": fail_fast, "reads": reads}
     if not any(is_video_item(item) for item in items):
         yield from run(items, job, **options)
@@ -107,16 +110,17 @@ def run_media(items: Iterable[Item], job: Any, *, temporal: float | None = None,
 
 def run_video(item: Item, job: Any, *, temporal: float | None = None, jobs: int | None = None) -> Result:
     """Run ``job`` over the frames of one video item and write its output; one result for the video."""
-    from maskcli.cores import cpu_count
-    from maskcli.engines.local import InProcess
+    from maskcli.cores import cores_for
+    from maskcli.engines.threads import InProcess
 
     if item.error:
         return failed(item, item.error)
     if item.skip:
         return Result(item.index, item.name, _str(item.destination), "skipped")
     timer = Timer()
+    gate = WriteGate()  # this video's writes: its frames' files, stopped with the frames' engine
     try:
-        output = _VideoOutput.for_job(job, item)
+        output = _VideoOutput.for_job(job, item, gate)
         with VideoReader(item.source.path, max_pixels=getattr(job, "max_pixels", None)) as reader:
             output.like = reader.info
             smoother = TemporalSmoother(temporal) if temporal else None
@@ -126,8 +130,8 @@ def run_video(item: Item, job: Any, *, temporal: float | None = None, jobs: int 
             frames = _frame_items(item, reader)
             count = 0
             try:
-                engine = InProcess(threads=max(1, cpu_count() if jobs is None else jobs))
-                for result in engine.execute(stage, frames, ordered=True):
+                engine = InProcess(threads=max(1, cores_for(jobs)))
+                for result in engine.execute(stage, frames, ordered=True, gate=gate):
                     if result.status == "failed" or not isinstance(result, FrameResult):
                         raise _FrameFailed(f"frame {count + 1}: {result.error}")
                     payload = result.payload
@@ -178,7 +182,7 @@ def _frame_items(item: Item, reader: VideoReader) -> Iterator[Item]:
         yield Item(frame.index, source)
 
 
-class _FrameStage:
+class _FrameStage(JobBase):
     """The job's load and compute on video frames; ``render`` (when given) makes each frame's output in the
     engine's save threads. What comes back to the video's run, in frame order, it smooths (when asked), renders if
     not yet done, and writes."""
@@ -211,7 +215,7 @@ class _FrameStage:
         return [s.binary if s.binary is not None else s.mask
                 for s in segment_images(inputs, job.method, job.refiner)]
 
-    def save(self, item: Item, loaded: Any, mask: np.ndarray) -> Result:
+    def save(self, item: Item, loaded: Any, mask: np.ndarray, gate: WriteGate) -> Result:
         frame, entry = loaded
         image = entry.image if self.apply else entry
         payload = self.render(image, mask, self.job) if self.render is not None else None
@@ -232,9 +236,10 @@ class _VideoOutput:
     quality: int = 92
     replace: bool = False  # an existing output is replaced only under existing='overwrite'
     like: VideoInfo | None = None
+    gate: WriteGate = dataclasses.field(default_factory=WriteGate)  # the video's run's: frame files go through it
 
     @classmethod
-    def for_job(cls, job: Any, item: Item) -> _VideoOutput:
+    def for_job(cls, job: Any, item: Item, gate: WriteGate) -> _VideoOutput:
         destination = item.destination
         if destination is None:
             raise OptionError("output", "a video's outputs go to files: give an output folder or a video file")
@@ -251,14 +256,14 @@ class _VideoOutput:
             check_output(suffix, "alpha" if alpha else "image")
             return cls(destination, "image", facts={"mode": job.mode.name, "format": suffix.lstrip(".")},
                        replace=getattr(sink, "existing", "error") == "overwrite",
-                       source=item.source, quality=getattr(job, "quality", 92))
+                       source=item.source, quality=getattr(job, "quality", 92), gate=gate)
         if getattr(job, "labels", False):
             raise OptionError("labels", "label images are written for still images only, not for videos")
         method = {"method": job.method.name}
         if destination.suffix.lower() in VIDEO_SUFFIXES or destination.suffix.lower() in ANIMATION_SUFFIXES:
             check_output(destination.suffix, "mask")
             return cls(destination, "mask", facts=method, source=item.source,
-                       replace=getattr(sink, "existing", "error") == "overwrite")
+                       replace=getattr(sink, "existing", "error") == "overwrite", gate=gate)
         folder = getattr(sink, "folder", None)
         template = getattr(sink, "template", "{stem}.png")
         if folder is None:
@@ -267,7 +272,8 @@ class _VideoOutput:
             template = str(Path(template).with_suffix("")) + "/{frame:06d}.png"
         existing = getattr(sink, "existing", "error")
         frames = Destinations(Path(folder), template, existing, suffix=".png")
-        return cls(destination.with_suffix(""), "frames", template=frames, facts=method, source=item.source)
+        return cls(destination.with_suffix(""), "frames", template=frames, facts=method, source=item.source,
+                   gate=gate)
 
     def render(self, image: Image, mask: np.ndarray, job: Any) -> Any:
         """A frame's output: PNG bytes of its mask, its mask's samples, or its composite's RGB(A) samples."""
@@ -296,7 +302,7 @@ class _VideoOutput:
             if frame.index == 0:
                 self.destination = path.parent
             try:  # a frame's file that appeared after the check above is never replaced, as any output
-                write_atomic(path, payload, replace=self.template.existing == "overwrite")
+                write_atomic(path, payload, replace=self.template.existing == "overwrite", gate=self.gate)
             except OutputTaken:
                 if self.template.existing != "skip":
                     raise
