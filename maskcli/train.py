@@ -341,7 +341,7 @@ def fine_tune(
         print(result.start_scores["iou"], "->", result.best_scores["iou"])
         mask = maskcli.segment(image, "cnn", weights="cells.pt")
     """
-    from maskcli import __version__
+    from maskcli._version import __version__
     from maskcli.cnn import device, specs, weights
 
     settings = dataclasses.replace(settings or TrainSettings())

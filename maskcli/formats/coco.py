@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from maskcli import __version__
+from maskcli._version import __version__
 from maskcli.errors import InputError, OptionError, SetupError
 from maskcli.formats import Encoded, ExportFormat, ImageRegions, Region, export_formats
 from maskcli.formats.geometry import bbox, mask_to_polygons, self_intersects
