@@ -5,7 +5,7 @@ methods, how well the histogram separates at the threshold used (Otsu's between-
 CNN, the share of pixels whose probability is not between 0.2 and 0.8. A useful signal ranks images as their IoU
 does: a positive rank correlation means that sorting a batch by confidence puts the bad masks first.
 
-For each set and method this runs the method on every image (through :func:`maskcli.evaluate.compare_methods`),
+For each set and method this runs the method on every image (through :func:`maskcli.compare.compare_methods`),
 and reports Spearman's rho between confidence and IoU (both-class IoU on ``isbi2012_em``), its two-sided p-value,
 and the mean IoU of the least confident quarter of the images beside that of the rest.
 
@@ -28,7 +28,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from maskcli.evaluate import MethodSpec, compare_methods, parse_method_specs  # noqa: E402
+from maskcli.compare import MethodSpec, compare_methods, parse_method_specs  # noqa: E402
 from quality import BOTH_CLASSES, DATA, WEIGHTS, set_names  # noqa: E402
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from maskcli.errors import InputError, OptionError, OutputExists, SetupError
 
 if TYPE_CHECKING:
-    from maskcli.evaluate import Pair
+    from maskcli.io.pairing import Pair
 
 __all__ = [
     "SheetLayout",
@@ -276,7 +276,7 @@ class PreviewReport:
     """What :func:`write_previews` did: one result per pair (in sheet order), and what could not be paired."""
 
     results: list[PreviewResult]
-    pairing: Any  # maskcli.evaluate.Pairing of images with masks
+    pairing: Any  # maskcli.io.pairing.Pairing of images with masks
     unpaired_masks_of_truth: list[str] = dataclasses.field(default_factory=list)
     sheet: str | None = None
 
@@ -401,7 +401,7 @@ def write_previews(
 ) -> PreviewReport:
     """Overlays of each image with its mask (``output/<relpath>.png``) and a contact sheet of them (``sheet``).
 
-    Images and masks pair by relative path and stem, as in ``maskcli eval`` (:func:`maskcli.evaluate.pair_truths`):
+    Images and masks pair by relative path and stem, as in ``maskcli eval`` (:func:`maskcli.masksources.truths.pair_truths`):
     the masks (and the truths) may be a folder of mask files, a COCO file or label images, whose ``classes``
     (default all) make the mask. With ``truths``, each mask is scored against its image's truth, the sheet lists
     images worst IoU first, and the labels show the IoU.
@@ -416,9 +416,9 @@ def write_previews(
     PreviewReport
         One result per pair, in sheet order, and what could not be paired.
     """
-    from maskcli.evaluate import pair_truths
+    from maskcli.masksources.truths import pair_truths
     from maskcli.formats.labels import has_legend
-    from maskcli.formats.sources import classes_for
+    from maskcli.masksources.sets import classes_for
     from maskcli.io.encode import encode_image, write_atomic
     from maskcli.io.sources import Item, Source
     from maskcli.pipeline import run
