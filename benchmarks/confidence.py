@@ -5,7 +5,7 @@ methods, how well the histogram separates at the threshold used (Otsu's between-
 CNN, the share of pixels whose probability is not between 0.2 and 0.8. A useful signal ranks images as their IoU
 does: a positive rank correlation means that sorting a batch by confidence puts the bad masks first.
 
-For each set and method this runs the method on every image (through :func:`maskcli.evaluate.compare_methods`),
+For each set and method this runs the method on every image (through :func:`maskcli.compare.compare_methods`),
 and reports Spearman's rho between confidence and IoU (both-class IoU on ``isbi2012_em``), its two-sided p-value,
 and the mean IoU of the least confident quarter of the images beside that of the rest.
 
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks.quality import BOTH_CLASSES, DATA, WEIGHTS, set_names
-from maskcli.evaluate import MethodSpec, compare_methods, parse_method_specs
+from maskcli.compare import MethodSpec, compare_methods, parse_method_specs
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

@@ -2,7 +2,7 @@
 
 Contenders: each registered method at its defaults, each shipped preset, and ``cnn`` with the U²-Net-P weights
 when ``../shared/weights/u2netp.onnx`` (beside the repository) exists. Sets: every ``NAME/{images,masks}`` folder
-under ``../shared/data``. Scores come from :func:`maskcli.evaluate.compare_methods`, as ``maskcli eval --methods``
+under ``../shared/data``. Scores come from :func:`maskcli.compare.compare_methods`, as ``maskcli eval --methods``
 computes them. Sets whose foreground covers most of each image (``isbi2012_em``: 0.78) are ranked by the mean IoU
 of both classes, since an all-foreground mask already scores 0.78 on the foreground alone.
 
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from maskcli.errors import MaskcliError
-from maskcli.evaluate import MethodSpec, compare_methods, parse_method_specs
+from maskcli.compare import MethodSpec, compare_methods, parse_method_specs
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -92,14 +92,12 @@ def merge_identical(specs: list[MethodSpec]) -> list[MethodSpec]:
 
 def usable(specs: list[MethodSpec]) -> tuple[list[MethodSpec], list[str]]:
     """The specs whose method builds at these options; the others, with why, as notes."""
-    from maskcli.methods import methods
-    from maskcli.refine import refinement
+    from maskcli.compare import build_method
 
     kept, notes = [], []
     for spec in specs:
-        try:  # what compare_methods builds before its first image
-            methods.create(spec.method, spec.options)
-            refinement(spec.refinement)
+        try:
+            build_method(spec)
         except (MaskcliError, ImportError, TypeError) as error:
             notes.append(f"{spec.label} left out: {error}")
             continue
@@ -199,7 +197,7 @@ def _write(args, sections: list[str], notes: list[str], elapsed: float) -> None:
         f"{elapsed:.0f} s in all.",
         "",
         "Each method at its defaults (presets with their settings), scored at level 0.5 with "
-        "`maskcli.evaluate.compare_methods`; time per image is the method and its refinement, decoding excluded. "
+        "`maskcli.compare.compare_methods`; time per image is the method and its refinement, decoding excluded. "
         "Baselines: plain OpenCV / scikit-image calls with the better polarity per set (data README).",
     ]
     if args.limit:

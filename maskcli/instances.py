@@ -146,7 +146,7 @@ class _Objects:
 
     def __init__(self, path: str | os.PathLike[str], classes: Sequence[str] | None = None) -> None:
         from maskcli.formats.labels import LabelFolder, has_legend
-        from maskcli.formats.sources import is_coco_file
+        from maskcli.masksources.sets import is_coco_file
 
         self.path = Path(path)
         self.classes = set(classes) if classes else None

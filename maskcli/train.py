@@ -1,7 +1,7 @@
 """Fine-tuning a segmentation CNN on the user's own image/mask pairs.
 
 :func:`fine_tune` pairs images with masks the way ``maskcli eval`` does (relative path and stem, see
-:func:`maskcli.evaluate.pair_truths`), checks the data, splits off a validation set, trains (the loop itself is in
+:func:`maskcli.masksources.truths.pair_truths`), checks the data, splits off a validation set, trains (the loop itself is in
 :mod:`maskcli.cnn.training`) and writes the best model as a checkpoint that loads wherever a model does::
 
     maskcli segment new/ -o masks/ --model u2netp --weights model.pt
@@ -220,7 +220,7 @@ def _load_pairs(images: Union[str, os.PathLike[str]], masks: Union[str, os.PathL
     """Read every pair (images as the image convention, masks as the mask convention), applying the data policy."""
     import cv2
 
-    from maskcli.evaluate import pair_truths
+    from maskcli.masksources.truths import pair_truths
     from maskcli.io.decode import read_image
 
     pairing, read_truth = pair_truths(images, masks, classes)
@@ -304,7 +304,7 @@ def fine_tune(
     images, masks : path
         A folder of images, and their masks: a folder of mask files (white foreground on black), a COCO file or a
         folder of label images with its ``labels.json``; paired as ``maskcli eval`` pairs them
-        (:func:`maskcli.evaluate.pair_truths`: relative path and stem).
+        (:func:`maskcli.masksources.truths.pair_truths`: relative path and stem).
     output : path
         The checkpoint to write (``.pt``); written atomically each time validation improves. While training
         runs, a resume file sits beside it (:func:`resume_path`).
@@ -341,7 +341,7 @@ def fine_tune(
         print(result.start_scores["iou"], "->", result.best_scores["iou"])
         mask = maskcli.segment(image, "cnn", weights="cells.pt")
     """
-    from maskcli import __version__
+    from maskcli._version import __version__
     from maskcli.cnn import device, specs, weights
 
     settings = dataclasses.replace(settings or TrainSettings())

@@ -83,10 +83,10 @@ def test_only_the_cli_imports_typer_and_rich(path: Path) -> None:
 
 #: The layers of the design, bottom up: a module may import its own layer and those below, never above.
 _LAYERS = (
-    {"errors", "registry", "masks", "imageops", "cores"},
+    {"_version", "errors", "registry", "masks", "imageops", "cores"},
     {"io", "masksources", "methods", "refine", "composite", "formats", "metrics", "presets", "color", "matting",
      "cnn", "prompts", "promptsources"},
-    {"pipeline", "engines", "jobs", "evaluate", "preview", "train", "instances"},
+    {"pipeline", "engines", "jobs", "evaluate", "compare", "preview", "train", "instances"},
     {"serve"},  # the HTTP server, over the jobs
 )
 

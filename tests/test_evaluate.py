@@ -13,15 +13,9 @@ import pytest
 
 from conftest import DATA, needs_data, run_cli
 from maskcli.errors import OptionError, SetupError
-from maskcli.evaluate import (
-    ImageScore,
-    MethodSpec,
-    compare_methods,
-    evaluate_folders,
-    pair_files,
-    parse_method_specs,
-    worst_first,
-)
+from maskcli.compare import MethodSpec, compare_methods, parse_method_specs
+from maskcli.evaluate import ImageScore, evaluate_folders, worst_first
+from maskcli.io.pairing import pair_files
 from maskcli.io.files import write_atomic
 from maskcli.io.masks import encode_mask
 

@@ -149,7 +149,7 @@ def test_coco_export_loads_with_pycocotools_and_comes_back_exactly(horses, tmp_p
     ok(scored)
     assert json.loads(scored.stdout)["mean"]["iou"] == 1.0 and json.loads(scored.stdout)["count"] == 6
 
-    from maskcli.evaluate import compare_methods
+    from maskcli.compare import compare_methods
 
     ranking = compare_methods(images, target, [("otsu", "otsu", {}, {})], classes=["horse"])
     assert len(ranking.best.images) == 6 and not ranking.best.failed and 0 < ranking.best.mean < 1

@@ -104,7 +104,7 @@ def eval_command(
       maskcli eval masks/ annotations.json --class horse   # truth from a COCO file
       maskcli eval labels/ annotations.json --instances    # per object, e.g. masks made from boxes
     """
-    from maskcli import evaluate
+    from maskcli import compare, evaluate
     from maskcli.cli.common import split_names
 
     if csv_file is not None and str(csv_file) == "-" and json_output:
@@ -119,16 +119,16 @@ def eval_command(
     if methods and instances:
         raise OptionError("--instances", "scores existing masks per object; --methods ranks whole masks")
     if methods:
-        specs = _with_cnn_options(evaluate.parse_method_specs(methods), cnn_options)
+        specs = _with_cnn_options(compare.parse_method_specs(methods), cnn_options)
         executor = c.executor_for(engine, ray_address, jobs)
         if executor is not None:
             executor.start()
         try:
             with _Progress(enabled=not quiet and not json_output) as progress:
-                ranking = evaluate.compare_methods(source, truth, specs, level=level, tolerance=tolerance,
-                                                   both_classes=both_classes, limit=limit, progress=progress.step,
-                                                   jobs=jobs or 1, executor=executor, fail_fast=fail_fast,
-                                                   classes=split_names(classes))
+                ranking = compare.compare_methods(source, truth, specs, level=level, tolerance=tolerance,
+                                                  both_classes=both_classes, limit=limit, progress=progress.step,
+                                                  jobs=jobs or 1, executor=executor, fail_fast=fail_fast,
+                                                  classes=split_names(classes))
         finally:
             if executor is not None:
                 executor.close()

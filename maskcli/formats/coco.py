@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from maskcli import __version__
+from maskcli._version import __version__
 from maskcli.errors import InputError, OptionError, SetupError
 from maskcli.formats import Encoded, ExportFormat, ImageRegions, Region, export_formats
 from maskcli.formats.geometry import bbox, mask_to_polygons, self_intersects
+from maskcli.io.pairing import KeyIndex, name_key
 
 INSTALL_HINT = "COCO files need pycocotools, a dependency of maskcli missing here: pip install pycocotools"
 
@@ -155,11 +156,6 @@ class CocoImage:
     annotations: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
-def _key(name: str) -> str:
-    path = PurePosixPath(name.replace("\\", "/"))
-    return str(path.with_suffix("")) if path.suffix else str(path)
-
-
 @dataclasses.dataclass
 class CocoAnnotations:
     """A COCO file read as masks, matched to images by file name.
@@ -187,9 +183,9 @@ class CocoAnnotations:
 
     path: str
     categories: dict[int, str]
-    images: dict[str, CocoImage]
+    #: The entries by key (:func:`maskcli.io.pairing.name_key` of their file names).
+    images: KeyIndex[CocoImage]
     problems: list[str] = dataclasses.field(default_factory=list)
-    _by_stem: dict[str, CocoImage | None] = dataclasses.field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "CocoAnnotations":
@@ -205,7 +201,7 @@ class CocoAnnotations:
         if not isinstance(document, dict) or not isinstance(document.get("images"), list) \
                 or not isinstance(document.get("annotations"), list):
             raise SetupError(f"{name}: not a COCO file (expected an object with images and annotations lists)")
-        coco = cls(name, {}, {})
+        coco = cls(name, {}, KeyIndex())
         for entry in document.get("categories") or []:
             try:
                 coco.categories[int(entry["id"])] = str(entry["name"])
@@ -222,13 +218,10 @@ class CocoAnnotations:
             if image.width < 1 or image.height < 1:
                 coco.problems.append(f"image {image.file_name}: size {image.width}×{image.height}; ignored")
                 continue
-            key = _key(image.file_name)
-            if key in coco.images or image.id in by_id:
+            if image.id in by_id or not coco.images.add(name_key(image.file_name), image):
                 coco.problems.append(f"image {image.file_name} (id {image.id}): listed twice; the first is used")
                 continue
-            coco.images[key] = by_id[image.id] = image
-            stem = PurePosixPath(key).name
-            coco._by_stem[stem] = None if stem in coco._by_stem else image
+            by_id[image.id] = image
         for number, annotation in enumerate(document["annotations"]):
             if not isinstance(annotation, dict):
                 coco.problems.append(f"annotations[{number}]: not an object; ignored")
@@ -243,8 +236,7 @@ class CocoAnnotations:
 
     def find(self, relpath: str | PurePosixPath) -> CocoImage | None:
         """The entry for an image (or mask) at ``relpath``, or None."""
-        key = _key(str(relpath))
-        return self.images.get(key) or self._by_stem.get(PurePosixPath(key).name)
+        return self.images.find(name_key(relpath))
 
     def category_ids(self, classes: Sequence[str] | None) -> set[int] | None:
         """The ids of the named categories (None: all); an unknown name is an :class:`OptionError`."""

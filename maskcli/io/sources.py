@@ -353,6 +353,29 @@ def check_template(template: str) -> None:
         raise OptionError("template", f"the name template {template!r} names no file; e.g. {{stem}}.png")
 
 
+def render_name(template: str, relpath: PurePosixPath, *, index: int = 0, frame: int = 1) -> PurePosixPath:
+    """The file a name template gives the input at ``relpath``, relative to the folder it goes in: under the input's
+    sub-folder unless the template uses ``{relpath}`` (fields: see :class:`Destinations`). An output's name and a
+    mask's expected name are both rendered here; a bad template raises ``KeyError``, ``IndexError`` or
+    ``ValueError``.
+
+    >>> render_name("{stem}_mask.png", PurePosixPath("sub/a.b.jpg")).as_posix()
+    'sub/a.b_mask.png'
+    >>> render_name("{relpath}-{index:03d}.{ext}", PurePosixPath("sub/a.jpg"), index=7).as_posix()
+    'sub/a-007.jpg'
+    """
+    fields = {
+        "stem": PurePosixPath(relpath.name).stem,
+        "name": relpath.name,
+        "ext": PurePosixPath(relpath.name).suffix.lstrip("."),
+        "relpath": str(relpath.with_suffix("")) if relpath.suffix else str(relpath),
+        "index": index,
+        "frame": frame,
+    }
+    relative = PurePosixPath(template.format(**fields).replace("\\", "/"))
+    return relative if "{relpath" in template else relpath.parent / relative
+
+
 @dataclasses.dataclass
 class Destinations:
     """Renders and checks destinations under one output folder.
@@ -382,20 +405,7 @@ class Destinations:
 
     def render(self, source: Source, index: int, *, frame: int = 1) -> PurePosixPath:
         """The destination relative to the output folder (not yet checked); ``frame``: a video frame's number."""
-        rel = source.relpath
-        stem = PurePosixPath(rel.name).stem
-        fields = {
-            "stem": stem,
-            "name": rel.name,
-            "ext": PurePosixPath(rel.name).suffix.lstrip("."),
-            "relpath": str(rel.with_suffix("")) if rel.suffix else str(rel),
-            "index": index,
-            "frame": frame,
-        }
-        rendered = self.template.format(**fields)
-        relative = PurePosixPath(rendered.replace("\\", "/"))
-        if "{relpath" not in self.template:
-            relative = rel.parent / relative
+        relative = render_name(self.template, source.relpath, index=index, frame=frame)
         suffix = self.suffix(source) if callable(self.suffix) else self.suffix
         if suffix:
             relative = relative.with_suffix(suffix)

@@ -2,7 +2,7 @@
 
 Each item pairs an image with a mask from a mask source (:mod:`maskcli.masksources`: a folder matched by relative
 path and stem, one static mask, the image's alpha, segment's records, a method run on the fly; or a COCO file or a
-folder of label images, :mod:`maskcli.formats.sources`, its chosen classes made one mask). The mask is
+folder of label images, :mod:`maskcli.masksources.sets`, its chosen classes made one mask). The mask is
 fitted to its image (an error naming both sizes, or scaled with ``resize_mask``), adjusted (``hard``,
 ``feather``, ``invert``: the refinement chain of :mod:`maskcli.refine`, in its order) and handed to the compositing
 mode. The output plan

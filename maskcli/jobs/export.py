@@ -10,7 +10,7 @@ item is done.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -19,6 +19,7 @@ from maskcli.formats import Encoded, ExportFormat, ImageRegions, Region
 from maskcli.formats.labels import LabelFolder
 from maskcli.io.decode import DEFAULT_MAX_PIXELS
 from maskcli.io.files import WriteGate, write_atomic
+from maskcli.io.pairing import index_files, pair_key
 from maskcli.io.sources import Item, Source
 from maskcli.work import JobBase, Result, Timer
 
@@ -120,28 +121,19 @@ def finish_export(format: ExportFormat, output: Path, results: Sequence[Result])
 
 @dataclasses.dataclass
 class ImageIndex:
-    """The images of a folder (walked recursively) by relative path without suffix, for pairing masks."""
+    """The images of a folder (walked recursively) by key (:mod:`maskcli.io.pairing`), for pairing masks."""
 
     folder: Path
-    images: dict[str, Source] = dataclasses.field(default_factory=dict)
+    images: Mapping[str, Source] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(cls, folder: Path) -> "ImageIndex":
-        from maskcli.evaluate import pair_key
-        from maskcli.io.sources import walk_folder
-
         if not folder.is_dir():
             raise OptionError("images", f"{folder} is not a folder")
-        index = cls(folder)
-        for source in walk_folder(folder, recursive=True):
-            if not source.error:
-                index.images.setdefault(pair_key(source.relpath), source)
-        return index
+        return cls(folder, index_files(folder))
 
     def find(self, relpath: PurePosixPath) -> Source:
         """The image with the mask's relative path and stem; an :class:`InputError` when there is none."""
-        from maskcli.evaluate import pair_key
-
         image = self.images.get(pair_key(relpath))
         if image is None:
             raise InputError(f"no image named {pair_key(relpath)}.* in {self.folder}")

@@ -1,4 +1,5 @@
-"""A COCO file or a folder of label images as a source of masks, matched to images by file name.
+"""A COCO file (``coco``) or a folder of label images (``labels``) as a source of masks, matched to images by file
+name (:mod:`maskcli.io.pairing`).
 
 Both answer the same two questions, so ``apply`` (masks for images) and ``eval`` (truths for predictions) take
 either: which images do you have masks for (:meth:`keys`, by relative path without suffix), and what is the mask
@@ -11,19 +12,16 @@ from __future__ import annotations
 
 import abc
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
 from maskcli.errors import InputError, OptionError
-from maskcli.masksources import mask_sources
-
-
-def _key(relpath: str | PurePosixPath) -> str:
-    path = PurePosixPath(str(relpath).replace("\\", "/"))
-    return str(path.with_suffix("")) if path.suffix else str(path)
+from maskcli.io.pairing import KeyIndex, name_key
+from maskcli.masksources.base import mask_sources
+from maskcli.masksources.files import MaskFolder
 
 
 class _MaskSet(abc.ABC):
@@ -100,17 +98,11 @@ class LabelMasks(_MaskSet):
         self.folder = LabelFolder.open(folder)
         self.classes = self.folder.check_classes(classes)
         self.problems: list[str] = []
-        self._files: dict[str, str] = {}
-        self._by_stem: dict[str, str | None] = {}
+        self._files: KeyIndex[str] = KeyIndex()
         for source in walk_folder(Path(folder), recursive=True):
-            key = _key(source.relpath)
-            if source.error or key in self._files:
+            if source.error or not self._files.add(name_key(source.relpath), source.path):
                 self.problems.append(f"{source.path}: {source.error or 'same name as another label image'}; "
                                      "ignored")
-                continue
-            self._files[key] = source.path
-            stem = PurePosixPath(key).name
-            self._by_stem[stem] = None if stem in self._by_stem else source.path
 
     def keys(self) -> dict[str, str]:
         return dict(self._files)
@@ -124,8 +116,8 @@ class LabelMasks(_MaskSet):
         return Path(self.mask_entry(source.relpath))
 
     def mask_entry(self, relpath: str | PurePosixPath) -> Any:
-        key = _key(relpath)
-        path = self._files.get(key) or self._by_stem.get(PurePosixPath(key).name)
+        key = name_key(relpath)
+        path = self._files.find(key)
         if path is None:
             raise InputError(f"no label image named {PurePosixPath(key).name}.* in {self.path}")
         return path
@@ -171,3 +163,37 @@ def classes_for(paths: Sequence[str | os.PathLike[str]],
     if classes and not any(sets):
         open_mask_set(paths[-1], classes)  # raises, naming the path
     return [classes if is_set else None for is_set in sets]
+
+
+def open_masks(path: str | Path, template: str = "{stem}.png", classes: Iterable[str] | None = None) -> Any:
+    """The mask source a path given as "the masks" names: a COCO file (``*.json``), a folder of label images (with
+    ``labels.json``), or else a folder of per-image masks named by ``template``.
+
+    Parameters
+    ----------
+    path : path
+        The COCO file or the folder.
+    template : str
+        For a folder of masks: the mask file name of an input (see :class:`MaskFolder`).
+    classes : iterable of str, optional
+        For a COCO file or label images: the classes whose union is the mask (default all). Plain masks have one
+        class, so choosing classes of a folder of them is an :class:`~maskcli.errors.OptionError`.
+
+    Returns
+    -------
+    MaskSource
+        A ``coco``, ``labels`` or ``folder`` source; :attr:`problems` of a COCO file or label folder lists what
+        in it was left out.
+
+    Raises
+    ------
+    OptionError
+        ``path`` is neither a folder nor a COCO file.
+    """
+    chosen = list(classes) if classes else None
+    annotations = open_mask_set(path, chosen)
+    if annotations is not None:
+        return annotations
+    if not Path(path).is_dir():
+        raise OptionError("masks", f"{path} is neither a folder nor a COCO file (.json)")
+    return MaskFolder(Path(path), template)
