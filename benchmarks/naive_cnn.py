@@ -24,7 +24,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from maskcli.cnn import specs  # noqa: E402
-from maskcli.cnn.infer import build_model  # noqa: E402
+from maskcli.cnn.loading import build_model  # noqa: E402
 
 
 def _input(spec: specs.ModelSpec, rgb: np.ndarray) -> torch.Tensor:
