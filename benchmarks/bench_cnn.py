@@ -35,8 +35,9 @@ import torch
 
 from benchmarks import naive_cnn
 from maskcli.cnn import specs
-from maskcli.cnn.device import DevicePlan
-from maskcli.cnn.infer import Segmenter, build_model
+from maskcli.cnn.device import DevicePlan, limit_threads
+from maskcli.cnn.infer import ModelCache, Segmenter
+from maskcli.cnn.loading import build_model
 from maskcli.io.decode import read_image
 from maskcli.metrics import iou
 
@@ -266,7 +267,6 @@ def gpu(lines: list[str], count: int, repeats: int) -> None:
     measured batch size, GPU utilisation, the host's decode + encode floor with as many CPU workers, fp16 against
     fp32 on the horses. Without CUDA it runs the same code on the CPU with a few images (a dry run)."""
     from benchmarks.synth import make_jpegs
-    from maskcli.cnn.infer import segmenter
 
     on_gpu = torch.cuda.is_available()
     device = "cuda" if on_gpu else "cpu"
@@ -300,14 +300,15 @@ def gpu(lines: list[str], count: int, repeats: int) -> None:
             lines.append(f"| {name} | {method.batch_size} | {rate:.1f} | {floor:.1f} | {rate / floor:.2f}× | {shown} |")
     spec = specs.get("u2netp")
     plans = {p: DevicePlan(f"{device}:0" if on_gpu else "cpu", p, True) for p in ("fp32", "fp16", "bf16")}
-    full = segmenter(spec, U2NETP, plans["fp32"], engine="torch")
+    models = ModelCache()
+    full = models.segmenter(spec, U2NETP, plans["fp32"], engine="torch")
     files = _files(HORSES / "images", 0 if on_gpu else 4)
     images = [read_image(p).pixels for p in files]
     reference = [m >= 0.5 for m in full.predict(images)]
     lines += ["", "fp16 / bf16 autocast against fp32 on the device (u2netp, IoU of the masks at 0.5; the policy "
               "needs ≥ 0.995):", "", "| precision | mean IoU vs fp32 | min IoU vs fp32 |", "| --- | ---: | ---: |"]
     for precision in ("fp16", "bf16") if on_gpu else ("bf16",):
-        half = segmenter(spec, U2NETP, plans[precision], engine="torch")
+        half = models.segmenter(spec, U2NETP, plans[precision], engine="torch")
         scores = [iou(m, r.astype(np.float32)) for m, r in zip(half.predict(images), reference)]
         lines.append(f"| {precision} | {np.mean(scores):.4f} | {np.min(scores):.4f} |")
     lines.append("")
@@ -328,6 +329,7 @@ def main() -> None:
              f"torch {torch.__version__} ({torch.get_num_threads()} threads), load average at start "
              f"{os.getloadavg()[0]:.1f}. Command: `python -m benchmarks.bench_cnn --sections {args.sections} "
              f"--count {args.count} --repeats {args.repeats} --gpu-count {args.gpu_count}`.", ""]
+    limit_threads(1)  # as maskcli's runner sets them for a model's run
     for name, fn in (("quality", lambda: quality(lines)), ("cpu-model", lambda: cpu_model(lines, args.repeats)),
                      ("bf16", lambda: bf16(lines)), ("cpu", lambda: cpu(lines, args.count, args.repeats)),
                      ("gpu", lambda: gpu(lines, args.gpu_count, args.repeats))):

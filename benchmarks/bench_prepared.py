@@ -48,7 +48,8 @@ def main() -> None:
 
 def measure(args: argparse.Namespace) -> list[str]:
     from maskcli.cnn import device, prepare, specs, weights
-    from maskcli.cnn.infer import build_model, segmenter
+    from maskcli.cnn.infer import ModelCache
+    from maskcli.cnn.loading import build_model
     from maskcli.cnn.weights import CHECKPOINT_FORMAT, save_checkpoint
 
     spec, plan = specs.get("u2netp"), device.resolve("cpu")
@@ -59,6 +60,7 @@ def measure(args: argparse.Namespace) -> list[str]:
     save_checkpoint(checkpoint, {"format": CHECKPOINT_FORMAT, "meta": meta,
                                  "model": build_model(spec, published).state_dict()})
     ways = {}
+    models = ModelCache()
     for label, path, engine in (("published graph", published, "onnxruntime"),
                                 ("prepared graph (the default)", published, "auto"),
                                 ("fine-tuned checkpoint, exported (the default)", checkpoint, "auto"),
@@ -67,9 +69,9 @@ def measure(args: argparse.Namespace) -> list[str]:
             run_path, run_spec = published, spec
         else:
             run_path, run_spec = prepare.runnable(spec, path, plan, engine)
-        seg = segmenter(run_spec, run_path, plan, (), "torch" if engine == "torch" else "onnxruntime")
+        seg = models.segmenter(run_spec, run_path, plan, (), "torch" if engine == "torch" else "onnxruntime")
         ways[label] = (seg, Path(run_path).name)
-    device.limit_library_threads()
+    device.limit_threads(1)
     import torch
 
     torch.set_num_threads(1)

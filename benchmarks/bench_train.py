@@ -98,9 +98,10 @@ def _step_ratio(crops: list[int], rounds: int) -> list[str]:
 
     from maskcli.cnn import specs, training
     from maskcli.cnn.device import resolve
+    from maskcli.cnn.loading import new_model
 
     spec, plan = specs.get("u2netp"), resolve("cpu")
-    model = training.new_model(spec).eval().to(memory_format=torch.channels_last)
+    model = new_model(spec).eval().to(memory_format=torch.channels_last)
     lines = ["| input | train step s/img (wall) | inference s/img (wall) | ratio | train CPU-s/img | infer CPU-s/img |",
              "|---|---|---|---|---|---|"]
     for crop in crops:

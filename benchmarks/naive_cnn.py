@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from maskcli.cnn import specs
-from maskcli.cnn.infer import build_model
+from maskcli.cnn.loading import build_model
 
 
 def _input(spec: specs.ModelSpec, rgb: np.ndarray) -> torch.Tensor:

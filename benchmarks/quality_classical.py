@@ -83,23 +83,23 @@ PLAIN = [
 
 def polarity_table() -> str:
     """Otsu and Li with each polarity rule (and border weights of the auto rule) on the sets auto is judged on."""
-    import maskcli.methods.global_threshold as global_threshold
+    import maskcli.methods.compare as compare
 
     sets = {name: load_set(name) for name in ("fluo_nuclei", "weizmann_horses")}
     lines = ["| polarity | Otsu nuclei | Otsu horses | Li nuclei | Li horses |", "| --- | ---: | ---: | ---: | ---: |"]
-    shipped = global_threshold.AUTO_BORDER_WEIGHT
+    shipped = compare.AUTO_BORDER_WEIGHT
     rules = [("bright", None), ("dark", None)] + [("auto", w) for w in (0.0, 0.5, shipped, 1.0, 1e9)]
     try:
         for polarity, weight in rules:
             if weight is not None:
-                global_threshold.AUTO_BORDER_WEIGHT = weight
+                compare.AUTO_BORDER_WEIGHT = weight
             cells = [f"{evaluate(pairs, method, {'polarity': polarity})[0]:.3f}"
                      for method in ("otsu", "li") for pairs in sets.values()]
             label = polarity if weight is None else f"auto, border weight {weight:g}"
             label += " (shipped)" if weight == shipped else ""
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     finally:
-        global_threshold.AUTO_BORDER_WEIGHT = shipped
+        compare.AUTO_BORDER_WEIGHT = shipped
     return "\n".join(lines) + "\n"
 
 

@@ -63,7 +63,8 @@ def test_naming_one_method_imports_only_its_module() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert done.stdout.strip() == str(["maskcli.composite.base", "maskcli.composite.blend", "maskcli.composite.colors",
                                        "maskcli.composite.isolate", "maskcli.methods.base",
-                                       "maskcli.methods.global_threshold"]), done.stderr
+                                       "maskcli.methods.compare", "maskcli.methods.global_threshold",
+                                       "maskcli.methods.histogram", "maskcli.methods.thresholding"]), done.stderr
 
 
 def test_the_command_line_starts_without_the_decoders() -> None:

@@ -130,7 +130,7 @@ def test_torchvision_model_whole_path(name: str, random_weights: dict[str, Path]
 
 
 def test_state_dict_of_another_architecture_is_refused(random_weights: dict[str, Path]) -> None:
-    from maskcli.cnn.infer import build_model
+    from maskcli.cnn.loading import build_model
 
     with pytest.raises(WeightsUnavailable, match="does not hold the weights of deeplabv3-mobilenet-v3"):
         build_model(specs.get("deeplabv3-mobilenet-v3"), random_weights["lraspp-mobilenet-v3"])
@@ -310,7 +310,8 @@ def test_cli_help_and_methods_do_not_import_torch() -> None:
 @needs_u2netp
 def test_gpu_runs_fp32_channels_last_and_matches_the_cpu() -> None:
     from maskcli.cnn import device
-    from maskcli.cnn.infer import Segmenter, build_model
+    from maskcli.cnn.infer import Segmenter
+    from maskcli.cnn.loading import build_model
 
     spec = specs.get("u2netp")
     pairs = _horses(8)

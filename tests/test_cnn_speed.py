@@ -66,7 +66,7 @@ def test_onnxruntime_engine_matches_the_torch_port(monkeypatch: pytest.MonkeyPat
 
 @needs_ort
 def test_engine_choice_and_its_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from maskcli.cnn.infer import engine_for
+    from maskcli.cnn.loading import engine_for
 
     spec, cpu, gpu = specs.get("u2netp"), device.DevicePlan("cpu", "fp32", True), device.DevicePlan("cuda:0", "fp32", True)
     assert engine_for(spec, "w.onnx", cpu) == "onnxruntime"
@@ -120,10 +120,10 @@ def test_one_image_on_the_cpu_never_imports_torch(tmp_path: Path) -> None:
 def test_images_in_parallel_equal_one_at_a_time(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from maskcli.cnn.infer import segmenter
+    from maskcli.cnn.infer import ModelCache
 
     images = [image for image, _ in _horses(3)]
-    seg = segmenter(specs.get("u2netp"), U2NETP, device.resolve("cpu"), (), engine)
+    seg = ModelCache().segmenter(specs.get("u2netp"), U2NETP, device.resolve("cpu"), (), engine)
     threads = []
     one = seg._one
 
@@ -141,8 +141,26 @@ def test_images_in_parallel_equal_one_at_a_time(engine: str, monkeypatch: pytest
     assert len(set(threads)) == 2 and all(name.startswith("maskcli-model") for name in threads)
     for a, b in zip(serial, parallel):
         np.testing.assert_allclose(a, b, atol=1e-5)
-    # Parallelism is one image per core: OpenCV and torch each keep to one thread.
-    assert cv2.getNumThreads() == 1 and torch.get_num_threads() == 1
+    # Parallelism is one image per core: torch keeps to one thread (OpenCV's are the runner's, set once: below).
+    assert engine != "torch" or torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_the_local_executor_sets_a_models_library_threads_once(batched: bool) -> None:
+    from maskcli.engines.local import InProcess
+
+    class Job:  # the executor only asks a job that gets no items whether it is batched
+        batch_size = 2
+
+    Job.batched = batched  # type: ignore[attr-defined]
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        assert list(InProcess(threads=2).execute(Job(), [], ordered=True)) == []
+        # A model's images run side by side, one thread each; a per-item job's OpenCV is left as it is.
+        assert cv2.getNumThreads() == (1 if batched else 2)
+    finally:
+        cv2.setNumThreads(before)
 
 
 def test_busy_cores_come_from_the_runnable_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,7 +186,8 @@ def test_auto_batch_on_the_cpu_is_the_usable_cores() -> None:
 @needs_data
 @needs_u2netp
 def test_device_side_preprocessing_agrees_with_the_host_path() -> None:
-    from maskcli.cnn.infer import Segmenter, build_model
+    from maskcli.cnn.infer import Segmenter
+    from maskcli.cnn.loading import build_model
 
     spec = specs.get("u2netp")
     seg = Segmenter(spec, build_model(spec, U2NETP), device.resolve("cpu"))
@@ -218,7 +237,7 @@ def test_device_path_with_a_semantic_model_and_mixed_shapes() -> None:
 @pytest.mark.parametrize("shape, target, kind", [((232, 315), (320, 320), "lanczos"), ((9, 7), (320, 320), "lanczos"),
                                                  ((300, 400), (520, 693), "area"), ((1040, 1387), (520, 693), "area")])
 def test_resample_matrices_are_opencvs_resize(shape: tuple[int, int], target: tuple[int, int], kind: str) -> None:
-    from maskcli.cnn.infer import resample_matrix
+    from maskcli.cnn.preprocess import resample_matrix
 
     image = np.random.default_rng(0).random((*shape, 3), dtype=np.float32)
     flag = cv2.INTER_LANCZOS4 if kind == "lanczos" else cv2.INTER_AREA

@@ -16,7 +16,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime", reason="onnxruntime (a dependency) is not installed")
 
 from maskcli.cnn import specs  # noqa: E402
-from maskcli.cnn.infer import Segmenter, build_model  # noqa: E402
+from maskcli.cnn.infer import Segmenter  # noqa: E402
+from maskcli.cnn.loading import build_model  # noqa: E402
 from maskcli.errors import WeightsUnavailable  # noqa: E402
 
 

@@ -9,7 +9,8 @@ from skimage import filters
 from maskcli.color import channel
 from maskcli.errors import OptionError
 from maskcli.methods import methods
-from maskcli.methods.global_threshold import choose_polarity, compare, histogram, separability
+from maskcli.methods.compare import choose_polarity, compare
+from maskcli.methods.histogram import histogram, separability
 
 
 def _bimodal(seed: int = 0, shape=(30, 40)) -> np.ndarray:

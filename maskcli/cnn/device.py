@@ -21,9 +21,10 @@ Precision policy:
 **CPU threads** (:func:`cpu_threads`): the cores this process may use (``os.sched_getaffinity``, which honours
 taskset and cgroup cpusets) less those other processes are busy on (the instantaneous count of runnable tasks in
 ``/proc/loadavg``, the lowest of a few samples), at least one. That many images go through the model at once, each
-on one thread (inference engine, torch and OpenCV all at one thread each), so the model's threads, the runner's
-decode and save threads and OpenCV never add up to more busy threads than free cores: on 2 shared cores with one
-other CPU-bound process, 20 horse photos took 71–73 s with torch's default 2 threads and 18–19 s with one.
+on one thread (inference engine, torch and OpenCV all at one thread each: :func:`limit_threads`, called once by
+the runner), so the model's threads, the runner's decode and save threads and OpenCV never add up to more busy
+threads than free cores: on 2 shared cores with one other CPU-bound process, 20 horse photos took 71–73 s with
+torch's default 2 threads and 18–19 s with one.
 
 >>> parse("cuda:1")
 ('cuda', 1)
@@ -189,15 +190,23 @@ def free_cores(busy: Optional[int] = None) -> int:
     return max(1, usable_cores() - (busy_elsewhere() if busy is None else busy))
 
 
-def limit_library_threads() -> None:
-    """One thread each for OpenCV and torch's intra-op pool (when torch is loaded): parallelism comes from
-    running several images at once, one per free core, which never oversubscribes and, on U²-Net-P's many
-    small layers, scales better than splitting one image over threads."""
+def limit_threads(threads: int = 1) -> None:
+    """Set OpenCV's threads and torch's intra-op pool (when torch is loaded) to ``threads`` each, for the whole
+    process: its runner calls this once. One each suits a run whose parallelism comes from several images at once
+    (one per free core), which never oversubscribes and, on U²-Net-P's many small layers, scales better than
+    splitting one image over threads. (The CPU segmenter still spreads a lone image over the free cores itself.)
+
+    >>> import cv2
+    >>> before = cv2.getNumThreads()
+    >>> limit_threads(1); cv2.getNumThreads()
+    1
+    >>> cv2.setNumThreads(before)
+    """
     import sys
 
     import cv2
 
-    cv2.setNumThreads(1)
+    cv2.setNumThreads(threads)
     torch = sys.modules.get("torch")
-    if torch is not None and torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
+    if torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)

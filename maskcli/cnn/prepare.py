@@ -113,7 +113,7 @@ def _export(spec: ModelSpec, path: Path) -> bytes:
     (the first output of the published exports)."""
     import torch
 
-    from maskcli.cnn.infer import build_model
+    from maskcli.cnn.loading import build_model
 
     model = build_model(spec, path)
     sample = torch.zeros(1, 3, spec.input_size, spec.input_size)

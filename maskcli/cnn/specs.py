@@ -17,9 +17,12 @@ maskcli.errors.OptionError: model: unknown model 'u2nep'; did you mean 'u2netp'?
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 from maskcli.errors import OptionError, did_you_mean
+
+if TYPE_CHECKING:
+    from maskcli.cnn.preprocess import Transforms
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -120,6 +123,18 @@ class ModelSpec:
     def torchvision_file(self) -> bool:
         """True when torchvision's own hub cache may already hold this file."""
         return self.url.startswith(_TORCHVISION)
+
+    def transforms(self, size: Optional[int] = None) -> "Transforms":
+        """How an image is prepared for this model (resize, scaling, normalisation), as torchvision's weights
+        carry their transforms; ``size`` replaces :attr:`input_size` (fine-tuning at another size).
+
+        >>> get("u2netp").transforms().input_shape(30, 40), get("fcn-resnet50").transforms(100).input_shape(30, 40)
+        ((320, 320), (100, 133))
+        """
+        from maskcli.cnn.preprocess import Transforms
+
+        return Transforms(size or self.input_size, self.kind == "salient", self.interpolation, self.scale_by_max,
+                          self.mean, self.std)
 
     def checksum(self) -> str:
         """The checksum a download is held to, as ``algorithm:hex``, or ``unknown``.

@@ -18,8 +18,7 @@ What happens in one run:
 * a resume file beside the checkpoint holds the last epoch's weights, optimiser and counters; Ctrl-C writes it and
   raises :class:`maskcli.cnn.events.Interrupted` (``maskcli.train.Interrupted``).
 
-The module is the same one inference builds (:func:`maskcli.cnn.models.new_module`); training only asks it for
-logits.
+The module is the same one inference builds (:mod:`maskcli.cnn.loading`); training only asks it for logits.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ import datetime
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import cv2
 import numpy as np
@@ -39,45 +38,20 @@ from torch import nn
 
 from maskcli.cnn.device import DevicePlan
 from maskcli.cnn.events import EpochRecord, Interrupted, StepEvent
-from maskcli.cnn.infer import input_shape
+from maskcli.cnn.infer import Segmenter
+from maskcli.cnn.loading import build_model as start_model  # the pretrained file, or an earlier checkpoint
+from maskcli.cnn.loading import new_model
 from maskcli.cnn.specs import ModelSpec
 from maskcli.cnn.weights import CHECKPOINT_FORMAT, check_architecture, load_state, save_checkpoint
 from maskcli.errors import SetupError
-from maskcli.imageops import to_rgb
 
 #: The value of a resume file's ``format`` key.
 RESUME_FORMAT = "maskcli-resume/1"
 
 
-def new_model(spec: ModelSpec) -> nn.Module:
-    """An untrained module of ``spec``'s architecture (the module inference runs)."""
-    from maskcli.cnn.models import new_module
-
-    return new_module(spec)
-
-
-def model_from_checkpoint(spec: ModelSpec, checkpoint: dict, path: Union[str, Path]) -> nn.Module:
-    """The fine-tuned model a checkpoint holds, checked against ``spec``'s architecture."""
-    check_architecture(spec, checkpoint.get("meta", {}), path)
-    return load_state(new_model(spec), checkpoint.get("model"), path, f"{spec.name} ({spec.builder})")
-
-
-def start_model(spec: ModelSpec, path: Union[str, Path]) -> nn.Module:
-    """The model fine-tuning starts from: the pretrained file, or an earlier checkpoint."""
-    from maskcli.cnn.infer import build_model
-
-    return build_model(spec, path)
-
-
 def _resize(spec: ModelSpec, image: np.ndarray, size: int) -> np.ndarray:
-    """The image as inference prepares it (the spec's input shape, resize and scaling), still in [0, 1]."""
-    rgb = np.ascontiguousarray(to_rgb(image))
-    flag = cv2.INTER_LANCZOS4 if spec.interpolation == "lanczos" else cv2.INTER_AREA
-    height, width = input_shape(dataclasses.replace(spec, input_size=size), *rgb.shape[:2])
-    resized = np.clip(cv2.resize(rgb, (width, height), interpolation=flag), 0.0, 1.0)
-    if spec.scale_by_max:
-        resized = resized / max(float(resized.max()), 1e-6)
-    return resized
+    """The image as inference prepares it (the spec's transforms at ``size``), kept in [0, 1] for augmenting."""
+    return spec.transforms(size).resize(image, clip=True)
 
 
 @dataclasses.dataclass
@@ -190,8 +164,6 @@ class _Validator:
     """Scores the model on the validation pairs exactly as ``maskcli segment`` would run it."""
 
     def __init__(self, loop: Loop, model: nn.Module) -> None:
-        from maskcli.cnn.infer import Segmenter
-
         self.loop = loop
         spec = dataclasses.replace(loop.spec, input_size=loop.size)
         self.segmenter = Segmenter(spec, model, loop.plan)
@@ -364,5 +336,4 @@ def forward_backward_seconds(spec: ModelSpec, plan: DevicePlan, crop: int, batch
     return min(times[1:]) / batch_size
 
 
-__all__ = ["Loop", "run", "model_from_checkpoint", "new_model", "forward_backward_seconds",
-           "RESUME_FORMAT"]
+__all__ = ["Loop", "run", "forward_backward_seconds", "RESUME_FORMAT"]

@@ -51,6 +51,10 @@ class InProcess:
         gate = gate or WriteGate()
         batch_size = min(max(1, job.batch_size), MAX_BATCH_SIZE)
         side_by_side = threads > 1 and not job.batched
+        if job.batched:  # a model's images run side by side, so its libraries get one thread each, set here once
+            from maskcli.cnn.device import limit_threads
+
+            limit_threads(1)
         decoders = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="maskcli-decode")
         computer = futures.ThreadPoolExecutor(max_workers=threads if side_by_side else 1,
                                               thread_name_prefix="maskcli-compute")

@@ -3,9 +3,10 @@
 
 The mask is soft: each pixel holds the model's foreground probability (``--hard LEVEL`` binarises it). The
 device and the weights are resolved when the method is created, so a missing file or a missing GPU stops the run
-before any image is read; the model itself is loaded on the first batch, once per process. On the CPU a U²-Net,
-ISNet or BiRefNet runs on onnxruntime (a fine-tuned U²-Net exported once, :mod:`maskcli.cnn.prepare`) and torch
-is never imported; a GPU, ``engine="torch"`` and the torchvision models import it when the model loads.
+before any image is read; the model itself is loaded on the first batch, once per method (each method holds its
+own :class:`~maskcli.cnn.infer.ModelCache`; a copy sent to another process loads it again there). On the CPU a
+U²-Net, ISNet or BiRefNet runs on onnxruntime (a fine-tuned U²-Net exported once, :mod:`maskcli.cnn.prepare`) and
+torch is never imported; a GPU, ``engine="torch"`` and the torchvision models import it when the model loads.
 
 >>> from maskcli.methods import methods
 >>> cls = methods.get("cnn")
@@ -43,6 +44,12 @@ from maskcli.registry import option
 UNCERTAIN = (0.2, 0.8)
 
 
+def _model_cache() -> Any:
+    from maskcli.cnn.infer import ModelCache
+
+    return ModelCache()
+
+
 @methods.register("cnn")
 @dataclasses.dataclass
 class CNN(Method):
@@ -76,6 +83,7 @@ class CNN(Method):
             raise OptionError("batch_size", f"must be at least 1 (or 0: automatic), not {self.batch_size}")
         self._channels = specs.parse_classes(self._spec, self.classes)
         self._auto_batch = self.batch_size == 0
+        self._models = _model_cache()
         # Eager, so that setup errors (no weights, no CUDA) stop the run before the first item.
         self._plan = device.resolve(self.device)
         self._weights = weights.resolve(self._spec, self.weights)
@@ -83,7 +91,7 @@ class CNN(Method):
 
     def _choose_engine_and_batch(self) -> None:
         from maskcli.cnn import device, prepare
-        from maskcli.cnn.infer import engine_for
+        from maskcli.cnn.loading import engine_for
 
         # The file that runs: for onnxruntime a U²-Net's prepared ONNX graph (a fine-tuned checkpoint exported);
         # a checkpoint brings its training size and normalisation, and another architecture stops here.
@@ -93,11 +101,16 @@ class CNN(Method):
             # On a GPU the model loads now, to measure the batch on the device before the first item.
             self.batch_size = self._segmenter().probe_batch_size() if self._plan.is_cuda else device.usable_cores()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The loaded models stay with this process; a copy loads its own where it runs.
+        return {key: value for key, value in self.__dict__.items() if key != "_models"}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         # "auto" means the machine the model runs on: a method sent to another machine (a Ray actor on a GPU node)
         # chooses again there, with the batch size that goes with its device; weights found in the cache or the
         # package are found again there when that machine keeps them elsewhere.
         self.__dict__.update(state)
+        self._models = _model_cache()
         if self.device == "auto":
             from maskcli.cnn import device
 
@@ -109,9 +122,7 @@ class CNN(Method):
         self._choose_engine_and_batch()  # onnxruntime, the cores, the GPU and the prepared files are that machine's
 
     def _segmenter(self) -> Any:
-        from maskcli.cnn.infer import segmenter
-
-        return segmenter(self._spec, self._path, self._plan, self._channels, self._engine)
+        return self._models.segmenter(self._spec, self._path, self._plan, self._channels, self._engine)
 
     def compute(self, image: np.ndarray) -> Segmentation:
         (segmentation,) = self.compute_batch([image])

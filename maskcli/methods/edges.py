@@ -23,7 +23,8 @@ from maskcli.color import CHANNELS, check_channel
 from maskcli.errors import OptionError
 from maskcli.masks import fill_binary_holes
 from maskcli.methods.base import Method, Segmentation, methods
-from maskcli.methods.global_threshold import histogram, otsu_level, prepare, unit
+from maskcli.methods.histogram import histogram, prepare, unit
+from maskcli.methods.thresholding import otsu_level
 from maskcli.registry import option
 
 OUTPUTS = ("regions", "edges")

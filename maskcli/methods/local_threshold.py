@@ -2,7 +2,7 @@
 
 Each method computes a *threshold image* (one level per pixel, as ``skimage.filters.threshold_local`` does) and
 hands it to the one comparison shared with the global thresholds
-(:func:`maskcli.methods.global_threshold.compare`), with the polarity chosen in the same one place. Window sums use
+(:func:`maskcli.methods.compare.compare`), with the polarity chosen in the same one place. Window sums use
 OpenCV box and Gaussian filters, so the cost does not grow with the window.
 
 Facts per image: ``threshold`` (the mean of the threshold image, in [0, 1] image units) and ``polarity``.
@@ -27,8 +27,9 @@ from maskcli.errors import OptionError
 from maskcli.imageops import from_uint8
 from maskcli.methods.base import Segmentation, methods
 from maskcli.imageops import BAND_PIXELS, bands
-from maskcli.methods.global_threshold import (PlaneMethod, binary_of, compare_above, polarity_of,
-                                              prepare)
+from maskcli.methods.compare import binary_of, compare_above, polarity_of
+from maskcli.methods.global_threshold import PlaneMethod
+from maskcli.methods.histogram import prepare
 from maskcli.registry import option
 
 __all__ = ["local_mean_std", "LocalThreshold", "Niblack", "Sauvola", "Background"]

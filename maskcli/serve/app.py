@@ -57,12 +57,14 @@ class Service:
         self.failure: str | None = None
 
     async def start(self) -> None:
+        from maskcli.cnn.device import limit_threads
         from maskcli.composite import modes
         from maskcli.methods import methods
 
         # The registries fill themselves on first use: fill them now, so that the first request does not wait.
         methods.names()
         modes.names()
+        limit_threads(1)  # requests run side by side in the pool: OpenCV and a model's torch at one thread each
         self.pool = concurrent.futures.ThreadPoolExecutor(self.settings.threads, thread_name_prefix="maskcli-work")
         self.lanes = Lanes(self.settings.batch_window, self.settings.max_batch)
         asyncio.get_running_loop().run_in_executor(self.pool, self._warm_up)
