@@ -35,8 +35,18 @@ class Exit(enum.IntEnum):
     SETUP = 3  #: the run could not start: no inputs, weights or device unavailable
     INTERRUPTED = 130  #: Ctrl-C or SIGTERM
 
+    @classmethod
+    def of_batch(cls, failed: int) -> Exit:
+        """A finished batch's status: SOME_FAILED when any of its items failed.
 
-def _isatty(stream: object) -> bool:
+        >>> Exit.of_batch(0).name, Exit.of_batch(2).name
+        ('OK', 'SOME_FAILED')
+        """
+        return cls.SOME_FAILED if failed else cls.OK
+
+
+def isatty(stream: object) -> bool:
+    """Whether ``stream`` is a terminal (False for a closed stream or one that is not a real file)."""
     try:
         return bool(stream.isatty())  # type: ignore[attr-defined]
     except (AttributeError, ValueError, OSError):  # closed, or not a real stream
@@ -55,9 +65,9 @@ class IOContext:
     # dataclasses would bring inspect with it.
     def __init__(self, stdin: IO[str], stdout: IO[str], stderr: IO[str], colour: bool | None = None) -> None:
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
-        self.stdin_isatty = _isatty(self.stdin)
-        self.stdout_isatty = _isatty(self.stdout)
-        self.stderr_isatty = _isatty(self.stderr)
+        self.stdin_isatty = isatty(self.stdin)
+        self.stdout_isatty = isatty(self.stdout)
+        self.stderr_isatty = isatty(self.stderr)
         if colour is None:
             colour = "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
         self.colour = colour

@@ -11,15 +11,12 @@ import re
 import time
 from typing import IO, TYPE_CHECKING, Any
 
-from maskcli.cli.context import Exit, IOContext, current
+from maskcli.cli.context import Exit, IOContext, current, isatty
 from maskcli.cli.flags import Wording
+from maskcli.cli.signals import interrupts_held
 
 if TYPE_CHECKING:  # the type alone: importing the runner here would load the decoders before --help
     from maskcli.pipeline import Result
-
-
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_SETUP, EXIT_INTERRUPTED = (
-    Exit.OK, Exit.SOME_FAILED, Exit.USAGE, Exit.SETUP, Exit.INTERRUPTED)
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff]")
@@ -103,7 +100,7 @@ class Reporter:
         self._progress: Any = None
         self._task: Any = None
         self._reported: set[int] = set()
-        if not quiet and (self.io.stderr_isatty if stderr is None else _isatty(stderr)):
+        if not quiet and (self.io.stderr_isatty if stderr is None else isatty(stderr)):
             self._start_progress()
 
     def _start_progress(self) -> None:
@@ -120,8 +117,6 @@ class Reporter:
     def result(self, result: "Result") -> None:
         """Count and report one result, once: a stopping run offers again the result whose report a signal may
         have cut short, so one already reported is skipped."""
-        from maskcli.cli.entry import interrupts_held
-
         with interrupts_held():
             if result.index in self._reported:
                 return
@@ -158,26 +153,19 @@ class Reporter:
         c = self.counts
         return f"maskcli: {c['written']} {self.verb}, {c['skipped']} skipped, {c['failed']} failed in {elapsed:.1f} s{rate}"
 
-    def finish(self, *, interrupted: bool = False, stopped: bool = False) -> int:
+    def finish(self, *, interrupted: bool = False, stopped: bool = False) -> Exit:
         """Print the summary (also with ``quiet`` for a run that did not end by itself) and return the status."""
         if self._progress is not None:
             self._progress.stop()
         if stopped:
             print(f"{self.summary()} (stopped)", file=self.stderr, flush=True)
-            return EXIT_SETUP
+            return Exit.SETUP
         if interrupted:
             print(f"{self.summary()} (interrupted)", file=self.stderr, flush=True)
-            return EXIT_INTERRUPTED
+            return Exit.INTERRUPTED
         if not self.quiet:
             print(self.summary(), file=self.stderr, flush=True)
-        return EXIT_SOME_FAILED if self.counts["failed"] else EXIT_OK
-
-
-def _isatty(stream: IO[str]) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
+        return Exit.of_batch(self.counts["failed"])
 
 
 def _jsonable(value: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import BinaryIO, Literal
 
-from maskcli.cli.context import IOContext
+from maskcli.cli.context import IOContext, isatty
 from maskcli.errors import OptionError
 
 StdinKind = Literal["none", "image", "records", "paths"]
@@ -18,7 +18,7 @@ def stdin_kind(stream: BinaryIO) -> StdinKind:
 
     A terminal, or an empty stream, holds nothing.
     """
-    if _isatty(stream):
+    if isatty(stream):
         return "none"
     head = _peek(stream)
     if not head:
@@ -28,13 +28,6 @@ def stdin_kind(stream: BinaryIO) -> StdinKind:
     if head.lstrip()[:1] == b"{":
         return "records"
     return "paths"
-
-
-def _isatty(stream: BinaryIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _peek(stream: BinaryIO) -> bytes:
