@@ -25,6 +25,8 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any, BinaryIO
 
+from maskcli.io.streams import isatty
+
 
 class Exit(enum.IntEnum):
     """The exit statuses of every command."""
@@ -43,14 +45,6 @@ class Exit(enum.IntEnum):
         ('OK', 'SOME_FAILED')
         """
         return cls.SOME_FAILED if failed else cls.OK
-
-
-def isatty(stream: object) -> bool:
-    """Whether ``stream`` is a terminal (False for a closed stream or one that is not a real file)."""
-    try:
-        return bool(stream.isatty())  # type: ignore[attr-defined]
-    except (AttributeError, ValueError, OSError):  # closed, or not a real stream
-        return False
 
 
 class IOContext:
@@ -86,6 +80,15 @@ class IOContext:
     def stdout_bytes(self) -> BinaryIO:
         """stdout as bytes (an image)."""
         return self.stdout.buffer  # type: ignore[attr-defined,no-any-return]
+
+    def binary_stdout(self) -> BinaryIO:
+        """stdout for image bytes; refuses a terminal, where binary would garble the screen."""
+        if self.stdout_isatty:
+            from maskcli.errors import OptionError
+
+            raise OptionError("output", "refusing to write image data to a terminal; redirect stdout (> file) or "
+                                        "give -o")
+        return self.stdout_bytes
 
     def console(self, stream: IO[str] | None = None, **options: Any) -> Any:
         """A rich console on ``stream`` (stdout by default), in colour only where this context allows it."""

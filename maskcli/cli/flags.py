@@ -39,7 +39,7 @@ NAMED: frozenset[str] = frozenset({
     "method", "preset", "polarity", "channel", "sigma", "model", "weights", "device", "batch_size", "classes",
     "labels",
     # prompts
-    "boxes", "box", "point", "class_list",
+    "union", "boxes", "box", "point", "class_list",
     # videos and watched folders
     "watch",
     # the server
@@ -50,7 +50,8 @@ NAMED: frozenset[str] = frozenset({
     # where apply's masks come from, and what it does with them
     "masks", "mask", "mask_name", "alpha", "class", "resize_mask", "mode", "background",
     # eval, preview, export
-    "methods", "level", "tolerance", "both_classes", "sheet", "columns", "cell", "opacity", "outline", "images",
+    "to", "category", "polygons", "instances", "methods", "level", "tolerance", "both_classes", "sheet", "columns",
+    "cell", "opacity", "outline", "images",
     # train
     "val_images", "val_masks", "size", "crop", "epochs", "patience", "lr", "freeze", "flips", "seed", "resume",
 })
@@ -65,6 +66,7 @@ FLAGS: dict[str, str] = {
     "num_cpus": "--jobs",
     "soft=False": "--no-soft",
     "val_fraction": "--val",
+    "records_on_stdout": "--json",
 }
 
 

@@ -11,12 +11,13 @@ import re
 import time
 from typing import IO, TYPE_CHECKING, Any
 
-from maskcli.cli.context import Exit, IOContext, current, isatty
+from maskcli.cli.context import Exit, IOContext, current
 from maskcli.cli.flags import Wording
 from maskcli.cli.signals import interrupts_held
+from maskcli.io.streams import isatty
 
-if TYPE_CHECKING:  # the type alone: importing the runner here would load the decoders before --help
-    from maskcli.pipeline import Result
+if TYPE_CHECKING:  # the types alone: importing the runner here would load the decoders before --help
+    from maskcli.batch.run import BatchOutcome, Result
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff]")
@@ -166,6 +167,40 @@ class Reporter:
         if not self.quiet:
             print(self.summary(), file=self.stderr, flush=True)
         return Exit.of_batch(self.counts["failed"])
+
+
+class BatchReport:
+    """What the user sees of a library batch (:mod:`maskcli.batch`): its warnings, then its results through a
+    :class:`Reporter` from the moment it starts; :meth:`finish` sums it up and gives the exit status."""
+
+    def __init__(self, *, json_records: bool = False, quiet: bool = False, verb: str = "written") -> None:
+        self.json_records, self.quiet, self.verb = json_records, quiet, verb
+        self.reporter: Reporter | None = None
+
+    def warning(self, message: str) -> None:
+        """``maskcli: warning: ...`` on stderr (a library message, in the command's words), unless quiet."""
+        if not self.quiet:
+            print(f"maskcli: warning: {Wording.current().text(message)}", file=current().stderr, flush=True)
+
+    def started(self, *, image_on_stdout: bool) -> None:
+        # An image on stdout is the whole output: the summary stays off stderr too.
+        self.reporter = Reporter(json_records=self.json_records, quiet=self.quiet or image_on_stdout, verb=self.verb)
+
+    def result(self, result: "Result") -> None:
+        assert self.reporter is not None
+        self.reporter.result(result)
+
+    def finish(self, outcome: "BatchOutcome") -> Exit:
+        """The summary, after the line that says why the run stopped or what it could not write."""
+        assert self.reporter is not None
+        if outcome.stopped is not None:
+            error_line(Wording.current().message(outcome.stopped))
+            return self.reporter.finish(stopped=True)
+        if outcome.interrupted:
+            return self.reporter.finish(interrupted=True)
+        if outcome.problem is not None:
+            error_line(outcome.problem)
+        return self.reporter.finish()
 
 
 def _jsonable(value: Any) -> Any:

@@ -43,6 +43,12 @@ FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".ti
 SUFFIX_OF = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "MPO": ".jpg"}
 
 
+def check_bits(bits: int) -> None:
+    """The one rule for a mask's bits per pixel: 8 or 16 (an :class:`OptionError` of ``bits`` otherwise)."""
+    if bits not in (8, 16):
+        raise OptionError("bits", f"must be 8 or 16, not {bits}")
+
+
 def encode_mask(mask: np.ndarray, *, bits: int = 8, hard: bool | None = None) -> bytes:
     """PNG bytes of a mask: hard masks 1-bit black/white, soft ones 8- or 16-bit grey.
 
@@ -52,8 +58,7 @@ def encode_mask(mask: np.ndarray, *, bits: int = 8, hard: bool | None = None) ->
     >>> data[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
     True
     """
-    if bits not in (8, 16):
-        raise OptionError("bits", f"must be 8 or 16, not {bits}")
+    check_bits(bits)
     if is_hard(mask) if hard is None else hard:
         return encode_binary_mask(_quantise(mask, 255, np.uint8))
     peak = 65535 if bits == 16 else 255

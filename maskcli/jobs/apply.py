@@ -9,26 +9,12 @@ mode. The output plan
 (:class:`maskcli.io.sinks.OutputPlan`) fixes the format: the input's where that format can hold the result (an
 alpha result from a JPEG becomes PNG), 16-bit kept where the format allows, ICC profile and EXIF kept.
 
-A batch from Python, in a few lines:
-
->>> import tempfile, numpy as np
->>> from pathlib import Path
->>> from maskcli.io.encode import encode_image, encode_mask, write_atomic
->>> from maskcli.masksources import MaskFolder
->>> scratch = tempfile.TemporaryDirectory(); root = Path(scratch.name)
->>> write_atomic(root / "photos" / "a.jpg", encode_image(np.full((8, 8, 3), 0.5, np.float32), format="JPEG"))
->>> write_atomic(root / "masks" / "a.png", encode_mask(np.eye(8, dtype=np.float32)))
->>> results = apply_batch([root / "photos"], MaskFolder(root / "masks"), root / "cutouts", jobs=1)
->>> [(r.status, Path(r.output).name, r.facts["format"]) for r in results]
-[('written', 'a.png', 'PNG')]
->>> scratch.cleanup()
+A whole batch, from inputs to written images, is :func:`maskcli.batch.apply_batch`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +23,11 @@ import numpy as np
 from maskcli.imageops import BAND_PIXELS, bands, to_unit_float
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image
 from maskcli.io.encode import encode_image, quantise, sample_type
-from maskcli.io.sinks import FolderSink, OutputPlan, Sink
-from maskcli.io.sources import Existing, Item, expand_inputs
+from maskcli.io.sinks import OutputPlan, Sink
+from maskcli.io.sources import Item
 from maskcli.jobs.segment import Refiner, load_item, method_input, segment_images, write_output
 from maskcli.masks import require_same_size, resize_mask
-from maskcli.masksources import MaskSource, MethodMasks, StaticMask, open_masks, paired
+from maskcli.masksources import MaskSource, MethodMasks, StaticMask
 from maskcli.pipeline import Result, Timer
 
 
@@ -236,74 +222,4 @@ def _unit(mask: np.ndarray) -> np.ndarray:
     return to_unit_float(mask) if mask.dtype in (np.uint8, np.uint16) else mask
 
 
-def apply_batch(
-    inputs: Iterable[str | os.PathLike[str]],
-    masks: MaskSource | str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    *,
-    mode: str = "cutout",
-    mode_options: dict[str, Any] | None = None,
-    format: str | None = None,
-    name: str = "{stem}.png",
-    recursive: bool = False,
-    existing: Existing = "error",
-    refinement: dict[str, Any] | None = None,
-    resize_mask: bool = False,
-    quality: int = 92,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    jobs: int | None = None,
-    executor: Any = None,
-) -> Iterator[Result]:
-    """Apply masks to a batch of images, writing one output per input under ``output``.
-
-    Parameters
-    ----------
-    inputs : iterable of path
-        Image files, folders (``recursive``: with their sub-folders, mirrored under ``output``) or glob patterns.
-    masks : MaskSource or path
-        Where each image's mask comes from (:mod:`maskcli.masksources`); a path is opened with
-        :func:`~maskcli.masksources.open_masks` (a folder of masks, a COCO file or a folder of label images, every
-        class making the mask).
-    output : path
-        The output folder.
-    mode, mode_options : str, dict
-        The compositing mode (``cutout``, ``color``, ``blur`` ...) and its options.
-    format : str, optional
-        ``png``, ``jpg``, ``webp`` or ``tiff``; default: each input's format where it can hold the result.
-    name : str
-        The output name template (:class:`maskcli.io.sources.Destinations`); its suffix follows the format.
-    existing : {"error", "skip", "overwrite"}
-        What an existing output means: an item error (nothing is replaced), a skipped item, or a replaced file.
-    refinement : dict, optional
-        Settings of the refinement chain run on each mask once it fits its image (``hard``, ``feather``,
-        ``invert``, ``fill_holes`` ...; see :mod:`maskcli.refine`).
-    resize_mask : bool
-        Scale a mask whose size differs from its image's (default: that item fails, naming both sizes).
-    quality : int
-        JPEG and WebP quality.
-    max_pixels : int
-        Refuse images (and masks) larger than this many pixels.
-    jobs, executor
-        As in :func:`maskcli.pipeline.run`.
-
-    Returns
-    -------
-    iterator of Result
-        One per input, in input order, as the work finishes.
-    """
-    from maskcli.composite import modes
-    from maskcli.refine import refinement as build_refinement
-
-    if isinstance(masks, (str, os.PathLike)):
-        masks = open_masks(masks)
-    mode_object = modes.create(mode, mode_options or {})
-    plan = OutputPlan.for_images(format, alpha=bool(getattr(mode_object, "output_alpha", False)))
-    sink = FolderSink(Path(output), name, existing, plan)
-    job = ApplyJob(mode_object, masks, plan, sink, build_refinement(refinement), resize_mask, quality, max_pixels)
-    sources = expand_inputs([os.fspath(path) for path in inputs], recursive=recursive, exclude=[output])
-    from maskcli.video.runner import run_media  # videos among the inputs stream frame by frame
-
-    return run_media(paired(sink.items(sources), masks), job, jobs=jobs, executor=executor)
-
-
-__all__ = ["ApplyJob", "MethodMasks", "apply_batch"]
+__all__ = ["ApplyJob", "MethodMasks"]
