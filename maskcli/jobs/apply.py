@@ -38,6 +38,9 @@ class Loaded:
     image: Image
     mask: np.ndarray | None
     timer: Timer
+    #: The output's format, decided once per item (:meth:`OutputPlan.format_of`): the composite's samples and the
+    #: encoder both follow it. None for a video frame.
+    format: str | None = None
 
 
 @dataclasses.dataclass
@@ -81,7 +84,7 @@ class ApplyJob:
         with timer("decode"):
             image = load_item(item, self.max_pixels)
             mask = self.masks.load(item, image, max_pixels=self.max_pixels)
-        return Loaded(image, mask, timer)
+        return Loaded(image, mask, timer, self.plan.format_of(item.source, image.format))
 
     def compute(self, loaded: list[Loaded]) -> list[tuple[np.ndarray, dict]]:
         masks, facts = self.masks_of(loaded)
@@ -92,7 +95,8 @@ class ApplyJob:
                     f"mask is {mask.shape[1]}×{mask.shape[0]}, stretched to the image's {entry.image.width}×"
                     f"{entry.image.height} (another aspect ratio)")
             with entry.timer("composite"):
-                results.append((self.composite(entry.image, self.adjust(mask, entry.image)), item_facts))
+                results.append((self.composite(entry.image, self.adjust(mask, entry.image), entry.format),
+                                item_facts))
             if not self.batched:
                 # Only the result is written from here on: let the input's pixels and the mask go before the
                 # encoder makes its copies (a batch may be retried item by item, so batched jobs keep them).
@@ -124,7 +128,7 @@ class ApplyJob:
             fitted = self.refiner.apply(_unit(fitted), image.pixels)
         return fitted
 
-    def composite(self, image: Image, mask: np.ndarray) -> np.ndarray:
+    def composite(self, image: Image, mask: np.ndarray, format: str | None = None) -> np.ndarray:
         """The mode's result: float32 for a small image; for a large one, computed band by band (where the mode
         allows) straight into samples of the output's type, so that no float copy of the whole image is held.
         On a 100-megapixel RGB photo this took the peak of a cut-out from about 45 to under 16 bytes per pixel
@@ -167,7 +171,9 @@ class ApplyJob:
             if stacked is None:
                 break
             surveys.append(mode.surveyed(stacked, len(surveys)))
-        kind = sample_type(self.plan.format_for("." + (image.format or "png").lower()), image.bit_depth)
+        # The samples the output's format will hold: the item's format; without an item (a video frame, a direct
+        # call), the plan's for the decoded format, as for an image read from a stream.
+        kind = sample_type(format or self.plan.format_for("." + (image.format or "png").lower()), image.bit_depth)
         out: np.ndarray | None = None
         for rows in row_bands:
             place, pixels, part_mask = rows_of(rows)
@@ -184,7 +190,8 @@ class ApplyJob:
     def save(self, item: Item, loaded: Loaded, computed: tuple[np.ndarray, dict]) -> Result:
         image, timer = loaded.image, loaded.timer
         pixels, facts = computed
-        format = self.plan.format_of(item.source, image.format)
+        format = loaded.format
+        assert format is not None  # decided when the item was loaded
         with timer("encode"):
             data = encode_image(pixels, format=format, bit_depth=image.bit_depth, quality=self.quality,
                                 icc_profile=image.icc_profile, exif=image.exif)
