@@ -1,7 +1,8 @@
 """The ``maskcli`` command: a thin Typer app over the library.
 
-Each command parses options, builds a library job and runs it through the streaming runner; :func:`main` maps
-errors to exit statuses: 0 all done, 1 some items failed, 2 usage error, 3 setup error, 130 interrupted.
+Each command parses options, builds the library's settings and makes one library call (:mod:`maskcli.batch` for
+the batches), then reports; :func:`exit_status` maps errors to exit statuses: 0 all done, 1 some items failed,
+2 usage error, 3 setup error, 130 interrupted.
 """
 
 from __future__ import annotations
