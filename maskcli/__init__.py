@@ -12,7 +12,7 @@ H×W×3 in [0, 1]; masks are float32 H×W in [0, 1], hard masks holding exactly 
 >>> mask.shape, mask.dtype, cutout.shape, round(float(mask.mean()), 3)
 ((303, 384), dtype('float32'), (303, 384, 4), 0.392)
 
-A batch, from folders to files, runs through the same runner as the command (see :func:`maskcli.jobs.apply.apply_batch`
+A batch, from folders to files, runs through the same runner as the command (see :func:`maskcli.batch.apply_batch`
 and :mod:`maskcli.pipeline`).
 
 Importing this package is cheap: heavy modules (OpenCV, scikit-image, torch) load when first used.

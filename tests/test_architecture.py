@@ -88,6 +88,7 @@ _LAYERS = (
     {"io", "masksources", "methods", "refine", "composite", "formats", "metrics", "presets", "color", "matting",
      "cnn", "prompts", "promptsources"},
     {"pipeline", "engines", "jobs", "evaluate", "compare", "preview", "train", "instances"},
+    {"batch"},  # whole batches, one call per command
     {"serve"},  # the HTTP server, over the jobs
 )
 
@@ -113,6 +114,12 @@ def test_dependencies_point_down_the_layers(path: Path) -> None:
 
 #: A command-line flag (``--resize-mask``) in a text.
 _FLAG = re.compile(r"(?<![\w-])--(?:[a-z]|$)")
+#: A whole command line quoted in a message (`` `maskcli segment --json` ``): an example, like ``example``.
+_COMMAND = re.compile(r"`maskcli [^`]*`")
+
+
+def _flagged(text: str) -> bool:
+    return bool(_FLAG.search(_COMMAND.sub("", text)))
 
 
 def _texts(path: Path) -> list[tuple[int, str]]:
@@ -135,13 +142,14 @@ def test_the_text_walk_sees_messages_and_skips_docstrings(tmp_path: Path) -> Non
     sample = tmp_path / "sample.py"
     sample.write_text('"""Run ``maskcli segment --json``."""\n'
                       'class Otsu:\n    example: str = "maskcli segment a/ -o b/ --sigma 2"\n'
-                      'def check(x):\n    """Doc --x."""\n    raise ValueError(f"bad {x} (use --resize-mask)")\n')
-    assert [text for _, text in _texts(sample) if _FLAG.search(text)] == [" (use --resize-mask)"]
+                      'def check(x):\n    """Doc --x."""\n    raise ValueError(f"bad {x} (use --resize-mask)")\n'
+                      'PIPE = "pipe `maskcli segment --json` records"\n')
+    assert [text for _, text in _texts(sample) if _flagged(text)] == [" (use --resize-mask)"]
 
 
 @pytest.mark.parametrize("path", _library_files(), ids=lambda p: p.relative_to(PACKAGE).as_posix())
 def test_library_messages_name_parameters_not_flags(path: Path) -> None:
-    flagged = [f"line {line}: {text!r}" for line, text in _texts(path) if _FLAG.search(text)]
+    flagged = [f"line {line}: {text!r}" for line, text in _texts(path) if _flagged(text)]
     assert not flagged, (f"{path.name} words a message with a command-line flag: {flagged}; name the parameter "
                          "(`name` or `name=value` in backquotes) and map it in maskcli/cli/flags.py")
 
@@ -168,3 +176,48 @@ def test_the_serve_command_loads_the_web_stack_only_when_it_runs() -> None:
             "print(sorted(m for m in {'starlette', 'uvicorn'} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def _cycles(files: list[Path], root: Path = REPO) -> list[list[str]]:
+    """The import circles among ``files`` (lazy imports count: a circle is one idea split in two, wherever the
+    import sits), each as the modules around it; module names are the files' paths under ``root``."""
+    names = {".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): p for p in files}
+    edges = {name: sorted(m for m in _imports(path) if m in names and m != name) for name, path in names.items()}
+    found: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for after in edges[name]:
+            if state.get(after) == 1:
+                found.append(trail[trail.index(after):] + [name] if after in trail else [after, name])
+            elif after not in state:
+                visit(after, [*trail, name])
+        state[name] = 2
+
+    for name in sorted(names):
+        if name not in state:
+            visit(name, [])
+    return found
+
+
+def test_the_cycle_walk_finds_a_circle(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("from b import x\n")
+    (tmp_path / "b.py").write_text("def f():\n    import a\n")
+    (tmp_path / "c.py").write_text("import a\n")
+    assert _cycles([tmp_path / name for name in ("a.py", "b.py", "c.py")], tmp_path) == [["a", "b"]]
+    assert not _cycles([tmp_path / name for name in ("b.py", "c.py")], tmp_path)
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "cli").glob("*.py")), ids=lambda p: p.name)
+def test_the_commands_make_library_calls_not_runs(path: Path) -> None:
+    # A command builds settings and makes one library call (maskcli.batch and the like): the runner, the jobs
+    # and the mask sources are the library's business.
+    inner = ("maskcli.pipeline", "maskcli.masksources", "maskcli.jobs")
+    wrong = sorted(m for m in _imports(path) if m in inner or m.startswith(tuple(f"{name}." for name in inner)))
+    assert not wrong, f"cli/{path.name} imports {wrong}"
+
+
+def test_the_command_line_has_no_import_circle() -> None:
+    circles = _cycles(sorted((PACKAGE / "cli").glob("*.py")))
+    assert not circles, f"modules of maskcli/cli import each other: {circles}"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_cli
-from maskcli.cli.flags import FLAGS, Wording
+from maskcli.cli.flags import FLAGS, NAMED, Wording, flag_table
 from maskcli.errors import OptionError, ShapeMismatch
 
 PACKAGE = REPO / "maskcli"
@@ -70,21 +70,21 @@ def _library_names() -> tuple[set[str], set[str], set[str]]:
 
 def test_every_flag_of_the_table_is_a_flag_of_some_command() -> None:
     every = set().union(*_command_flags().values())
-    missing = {name: flag for name, flag in FLAGS.items() if flag not in every}
+    missing = {name: flag for name, flag in flag_table().items() if flag not in every}
     assert not missing, f"the table maps to flags no command has: {missing}"
 
 
 def test_every_name_of_the_table_is_one_the_library_uses() -> None:
     options, references, parameters = _library_names()
     used = options | references | parameters
-    unused = sorted(key for key in FLAGS if key.split("=")[0] not in used)
+    unused = sorted(key for key in flag_table() if key.split("=")[0] not in used)
     assert not unused, f"the table names parameters the library no longer has: {unused}"
 
 
 def test_every_parameter_a_message_refers_to_has_a_flag() -> None:
     _, references, _ = _library_names()
     assert {"resize_mask", "existing", "max_pixels", "weights"} <= references
-    assert not sorted(references - {key.split("=")[0] for key in FLAGS})
+    assert not sorted(references - {key.split("=")[0] for key in flag_table()})
 
 
 def test_every_library_error_name_with_a_flag_of_that_spelling_is_in_the_table() -> None:
@@ -94,7 +94,14 @@ def test_every_library_error_name_with_a_flag_of_that_spelling_is_in_the_table()
     # Kept out on purpose: an inference engine (torch | onnxruntime) and a method's "level" are not the flags of
     # the same spelling (--engine picks local or Ray; --level is eval's).
     spelled = {name for name in options if "--" + name.replace("_", "-") in every} - {"engine"}
-    assert not sorted(spelled - set(FLAGS))
+    assert not sorted(spelled - set(flag_table()))
+
+
+def test_the_exceptions_table_holds_only_exceptions_to_the_naming_rule() -> None:
+    rule = {key: flag for key, flag in FLAGS.items() if flag == "--" + key.replace("_", "-")}
+    assert not rule, f"these follow the rule --name-with-dashes: list them in NAMED instead: {rule}"
+    assert not NAMED & set(FLAGS)
+    assert Wording().option("max_pixels") == "--max-pixels" and Wording().option("val_fraction") == "--val"
 
 
 def test_wording_follows_the_command() -> None:

@@ -560,7 +560,7 @@ def test_a_signal_never_cuts_a_report_in_half(monkeypatch):
     import json
     import signal
 
-    from maskcli.cli import entry
+    from maskcli.cli import signals
     from maskcli.cli.report import Reporter
     from maskcli.work import Result
 
@@ -573,7 +573,7 @@ def test_a_signal_never_cuts_a_report_in_half(monkeypatch):
                 os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of the first record's write
             return super().write(text)
 
-    previous = entry.install(ready=True)
+    previous = signals.install(ready=True)
     try:
         stdout = SignalMidRecord()
         reporter = Reporter(json_records=True, stdout=stdout, stderr=io.StringIO())
@@ -583,7 +583,7 @@ def test_a_signal_never_cuts_a_report_in_half(monkeypatch):
         reporter.result(first)  # offered again by the stopping runner
         reporter.result(Result(1, "b.png", "out/b.png", "written"))
     finally:
-        entry.restore(previous)
+        signals.restore(previous)
     records = [json.loads(line) for line in stdout.getvalue().splitlines()]
     assert [r["input"] for r in records] == ["a.png", "b.png"] and reporter.counts["written"] == 2
 

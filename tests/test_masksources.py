@@ -16,7 +16,7 @@ from maskcli.errors import InputError, OptionError
 from maskcli.io.files import WriteGate
 from maskcli.io.sinks import FileSink, OutputPlan, StreamSink
 from maskcli.io.sources import Item, Source
-from maskcli.jobs.apply import apply_batch
+from maskcli.batch import ApplySettings, BatchSettings, apply_batch
 from maskcli.masksources import (AlphaMasks, MaskFolder, MethodMasks, SegmentRecords, StaticMask, mask_sources,
                                  open_masks, paired)
 
@@ -102,6 +102,12 @@ def test_stream_and_file_sinks(tmp_path):
     assert FileSink(target, "overwrite").write(allowed, b"new", WriteGate()) == str(target) and target.read_bytes() == b"new"
 
 
+def _apply(inputs, masks, output, **options):
+    """The library's apply batch on one core: its results."""
+    settings = ApplySettings(BatchSettings([str(path) for path in inputs], output, jobs=1), masks=masks, **options)
+    return apply_batch(settings).results
+
+
 def test_batch_apply_from_python_matches_the_command(tmp_path):
     images, masks = tmp_path / "images", tmp_path / "masks"
     images.mkdir()
@@ -110,15 +116,14 @@ def test_batch_apply_from_python_matches_the_command(tmp_path):
         (images / name).write_bytes((SAMPLES / name).read_bytes())
         pixels = cv2.imread(str(SAMPLES / name), cv2.IMREAD_GRAYSCALE)
         cv2.imwrite(str(masks / name), np.where(pixels > 128, 255, 0).astype(np.uint8))
-    results = list(apply_batch([images], MaskFolder(masks), tmp_path / "py", mode="color",
-                               mode_options={"background": "white"}, jobs=1))
+    results = _apply([images], MaskFolder(masks), tmp_path / "py", mode="color", mode_options={"background": "white"})
     assert [(r.status, Path(r.output).name) for r in results] == [("written", "camera.png"), ("written", "coins.png")]
     done = run_cli("apply", str(images), "--masks", str(masks), "--mode", "color", "-b", "white", "-o",
                    str(tmp_path / "cli"), "--jobs", "1")
     assert done.returncode == 0, done.stderr.decode()
     for name in ("coins.png", "camera.png"):
         assert np.array_equal(cv2.imread(str(tmp_path / "py" / name)), cv2.imread(str(tmp_path / "cli" / name)))
-    again = list(apply_batch([images], MaskFolder(masks), tmp_path / "py", jobs=1))
+    again = _apply([images], MaskFolder(masks), tmp_path / "py")
     assert [r.status for r in again] == ["failed", "failed"] and "exists" in again[0].error  # nothing replaced
 
 
@@ -162,11 +167,11 @@ def test_a_coco_file_and_label_images_are_mask_sources_like_a_folder(tmp_path):
         assert type(source) is mask_sources.get(name)
     outputs = {}
     for name, source in kinds.items():
-        results = list(apply_batch([photos], source, tmp_path / f"out-{name}", jobs=1))
+        results = _apply([photos], source, tmp_path / f"out-{name}")
         assert [r.status for r in results] == ["written"] * 3, [r.error for r in results]
         outputs[name] = {path.name: path.read_bytes() for path in (tmp_path / f"out-{name}").glob("*.png")}
     assert outputs["coco"] == outputs["folder"] == outputs["labels"] and len(outputs["folder"]) == 3
-    list(apply_batch([photos], coco, tmp_path / "by-path", jobs=1))  # a path is opened as its kind
+    _apply([photos], coco, tmp_path / "by-path")  # a path is opened as its kind
     assert {p.name: p.read_bytes() for p in (tmp_path / "by-path").glob("*.png")} == outputs["folder"]
 
     done = run_cli("apply", str(photos), "--masks", str(labels), "--class", "horse", "-o", str(tmp_path / "cli"),

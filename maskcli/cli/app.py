@@ -1,7 +1,8 @@
 """The ``maskcli`` command: a thin Typer app over the library.
 
-Each command parses options, builds a library job and runs it through the streaming runner; :func:`main` maps
-errors to exit statuses: 0 all done, 1 some items failed, 2 usage error, 3 setup error, 130 interrupted.
+Each command parses options, builds the library's settings and makes one library call (:mod:`maskcli.batch` for
+the batches), then reports; :func:`exit_status` maps errors to exit statuses: 0 all done, 1 some items failed,
+2 usage error, 3 setup error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, Optional
+from typing import IO, Annotated, Any, Optional
 
 import typer
 
 from maskcli import __version__
-from maskcli.cli import entry
-from maskcli.cli.context import IOContext, current, using
+from maskcli.cli import signals
+from maskcli.cli.context import Exit, IOContext, current, using
 from maskcli.cli.flags import Wording
-from maskcli.cli.report import EXIT_INTERRUPTED, EXIT_SETUP, EXIT_USAGE, error_line
+from maskcli.cli.report import error_line
 from maskcli.errors import MaskcliError, OptionError
 
 app = typer.Typer(
@@ -57,17 +58,24 @@ def _interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def interruptible(*args: Any, **kwargs: Any) -> Any:
+        wording = Wording.of_command(command)
         try:
-            with Wording.of_command(command).current_for_command():
+            with wording.current_for_command():
                 return command(*args, **kwargs)
-        except KeyboardInterrupt:
-            print("maskcli: interrupted", file=current().stderr, flush=True)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-        except MaskcliError as error:
-            error_line(Wording.of_command(command).message(error))
-            raise typer.Exit(EXIT_USAGE if isinstance(error, OptionError) else EXIT_SETUP) from None
+        except (KeyboardInterrupt, MaskcliError) as error:
+            raise typer.Exit(exit_status(error, wording, current().stderr)) from None
 
     return interruptible
+
+
+def exit_status(error: KeyboardInterrupt | MaskcliError, wording: Wording, stream: IO[str]) -> Exit:
+    """The one place an error ends a command: its one line on ``stream`` (a library error in ``wording``), and the
+    exit status it means: 130 for Ctrl-C or SIGTERM, 2 for a usage error, 3 for a setup error."""
+    if isinstance(error, KeyboardInterrupt):
+        print("maskcli: interrupted", file=stream, flush=True)
+        return Exit.INTERRUPTED
+    error_line(wording.message(error), stream=stream)
+    return Exit.USAGE if isinstance(error, OptionError) else Exit.SETUP
 
 
 def _register() -> None:
@@ -103,11 +111,11 @@ def main(argv: list[str] | None = None, io: IOContext | None = None) -> int:
     if "cv2" in sys.modules:  # already loaded (main() called from Python): tell it directly
         cv2 = sys.modules["cv2"]
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    previous = entry.install(ready=True)
+    previous = signals.install(ready=True)
     try:
         return _main(argv, io or IOContext.of_process())
     finally:
-        entry.restore(previous)
+        signals.restore(previous)
 
 
 def _main(argv: list[str] | None, io: IOContext) -> int:
@@ -116,19 +124,12 @@ def _main(argv: list[str] | None, io: IOContext) -> int:
             app(args=argv, prog_name="maskcli")
     except SystemExit as done:
         status = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        if entry.interrupted() and status != EXIT_INTERRUPTED:
-            print("maskcli: interrupted", file=io.stderr)  # a signal outside a batch unwound the command
-            return EXIT_INTERRUPTED
+        if signals.interrupted() and status != Exit.INTERRUPTED:
+            # A signal outside a batch unwound the command.
+            return exit_status(KeyboardInterrupt(), Wording(), io.stderr)
         return status
-    except KeyboardInterrupt:
-        print("maskcli: interrupted", file=io.stderr)
-        return EXIT_INTERRUPTED
-    except OptionError as error:  # outside a command (the commands report their own): any flag's words
-        error_line(Wording().message(error), stream=io.stderr)
-        return EXIT_USAGE
-    except MaskcliError as error:
-        error_line(Wording().message(error), stream=io.stderr)
-        return EXIT_SETUP
+    except (KeyboardInterrupt, MaskcliError) as error:  # outside a command (the commands report their own)
+        return exit_status(error, Wording(), io.stderr)
     except BrokenPipeError:
         # A reader such as `head` closed the pipe: stop quietly, as other Unix tools do.
         sys.stderr.close()
@@ -138,7 +139,7 @@ def _main(argv: list[str] | None, io: IOContext) -> int:
 
 def run() -> None:
     status = main()
-    if status == EXIT_INTERRUPTED:
+    if status == Exit.INTERRUPTED:
         _exit_promptly(status)
     sys.exit(status)
 
@@ -156,4 +157,4 @@ def _exit_promptly(status: int) -> None:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        entry.exit_now(status)
+        signals.exit_now(status)

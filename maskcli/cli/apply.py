@@ -8,9 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from maskcli.cli import common as c
-from maskcli.cli.context import current
-from maskcli.cli.segment import drive, watcher
-from maskcli.errors import OptionError
+from maskcli.cli.report import BatchReport
 
 MASKS = "Masks (choose one source)"
 MODE = "Compositing"
@@ -89,66 +87,19 @@ def apply_command(
     Videos take every mode (a crop whose box changes size fails: a video keeps one size), with a
     method, one --mask or --alpha.
     """
-    from maskcli.composite import modes
-    from maskcli.io.sinks import OutputPlan, StreamSink
-    from maskcli.jobs.apply import ApplyJob
-    from maskcli.masksources import AlphaMasks, MethodMasks, SegmentRecords, StaticMask, open_masks, paired
-    from maskcli.methods import methods
-    from maskcli.refine import refinement as build_refinement
+    from maskcli.batch import ApplySettings, apply_batch
 
-    executor = batch.executor()
+    batch_settings = batch.settings(inputs, output, name)
     mode_options: dict[str, Any] = c.parse_params(settings, option="set")
     if background is not None:
         mode_options["background"] = background
-    mode_object = modes.create(mode, mode_options)
-    # A format that cannot hold the result is a usage error, now.
-    plan = OutputPlan.for_images(format, alpha=bool(getattr(mode_object, "output_alpha", False)))
-
-    wants_method = method is not None or method_settings.given
-    chosen = [name for name, given in (("--masks", masks is not None), ("--mask", mask is not None),
-                                       ("--alpha", alpha), ("--method", wants_method)) if given]
-    if len(chosen) > 1:
-        raise OptionError(chosen[1], f"choose one mask source, not {' and '.join(chosen)}")
-
-    method_masks = None
-    refinement: dict[str, Any] = {}
-    if wants_method:
-        method_name, method_options, refinement = method_settings.plan(method)
-        method_masks = MethodMasks(methods.create(method_name, method_options))
     # The mask's own options join the preset's refinement: one chain, in its one order, after fitting the mask.
-    refinement.update({k: v for k, v in (("hard", hard), ("feather", feather or None), ("invert", invert or None))
-                       if v is not None})
-
-    sources, kind = c.gather_sources(inputs, batch, allow_records=not chosen,
-                                     exclude=[output, masks if masks is not None and masks.is_dir() else None])
-    mask_source: Any
-    if kind == "records":
-        mask_source = SegmentRecords(current().stdin)
-        sources = mask_source.sources()
-    elif masks is not None:
-        mask_source = open_masks(masks, mask_name, c.split_names(classes_kept))
-        for problem in getattr(mask_source, "problems", ()):
-            c.warn(problem, batch.quiet)
-    elif mask is not None:
-        mask_source = StaticMask(mask)
-    elif alpha:
-        mask_source = AlphaMasks()
-    elif method_masks is not None:
-        mask_source = method_masks
-    else:
-        raise OptionError("--masks", "say where masks come from: --masks DIR, --mask FILE, --alpha, --method NAME, "
-                          "or pipe `maskcli segment --json` records")
-
-    edge_settings = matting.settings()
-    if edge_settings and refine != "matting":
-        raise OptionError("--matting-solver", "the matting options work with --refine matting")
-    if refine is not None:
-        refinement.update({"refine": refine, **edge_settings})
-    if classes_kept and masks is None:
-        raise OptionError("--class", "picks classes of a COCO file or label images given as --masks")
-    sink = c.choose_sink(kind=kind, output=output, template=name, batch=batch, plan=plan)
-    job = ApplyJob(mode_object, mask_source, plan, sink, refiner=build_refinement(refinement),
-                   resize_mask=resize_mask, quality=quality, max_pixels=batch.max_pixels)
-    drive(paired(sink.items(sources), mask_source), job, batch, quiet=batch.quiet or isinstance(sink, StreamSink),
-          executor=executor, watch=watcher(inputs, output, batch),
-          plan=lambda new: paired(sink.items(new), mask_source))
+    refinement = {k: v for k, v in (("hard", hard), ("feather", feather or None), ("invert", invert or None),
+                                    ("refine", refine)) if v is not None}
+    apply_settings = ApplySettings(
+        batch_settings, mode, mode_options, format, quality, masks=masks, mask_name=mask_name,
+        classes=c.split_names(classes_kept), mask=mask, alpha=alpha, method=method, preset=method_settings.preset,
+        method_options=method_settings.options(), refinement={**refinement, **matting.settings()},
+        resize_mask=resize_mask)
+    report = BatchReport(json_records=batch.json_records, quiet=batch.quiet)
+    raise typer.Exit(report.finish(apply_batch(apply_settings, report)))

@@ -1,4 +1,6 @@
-"""Options shared by the batch commands, declared once, and the planning they drive (inputs → items)."""
+"""Options shared by the batch commands, declared once, and the library settings they make.
+
+Planning (inputs → items, outputs → a sink) is the library's: :mod:`maskcli.io.planning`, :mod:`maskcli.batch`."""
 
 from __future__ import annotations
 
@@ -7,22 +9,19 @@ import functools
 import inspect
 import os
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from maskcli.errors import OptionError, SetupError
 from maskcli.cli.context import current
-from maskcli.cli.streams import binary_stdout, stdin_kind
+from maskcli.errors import OptionError
 from maskcli.io import DEFAULT_MAX_PIXELS
 
-if TYPE_CHECKING:  # the types alone: the decoders load when a command runs, not for --help
-    from maskcli.io.sinks import OutputPlan, Sink
-    from maskcli.io.sources import Existing, Source
-
-STDIN = "-"
+if TYPE_CHECKING:  # the types alone: the library loads when a command runs, not for --help
+    from maskcli.batch import BatchSettings
+    from maskcli.io.sources import Existing
 
 BATCH = "Inputs and outputs"
 METHOD = "Method"
@@ -212,6 +211,16 @@ class BatchOptions:
         """The engine's executor (None: the local engine)."""
         return executor_for(self.engine, self.ray_address, self.jobs)
 
+    def settings(self, inputs: list[str] | None, output: Path | None, name: str = "{stem}.png") -> BatchSettings:
+        """The library's batch settings, with this command's streams."""
+        from maskcli.batch import BatchSettings
+
+        io = current()
+        executor = self.executor()
+        return BatchSettings(inputs, output, name, self.recursive, self.from_file, self.null, self.existing(),
+                             self.max_pixels, self.jobs, executor, not self.unordered, self.fail_fast,
+                             self.temporal, self.watch, io.stdin, io.binary_stdout, self.json_records)
+
 
 @dataclasses.dataclass
 class MethodOptions:
@@ -229,20 +238,17 @@ class MethodOptions:
     batch_size: BatchSize = None
     classes: Classes = None
 
-    @property
-    def given(self) -> bool:
-        """Whether any of them was given (so a method makes the masks)."""
-        return self.preset is not None or bool(self.params) or any(v is not None for v in self.named().values())
-
     def named(self) -> dict[str, Any]:
         """The named flags, as method options (None where not given)."""
         return {"polarity": self.polarity, "channel": self.channel, "sigma": self.sigma, "model": self.model,
                 "weights": str(self.weights) if self.weights else None, "device": self.device,
                 "batch_size": self.batch_size, "classes": self.classes}
 
-    def plan(self, method: str | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        """The method's name, its options and refinement settings (see :func:`method_plan`)."""
-        return method_plan(method, self.preset, self.params, self.named())
+    def options(self) -> dict[str, Any]:
+        """The method's options given: -p pairs, then the named flags."""
+        options: dict[str, Any] = parse_params(self.params)
+        options.update({k: v for k, v in self.named().items() if v is not None})
+        return options
 
 
 @dataclasses.dataclass
@@ -315,14 +321,6 @@ def split_names(values: list[str] | None) -> list[str] | None:
     return names or None
 
 
-def warn(message: str, quiet: bool = False) -> None:
-    """``maskcli: warning: ...`` on stderr (a library message, in the command's words), unless quiet."""
-    if not quiet:
-        from maskcli.cli.flags import Wording
-
-        print(f"maskcli: warning: {Wording.current().text(message)}", file=current().stderr, flush=True)
-
-
 def parse_params(params: list[str] | None, option: str = "param") -> dict[str, str]:
     """``["k=v", ...]`` to a dict; a pair without ``=`` is a usage error naming the option."""
     parsed: dict[str, str] = {}
@@ -338,103 +336,3 @@ def existing_policy(skip_existing: bool, overwrite: bool) -> Existing:
     if skip_existing and overwrite:
         raise OptionError("--skip-existing", "cannot be combined with --overwrite")
     return "skip" if skip_existing else "overwrite" if overwrite else "error"
-
-
-def gather_sources(inputs: list[str] | None, batch: BatchOptions, *, allow_records: bool = False,
-                   exclude: list[Path | None] | None = None) -> tuple[Iterator[Source], str]:
-    """Sources from the arguments, a list file, or stdin; also says what stdin held ("paths", "records", ...).
-
-    With "records" (``maskcli segment --json`` piped in), the sources are empty: the mask source reads them.
-    ``exclude``: the folders the run writes (its output) or reads otherwise (apply's masks); a recursive walk
-    leaves them out, and says so once.
-    """
-    from maskcli.io.sources import expand_inputs, listed_files, nested_in_inputs, read_path_list, stream_source
-
-    left_out = [folder for folder in exclude or [] if folder is not None and str(folder) != STDIN]
-    if inputs and batch.recursive:
-        for folder, root in nested_in_inputs(inputs, left_out):
-            warn(f"{folder} is inside the input folder {root}; this run does not read it as input", batch.quiet)
-
-    io = current()
-    recursive, from_file, null, max_pixels = batch.recursive, batch.from_file, batch.null, batch.max_pixels
-    streams: list[Iterator[Source]] = []
-    kind = "none"
-    if inputs:
-        if inputs.count(STDIN) and len(inputs) > 1:
-            raise OptionError("inputs", "- (one image on stdin) cannot be mixed with other inputs")
-        if inputs == [STDIN]:
-            return iter([stream_source(io.stdin_bytes, max_pixels)]), "image"
-        streams.append(expand_inputs(inputs, recursive=recursive, exclude=left_out))
-        kind = "args"
-    if from_file is not None:
-        if from_file == STDIN:
-            stream = io.stdin_bytes
-        else:
-            from maskcli.io.files import regular_file_problem
-
-            problem = regular_file_problem(from_file, "a list of paths")
-            if problem not in (None, "no such file", "permission denied"):  # a pipe's list comes on stdin: -T -
-                raise OptionError("--from-file", f"{from_file}: {problem}; for a list on a pipe, give - and pipe it in")
-            try:
-                stream = open(from_file, "rb")  # noqa: SIM115 (read lazily while the batch runs)
-            except OSError as error:
-                raise SetupError(f"cannot read the list {from_file}: {error.strerror or error}") from None
-        streams.append(listed_files(read_path_list(stream, null=null)))
-        kind = "paths"
-    if not streams:
-        kind = stdin_kind(io.stdin_bytes)
-        if kind == "paths":
-            streams.append(listed_files(read_path_list(io.stdin_bytes, null=null)))
-        elif kind == "image":
-            return iter([stream_source(io.stdin_bytes, max_pixels)]), kind
-        elif kind == "records" and allow_records:
-            return iter(()), kind
-        elif kind == "records":
-            raise OptionError("inputs", "stdin holds JSON records; only `maskcli apply` reads them")
-        else:
-            raise SetupError("no inputs: give image files, folders or patterns, or pipe a list of paths on stdin")
-
-    def chained() -> Iterator[Source]:
-        for stream in streams:
-            yield from stream
-
-    return chained(), kind
-
-
-def files_read(batch: BatchOptions) -> list[str | int]:
-    """Files a batch reads besides its images and masks, which no output may replace: its list of paths
-    (``--from-file``), and stdin (file descriptor 0), which counts when a regular file is redirected to it."""
-    listed = [batch.from_file] if batch.from_file not in (None, STDIN) else []
-    return [*listed, 0]
-
-
-def choose_sink(*, kind: str, output: Path | None, template: str, batch: BatchOptions, plan: OutputPlan,
-                strict_suffix: bool = False) -> Sink:
-    """Where outputs go: one image from stdin goes to stdout unless an output file is named; else a folder."""
-    from maskcli.io.sinks import FileSink, FolderSink, StreamSink
-
-    from maskcli.io.video import VIDEO_SUFFIXES
-
-    if output is not None and kind == "args" and output.suffix.lower() in VIDEO_SUFFIXES and not output.is_dir():
-        return FileSink(output, batch.existing(), plan)  # one video in, one video out
-    if kind == "image":
-        if output is not None and str(output) != STDIN:
-            return FileSink(output, batch.existing(), plan)
-        stream = binary_stdout(current())
-        if batch.json_records:
-            raise OptionError("--json", "records go to stdout, which carries the image; give -o FILE")
-        return StreamSink(stream, plan)
-    if output is None or str(output) == STDIN:
-        raise OptionError("--output", "give an output folder with -o/--output (stdout takes one image from stdin)")
-    return FolderSink(output, template, batch.existing(), plan, strict_suffix=strict_suffix)
-
-
-def method_plan(method: str | None, preset: str | None, params: list[str] | None,
-                first_class: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """The method's name, its options, and refinement settings: preset, then -p pairs, then named flags."""
-    from maskcli.presets import resolve
-
-    options: dict[str, Any] = parse_params(params)
-    options.update({k: v for k, v in first_class.items() if v is not None})
-    choice = resolve(method, preset, options)
-    return choice.method, choice.options, choice.refinement

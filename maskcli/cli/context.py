@@ -25,6 +25,8 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any, BinaryIO
 
+from maskcli.io.streams import isatty
+
 
 class Exit(enum.IntEnum):
     """The exit statuses of every command."""
@@ -35,12 +37,14 @@ class Exit(enum.IntEnum):
     SETUP = 3  #: the run could not start: no inputs, weights or device unavailable
     INTERRUPTED = 130  #: Ctrl-C or SIGTERM
 
+    @classmethod
+    def of_batch(cls, failed: int) -> Exit:
+        """A finished batch's status: SOME_FAILED when any of its items failed.
 
-def _isatty(stream: object) -> bool:
-    try:
-        return bool(stream.isatty())  # type: ignore[attr-defined]
-    except (AttributeError, ValueError, OSError):  # closed, or not a real stream
-        return False
+        >>> Exit.of_batch(0).name, Exit.of_batch(2).name
+        ('OK', 'SOME_FAILED')
+        """
+        return cls.SOME_FAILED if failed else cls.OK
 
 
 class IOContext:
@@ -55,9 +59,9 @@ class IOContext:
     # dataclasses would bring inspect with it.
     def __init__(self, stdin: IO[str], stdout: IO[str], stderr: IO[str], colour: bool | None = None) -> None:
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
-        self.stdin_isatty = _isatty(self.stdin)
-        self.stdout_isatty = _isatty(self.stdout)
-        self.stderr_isatty = _isatty(self.stderr)
+        self.stdin_isatty = isatty(self.stdin)
+        self.stdout_isatty = isatty(self.stdout)
+        self.stderr_isatty = isatty(self.stderr)
         if colour is None:
             colour = "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
         self.colour = colour
@@ -76,6 +80,15 @@ class IOContext:
     def stdout_bytes(self) -> BinaryIO:
         """stdout as bytes (an image)."""
         return self.stdout.buffer  # type: ignore[attr-defined,no-any-return]
+
+    def binary_stdout(self) -> BinaryIO:
+        """stdout for image bytes; refuses a terminal, where binary would garble the screen."""
+        if self.stdout_isatty:
+            from maskcli.errors import OptionError
+
+            raise OptionError("output", "refusing to write image data to a terminal; redirect stdout (> file) or "
+                                        "give -o")
+        return self.stdout_bytes
 
     def console(self, stream: IO[str] | None = None, **options: Any) -> Any:
         """A rich console on ``stream`` (stdout by default), in colour only where this context allows it."""

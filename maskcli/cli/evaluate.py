@@ -12,9 +12,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from maskcli.cli import common as c
-from maskcli.cli.context import current
+from maskcli.cli.context import Exit, current
 from maskcli.cli.flags import Wording
-from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, escape, progress_bar, say
+from maskcli.cli.report import escape, progress_bar, say
 from maskcli.errors import OptionError
 
 SCORING = "Scoring"
@@ -145,7 +145,7 @@ def eval_command(
         _summary(f"{len(ranking.results)} methods × {len(best.images)} images, {scored} scored, {failed} failed; "
                  f"best: {best.spec.label} (mean {_label(rank_key)} {_fmt(best.mean, 4)})", quiet)
         _report_failures([(r.spec.label, i) for r in ranking.results for i in r.failed])
-        raise typer.Exit(EXIT_SOME_FAILED if failed else EXIT_OK)
+        raise typer.Exit(Exit.of_batch(failed))
 
     if instances:
         from maskcli.cli.instances import eval_instances
@@ -178,7 +178,7 @@ def eval_command(
     _summary(f"{len(result.scored)} pairs scored, {len(result.failed)} failed; mean {_label(rank_key)} "
              f"{result.means.get(rank_key, float('nan')):.4f}", quiet)
     _report_failures([(None, image) for image in result.failed])
-    raise typer.Exit(EXIT_SOME_FAILED if result.failed else EXIT_OK)
+    raise typer.Exit(Exit.of_batch(len(result.failed)))
 
 
 def _with_cnn_options(specs: list[Any], options: dict[str, Any]) -> list[Any]:

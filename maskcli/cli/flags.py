@@ -2,7 +2,8 @@
 
 The library never names a flag. Its errors carry parameter names (:attr:`maskcli.errors.OptionError.option`) and
 its messages write a parameter in single backquotes, alone or with a value (`` `resize_mask=True` ``,
-`` `existing='overwrite'` ``). :class:`Wording` rewrites both with :data:`FLAGS` for the command that runs, so a
+`` `existing='overwrite'` ``). :class:`Wording` rewrites both for the command that runs, by the rule ``--`` + name with dashes for the names of
+:data:`NAMED` and by :data:`FLAGS` for the exceptions, so a
 user reads ``--resize-mask`` and ``--overwrite``. An error's parameter the running command has no flag for stays as it is (a
 method option such as ``level`` is given with ``-p level=...``, whatever another command's ``--level`` means); a
 parameter a message refers to is always written as its flag, since a message names it to point at that flag.
@@ -30,98 +31,61 @@ from typing import Any
 
 from maskcli.errors import OptionError
 
-#: Library parameter (``name``, or ``name=value`` where a value has a flag of its own) → the flag that sets it.
-#: A name alone given a value (`` `weights=PATH` ``) reads as the flag followed by the value.
-FLAGS: dict[str, str] = {
+#: Library parameters whose flag follows the rule: ``--`` and the name with dashes (``max_pixels`` → ``--max-pixels``).
+NAMED: frozenset[str] = frozenset({
     # inputs and outputs
-    "output": "--output",
+    "output", "recursive", "from_file", "max_pixels", "overwrite", "format", "quality", "jobs",
+    # methods
+    "method", "preset", "polarity", "channel", "sigma", "model", "weights", "device", "batch_size", "classes",
+    "labels",
+    # prompts
+    "union", "boxes", "box", "point", "class_list",
+    # videos and watched folders
+    "watch",
+    # the server
+    "port", "token", "timeout", "batch_window",
+    # the refinement chain
+    "open", "close", "erode", "dilate", "fill_holes", "max_hole", "min_size", "keep_largest", "refine",
+    "matting_solver", "matting_band", "matting_max_side", "invert", "feather", "hard", "soft",
+    # where apply's masks come from, and what it does with them
+    "masks", "mask", "mask_name", "alpha", "class", "resize_mask", "mode", "background",
+    # eval, preview, export
+    "to", "category", "polygons", "instances", "methods", "level", "tolerance", "both_classes", "sheet", "columns",
+    "cell", "opacity", "outline", "images",
+    # train
+    "val_images", "val_masks", "size", "crop", "epochs", "patience", "lr", "freeze", "flips", "seed", "resume",
+})
+
+#: The exceptions to that rule: a parameter (``name``, or ``name=value`` where a value has a flag of its own) whose
+#: flag is spelled otherwise. A name alone given a value (`` `weights=PATH` ``) reads as the flag followed by the value.
+FLAGS: dict[str, str] = {
     "template": "--name",
-    "recursive": "--recursive",
-    "max_pixels": "--max-pixels",
     "existing=overwrite": "--overwrite",
     "existing=skip": "--skip-existing",
-    "overwrite": "--overwrite",
-    "format": "--format",
-    "quality": "--quality",
     "bits": "--mask-bits",
-    "jobs": "--jobs",
     "num_cpus": "--jobs",
-    # methods
-    "method": "--method",
-    "preset": "--preset",
-    "polarity": "--polarity",
-    "channel": "--channel",
-    "sigma": "--sigma",
-    "model": "--model",
-    "weights": "--weights",
-    "device": "--device",
-    "batch_size": "--batch-size",
-    "classes": "--classes",
-    "labels": "--labels",
-    # prompts
-    "boxes": "--boxes",
-    "box": "--box",
-    "point": "--point",
-    "class_list": "--class-list",
-    # videos and watched folders
-    "watch": "--watch",
-    # the server
-    "port": "--port",
-    "token": "--token",
-    "timeout": "--timeout",
-    "batch_window": "--batch-window",
-    # the refinement chain
-    "open": "--open",
-    "close": "--close",
-    "erode": "--erode",
-    "dilate": "--dilate",
-    "fill_holes": "--fill-holes",
-    "max_hole": "--max-hole",
-    "min_size": "--min-size",
-    "keep_largest": "--keep-largest",
-    "refine": "--refine",
-    "matting_solver": "--matting-solver",
-    "matting_band": "--matting-band",
-    "matting_max_side": "--matting-max-side",
-    "invert": "--invert",
-    "feather": "--feather",
-    "hard": "--hard",
-    "soft": "--soft",
     "soft=False": "--no-soft",
-    # where apply's masks come from, and what it does with them
-    "masks": "--masks",
-    "mask": "--mask",
-    "mask_name": "--mask-name",
-    "alpha": "--alpha",
-    "class": "--class",
-    "resize_mask": "--resize-mask",
-    "mode": "--mode",
-    "background": "--background",
-    # eval, preview, export
-    "methods": "--methods",
-    "level": "--level",
-    "tolerance": "--tolerance",
-    "both_classes": "--both-classes",
-    "sheet": "--sheet",
-    "columns": "--columns",
-    "cell": "--cell",
-    "opacity": "--opacity",
-    "outline": "--outline",
-    "images": "--images",
-    # train
     "val_fraction": "--val",
-    "val_images": "--val-images",
-    "val_masks": "--val-masks",
-    "size": "--size",
-    "crop": "--crop",
-    "epochs": "--epochs",
-    "patience": "--patience",
-    "lr": "--lr",
-    "freeze": "--freeze",
-    "flips": "--flips",
-    "seed": "--seed",
-    "resume": "--resume",
+    "records_on_stdout": "--json",
 }
+
+
+def flag_table() -> dict[str, str]:
+    """Every parameter with a flag → its flag: the rule's names and the exceptions.
+
+    >>> table = flag_table()
+    >>> table["max_pixels"], table["template"], table["existing=skip"]
+    ('--max-pixels', '--name', '--skip-existing')
+    """
+    return {**{name: "--" + name.replace("_", "-") for name in NAMED}, **FLAGS}
+
+
+def _flag(key: str) -> str | None:
+    """The flag of one parameter (``name`` or ``name=value``), or None where it has none."""
+    if key in FLAGS:
+        return FLAGS[key]
+    return "--" + key.replace("_", "-") if key in NAMED else None
+
 
 #: A parameter reference in a library message: `name` or `name=value`.
 _REFERENCE = re.compile(r"(?<![`:\w])`([a-z_]+)(?:=([^`]*))?`(?!`)")
@@ -172,10 +136,10 @@ class Wording:
         ``anywhere``, the table) has none."""
         if value is not None:
             plain = _unquoted(value)
-            exact = FLAGS.get(f"{name}={plain}")
+            exact = _flag(f"{name}={plain}")
             if exact is not None:
                 return exact if anywhere or self._usable(exact) else None
-        flag = FLAGS.get(name)
+        flag = _flag(name)
         if flag is None or not (anywhere or self._usable(flag)):
             return None
         if value is None or value == "True":

@@ -8,7 +8,8 @@ from typing import Any
 
 import typer
 
-from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, escape, say
+from maskcli.cli.context import Exit
+from maskcli.cli.report import escape, say
 
 
 def eval_instances(source: Path, truth: Path, *, classes: list[str] | None, json_output: bool, quiet: bool,
@@ -56,7 +57,7 @@ def eval_instances(source: Path, truth: Path, *, classes: list[str] | None, json
             f"{len(result.failed)} failed; mean object IoU {_fmt(means['object_iou'], 4)}")
     for image in result.failed:
         say(f"maskcli: error: {image.key}: {image.error}")
-    raise typer.Exit(EXIT_SOME_FAILED if result.failed else EXIT_OK)
+    raise typer.Exit(Exit.of_batch(len(result.failed)))
 
 
 def _fmt(value: float, digits: int = 3) -> str:

@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from maskcli.cli import common as c
+from maskcli.cli.context import Exit
 from maskcli.cli.flags import Wording
 from maskcli.cli.prompts import Box, Boxes, ClassList, Label, Point
-from maskcli.cli.report import EXIT_OK, EXIT_SOME_FAILED, say
+from maskcli.cli.report import say
 
 SHEET = "Contact sheet"
 LOOK = "Overlay"
@@ -92,4 +93,4 @@ def preview_command(
         done = len(report.results) - len(report.failed)
         where = f"; sheet {report.sheet}" if report.sheet else ""
         say(f"maskcli: {done} previewed, {len(report.failed)} failed{where}")
-    raise typer.Exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)
+    raise typer.Exit(Exit.of_batch(len(report.failed)))

@@ -86,34 +86,3 @@ def open_source(boxes: Path | None, box: list[str] | None, point: list[str] | No
         classes = [c.strip() for value in prompt_class or [] for c in value.split(",") if c.strip()]
         return open_prompts(boxes, classes or None, class_list)
     return GivenPrompts([parse_box(text) for text in box or []], [parse_point(text) for text in point or []], label)
-
-
-def segment_prompted(method: Any, refiner: Any, prompts: Any, outputs: tuple[str, ...], *, inputs: Any,
-                     output: Path | None, name: str, batch: Any, executor: Any) -> None:
-    """segment with prompts: one mask per object, then the label images' legend."""
-    from maskcli.cli import common as c
-    from maskcli.cli.segment import drive
-    from maskcli.io.sinks import FolderSink, OutputPlan
-    from maskcli.jobs.prompted import PromptedSegmentJob, legend_of_results
-
-    job = PromptedSegmentJob(method, prompts, refiner, outputs, max_pixels=batch.max_pixels,
-                             existing=batch.existing())
-    sources, kind = c.gather_sources(inputs, batch)
-    job.sink = c.choose_sink(kind=kind, output=output, template=name, batch=batch, plan=OutputPlan.for_masks())
-    if not isinstance(job.sink, FolderSink) and ("labels" in outputs or "objects" in outputs):
-        raise OptionError("--output", "label images and per-object masks go to a folder: give -o DIR (or --union "
-                                      "for one mask)")
-    for problem in getattr(prompts, "problems", []):
-        typer.echo(f"maskcli: warning: {problem}", err=True)
-
-    def write_legend(results: list[Any]) -> None:
-        if "labels" not in outputs or output is None:
-            return
-        from maskcli.formats.labels import has_legend, read_legend
-        from maskcli.formats.labels import write_legend as write
-
-        previous = read_legend(output) if has_legend(output) else None
-        legend = legend_of_results(results, output, getattr(prompts, "categories", ()), previous)
-        write(output, legend)
-
-    drive(job.sink.items(sources), job, batch, quiet=batch.quiet, executor=executor, finish=write_legend)

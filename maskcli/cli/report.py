@@ -13,13 +13,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 from maskcli.cli.context import Exit, IOContext, current
 from maskcli.cli.flags import Wording
+from maskcli.cli.signals import interrupts_held
+from maskcli.io.streams import isatty
 
-if TYPE_CHECKING:  # the type alone: importing the runner here would load the decoders before --help
-    from maskcli.work import Result
-
-
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_SETUP, EXIT_INTERRUPTED = (
-    Exit.OK, Exit.SOME_FAILED, Exit.USAGE, Exit.SETUP, Exit.INTERRUPTED)
+if TYPE_CHECKING:  # the types alone: importing the runner here would load the decoders before --help
+    from maskcli.batch.run import BatchOutcome, Result
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\udc80-\udcff]")
@@ -103,7 +101,7 @@ class Reporter:
         self._progress: Any = None
         self._task: Any = None
         self._reported: set[int] = set()
-        if not quiet and (self.io.stderr_isatty if stderr is None else _isatty(stderr)):
+        if not quiet and (self.io.stderr_isatty if stderr is None else isatty(stderr)):
             self._start_progress()
 
     def _start_progress(self) -> None:
@@ -120,8 +118,6 @@ class Reporter:
     def result(self, result: "Result") -> None:
         """Count and report one result, once: a stopping run offers again the result whose report a signal may
         have cut short, so one already reported is skipped."""
-        from maskcli.cli.entry import interrupts_held
-
         with interrupts_held():
             if result.index in self._reported:
                 return
@@ -158,26 +154,53 @@ class Reporter:
         c = self.counts
         return f"maskcli: {c['written']} {self.verb}, {c['skipped']} skipped, {c['failed']} failed in {elapsed:.1f} s{rate}"
 
-    def finish(self, *, interrupted: bool = False, stopped: bool = False) -> int:
+    def finish(self, *, interrupted: bool = False, stopped: bool = False) -> Exit:
         """Print the summary (also with ``quiet`` for a run that did not end by itself) and return the status."""
         if self._progress is not None:
             self._progress.stop()
         if stopped:
             print(f"{self.summary()} (stopped)", file=self.stderr, flush=True)
-            return EXIT_SETUP
+            return Exit.SETUP
         if interrupted:
             print(f"{self.summary()} (interrupted)", file=self.stderr, flush=True)
-            return EXIT_INTERRUPTED
+            return Exit.INTERRUPTED
         if not self.quiet:
             print(self.summary(), file=self.stderr, flush=True)
-        return EXIT_SOME_FAILED if self.counts["failed"] else EXIT_OK
+        return Exit.of_batch(self.counts["failed"])
 
 
-def _isatty(stream: IO[str]) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
+class BatchReport:
+    """What the user sees of a library batch (:mod:`maskcli.batch`): its warnings, then its results through a
+    :class:`Reporter` from the moment it starts; :meth:`finish` sums it up and gives the exit status."""
+
+    def __init__(self, *, json_records: bool = False, quiet: bool = False, verb: str = "written") -> None:
+        self.json_records, self.quiet, self.verb = json_records, quiet, verb
+        self.reporter: Reporter | None = None
+
+    def warning(self, message: str) -> None:
+        """``maskcli: warning: ...`` on stderr (a library message, in the command's words), unless quiet."""
+        if not self.quiet:
+            print(f"maskcli: warning: {Wording.current().text(message)}", file=current().stderr, flush=True)
+
+    def started(self, *, image_on_stdout: bool) -> None:
+        # An image on stdout is the whole output: the summary stays off stderr too.
+        self.reporter = Reporter(json_records=self.json_records, quiet=self.quiet or image_on_stdout, verb=self.verb)
+
+    def result(self, result: "Result") -> None:
+        assert self.reporter is not None
+        self.reporter.result(result)
+
+    def finish(self, outcome: "BatchOutcome") -> Exit:
+        """The summary, after the line that says why the run stopped or what it could not write."""
+        assert self.reporter is not None
+        if outcome.stopped is not None:
+            error_line(Wording.current().message(outcome.stopped))
+            return self.reporter.finish(stopped=True)
+        if outcome.interrupted:
+            return self.reporter.finish(interrupted=True)
+        if outcome.problem is not None:
+            error_line(outcome.problem)
+        return self.reporter.finish()
 
 
 def _jsonable(value: Any) -> Any:

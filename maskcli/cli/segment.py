@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from maskcli.cli import common as c
-from maskcli.cli.context import Exit
 from maskcli.cli.prompts import PromptOptions
-from maskcli.cli.report import Reporter
-from maskcli.errors import MaskcliError, OptionError, OutputUnavailable
+from maskcli.cli.report import BatchReport
 
 REFINE = "Refinement (applied in this order)"
 
@@ -86,133 +83,18 @@ def segment_command(
       maskcli segment clip.mp4 -o clip_mask.mkv --temporal 0.75
       maskcli segment inbox/ -o masks/ --watch --json
     """
-    from maskcli.io.sinks import OutputPlan, StreamSink
-    from maskcli.jobs.segment import SegmentJob
-    from maskcli.refine import refinement as build_refinement
+    from maskcli.batch import SegmentSettings, segment_batch
 
-    executor = batch.executor()
-    method_name, method_options, refinement = method_settings.plan(method)
-    refine_given = {
+    refinement = {
         "open": open_radius, "close": close_radius, "erode": erode, "dilate": dilate, "fill_holes": fill_holes,
         "max_hole": max_hole, "min_size": min_size, "keep_largest": keep_largest, "refine": refine,
         "invert": invert, "feather": feather, "hard": hard, "soft": soft,
     }
-    refinement.update({k: v for k, v in refine_given.items() if v is not None})
-    refinement.update(matting.settings())
-    from maskcli.methods import methods
-
-    method_object = methods.create(method_name, method_options)
-    refiner = build_refinement(refinement)
+    batch_settings = batch.settings(inputs, output, name)
     prompts = prompting.source()
-    if prompts is not None:
-        from maskcli.cli.prompts import segment_prompted
-
-        segment_prompted(method_object, refiner, prompts, prompting.outputs(labels), inputs=inputs, output=output,
-                         name=name, batch=batch, executor=executor)
-        return
-    job = SegmentJob(method_object, refiner, max_pixels=batch.max_pixels, mask_bits=mask_bits, labels=labels)
-    if mask_bits not in (8, 16):
-        raise OptionError("--mask-bits", f"must be 8 or 16, not {mask_bits}")
-
-    sources, kind = c.gather_sources(inputs, batch, exclude=[output])
-    job.sink = c.choose_sink(kind=kind, output=output, template=name, batch=batch, plan=OutputPlan.for_masks(),
-                             strict_suffix=True)
-    if labels:
-        _write_legend(output, job.class_names, kind=kind, overwrite=batch.overwrite)
-    drive(job.sink.items(sources), job, batch, quiet=batch.quiet or isinstance(job.sink, StreamSink),
-          executor=executor, watch=watcher(inputs, output, batch), plan=job.sink.items)
-
-
-def watcher(inputs: list[str] | None, output: Path | None, batch: c.BatchOptions) -> Any:
-    """The watching of the input folders that ``--watch`` asks for (None without it)."""
-    if not batch.watch:
-        return None
-    from maskcli.io.watch import FolderWatch
-
-    folders = [path for path in inputs or [] if Path(path).is_dir()]
-    if not folders:
-        raise OptionError("--watch", "give the folders to watch as inputs")
-    return FolderWatch(folders, recursive=batch.recursive, ignore=[output] if output is not None else [])
-
-
-def drive(items: Any, job: Any, batch: c.BatchOptions, *, quiet: bool, executor: Any = None, watch: Any = None,
-          plan: Any = None, finish: Any = None) -> None:
-    """Run a job over planned items, report, and exit with the batch's status; shared by segment and apply.
-
-    ``executor``: another engine (the Ray engine), started before the first item and stopped however the run ends.
-    ``watch``: a started folder watch goes on with each new file (``plan`` makes their items) until Ctrl-C.
-    ``finish``: called with every result once the run ends (interrupted too), before the exit.
-    """
-    from contextlib import ExitStack
-
-    from maskcli.video.runner import run_media
-    from maskcli.watching import run_watched
-
-    if executor is not None:
-        executor.start()  # before the clock and the progress bar: a cluster's start-up is not the batch's time
-    try:
-        stack = ExitStack()
-        reporter = Reporter(json_records=batch.json_records, quiet=quiet)
-        options = {"temporal": batch.temporal, "jobs": batch.jobs, "executor": executor,
-                   "ordered": not batch.unordered, "fail_fast": batch.fail_fast, "reads": c.files_read(batch)}
-        if watch is not None:
-            stack.enter_context(watch)  # before the first pass: a file landing meanwhile is not missed
-            results = run_watched(items, job, watch, plan, **options)
-        else:
-            results = run_media(items, job, **options)
-        done: list[Any] = []
-        try:
-            for result in results:
-                reporter.result(result)
-                done.append(result)
-        except KeyboardInterrupt as stop:
-            finished = getattr(stop, "finished", None)
-            if finished is None:  # it came while reporting: the runner stops its workers and says what finished
-                try:
-                    results.throw(stop)
-                except KeyboardInterrupt as inner:
-                    finished = getattr(inner, "finished", [])
-            for result in finished:  # every file left on disk is reported
-                reporter.result(result)
-            if finish is not None:
-                finish([*done, *(finished or [])])
-            raise typer.Exit(reporter.finish(interrupted=True)) from None
-        except OutputUnavailable as stop:  # the run stopped (an output folder that takes no file): what it wrote, why
-            finished = getattr(stop, "finished", [])
-            for result in finished:
-                reporter.result(result)
-            if finish is not None:
-                finish([*done, *finished])
-            from maskcli.cli.flags import Wording
-            from maskcli.cli.report import error_line
-
-            error_line(Wording.current().message(stop))
-            reporter.finish(stopped=True)
-            raise typer.Exit(Exit.SETUP) from None
-        finally:
-            stack.close()
-        if finish is not None:
-            finish(done)
-        raise typer.Exit(reporter.finish())
-    finally:
-        if executor is not None:
-            executor.close()
-
-
-def _write_legend(output: Path | None, classes: list[str], *, kind: str, overwrite: bool) -> None:
-    """The legend of the label images, written before them; one that says otherwise is kept unless
-    ``--overwrite`` (the folder's older label images would lose their meaning)."""
-    from maskcli.formats.labels import LEGEND, has_legend, legend_for, read_legend, write_legend
-
-    if kind == "image" or output is None:
-        raise OptionError("--labels", "label images come with a legend: give an output folder with -o")
-    legend = legend_for(classes)
-    if has_legend(output) and not overwrite:
-        try:
-            same = read_legend(output) == legend
-        except MaskcliError:
-            same = False
-        if not same:
-            raise OptionError("--labels", f"{output / LEGEND} exists with other classes (use --overwrite to "
-                                          "replace it, or another output folder)")
-    write_legend(output, legend)
+    settings = SegmentSettings(
+        batch_settings, method, method_settings.preset, method_settings.options(),
+        {**{k: v for k, v in refinement.items() if v is not None}, **matting.settings()}, mask_bits, labels, prompts,
+        prompting.outputs(labels) if prompts is not None else ("labels",))
+    report = BatchReport(json_records=batch.json_records, quiet=batch.quiet)
+    raise typer.Exit(report.finish(segment_batch(settings, report)))

@@ -9,8 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from maskcli.cli.common import class_option, split_names
-from maskcli.cli.context import current
-from maskcli.cli.report import EXIT_INTERRUPTED
+from maskcli.cli.context import Exit, current
 from maskcli.errors import OptionError
 
 DATA = "Data"
@@ -109,7 +108,7 @@ def train_command(
         where = f"; continue with --resume (state in {stop.resume})" if stop.resume else ""
         print(f"maskcli: interrupted after {stop.epochs_done} epochs; the best model so far is in "
               f"{stop.checkpoint}{where}", file=current().stderr, flush=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(Exit.INTERRUPTED) from None
     key = settings.score_key
     label = "IoU (both classes)" if key == "iou_both" else "IoU"
     if json_records:

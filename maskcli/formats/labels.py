@@ -30,7 +30,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from maskcli.errors import InputError, OptionError, OutputError, SetupError
+from maskcli.errors import InputError, MaskcliError, OptionError, OutputError, SetupError
 from maskcli.formats import Encoded, ExportFormat, ImageRegions, Region, export_formats
 
 LEGEND = "labels.json"
@@ -91,6 +91,22 @@ def write_legend(folder: Path, legend: Legend) -> Path:
     path = Path(folder) / LEGEND
     write_atomic(path, (json.dumps(legend.document(), indent=1) + "\n").encode())
     return path
+
+
+def write_legend_for(folder: Path, classes: Sequence[str], *, overwrite: bool = False) -> Path:
+    """Write the legend of label images of ``classes`` in ``folder``, before the images: a legend there that
+    says otherwise is kept unless ``overwrite`` (the folder's older label images would lose their meaning), and
+    refusing it is an :class:`OptionError` of ``labels``."""
+    legend = legend_for(classes)
+    if has_legend(folder) and not overwrite:
+        try:
+            same = read_legend(folder) == legend
+        except MaskcliError:
+            same = False
+        if not same:
+            raise OptionError("labels", f"{Path(folder) / LEGEND} exists with other classes (use `overwrite` to "
+                                        "replace it, or another output folder)")
+    return write_legend(folder, legend)
 
 
 def has_legend(folder: str | os.PathLike[str]) -> bool:

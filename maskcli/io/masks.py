@@ -17,6 +17,18 @@ from maskcli.io.encode import quantise_unit
 from maskcli.masks import is_hard
 
 
+def check_bits(bits: int) -> None:
+    """The one rule for a mask's bits per pixel: 8 or 16 (an :class:`OptionError` of ``bits`` otherwise).
+
+    >>> check_bits(12)
+    Traceback (most recent call last):
+    ...
+    maskcli.errors.OptionError: bits: must be 8 or 16, not 12
+    """
+    if bits not in (8, 16):
+        raise OptionError("bits", f"must be 8 or 16, not {bits}")
+
+
 def encode_mask(mask: np.ndarray, *, bits: int = 8, hard: bool | None = None) -> bytes:
     """PNG bytes of a mask: hard masks 1-bit black/white, soft ones 8- or 16-bit grey.
 
@@ -26,8 +38,7 @@ def encode_mask(mask: np.ndarray, *, bits: int = 8, hard: bool | None = None) ->
     >>> data[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
     True
     """
-    if bits not in (8, 16):
-        raise OptionError("bits", f"must be 8 or 16, not {bits}")
+    check_bits(bits)
     if is_hard(mask) if hard is None else hard:
         return encode_binary_mask(quantise_unit(mask, 255, np.uint8))
     peak = 65535 if bits == 16 else 255
@@ -90,4 +101,4 @@ def mask_from_image(image: Image) -> np.ndarray:
     return image.pixels
 
 
-__all__ = ["encode_binary_mask", "encode_mask", "mask_from_array", "mask_from_image", "read_mask"]
+__all__ = ["check_bits", "encode_binary_mask", "encode_mask", "mask_from_array", "mask_from_image", "read_mask"]

@@ -9,28 +9,12 @@ mode. The output plan
 (:class:`maskcli.io.sinks.OutputPlan`) fixes the format: the input's where that format can hold the result (an
 alpha result from a JPEG becomes PNG), 16-bit kept where the format allows, ICC profile and EXIF kept.
 
-A batch from Python, in a few lines:
-
->>> import tempfile, numpy as np
->>> from pathlib import Path
->>> from maskcli.io.encode import encode_image
->>> from maskcli.io.files import write_atomic
->>> from maskcli.io.masks import encode_mask
->>> from maskcli.masksources import MaskFolder
->>> scratch = tempfile.TemporaryDirectory(); root = Path(scratch.name)
->>> write_atomic(root / "photos" / "a.jpg", encode_image(np.full((8, 8, 3), 0.5, np.float32), format="JPEG"))
->>> write_atomic(root / "masks" / "a.png", encode_mask(np.eye(8, dtype=np.float32)))
->>> results = apply_batch([root / "photos"], MaskFolder(root / "masks"), root / "cutouts", jobs=1)
->>> [(r.status, Path(r.output).name, r.facts["format"]) for r in results]
-[('written', 'a.png', 'PNG')]
->>> scratch.cleanup()
+A whole batch, from inputs to written images, is :func:`maskcli.batch.apply_batch`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +24,11 @@ from maskcli.imageops import BAND_PIXELS, bands, to_unit_float
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image
 from maskcli.io.encode import encode_image, quantise, sample_type
 from maskcli.io.files import WriteGate
-from maskcli.io.sinks import FolderSink, OutputPlan, Sink
-from maskcli.io.sources import Existing, Item, expand_inputs
+from maskcli.io.sinks import OutputPlan, Sink
+from maskcli.io.sources import Item
 from maskcli.jobs.segment import Refiner, load_item, method_input, segment_images, write_output
 from maskcli.masks import require_same_size, resize_mask
-from maskcli.masksources import MaskSource, MethodMasks, StaticMask, open_masks, paired
+from maskcli.masksources import MaskSource, MethodMasks, StaticMask
 from maskcli.work import JobBase, Result, Timer
 
 
@@ -55,6 +39,9 @@ class Loaded:
     image: Image
     mask: np.ndarray | None
     timer: Timer
+    #: The output's format, decided once per item (:meth:`OutputPlan.format_of`): the composite's samples and the
+    #: encoder both follow it. None for a video frame.
+    format: str | None = None
 
 
 @dataclasses.dataclass
@@ -98,7 +85,7 @@ class ApplyJob(JobBase):
         with timer("decode"):
             image = load_item(item, self.max_pixels)
             mask = self.masks.load(item, image, max_pixels=self.max_pixels)
-        return Loaded(image, mask, timer)
+        return Loaded(image, mask, timer, self.plan.format_of(item.source, image.format))
 
     def compute(self, loaded: list[Loaded]) -> list[tuple[np.ndarray, dict]]:
         masks, facts = self.masks_of(loaded)
@@ -109,7 +96,8 @@ class ApplyJob(JobBase):
                     f"mask is {mask.shape[1]}×{mask.shape[0]}, stretched to the image's {entry.image.width}×"
                     f"{entry.image.height} (another aspect ratio)")
             with entry.timer("composite"):
-                results.append((self.composite(entry.image, self.adjust(mask, entry.image)), item_facts))
+                results.append((self.composite(entry.image, self.adjust(mask, entry.image), entry.format),
+                                item_facts))
             if not self.batched:
                 # Only the result is written from here on: let the input's pixels and the mask go before the
                 # encoder makes its copies (a batch may be retried item by item, so batched jobs keep them).
@@ -141,7 +129,7 @@ class ApplyJob(JobBase):
             fitted = self.refiner.apply(_unit(fitted), image.pixels)
         return fitted
 
-    def composite(self, image: Image, mask: np.ndarray) -> np.ndarray:
+    def composite(self, image: Image, mask: np.ndarray, format: str | None = None) -> np.ndarray:
         """The mode's result: float32 for a small image; for a large one, computed band by band (where the mode
         allows) straight into samples of the output's type, so that no float copy of the whole image is held.
         On a 100-megapixel RGB photo this took the peak of a cut-out from about 45 to under 16 bytes per pixel
@@ -184,7 +172,9 @@ class ApplyJob(JobBase):
             if stacked is None:
                 break
             surveys.append(mode.surveyed(stacked, len(surveys)))
-        kind = sample_type(self.plan.format_for("." + (image.format or "png").lower()), image.bit_depth)
+        # The samples the output's format will hold: the item's format; without an item (a video frame, a direct
+        # call), the plan's for the decoded format, as for an image read from a stream.
+        kind = sample_type(format or self.plan.format_for("." + (image.format or "png").lower()), image.bit_depth)
         out: np.ndarray | None = None
         for rows in row_bands:
             place, pixels, part_mask = rows_of(rows)
@@ -201,7 +191,8 @@ class ApplyJob(JobBase):
     def save(self, item: Item, loaded: Loaded, computed: tuple[np.ndarray, dict], gate: WriteGate) -> Result:
         image, timer = loaded.image, loaded.timer
         pixels, facts = computed
-        format = self.plan.format_of(item.source, image.format)
+        format = loaded.format
+        assert format is not None  # decided when the item was loaded
         with timer("encode"):
             data = encode_image(pixels, format=format, bit_depth=image.bit_depth, quality=self.quality,
                                 icc_profile=image.icc_profile, exif=image.exif)
@@ -239,74 +230,4 @@ def _unit(mask: np.ndarray) -> np.ndarray:
     return to_unit_float(mask) if mask.dtype in (np.uint8, np.uint16) else mask
 
 
-def apply_batch(
-    inputs: Iterable[str | os.PathLike[str]],
-    masks: MaskSource | str | os.PathLike[str],
-    output: str | os.PathLike[str],
-    *,
-    mode: str = "cutout",
-    mode_options: dict[str, Any] | None = None,
-    format: str | None = None,
-    name: str = "{stem}.png",
-    recursive: bool = False,
-    existing: Existing = "error",
-    refinement: dict[str, Any] | None = None,
-    resize_mask: bool = False,
-    quality: int = 92,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    jobs: int | None = None,
-    executor: Any = None,
-) -> Iterator[Result]:
-    """Apply masks to a batch of images, writing one output per input under ``output``.
-
-    Parameters
-    ----------
-    inputs : iterable of path
-        Image files, folders (``recursive``: with their sub-folders, mirrored under ``output``) or glob patterns.
-    masks : MaskSource or path
-        Where each image's mask comes from (:mod:`maskcli.masksources`); a path is opened with
-        :func:`~maskcli.masksources.open_masks` (a folder of masks, a COCO file or a folder of label images, every
-        class making the mask).
-    output : path
-        The output folder.
-    mode, mode_options : str, dict
-        The compositing mode (``cutout``, ``color``, ``blur`` ...) and its options.
-    format : str, optional
-        ``png``, ``jpg``, ``webp`` or ``tiff``; default: each input's format where it can hold the result.
-    name : str
-        The output name template (:class:`maskcli.io.sources.Destinations`); its suffix follows the format.
-    existing : {"error", "skip", "overwrite"}
-        What an existing output means: an item error (nothing is replaced), a skipped item, or a replaced file.
-    refinement : dict, optional
-        Settings of the refinement chain run on each mask once it fits its image (``hard``, ``feather``,
-        ``invert``, ``fill_holes`` ...; see :mod:`maskcli.refine`).
-    resize_mask : bool
-        Scale a mask whose size differs from its image's (default: that item fails, naming both sizes).
-    quality : int
-        JPEG and WebP quality.
-    max_pixels : int
-        Refuse images (and masks) larger than this many pixels.
-    jobs, executor
-        As in :func:`maskcli.pipeline.run`.
-
-    Returns
-    -------
-    iterator of Result
-        One per input, in input order, as the work finishes.
-    """
-    from maskcli.composite import modes
-    from maskcli.refine import refinement as build_refinement
-
-    if isinstance(masks, (str, os.PathLike)):
-        masks = open_masks(masks)
-    mode_object = modes.create(mode, mode_options or {})
-    plan = OutputPlan.for_images(format, alpha=bool(getattr(mode_object, "output_alpha", False)))
-    sink = FolderSink(Path(output), name, existing, plan)
-    job = ApplyJob(mode_object, masks, plan, sink, build_refinement(refinement), resize_mask, quality, max_pixels)
-    sources = expand_inputs([os.fspath(path) for path in inputs], recursive=recursive, exclude=[output])
-    from maskcli.video.runner import run_media  # videos among the inputs stream frame by frame
-
-    return run_media(paired(sink.items(sources), masks), job, jobs=jobs, executor=executor)
-
-
-__all__ = ["ApplyJob", "MethodMasks", "apply_batch"]
+__all__ = ["ApplyJob", "MethodMasks"]

@@ -18,7 +18,7 @@ import numpy as np
 from maskcli.errors import OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, Image, decode_image, read_image
 from maskcli.io.files import WriteGate, write_atomic
-from maskcli.io.masks import encode_binary_mask, encode_mask
+from maskcli.io.masks import check_bits, encode_binary_mask, encode_mask
 from maskcli.io.sinks import Sink
 from maskcli.io.sources import Item
 from maskcli.masks import check_mask, is_hard
@@ -119,6 +119,7 @@ class SegmentJob(JobBase):
                 raise OptionError("labels", "refinement works on one mask, not on label images; drop the "
                                             "refinement options or `labels`")
             self.class_names = list(self.method.class_names)  # type: ignore[attr-defined]
+        check_bits(self.mask_bits)  # now, not at the first item's encoding
 
     @property
     def batched(self) -> bool:

@@ -1,11 +1,8 @@
-"""Standard input and output for pipelines: what is on stdin, and refusing binary on a terminal."""
+"""Standard input for pipelines: what a piped stdin holds, from its first bytes."""
 
 from __future__ import annotations
 
 from typing import BinaryIO, Literal
-
-from maskcli.cli.context import IOContext
-from maskcli.errors import OptionError
 
 StdinKind = Literal["none", "image", "records", "paths"]
 
@@ -17,8 +14,12 @@ def stdin_kind(stream: BinaryIO) -> StdinKind:
     """What a piped stdin holds, from its first bytes: an image, JSON records (from ``--json``), or paths.
 
     A terminal, or an empty stream, holds nothing.
+
+    >>> import io
+    >>> [stdin_kind(io.BufferedReader(io.BytesIO(data))) for data in (b"\\x89PNG...", b' {"input"', b"a.png", b"")]
+    ['image', 'records', 'paths', 'none']
     """
-    if _isatty(stream):
+    if isatty(stream):
         return "none"
     head = _peek(stream)
     if not head:
@@ -30,10 +31,11 @@ def stdin_kind(stream: BinaryIO) -> StdinKind:
     return "paths"
 
 
-def _isatty(stream: BinaryIO) -> bool:
+def isatty(stream: object) -> bool:
+    """Whether ``stream`` is a terminal (False for a closed stream or one that is not a real file)."""
     try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, OSError):  # closed, or not a real stream
         return False
 
 
@@ -46,13 +48,3 @@ def _peek(stream: BinaryIO) -> bytes:
     except (OSError, ValueError):
         return b""
     return head[:16]
-
-
-def binary_stdout(io: IOContext) -> BinaryIO:
-    """stdout for image bytes; refuses a terminal, where binary would garble the screen."""
-    stream = io.stdout_bytes
-    if io.stdout_isatty:
-        raise OptionError(
-            "output", "refusing to write image data to a terminal; redirect stdout (> file) or give -o"
-        )
-    return stream
