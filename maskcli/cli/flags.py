@@ -121,6 +121,7 @@ FLAGS: dict[str, str] = {
     "flips": "--flips",
     "seed": "--seed",
     "resume": "--resume",
+    "time": "--time",
 }
 
 #: A parameter reference in a library message: `name` or `name=value`.
