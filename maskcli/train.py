@@ -109,9 +109,10 @@ class TrainSettings:
         budget; none within one, where the schedule's decay ends the run).
     lr : float, optional
         Adam's peak learning rate (default: 1e-4, or 3e-5 when the starting model already scores 0.8 on the
-        validation pairs), warmed up over the first epoch, then decayed along a cosine. The published weights have BatchNorm folded into the convolutions, so the network
-        trains without normalisation layers: 1e-3 diverged here (the loss rose from 4.6 to 7.6 in four epochs
-        on nuclei), 1e-4 took the IoU of a batch of nuclei from 0 to 0.51 in four steps, 3e-5 to 0.38.
+        validation pairs), warmed up over the first epoch, then decayed along a cosine. The published weights have
+        BatchNorm folded into the convolutions, so the network trains without normalisation layers: 1e-3
+        diverged here (the loss rose from 4.6 to 7.6 in four epochs on nuclei), 1e-4 took the IoU of a batch of
+        nuclei from 0 to 0.51 in four steps, 3e-5 to 0.38.
     batch_size : int, optional
         Pairs per optimiser step.
     freeze : int, optional

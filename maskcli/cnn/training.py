@@ -43,8 +43,8 @@ from torch import nn
 
 from maskcli.cnn.device import DevicePlan
 from maskcli.cnn.events import EpochRecord, Interrupted, StepEvent
-from maskcli.cnn.schedule import epochs_that_fit, lr_factor, progress
 from maskcli.cnn.infer import input_shape
+from maskcli.cnn.schedule import epochs_that_fit, lr_factor, progress
 from maskcli.cnn.specs import ModelSpec
 from maskcli.cnn.weights import CHECKPOINT_FORMAT, check_architecture, load_state, save_checkpoint
 from maskcli.errors import SetupError
@@ -265,9 +265,10 @@ def run(loop: Loop) -> dict[str, Any]:
         epoch, stale, history = state["epoch"], state["stale"], list(state["history"])
         best, best_state, best_epoch = state["best"], state["best_state"], state["best_epoch"]
         start_scores = state["start_scores"]
-        peak, lr_reason = state["lr"], state["lr_reason"]
-        step_count, spent_before = state["step_count"], state["spent"]
-        epoch_seconds = list(state["epoch_seconds"])
+        # A resume file from before the schedule and the budget holds no lr, steps or time (no second warmup).
+        peak, lr_reason = state.get("lr", loop.lr or 1e-4), state.get("lr_reason", "the interrupted run's")
+        step_count, spent_before = state.get("step_count", 1 << 30), state.get("spent", 0.0)
+        epoch_seconds = list(state.get("epoch_seconds", []))
         torch.set_rng_state(state["rng"])
         order_rng.set_state(state["order_rng"])
     else:
@@ -289,9 +290,9 @@ def run(loop: Loop) -> dict[str, Any]:
         return spent_before + time.monotonic() - clock
 
     def save_best() -> None:
-        written = dict(meta, start_scores=start_scores, val_scores=best, best_epoch=best_epoch,
-                       epochs_run=epoch, stopped=stopped, created=datetime.datetime.now(datetime.timezone.utc).isoformat(
-                        timespec="seconds"))
+        created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        written = dict(meta, start_scores=start_scores, val_scores=best, best_epoch=best_epoch, epochs_run=epoch,
+                       stopped=stopped, created=created)
         save_checkpoint(loop.output, {"format": CHECKPOINT_FORMAT, "model": best_state, "meta": written})
 
     def save_resume() -> None:
