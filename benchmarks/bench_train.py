@@ -159,7 +159,7 @@ def _train_defaults(name: str, budget: str) -> dict:
             "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
             "epochs_run": meta["epochs_run"], "best_epoch": meta["best_epoch"], "stopped": meta["stopped"],
             "val": meta["val_scores"][meta["score_key"]], "decisions": meta["decisions"],
-            "stderr": done.stderr.strip().splitlines()[-1]}
+            "stderr": done.stderr.strip().splitlines()[-1].replace(f"{root}{os.sep}", "")}
 
 
 def _defaults_report(names: list[str], budget: str) -> list[str]:
