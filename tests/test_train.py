@@ -408,8 +408,9 @@ def test_a_time_budget_stops_cleanly_with_a_resumable_checkpoint(tmp_path: Path)
     assert (tmp_path / "model.pt.resume").is_file()
 
     target = summary["epochs_run"] + 1
+    # With no time limit, patience applies again (8 epochs by default): a long patience lets the one epoch run.
     again = run_cli("train", str(images), str(masks), "-o", str(output), *TINY, "--seed", "3", "--time", "0",
-                    "--epochs", str(target), "--resume", "--json", timeout=900)
+                    "--epochs", str(target), "--patience", "1000", "--resume", "--json", timeout=900)
     assert again.returncode == 0, again.stderr
     records = [json.loads(line) for line in again.stdout.decode().splitlines()]
     assert [r["epoch"] for r in records if "epoch" in r] == [target]  # continued, not restarted
