@@ -19,6 +19,11 @@ Data policy
 * at least :data:`MIN_TRAIN_PAIRS` training pairs and :data:`MIN_VAL_PAIRS` validation pair are needed;
 * a training set whose masks are all empty (or all full) teaches nothing and is refused.
 
+Settings left open (``None``) are measured from the training pairs (:mod:`maskcli.train_defaults`): flips, input
+size, crop, batch size, the both-classes score, the learning rate's peak; on the CPU the run has a time budget
+(:data:`~maskcli.train_defaults.DEFAULT_CPU_BUDGET`) and plans its epochs to fit it. Each choice and the
+measurement behind it is in :attr:`TrainResult.decisions` and the checkpoint's ``decisions``.
+
 >>> settings = TrainSettings(epochs=3, size=96)
 >>> settings.epochs, settings.score_key
 (3, 'iou')
@@ -34,6 +39,7 @@ import dataclasses
 import hashlib
 import os
 import random
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -97,13 +103,16 @@ class TrainSettings:
         semantic model's shorter side (default: the model's, 320 or 520).
     crop : int, optional
         The side of the patches trained on, cut from the ``size``×``size`` image around its scale.
-    epochs, patience : int
-        At most ``epochs`` passes over the training pairs; stop when the validation score has not improved for
-        ``patience`` epochs.
-    lr : float
-        Adam's learning rate. The published weights have BatchNorm folded into the convolutions, so the network
-        trains without normalisation layers: 1e-3 diverged here (the loss rose from 4.6 to 7.6 in four epochs
-        on nuclei), 1e-4 took the IoU of a batch of nuclei from 0 to 0.51 in four steps, 3e-5 to 0.38.
+    epochs, patience : int, optional
+        At most ``epochs`` passes over the training pairs (default: as many as fit the time budget; 30 without
+        one); stop when the validation score has not improved for ``patience`` epochs (default: 8 without a time
+        budget; none within one, where the schedule's decay ends the run).
+    lr : float, optional
+        Adam's peak learning rate (default: 1e-4, or 3e-5 when the starting model already scores 0.8 on the
+        validation pairs), warmed up over the first epoch, then decayed along a cosine. The published weights have
+        BatchNorm folded into the convolutions, so the network trains without normalisation layers: 1e-3
+        diverged here (the loss rose from 4.6 to 7.6 in four epochs on nuclei), 1e-4 took the IoU of a batch of
+        nuclei from 0 to 0.51 in four steps, 3e-5 to 0.38.
     batch_size : int, optional
         Pairs per optimiser step.
     freeze : int, optional
@@ -115,27 +124,32 @@ class TrainSettings:
         Fixes the split, the order and the augmentations.
     device : str
         ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-    both_classes : bool
+    both_classes : bool, optional
         Score (and stop early) on the mean IoU of the mask and its inverse, for sets whose foreground covers
-        most of each image.
-    flips : {"h", "hv", "none"}
-        Random flips: horizontal, horizontal and vertical (microscopy), or none.
+        most of each image (default: when the masks' foreground covers more than half of each image on average).
+    flips : {"h", "hv", "none"}, optional
+        Random flips: horizontal, horizontal and vertical (microscopy), or none (default: ``hv`` for grey
+        images with no up, else ``h``).
+    time : float, optional
+        Seconds the run may take, 0 for no limit (default: 15 minutes on the CPU, no limit on a GPU). The run
+        starts an epoch only when it fits, and stops as Ctrl-C does when a step finds the time spent.
     """
 
     model: str = "u2netp"
     weights: Optional[str] = None
     size: Optional[int] = None
     crop: Optional[int] = None
-    epochs: int = 30
-    patience: int = 8
-    lr: float = 1e-4
+    epochs: Optional[int] = None
+    patience: Optional[int] = None
+    lr: Optional[float] = None
     batch_size: Optional[int] = None
     freeze: Optional[int] = None
     val_fraction: float = 0.2
     seed: int = 0
     device: str = "auto"
-    both_classes: bool = False
-    flips: str = "h"
+    both_classes: Optional[bool] = None
+    flips: Optional[str] = None
+    time: Optional[float] = None
 
     @property
     def score_key(self) -> str:
@@ -145,9 +159,11 @@ class TrainSettings:
     def check(self) -> None:
         """Raise :class:`OptionError` for a value that cannot work."""
         for name in ("epochs", "patience"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise OptionError(name, f"must be at least 1, not {getattr(self, name)}")
-        if not self.lr > 0:
+        if self.time is not None and not self.time >= 0:
+            raise OptionError("time", f"must be 0 (no limit) or more seconds, not {self.time}")
+        if self.lr is not None and not self.lr > 0:
             raise OptionError("lr", f"must be above 0, not {self.lr}")
         for name in ("size", "crop", "batch_size"):
             value = getattr(self, name)
@@ -159,7 +175,7 @@ class TrainSettings:
             raise OptionError("freeze", f"must be 0 to 6 (encoder stages), not {self.freeze}")
         if not 0 < self.val_fraction < 1:
             raise OptionError("val_fraction", f"must be between 0 and 1, not {self.val_fraction}")
-        if self.flips not in ("h", "hv", "none"):
+        if self.flips not in (None, "h", "hv", "none"):
             raise OptionError("flips", f"must be h, hv or none, not {self.flips!r}")
 
 
@@ -186,6 +202,13 @@ class TrainResult:
     history: list[dict[str, Any]]
     settings: dict[str, Any]
     notices: list[Notice]
+    #: Each setting measured from the data (or set by the user): ``{name: {"value": ..., "reason": ...}}``.
+    decisions: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    #: The score that picked the best epoch (``iou`` or ``iou_both``).
+    score_key: str = "iou"
+    #: Seconds the run took, and its budget (0: none).
+    seconds: float = 0.0
+    budget: float = 0.0
 
 
 def resume_path(output: Union[str, os.PathLike[str]]) -> Path:
@@ -341,8 +364,11 @@ def fine_tune(
         print(result.start_scores["iou"], "->", result.best_scores["iou"])
         mask = maskcli.segment(image, "cnn", weights="cells.pt")
     """
+    from maskcli import train_defaults
     from maskcli._version import __version__
     from maskcli.cnn import device, specs, weights
+
+    began = time.monotonic()  # the time budget counts reading the data too
 
     settings = dataclasses.replace(settings or TrainSettings())
     settings.check()
@@ -361,9 +387,6 @@ def fine_tune(
     defaults = GPU_DEFAULTS if plan.is_cuda else CPU_DEFAULTS
     start = weights.resolve(spec, settings.weights)
     start_spec = weights.spec_for_weights(spec, start)  # an earlier checkpoint brings its own size
-    size = settings.size or start_spec.input_size
-    crop = min(settings.crop or defaults["crop"] or size, size)
-    batch_size = settings.batch_size or defaults["batch_size"]
     # A semantic model's head is what fine-tuning is for; its backbone stays as published unless asked.
     default_freeze = 1 if spec.kind == "semantic" else defaults["freeze"]
     freeze = default_freeze if settings.freeze is None else settings.freeze
@@ -386,17 +409,34 @@ def fine_tune(
         note_all(0)
         train, val = _split(train, settings.val_fraction, settings.seed)
     _check_masks(train)
+    # A checkpoint brings its own input size and a semantic model keeps its own; a U²-Net's follows the data.
+    adapt_size = spec.kind != "semantic" and start_spec.input_size == spec.input_size
+    chosen = train_defaults.decide(
+        train.images, train.masks, model_size=start_spec.input_size, adapt_size=adapt_size,
+        device_crop=defaults["crop"], device_batch=int(defaults["batch_size"] or 4),
+        cap=train_defaults.MAX_CPU_SIZE if not plan.is_cuda else 1024,
+        given={"flips": settings.flips, "size": settings.size, "crop": settings.crop,
+               "batch_size": settings.batch_size, "both_classes": settings.both_classes})
+    size, batch_size = chosen["size"].value, chosen["batch_size"].value
+    crop = min(chosen["crop"].value, size)
+    budget = settings.time if settings.time is not None else (0.0 if plan.is_cuda else
+                                                               train_defaults.DEFAULT_CPU_BUDGET)
+    epochs = settings.epochs or (1000 if budget else 30)
+    patience = settings.patience or (epochs if budget else 8)
+    settings = dataclasses.replace(settings, flips=chosen["flips"].value, both_classes=chosen["both_classes"].value)
+    decisions = {name: decision.as_dict() for name, decision in chosen.items()}
 
     fingerprint = hashlib.sha256("\n".join(sorted(train.digests + val.digests)).encode()).hexdigest()[:16]
+    # No machine's paths: the starting weights by file name (the pretrained file, or the user's checkpoint).
     resolved = dict(dataclasses.asdict(settings), size=size, crop=crop, batch_size=batch_size, freeze=freeze,
-                    device=plan.device, weights=str(start))
+                    device=plan.device, weights=Path(start).name, epochs=epochs, patience=patience, time=budget)
     meta = {
         "base_model": spec.name, "builder": spec.builder, "kind": spec.kind,
         "input_size": size, "mean": list(start_spec.mean), "std": list(start_spec.std),
         "scale_by_max": start_spec.scale_by_max, "interpolation": start_spec.interpolation,
         "threshold": 0.5, "score_key": settings.score_key, "data_fingerprint": fingerprint,
         "train_pairs": len(train.keys), "val_pairs": len(val.keys), "val_keys": val.keys,
-        "settings": resolved, "maskcli_version": __version__,
+        "settings": resolved, "decisions": decisions, "maskcli_version": train_defaults.package_version(),
     }
     output = Path(output)
     resume_file = resume_path(output)
@@ -405,11 +445,24 @@ def fine_tune(
                          f"removed when a run finishes)")
     from maskcli.cnn.training import Loop, run
 
-    loop = Loop(spec=start_spec, plan=plan, size=size, crop=crop, epochs=settings.epochs, patience=settings.patience,
-                lr=settings.lr, batch_size=batch_size, freeze=freeze, flips=settings.flips, seed=settings.seed,
+    loop = Loop(spec=start_spec, plan=plan, size=size, crop=crop, epochs=epochs, patience=patience,
+                lr=settings.lr, budget=budget, began=began, choose_lr=_choose_lr, batch_size=batch_size,
+                freeze=freeze, flips=str(settings.flips), seed=settings.seed,
                 score_key=settings.score_key, train_images=train.images, train_masks=train.masks,
                 val_images=val.images, val_masks=val.masks, start_weights=start, output=output,
                 resume_path=resume_file, resume=resume, meta=meta, on_event=emit)
     summary = run(loop)
+    peak, reason = summary.pop("lr"), summary.pop("lr_reason")
+    resolved["lr"] = peak
+    decisions["lr"] = {"value": peak, "reason": reason}
     return TrainResult(checkpoint=output, train_pairs=len(train.keys), val_pairs=len(val.keys), settings=resolved,
-                       notices=notices, **summary)
+                       notices=notices, decisions=decisions, score_key=settings.score_key, budget=budget,
+                       **summary)
+
+
+def _choose_lr(start_score: float) -> tuple[float, str]:
+    """The peak learning rate for a starting model's validation score, and why (the loop asks once it knows)."""
+    from maskcli.train_defaults import peak_lr
+
+    decision = peak_lr(start_score)
+    return float(decision.value), decision.reason

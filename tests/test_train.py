@@ -76,7 +76,19 @@ def test_the_checkpoint_holds_its_metadata(trained: dict) -> None:
     assert (meta["base_model"], meta["input_size"], meta["threshold"]) == ("u2netp", 96, 0.5)
     assert meta["val_scores"] == trained["result"].best_scores
     assert meta["start_scores"] == trained["result"].start_scores
-    assert len(meta["data_fingerprint"]) == 16 and meta["maskcli_version"]
+    assert len(meta["data_fingerprint"]) == 16
+    import maskcli
+
+    assert meta["maskcli_version"] == maskcli.__version__
+    # No machine's paths: the starting weights by file name only, and no setting holds an absolute path.
+    assert meta["settings"]["weights"] == U2NETP.name
+    assert not [v for v in meta["settings"].values() if isinstance(v, str) and os.path.isabs(v)]
+    # Every open setting says what it was measured from; the ones the test gave say so.
+    assert set(meta["decisions"]) == {"flips", "size", "crop", "batch_size", "both_classes", "lr"}
+    assert meta["decisions"]["flips"]["value"] == "hv" and "grey share 1.00" in meta["decisions"]["flips"]["reason"]
+    assert meta["decisions"]["size"] == {"value": 96, "reason": "set by the user"}
+    assert meta["decisions"]["lr"]["value"] == 1e-4 and meta["settings"]["lr"] == 1e-4
+    assert meta["stopped"] == "epochs" and meta["settings"]["epochs"] == 4
     shown = run_cli("models", "info", str(trained["root"] / "model.pt"), env={"COLUMNS": "200"})
     assert shown.returncode == 0, shown.stderr
     text = shown.stdout.decode()
@@ -316,3 +328,97 @@ def test_a_semantic_models_head_fine_tunes_with_its_backbone_fixed(tmp_path: Pat
         scores.append(score(predicted.astype(np.float32), truth.astype(np.float32), level=0.5)["iou_both"])
     # segment reads the fine-tuned model as validation did: the same score.
     assert np.mean(scores) == pytest.approx(result.best_scores["iou_both"], abs=0.01)
+
+
+def _real_pairs(name: str, count: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The first ``count`` pairs of a shared set, read as training reads them."""
+    from maskcli.io.decode import read_image
+
+    paths = sorted((DATA / name / "images").iterdir())[:count]
+    images = [read_image(path).pixels for path in paths]
+    masks = [read_image(DATA / name / "masks" / f"{path.stem}.png", gray=True).pixels for path in paths]
+    return images, masks
+
+
+def _decide(name: str, count: int, **given: object) -> dict:
+    from maskcli.train import CPU_DEFAULTS
+    from maskcli.train_defaults import decide
+
+    images, masks = _real_pairs(name, count)
+    chosen = decide(images, masks, model_size=320, adapt_size=True, device_crop=CPU_DEFAULTS["crop"],
+                    device_batch=CPU_DEFAULTS["batch_size"], given=given)
+    return {key: decision.value for key, decision in chosen.items()}
+
+
+def test_defaults_measured_on_grey_nuclei_match_their_tuned_recipe() -> None:
+    # The tuned recipe (benchmarks/results/train.md): --flips hv --size 448, 192 crops.
+    chosen = _decide("fluo_nuclei", 20)
+    assert chosen == {"flips": "hv", "size": 448, "crop": 192, "batch_size": 2, "both_classes": False}
+
+
+def test_defaults_measured_on_em_score_both_classes_at_full_resolution() -> None:
+    # The tuned recipe: --flips hv --both-classes --size 512 --batch-size 2.
+    chosen = _decide("isbi2012_em", 20)
+    assert chosen == {"flips": "hv", "size": 512, "crop": 192, "batch_size": 2, "both_classes": True}
+
+
+def test_defaults_measured_on_colour_photos_keep_an_up_and_whole_images() -> None:
+    # One large horse per photo: horizontal flips only, the model's 320 input, whole images as patches.
+    chosen = _decide("weizmann_horses", 80)
+    assert chosen == {"flips": "h", "size": 320, "crop": 320, "batch_size": 4, "both_classes": False}
+
+
+def test_explicit_settings_win_over_the_measured_ones() -> None:
+    from maskcli.train import CPU_DEFAULTS
+    from maskcli.train_defaults import decide
+
+    images, masks = _real_pairs("isbi2012_em", 8)
+    chosen = decide(images, masks, model_size=320, adapt_size=True, device_crop=CPU_DEFAULTS["crop"],
+                    device_batch=4, given={"flips": "none", "both_classes": False, "size": 320, "batch_size": 3})
+    assert {k: d.value for k, d in chosen.items()} == {"flips": "none", "size": 320, "crop": 192, "batch_size": 3,
+                                                       "both_classes": False}
+    assert chosen["flips"].reason == "set by the user" and "typical object" in chosen["crop"].reason
+    # A checkpoint (or a semantic model) brings its own input size: the data does not change it.
+    kept = decide(images, masks, model_size=384, adapt_size=False, device_crop=192, device_batch=4)
+    assert kept["size"].value == 384
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # a tiny run, but a busy machine can stretch it well past the default
+def test_a_time_budget_stops_cleanly_with_a_resumable_checkpoint(tmp_path: Path) -> None:
+    from maskcli.cnn.weights import checkpoint_meta
+
+    images, masks = _nuclei(tmp_path / "data", side=128)
+    output = tmp_path / "model.pt"
+    started = time.monotonic()
+    done = run_cli("train", str(images), str(masks), "-o", str(output), *TINY, "--seed", "3", "--time", "40s",
+                   "--epochs", "500", "--json", timeout=900)
+    wall = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    summary = records[-1]
+    assert summary["stopped"] == "time" and 1 <= summary["epochs_run"] < 500
+    assert summary["seconds"] <= 40 + 5  # the last step may overrun; no epoch starts that cannot fit
+    assert wall < 40 + 60  # what the budget leaves out: starting Python and torch
+    assert "stopped at the 40s time limit" in done.stderr.decode()
+    # The same files as Ctrl-C leaves: the best epoch, its record, and the state to continue from.
+    meta = checkpoint_meta(output)
+    assert meta["stopped"] == "time" and meta["epochs_run"] == summary["epochs_run"]
+    assert meta["best_epoch"] == summary["best_epoch"] and meta["settings"]["time"] == 40.0
+    assert (tmp_path / "model.pt.resume").is_file()
+
+    target = summary["epochs_run"] + 1
+    # With no time limit, patience applies again (8 epochs by default): a long patience lets the one epoch run.
+    again = run_cli("train", str(images), str(masks), "-o", str(output), *TINY, "--seed", "3", "--time", "0",
+                    "--epochs", str(target), "--patience", "1000", "--resume", "--json", timeout=900)
+    assert again.returncode == 0, again.stderr
+    records = [json.loads(line) for line in again.stdout.decode().splitlines()]
+    assert [r["epoch"] for r in records if "epoch" in r] == [target]  # continued, not restarted
+    assert records[-1]["stopped"] == "epochs" and records[-1]["epochs_run"] == target
+    assert not (tmp_path / "model.pt.resume").exists()
+
+
+def test_a_time_that_is_no_duration_names_the_flag(tmp_path: Path) -> None:
+    images, masks = _nuclei(tmp_path, NUCLEI[:1], side=64)
+    done = run_cli("train", str(images), str(masks), "-o", str(tmp_path / "m.pt"), "--time", "soon")
+    assert done.returncode == 2 and b"--time: not a duration: 'soon'" in done.stderr

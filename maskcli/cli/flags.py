@@ -54,6 +54,7 @@ NAMED: frozenset[str] = frozenset({
     "cell", "opacity", "outline", "images",
     # train
     "val_images", "val_masks", "size", "crop", "epochs", "patience", "lr", "freeze", "flips", "seed", "resume",
+    "time",
 })
 
 #: The exceptions to that rule: a parameter (``name``, or ``name=value`` where a value has a flag of its own) whose

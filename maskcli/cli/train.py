@@ -39,30 +39,45 @@ def train_command(
     val_masks: Annotated[Optional[Path], typer.Option("--val-masks", help="The validation masks.",
                                                       rich_help_panel=DATA, show_default=False)] = None,
     classes: class_option(DATA) = None,  # type: ignore[valid-type]
-    epochs: Annotated[int, typer.Option("--epochs", help="At most this many passes over the training pairs.",
-                                        rich_help_panel=TRAINING)] = 30,
-    patience: Annotated[int, typer.Option("--patience", help="Stop when validation has not improved for this "
-                                          "many epochs.", rich_help_panel=TRAINING)] = 8,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate (Adam).", rich_help_panel=TRAINING)] = 1e-4,
+    time_budget: Annotated[Optional[str], typer.Option("--time", help="Time the run may take, e.g. 90s, 15m, "
+                                                       "1h (0: no limit; default: 15m on the CPU, no limit on a "
+                                                       "GPU). Epochs are planned to fit; the run stops as Ctrl-C "
+                                                       "does, and --resume with a longer --time continues it.",
+                                                       rich_help_panel=TRAINING, show_default=False)] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="At most this many passes over the training "
+                                                  "pairs (default: as many as fit --time; 30 with no limit).",
+                                                  rich_help_panel=TRAINING, show_default=False)] = None,
+    patience: Annotated[Optional[int], typer.Option("--patience", help="Stop when validation has not improved "
+                                                    "for this many epochs (default: 8 with no time limit, else "
+                                                    "none).", rich_help_panel=TRAINING, show_default=False)] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate (Adam; warmup, then cosine; "
+                                                "default: 1e-4, 3e-5 when the starting model already scores 0.8).",
+                                                rich_help_panel=TRAINING, show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Pairs per step (default: 4 on the "
-                                                      "CPU, 8 on a GPU).", rich_help_panel=TRAINING,
-                                                      show_default=False)] = None,
+                                                      "CPU, 8 on a GPU, fewer for at least 10 steps an epoch).",
+                                                      rich_help_panel=TRAINING, show_default=False)] = None,
     size: Annotated[Optional[int], typer.Option("--size", help="Input the whole image is resized to, in training "
                                                 "and later in inference: U²-Net's square side, a semantic model's "
-                                                "shorter side (default: the model's, 320 or 520).",
+                                                "shorter side (default: the model's, 320 or 520; a U²-Net's grows "
+                                                "to 512 for thin structures in the masks).",
                                                 rich_help_panel=TRAINING, show_default=False)] = None,
     crop: Annotated[Optional[int], typer.Option("--crop", help="Side of the patches trained on, cut around "
-                                                "that scale (default: 192 on the CPU, the whole --size on a GPU).",
+                                                "that scale (default: 192 on the CPU, larger for large objects; the "
+                                                "whole --size on a GPU).",
                                                 rich_help_panel=TRAINING, show_default=False)] = None,
     freeze: Annotated[Optional[int], typer.Option("--freeze", help="U²-Net: encoder stages (of 6, from the "
                                                   "input) kept fixed (default: 1 on the CPU, 0 on a GPU); semantic "
                                                   "models: 1 keeps the backbone fixed (default), 0 trains it.",
                                                   rich_help_panel=TRAINING, show_default=False)] = None,
-    flips: Annotated[str, typer.Option("--flips", help="Random flips: h (horizontal), hv (also vertical, for "
-                                       "microscopy and aerial images), none.", rich_help_panel=TRAINING)] = "h",
-    both_classes: Annotated[bool, typer.Option("--both-classes", help="Score and stop early on the mean IoU of "
-                                               "foreground and background (for sets where the foreground covers "
-                                               "most of each image).", rich_help_panel=TRAINING)] = False,
+    flips: Annotated[Optional[str], typer.Option("--flips", help="Random flips: h (horizontal), hv (also "
+                                                 "vertical, for microscopy and aerial images), none (default: hv "
+                                                 "for grey images with no up, else h).", rich_help_panel=TRAINING,
+                                                 show_default=False)] = None,
+    both_classes: Annotated[Optional[bool], typer.Option("--both-classes/--foreground-only", help="Score and "
+                                                         "stop early on the mean IoU of foreground and background "
+                                                         "(default: when the foreground covers most of each "
+                                                         "image).", rich_help_panel=TRAINING,
+                                                         show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Fixes the split, the order and the augmentations.",
                                       rich_help_panel=TRAINING)] = 0,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N.",
@@ -79,7 +94,8 @@ def train_command(
     """Fine-tune a CNN (U²-Net-P by default) on your own image/mask pairs; use the result with --weights.
 
     The best epoch (by validation IoU) is saved to OUTPUT with its metadata; `maskcli models info OUTPUT` shows
-    it. Ctrl-C saves and exits 130; --resume continues. Exit status 3 when the data cannot train a model (too few
+    it. Settings not given are measured from the pairs and reported. Ctrl-C saves and exits 130; --resume
+    continues. Exit status 3 when the data cannot train a model (too few
     pairs, all masks empty).
 
     \b
@@ -89,16 +105,21 @@ def train_command(
       maskcli eval --methods cnn,cnn:weights=cells.pt more-cells/ more-masks/
     """
     from maskcli import train as library
+    from maskcli.train_defaults import parse_duration
 
     if output.exists() and not (resume or overwrite):
         raise OptionError("--output", f"{output} exists; pass --overwrite to replace it (or --resume to continue "
                                       f"its run)")
     if weights is not None and output.exists() and weights.resolve() == output.resolve():
         raise OptionError("--output", f"{output} is the file training starts from (--weights); write elsewhere")
+    try:
+        budget = None if time_budget is None else parse_duration(time_budget)
+    except ValueError as error:
+        raise OptionError("--time", str(error)) from None
     settings = library.TrainSettings(model=model, weights=None if weights is None else str(weights), size=size,
                                      crop=crop, epochs=epochs, patience=patience, lr=lr, batch_size=batch_size,
                                      freeze=freeze, val_fraction=val, seed=seed, device=device,
-                                     both_classes=both_classes, flips=flips)
+                                     both_classes=both_classes, flips=flips, time=budget)
     view = _View(quiet=quiet, json_records=json_records, score_key=settings.score_key)
     try:
         with view:  # Ctrl-C arrives as the KeyboardInterrupt on which training saves its state
@@ -109,18 +130,30 @@ def train_command(
         print(f"maskcli: interrupted after {stop.epochs_done} epochs; the best model so far is in "
               f"{stop.checkpoint}{where}", file=current().stderr, flush=True)
         raise typer.Exit(Exit.INTERRUPTED) from None
-    key = settings.score_key
+    key = result.score_key
     label = "IoU (both classes)" if key == "iou_both" else "IoU"
     if json_records:
         print(json.dumps({"checkpoint": str(result.checkpoint), "start": result.start_scores,
                           "best": result.best_scores, "best_epoch": result.best_epoch,
                           "epochs_run": result.epochs_run, "stopped": result.stopped,
-                          "train_pairs": result.train_pairs, "val_pairs": result.val_pairs}), file=current().stdout,
+                          "train_pairs": result.train_pairs, "val_pairs": result.val_pairs,
+                          "seconds": result.seconds, "decisions": result.decisions}), file=current().stdout,
               flush=True)
-    stopped = "stopped early" if result.stopped == "early" else "all epochs run"
+    if not quiet:
+        for name, decision in result.decisions.items():
+            print(f"maskcli: {name} {decision['value']}: {decision['reason']}", file=current().stderr, flush=True)
+    stopped = _STOPPED.get(result.stopped, result.stopped)
+    if result.stopped == "time" and result.epochs_run:
+        from maskcli.train_defaults import format_duration
+
+        stopped = (f"stopped at the {format_duration(result.budget)} time limit; a longer --time with --resume "
+                   f"continues")
     print(f"maskcli: validation {label} on {result.val_pairs} pairs: start {result.start_scores[key]:.4f} -> "
           f"fine-tuned {result.best_scores[key]:.4f} (epoch {result.best_epoch} of {result.epochs_run}, {stopped}); "
           f"saved {result.checkpoint}", file=current().stderr, flush=True)
+
+
+_STOPPED = {"early": "stopped early", "epochs": "all epochs run", "time": "stopped at the time limit"}
 
 
 class _View:

@@ -13,6 +13,10 @@ What happens in one run:
 * after each epoch the validation images go through :class:`~maskcli.cnn.infer.Segmenter` at full size, exactly as
   ``maskcli segment`` runs them, and are scored with :func:`maskcli.metrics.score`; the best epoch is written
   atomically, and the run stops early when the score has not improved for ``patience`` epochs;
+* the learning rate warms up over the first epoch and decays along a cosine over the run's plan
+  (:mod:`maskcli.cnn.schedule`); with a time budget, an epoch starts only when it fits the time left at the pace of
+  the recent epochs, and a step that finds the budget spent stops the run as Ctrl-C does (the checkpoint holds
+  the best epoch, the resume file the state), with ``stopped`` set to ``"time"``;
 * on a GPU the forward pass runs under bf16 autocast (fp16 with a gradient scaler where the GPU has no bf16):
   bf16 has fp32's range, so no step is lost to an overflow; the weights and the optimiser stay fp32;
 * a resume file beside the checkpoint holds the last epoch's weights, optimiser and counters; Ctrl-C writes it and
@@ -28,7 +32,7 @@ import datetime
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Union
 
 import cv2
 import numpy as np
@@ -41,6 +45,7 @@ from maskcli.cnn.events import EpochRecord, Interrupted, StepEvent
 from maskcli.cnn.infer import Segmenter
 from maskcli.cnn.loading import build_model as start_model  # the pretrained file, or an earlier checkpoint
 from maskcli.cnn.loading import new_model
+from maskcli.cnn.schedule import epochs_that_fit, lr_factor, progress
 from maskcli.cnn.specs import ModelSpec
 from maskcli.cnn.weights import CHECKPOINT_FORMAT, check_architecture, load_state, save_checkpoint
 from maskcli.errors import SetupError
@@ -64,7 +69,7 @@ class Loop:
     crop: int
     epochs: int
     patience: int
-    lr: float
+    lr: Optional[float]
     batch_size: int
     freeze: int
     flips: str
@@ -80,6 +85,16 @@ class Loop:
     resume: bool
     meta: dict[str, Any]
     on_event: Callable[[Any], None]
+    #: Seconds the run may take (0: no limit); a resumed run counts the time its earlier part spent.
+    budget: float = 0.0
+    #: When the run began (:func:`time.monotonic`), reading the data included; None: when the loop starts.
+    began: Optional[float] = None
+    #: The peak learning rate and why, from the starting model's validation score (used where ``lr`` is None).
+    choose_lr: Optional[Callable[[float], tuple[float, str]]] = None
+
+
+class _OutOfTime(Exception):
+    """The time budget ran out during an epoch."""
 
 
 def _augmenter(loop: Loop) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
@@ -181,12 +196,13 @@ class _Validator:
 def run(loop: Loop) -> dict[str, Any]:
     """Fine-tune and return the summary the library wraps into a :class:`maskcli.train.TrainResult`."""
     torch.manual_seed(loop.seed)
+    clock = time.monotonic() if loop.began is None else loop.began
     device = torch.device(loop.plan.device)
     model = start_model(loop.spec, loop.start_weights)
     validate = _Validator(loop, model)  # moves the model to the device, in the plan's memory format
     model = validate.segmenter.model
     trainable = _freeze(model, loop.freeze)
-    optimiser = torch.optim.Adam(trainable, lr=loop.lr)
+    optimiser = torch.optim.Adam(trainable, lr=loop.lr or 1e-4)  # the schedule sets the rate of every step
     amp = _autocast_dtype(loop.plan)
     # Only fp16 needs loss scaling; its first steps are skipped while the scale settles, which a run of a few
     # dozen steps cannot spare.
@@ -203,6 +219,10 @@ def run(loop: Loop) -> dict[str, Any]:
     history: list[dict[str, Any]] = []
     epoch = 0
     stale = 0
+    step_count = 0
+    spent_before = 0.0  # seconds an interrupted run spent before this part of it
+    epoch_seconds: list[float] = []
+    meta = dict(loop.meta)
     if loop.resume:
         state = torch.load(str(loop.resume_path), map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
@@ -217,24 +237,40 @@ def run(loop: Loop) -> dict[str, Any]:
         epoch, stale, history = state["epoch"], state["stale"], list(state["history"])
         best, best_state, best_epoch = state["best"], state["best_state"], state["best_epoch"]
         start_scores = state["start_scores"]
+        # A resume file from before the schedule and the budget holds no lr, steps or time (no second warmup).
+        peak, lr_reason = state.get("lr", loop.lr or 1e-4), state.get("lr_reason", "the interrupted run's")
+        step_count, spent_before = state.get("step_count", 1 << 30), state.get("spent", 0.0)
+        epoch_seconds = list(state.get("epoch_seconds", []))
         torch.set_rng_state(state["rng"])
         order_rng.set_state(state["order_rng"])
     else:
         start_scores = validate()
         best, best_state, best_epoch = start_scores, _state(model), 0
+        if loop.lr is not None or loop.choose_lr is None:
+            peak, lr_reason = loop.lr or 1e-4, "set by the user"
+        else:
+            peak, lr_reason = loop.choose_lr(start_scores[loop.score_key])
         record = EpochRecord(0, loop.epochs, None, start_scores, 0.0, None, True)
         history.append(record.as_dict())
         loop.on_event(record)
 
+    meta["settings"] = dict(meta.get("settings", {}), lr=peak)
+    meta["decisions"] = dict(meta.get("decisions", {}), lr={"value": peak, "reason": lr_reason})
+    stopped = "epochs"
+
+    def spent() -> float:
+        return spent_before + time.monotonic() - clock
+
     def save_best() -> None:
-        meta = dict(loop.meta, start_scores=start_scores, val_scores=best, best_epoch=best_epoch,
-                    epochs_run=epoch, created=datetime.datetime.now(datetime.timezone.utc).isoformat(
-                        timespec="seconds"))
-        save_checkpoint(loop.output, {"format": CHECKPOINT_FORMAT, "model": best_state, "meta": meta})
+        created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        written = dict(meta, start_scores=start_scores, val_scores=best, best_epoch=best_epoch, epochs_run=epoch,
+                       stopped=stopped, created=created)
+        save_checkpoint(loop.output, {"format": CHECKPOINT_FORMAT, "model": best_state, "meta": written})
 
     def save_resume() -> None:
         save_checkpoint(loop.resume_path, {
-            "format": RESUME_FORMAT, "meta": loop.meta, "model": _state(model),
+            "format": RESUME_FORMAT, "meta": meta, "model": _state(model), "lr": peak, "lr_reason": lr_reason,
+            "step_count": step_count, "spent": spent(), "epoch_seconds": epoch_seconds,
             "optimiser": optimiser.state_dict(), "epoch": epoch, "stale": stale, "history": history,
             "best": best, "best_state": best_state, "best_epoch": best_epoch, "start_scores": start_scores,
             "rng": torch.get_rng_state(), "order_rng": order_rng.get_state(),
@@ -242,18 +278,27 @@ def run(loop: Loop) -> dict[str, Any]:
 
     if not loop.resume:
         save_best()
-    stopped = "epochs"
+    steps = (len(images) + loop.batch_size - 1) // loop.batch_size
     try:
         while epoch < loop.epochs:
             if stale >= loop.patience:
                 stopped = "early"
                 break
+            plan = epochs_that_fit(loop.budget, spent(), epoch_seconds, epoch, loop.epochs)
+            if epoch >= plan:
+                stopped = "time"
+                break
             started = time.perf_counter()
             _train_mode(model, loop.freeze)
             order = torch.randperm(len(images), generator=order_rng).tolist()
-            steps = (len(order) + loop.batch_size - 1) // loop.batch_size
             total = 0.0
             for step in range(steps):
+                if loop.budget and spent() > loop.budget:
+                    raise _OutOfTime
+                done = progress(spent(), loop.budget, epoch + step / steps, loop.epochs)
+                for group in optimiser.param_groups:
+                    group["lr"] = peak * lr_factor(step_count, steps, done)
+                step_count += 1
                 chosen = order[step * loop.batch_size:(step + 1) * loop.batch_size]
                 pairs = [augment(images[i], masks[i]) for i in chosen]
                 batch = (torch.stack([p[0] for p in pairs]) - mean) / std
@@ -275,12 +320,14 @@ def run(loop: Loop) -> dict[str, Any]:
             model.eval()
             scores = validate()
             epoch += 1
+            epoch_seconds.append(time.perf_counter() - started)
+            plan = epochs_that_fit(loop.budget, spent(), epoch_seconds, epoch, loop.epochs)
             improved = scores[loop.score_key] > best[loop.score_key]
             if improved:
                 best, best_state, best_epoch, stale = scores, _state(model), epoch, 0
             else:
                 stale += 1
-            record = EpochRecord(epoch, loop.epochs, total / len(order), scores,
+            record = EpochRecord(epoch, plan, total / len(order), scores,
                                  time.perf_counter() - started, train_seconds / len(order), improved)
             history.append(record.as_dict())
             if improved:
@@ -289,16 +336,24 @@ def run(loop: Loop) -> dict[str, Any]:
             loop.on_event(record)
         else:
             stopped = "epochs"
+    except _OutOfTime:
+        # The budget ends the run as Ctrl-C would (the best epoch in the checkpoint, the state in the resume
+        # file), without the exception: a run that used its time has finished.
+        stopped = "time"
     except KeyboardInterrupt:
         # Saving is the point of stopping here (a second Ctrl-C still ends the process at once, and the atomic
         # write leaves the previous files whole).
         if epoch:
             save_resume()
         raise Interrupted(loop.output, loop.resume_path if epoch else None, epoch) from None
-    save_best()  # the final metadata: epochs run
-    loop.resume_path.unlink(missing_ok=True)
+    if stopped == "time" and epoch and epoch < loop.epochs:
+        save_resume()  # a longer budget continues the run where it stopped
+    else:
+        loop.resume_path.unlink(missing_ok=True)
+    save_best()  # the final metadata: epochs run, why the run stopped
     return {"start_scores": start_scores, "best_scores": best, "best_epoch": best_epoch, "epochs_run": epoch,
-            "stopped": stopped, "history": history}
+            "stopped": stopped, "history": history, "lr": peak, "lr_reason": lr_reason,
+            "seconds": round(spent(), 1)}
 
 
 def _autocast_dtype(plan: DevicePlan) -> "torch.dtype | None":
