@@ -383,3 +383,14 @@ def test_a_download_of_the_wrong_size_is_discarded(tmp_path, monkeypatch):
     with pytest.raises(WeightsUnavailable, match="not the published 20640886"):
         weights.download(spec, fetch=lambda url: (io.BytesIO(b"abc"), 3), destination=tmp_path / "d.onnx")
     assert not list(tmp_path.iterdir())
+
+
+def test_models_lists_the_segment_anything_models_beside_the_cnns(tmp_path):
+    listing = run_cli("models", env={"MASKCLI_HOME": str(tmp_path), "COLUMNS": "200"})
+    assert listing.returncode == 0, listing.stderr.decode()
+    text = listing.stdout.decode()
+    assert "u2netp" in text and "Segment Anything models" in text
+    rows = {line.split("│")[1].strip(): line for line in text.splitlines() if line.count("│") > 4}
+    assert "boxes, positive" in rows["efficient-sam"] and "~41 MB" in rows["efficient-sam"]
+    assert "~155 MB" in rows["sam2-tiny"] and "Apache-2.0" in rows["sam2-tiny"] and "no" in rows["mobile-sam"]
+    assert "sam-vit-b (default)" in rows
