@@ -3,12 +3,14 @@ prompt decoder run once per prompt.
 
 A model is two ONNX files (:class:`SamSpec`: two :class:`~maskcli.cnn.specs.ModelSpec`, each with its URL,
 checksum and licence, fetched and verified by :mod:`maskcli.cnn.weights`). How to feed them is read from the
-graphs' own signatures, so any export with the official names runs:
+graphs' own signatures, so any export with the official names runs (EfficientSAM's own layout:
+:mod:`maskcli.cnn.efficient_sam`, chosen by :func:`open_model`):
 
-* encoder, **HWC frame** (segment-anything's exports as samexporter writes them, rembg's published files): input
+* encoder, **HWC frame** (segment-anything's exports as samexporter writes them, rembg's published files,
+  Acly's MobileSAM): input
   ``H×W×3`` float pixels in 0–255 (the graph normalises and pads), the image scaled into the input's frame (fixed
   sizes, or 1024 on the long side when dynamic), top-left; output ``image_embeddings`` ``1×256×64×64``;
-* encoder, **NCHW 1024** (SAM 2, MobileSAM exports): input ``1×3×1024×1024``, ImageNet-normalised, the image
+* encoder, **NCHW 1024** (SAM 2, samexporter's MobileSAM): input ``1×3×1024×1024``, ImageNet-normalised, the image
   resized to the square; outputs ``image_embed`` (or ``image_embeddings``) and, for SAM 2, ``high_res_feats_0``
   (``1×32×256×256``) and ``high_res_feats_1`` (``1×64×128×128``);
 * decoder (segment-anything's ``SamOnnxModel``; SAM 2's adds the high-resolution features): ``point_coords``
