@@ -152,10 +152,13 @@ def main() -> None:
         rows.append(f"| horses ({len(chosen)} photos) | {label} | {mean:.3f} | {seconds:.2f} |")
         print(rows[-1], flush=True)
     made = canvases(pairs, args.canvases)
-    for label, name, prompted in (("U²-Net-P on the whole canvas, split by box", "cnn", False),
-                                  ("U²-Net-P in each box (`-m cnn-box`)", "cnn-box", True),
-                                  ("GrabCut from each box (`-m grabcut-box`)", "grabcut-box", True)):
-        mean, seconds, objects = score_canvas(name, {}, made, prompted)
+    for label, name, options, prompted in (
+            ("U²-Net-P on the whole canvas, split by box", "cnn", {}, False),
+            ("U²-Net-P in each box, overlaps to both (`-m cnn-box -p overlap=none`)", "cnn-box", {"overlap": "none"},
+             True),
+            ("U²-Net-P in each box, overlaps to the smaller box (`-m cnn-box`)", "cnn-box", {}, True),
+            ("GrabCut from each box (`-m grabcut-box`)", "grabcut-box", {}, True)):
+        mean, seconds, objects = score_canvas(name, options, made, prompted)
         rows.append(f"| canvas ({len(made)} canvases, {objects} horses) | {label} | {mean:.3f} | {seconds:.2f} |")
         print(rows[-1], flush=True)
     if args.no_write:

@@ -228,3 +228,169 @@ def test_multimask_keeps_every_candidate_as_an_object(tmp_path):
     objects = __import__("json").loads(done.stdout.decode())["objects"]
     assert [(o["index"], o["box"][0], o["score"]) for o in objects] == [(1, 40, 0.6), (2, 40, 0.4), (3, 150, 0.6),
                                                                          (4, 150, 0.4)]
+
+
+# --- EfficientSAM: image and prompts in its own layout ---------------------------------------------------------------
+
+def _efficient_logits(nodes: list, height: str, width: str, ious: list[float]) -> None:
+    """output_masks (1×Q×3×H×W): for each query, +10 inside the box its points labelled 2 and 3 give (image
+    pixels), -10 outside, then the inverse, then the box again; iou_predictions (1×Q×3): ``ious`` for every query."""
+    nodes += [
+        _const("zero", 0.0), _const("one", 1.0), _const("half", 0.5),
+        helper.make_node("Range", ["zero", width, "one"], ["xr"]), helper.make_node("Range", ["zero", height, "one"], ["yr"]),
+        helper.make_node("Add", ["xr", "half"], ["xc"]), helper.make_node("Add", ["yr", "half"], ["yc"]),
+        _const("xshape", [1, 1, 1, 1, -1], np.int64), _const("yshape", [1, 1, 1, -1, 1], np.int64),
+        helper.make_node("Reshape", ["xc", "xshape"], ["xs"]), helper.make_node("Reshape", ["yc", "yshape"], ["ys"]),
+        _const("tail", [2, 3, 4], np.int64), _const("points_axis", [2], np.int64)]
+    for axis, letter in ((0, "x"), (1, "y")):
+        nodes += [_const(f"axis_{letter}", axis, np.int64),
+                  helper.make_node("Gather", ["batched_point_coords", f"axis_{letter}"], [f"all_{letter}"], axis=3)]
+    for label, name in ((2.0, "0"), (3.0, "1")):  # a box's corners, wherever padding put them
+        nodes += [_const(f"label{name}", label),
+                  helper.make_node("Equal", ["batched_point_labels", f"label{name}"], [f"is{name}"]),
+                  helper.make_node("Cast", [f"is{name}"], [f"weight{name}"], to=FLOAT)]
+        for letter in "xy":
+            nodes += [helper.make_node("Mul", [f"all_{letter}", f"weight{name}"], [f"{letter}{name}w"]),
+                      helper.make_node("ReduceSum", [f"{letter}{name}w", "points_axis"], [f"{letter}{name}q"],
+                                       keepdims=0),
+                      helper.make_node("Unsqueeze", [f"{letter}{name}q", "tail"], [f"{letter}{name}"])]
+    nodes += [
+        helper.make_node("GreaterOrEqual", ["xs", "x0"], ["gx"]), helper.make_node("LessOrEqual", ["xs", "x1"], ["lx"]),
+        helper.make_node("GreaterOrEqual", ["ys", "y0"], ["gy"]), helper.make_node("LessOrEqual", ["ys", "y1"], ["ly"]),
+        helper.make_node("And", ["gx", "lx"], ["inx"]), helper.make_node("And", ["gy", "ly"], ["iny"]),
+        helper.make_node("And", ["inx", "iny"], ["inside"]),
+        _const("pos", 10.0), _const("neg", -10.0),
+        helper.make_node("Where", ["inside", "pos", "neg"], ["box_logits"]),
+        helper.make_node("Neg", ["box_logits"], ["inverse_logits"]),
+        helper.make_node("Concat", ["box_logits", "inverse_logits", "box_logits"], ["output_masks"], axis=2),
+        helper.make_node("Shape", ["batched_point_labels"], ["label_shape"]),
+        _const("s0", [0], np.int64), _const("s2", [2], np.int64),
+        helper.make_node("Slice", ["label_shape", "s0", "s2"], ["one_by_q"]),
+        _const("three", [3], np.int64), helper.make_node("Concat", ["one_by_q", "three"], ["iou_shape"], axis=0),
+        _const("iou_row", [[ious]]), helper.make_node("Expand", ["iou_row", "iou_shape"], ["iou_predictions"]),
+        _const("low_res", np.zeros((1, 1, 3, 256, 256)))]
+
+
+def _efficient_io(extra: list) -> tuple[list, list]:
+    inputs = [*extra, helper.make_tensor_value_info("batched_point_coords", FLOAT, [1, "queries", "points", 2]),
+              helper.make_tensor_value_info("batched_point_labels", FLOAT, [1, "queries", "points"])]
+    outputs = [helper.make_tensor_value_info("output_masks", FLOAT, [1, "queries", 3, "height", "width"]),
+               helper.make_tensor_value_info("iou_predictions", FLOAT, [1, "queries", 3]),
+               helper.make_tensor_value_info("low_res", FLOAT, [1, 1, 3, 256, 256])]
+    return inputs, outputs
+
+
+IMAGES = helper.make_tensor_value_info("batched_images", FLOAT, [1, 3, "height", "width"])
+
+
+def efficient_whole(path: Path, ious: list[float]) -> str:
+    """``efficient_sam_vitt.onnx``: the image (its own size) and the prompts in, masks at the image's size out."""
+    nodes = [helper.make_node("Shape", ["batched_images"], ["image_shape"]),
+             _const("ih", 2, np.int64), _const("iw", 3, np.int64),
+             helper.make_node("Gather", ["image_shape", "ih"], ["h64"]), helper.make_node("Gather", ["image_shape", "iw"], ["w64"]),
+             helper.make_node("Cast", ["h64"], ["height"], to=FLOAT), helper.make_node("Cast", ["w64"], ["width"], to=FLOAT)]
+    _embedding(nodes, "batched_images", 256, 64, "embedding", "e")
+    _efficient_logits(nodes, "height", "width", ious)
+    inputs, outputs = _efficient_io([IMAGES])
+    return _save(helper.make_graph(nodes, "efficient_sam", inputs, outputs), path)
+
+
+def efficient_pair(folder: Path, ious: list[float]) -> tuple[str, str]:
+    nodes: list = []
+    _embedding(nodes, "batched_images", 256, 64, "image_embeddings", "e")
+    encoder = _save(helper.make_graph(nodes, "efficient_sam_encoder", [IMAGES], [helper.make_tensor_value_info(
+        "image_embeddings", FLOAT, [1, 256, 64, 64])]), folder / "efficient.encoder.onnx")
+    nodes = [_const("i0", 0, np.int64), _const("i1", 1, np.int64),
+             helper.make_node("Gather", ["orig_im_size", "i0"], ["h64"]),
+             helper.make_node("Gather", ["orig_im_size", "i1"], ["w64"]),
+             helper.make_node("Cast", ["h64"], ["height"], to=FLOAT), helper.make_node("Cast", ["w64"], ["width"], to=FLOAT),
+             helper.make_node("ReduceMean", ["image_embeddings"], ["unused"], keepdims=0)]
+    _efficient_logits(nodes, "height", "width", ious)
+    inputs, outputs = _efficient_io([helper.make_tensor_value_info("image_embeddings", FLOAT, [1, 256, 64, 64])])
+    inputs.append(helper.make_tensor_value_info("orig_im_size", TensorProto.INT64, [2]))
+    decoder = _save(helper.make_graph(nodes, "efficient_sam_decoder", inputs, outputs), folder / "efficient.decoder.onnx")
+    return encoder, decoder
+
+
+@pytest.mark.parametrize("layout", ["one-graph", "encoder-decoder"])
+def test_efficient_sam_answers_every_prompt_of_an_image_in_one_run(tmp_path, layout):
+    weights = (efficient_whole(tmp_path / "whole.onnx", [0.3, 0.2, 0.9]) if layout == "one-graph"
+               else ",".join(efficient_pair(tmp_path, [0.9, 0.2, 0.3])))
+    method = methods.create("sam", {"model": "efficient-sam", "weights": weights})
+    first, second, third = method.compute_prompts(IMAGE, [
+        Prompt(box=BOX), Prompt(box=(150, 10, 190, 60), points=((160, 20, 1), (170, 30, 0))),
+        Prompt(box=(5, 100, 60, 140))])
+    for segmentation, box in ((first, BOX), (second, (150, 10, 190, 60)), (third, (5, 100, 60, 140))):
+        assert segmentation.mask.shape == IMAGE.shape[:2]
+        assert _box_iou(segmentation.mask, box) > 0.95  # coordinates in image pixels, masks at the image's size
+        assert segmentation.facts["score"] == pytest.approx(0.9) and segmentation.facts["candidates"] == 3
+
+
+def test_efficient_sam_alone_in_one_file_only_for_its_one_graph_export(tmp_path):
+    encoder, _ = efficient_pair(tmp_path, [0.9, 0.2, 0.3])
+    with pytest.raises(WeightsUnavailable, match="a whole EfficientSAM graph takes"):
+        methods.create("sam", {"model": "efficient-sam", "weights": encoder}).compute_prompts(IMAGE, [Prompt(box=BOX)])
+    with pytest.raises(Exception, match="two files"):
+        methods.create("sam", {"model": "mobile-sam", "weights": encoder})
+
+
+def test_mobile_sam_export_single_mask_decoder(tmp_path):
+    """Acly/MobileSAM: the H×W×3 encoder at 1024 on the long side, a decoder answering one candidate."""
+    weights = f"{sam1_encoder(tmp_path / 'e.onnx', None)},{sam1_decoder(tmp_path / 'd.onnx', [0.8])}"
+    method = methods.create("sam", {"model": "mobile-sam", "weights": weights})
+    (segmentation,) = method.compute_prompts(IMAGE, [Prompt(box=BOX)])
+    assert _box_iou(segmentation.mask, BOX) > 0.95 and segmentation.facts["candidates"] == 1
+
+
+def test_sam2_decoder_answering_low_resolution_masks(tmp_path):
+    """samexporter's SAM 2 decoder answers 256×256 logits of the 1024 frame (no orig_im_size)."""
+    encoder, _ = sam2_pair(tmp_path, [0.7])
+    nodes = [_const("height", 256.0), _const("width", 256.0)]  # a 256 grid over the 1024 frame
+    _box_logits(nodes, "height", "width", [0.7], 1)
+    inputs = _decoder_inputs([helper.make_tensor_value_info("image_embed", FLOAT, [1, 256, 64, 64]),
+                              helper.make_tensor_value_info("high_res_feats_0", FLOAT, [1, 32, 256, 256]),
+                              helper.make_tensor_value_info("high_res_feats_1", FLOAT, [1, 64, 128, 128])])
+    decoder = _save(helper.make_graph(nodes, "sam2_decoder", inputs, _decoder_outputs(1, [256, 256])),
+                    tmp_path / "low.decoder.onnx")
+    (segmentation,) = methods.create("sam", {"model": "sam2-tiny", "weights": f"{encoder},{decoder}"}
+                                     ).compute_prompts(IMAGE, [Prompt(box=BOX)])
+    assert _box_iou(segmentation.mask, BOX) > 0.9
+
+
+def test_every_model_names_its_files_checksums_and_licence():
+    from maskcli.cnn import sam as zoo
+
+    assert {"sam-vit-b", "sam-vit-l", "mobile-sam", "efficient-sam", "sam2-tiny"} <= set(zoo.names())
+    for name in zoo.names():
+        spec = zoo.get(name)
+        for part in spec.parts:
+            assert part.url.startswith("https://") and part.url.endswith(part.filename) and part.filename.endswith(".onnx")
+            assert part.checksum() != "unknown", part.name
+        assert spec.licence and spec.takes and spec.size_mb > 10
+    assert zoo.get("efficient-sam").encoder.checksum() == (
+        "sha256:7a73ee65aa2c37237c89b4b18e73082f757ffb173899609c5d97a2bbd4ebb02d")
+
+
+def test_a_download_of_the_wrong_size_is_discarded(tmp_path, monkeypatch):
+    import dataclasses
+    import io
+
+    from maskcli.cnn import sam as zoo
+    from maskcli.cnn import weights
+
+    monkeypatch.setenv("MASKCLI_OFFLINE", "0")  # the fetch is the test's own
+    spec = dataclasses.replace(zoo.get("sam2-tiny").decoder, sha256=None)  # a file known only by its size
+    with pytest.raises(WeightsUnavailable, match="not the published 20640886"):
+        weights.download(spec, fetch=lambda url: (io.BytesIO(b"abc"), 3), destination=tmp_path / "d.onnx")
+    assert not list(tmp_path.iterdir())
+
+
+def test_models_lists_the_segment_anything_models_beside_the_cnns(tmp_path):
+    listing = run_cli("models", env={"MASKCLI_HOME": str(tmp_path), "COLUMNS": "200"})
+    assert listing.returncode == 0, listing.stderr.decode()
+    text = listing.stdout.decode()
+    assert "u2netp" in text and "Segment Anything models" in text
+    rows = {line.split("│")[1].strip(): line for line in text.splitlines() if line.count("│") > 4}
+    assert "boxes, positive" in rows["efficient-sam"] and "~41 MB" in rows["efficient-sam"]
+    assert "~155 MB" in rows["sam2-tiny"] and "Apache-2.0" in rows["sam2-tiny"] and "no" in rows["mobile-sam"]
+    assert "sam-vit-b (default)" in rows

@@ -1,4 +1,4 @@
-"""``maskcli models``: the CNN model zoo, whether each model's weights are cached, downloading and details."""
+"""``maskcli models``: the CNN model zoo and the Segment Anything models, whether each model's weights are cached, downloading and details."""
 
 from __future__ import annotations
 
@@ -46,7 +46,28 @@ def models_command(ctx: typer.Context) -> None:
         table.add_row(label, spec.kind, _size(spec), spec.licence.split(";")[0], input_size, where)
     console = current().console()
     console.print(table)
+    console.print(_sam_table())
     console.print(f"cache: {weights.cache_dir()} (set MASKCLI_HOME to move it)", highlight=False)
+
+
+def _sam_table() -> object:
+    """The Segment Anything models (`-m sam --model NAME`): two files each, prompts in."""
+    from rich.table import Table
+
+    from maskcli.cnn import sam, weights
+
+    table = Table(title="Segment Anything models (maskcli segment -m sam -p model=NAME, with --box/--point/--boxes)",
+                  title_justify="left")
+    table.add_column("name", no_wrap=True)
+    for column in ("takes", "size", "licence", "cached"):
+        table.add_column(column, overflow="fold")
+    for name in sam.names():
+        spec = sam.get(name)
+        cached = [weights.find_cached(part) for part in spec.parts]
+        label = f"{name} (default)" if name == sam.DEFAULT else name
+        where = "yes" if all(cached) else "encoder only" if cached[0] else "decoder only" if cached[1] else "no"
+        table.add_row(label, spec.takes, f"~{spec.size_mb:.0f} MB", spec.licence, where)
+    return table
 
 
 @app.command("info")

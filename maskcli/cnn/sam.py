@@ -3,12 +3,14 @@ prompt decoder run once per prompt.
 
 A model is two ONNX files (:class:`SamSpec`: two :class:`~maskcli.cnn.specs.ModelSpec`, each with its URL,
 checksum and licence, fetched and verified by :mod:`maskcli.cnn.weights`). How to feed them is read from the
-graphs' own signatures, so any export with the official names runs:
+graphs' own signatures, so any export with the official names runs (EfficientSAM's own layout:
+:mod:`maskcli.cnn.efficient_sam`, chosen by :func:`open_model`):
 
-* encoder, **HWC frame** (segment-anything's exports as samexporter writes them, rembg's published files): input
+* encoder, **HWC frame** (segment-anything's exports as samexporter writes them, rembg's published files,
+  Acly's MobileSAM): input
   ``H×W×3`` float pixels in 0–255 (the graph normalises and pads), the image scaled into the input's frame (fixed
   sizes, or 1024 on the long side when dynamic), top-left; output ``image_embeddings`` ``1×256×64×64``;
-* encoder, **NCHW 1024** (SAM 2, MobileSAM exports): input ``1×3×1024×1024``, ImageNet-normalised, the image
+* encoder, **NCHW 1024** (SAM 2, samexporter's MobileSAM): input ``1×3×1024×1024``, ImageNet-normalised, the image
   resized to the square; outputs ``image_embed`` (or ``image_embeddings``) and, for SAM 2, ``high_res_feats_0``
   (``1×32×256×256``) and ``high_res_feats_1`` (``1×64×128×128``);
 * decoder (segment-anything's ``SamOnnxModel``; SAM 2's adds the high-resolution features): ``point_coords``
@@ -47,7 +49,11 @@ FRAME = 1024
 
 @dataclasses.dataclass(frozen=True)
 class SamSpec:
-    """One Segment Anything model: its encoder and decoder files."""
+    """One Segment Anything model: its encoder and decoder files, and what prompts it understands.
+
+    ``one_graph``: whether ``weights=`` may also name a single file holding encoder and decoder in one graph
+    (EfficientSAM's ``efficient_sam_vitt.onnx``).
+    """
 
     name: str
     encoder: ModelSpec
@@ -55,30 +61,81 @@ class SamSpec:
     licence: str
     summary: str
     source: str
+    takes: str = "boxes, points (positive and negative)"
+    one_graph: bool = False
 
     @property
     def parts(self) -> tuple[ModelSpec, ModelSpec]:
         return self.encoder, self.decoder
 
+    @property
+    def size_mb(self) -> float:
+        """Both files' size in MB (exact where the byte counts are known)."""
+        return sum(part.size_bytes / 1e6 if part.size_bytes else part.size_mb for part in self.parts)
 
-def _part(name: str, filename: str, md5: str, size_mb: float) -> ModelSpec:
-    return ModelSpec(name=name, kind="salient", builder="onnx-graph", weights_format="onnx", url=_REMBG + filename,
-                     filename=filename, sha256=None, md5=md5, size_bytes=None, size_mb=size_mb, licence="Apache-2.0",
-                     input_size=FRAME, source=_SOURCE)
+
+def _file(name: str, url: str, size_mb: float, licence: str, source: str, *, md5: str | None = None,
+          sha256: str | None = None, size_bytes: int | None = None) -> ModelSpec:
+    return ModelSpec(name=name, kind="salient", builder="onnx-graph", weights_format="onnx", url=url,
+                     filename=url.rsplit("/", 1)[-1], sha256=sha256, md5=md5, size_bytes=size_bytes,
+                     size_mb=size_mb, licence=licence, input_size=FRAME, source=source)
 
 
 def _sam(name: str, stem: str, encoder_md5: str, decoder_md5: str, encoder_mb: float, summary: str) -> SamSpec:
-    return SamSpec(name, _part(f"{name} encoder", f"{stem}.encoder.onnx", encoder_md5, encoder_mb),
-                   _part(f"{name} decoder", f"{stem}.decoder.onnx", decoder_md5, 16.5), "Apache-2.0", summary,
-                   _SOURCE)
+    return SamSpec(name, _file(f"{name} encoder", f"{_REMBG}{stem}.encoder.onnx", encoder_mb, "Apache-2.0", _SOURCE,
+                               md5=encoder_md5),
+                   _file(f"{name} decoder", f"{_REMBG}{stem}.decoder.onnx", 16.5, "Apache-2.0", _SOURCE,
+                         md5=decoder_md5), "Apache-2.0", summary, _SOURCE)
 
 
-#: The models with published ONNX files and checksums (MD5s as rembg lists them).
+# MobileSAM (TinyViT encoder distilled from SAM ViT-H; Apache-2.0) as exported by Acly/MobileSAM (the export's
+# repository declares MIT): the encoder takes H×W×3 pixels 0-255 at 1024 on the long side and normalises and
+# pads itself; the single-mask SamOnnxModel decoder. Pinned to the revision whose files' SHA-256 are given.
+_MOBILE = "https://huggingface.co/Acly/MobileSAM/resolve/0d3b403339b4674a82493d5e97964dd78089ddc8/"
+_MOBILE_SOURCE = ("Zhang et al., Faster Segment Anything (MobileSAM), 2023 (github.com/ChaoningZhang/MobileSAM, "
+                  "Apache-2.0); ONNX export by huggingface.co/Acly/MobileSAM (MIT)")
+# EfficientSAM-Ti (Apache-2.0), the ONNX export by its labelme exporter: encoder (``batched_images``, 1×3×H×W in
+# [0, 1], resized inside) and decoder (``batched_point_coords`` in image pixels, ``orig_im_size``). SHA-256 as the
+# exporter's osam lists them.
+_EFFICIENT = "https://github.com/labelmeai/efficient-sam/releases/download/onnx-models-20231225/"
+_EFFICIENT_SOURCE = ("Xiong et al., EfficientSAM, CVPR 2024 (github.com/yformer/EfficientSAM, Apache-2.0); ONNX "
+                     "export by github.com/labelmeai/efficient-sam")
+# SAM 2 Hiera-Tiny (Apache-2.0), samexporter's export: encoder 1×3×1024×1024 (ImageNet-normalised) giving
+# image_embed and high_res_feats_0/1, a decoder taking them. The publisher lists no checksum; the SHA-256 and
+# byte counts are those of the files as published (recorded by users of the export), and a download is also
+# checked for its size.
+_SAM2 = "https://huggingface.co/vietanhdev/segment-anything-2-onnx-models/resolve/main/"
+_SAM2_SOURCE = ("Ravi et al., SAM 2, 2024 (github.com/facebookresearch/sam2, Apache-2.0); ONNX export by "
+                "github.com/vietanhdev/samexporter (Apache-2.0)")
+
+#: The models with published ONNX files (MD5s as rembg lists them, SHA-256 as noted above).
 SPECS: dict[str, SamSpec] = {spec.name: spec for spec in (
     _sam("sam-vit-b", "sam_vit_b_01ec64", "a780f8ba09bceceaa1435724ed354848", "c4218b16ec1cb09889fcd6eb7a42a7c9",
          343.0, "SAM ViT-B (91 M parameters): the smallest original SAM."),
     _sam("sam-vit-l", "sam_vit_l_0b3195", "6e7c5e3e97b50a9e833e55062ae35182", "dc760a2912862c05ec3ac2658162a1b5",
          1170.0, "SAM ViT-L (308 M parameters)."),
+    SamSpec("mobile-sam",
+            _file("mobile-sam encoder", _MOBILE + "mobile_sam_image_encoder.onnx", 28.0, "Apache-2.0",
+                  _MOBILE_SOURCE, sha256="580f5fb648ea1062c0aabc26217aed56921985f03f0cbbd852bba81d760cc749"),
+            _file("mobile-sam decoder", _MOBILE + "sam_mask_decoder_single.onnx", 16.5, "Apache-2.0",
+                  _MOBILE_SOURCE, sha256="93915fc7c993ab9d59ab8c9ccd3bce37f7509c81ab4150a74abd4d2abbd8570d"),
+            "Apache-2.0 (weights); export MIT", "MobileSAM (10 M parameters): SAM's decoder on a TinyViT encoder, "
+            "one mask per prompt.", _MOBILE_SOURCE),
+    SamSpec("efficient-sam",
+            _file("efficient-sam encoder", _EFFICIENT + "efficient_sam_vitt_encoder.onnx", 24.8, "Apache-2.0",
+                  _EFFICIENT_SOURCE, size_bytes=24799761,
+                  sha256="7a73ee65aa2c37237c89b4b18e73082f757ffb173899609c5d97a2bbd4ebb02d"),
+            _file("efficient-sam decoder", _EFFICIENT + "efficient_sam_vitt_decoder.onnx", 16.6, "Apache-2.0",
+                  _EFFICIENT_SOURCE, size_bytes=16565728,
+                  sha256="e1afe46232c3bfa3470a6a81c7d3181836a94ea89528aff4e0f2d2c611989efd"),
+            "Apache-2.0", "EfficientSAM-Ti (10 M parameters): masked-image pretrained ViT-Tiny; weak on negative "
+            "points.", _EFFICIENT_SOURCE, takes="boxes, positive points (negative ones weakly)", one_graph=True),
+    SamSpec("sam2-tiny",
+            _file("sam2-tiny encoder", _SAM2 + "sam2_hiera_tiny.encoder.onnx", 134.3, "Apache-2.0", _SAM2_SOURCE,
+                  size_bytes=134261315, sha256="4cc015ee18520e93f8c7ddfeaca7436039daaaaf19721b4b96a8810a805e82f7"),
+            _file("sam2-tiny decoder", _SAM2 + "sam2_hiera_tiny.decoder.onnx", 20.6, "Apache-2.0", _SAM2_SOURCE,
+                  size_bytes=20640886, sha256="f5a4bd656c143899fb7f52d64ed81e6f6aeb37d477a0b6da50146ac7cf2187bf"),
+            "Apache-2.0", "SAM 2 Hiera-Tiny (39 M parameters): SAM 2's image model.", _SAM2_SOURCE),
 )}
 DEFAULT = "sam-vit-b"
 
@@ -95,18 +152,38 @@ def get(name: str) -> SamSpec:
                                    f"{', '.join(names())}") from None
 
 
-def resolve(spec: SamSpec, weights: str | None = None) -> tuple[Path, Path]:
-    """The encoder and decoder files: ``weights`` as ``ENCODER,DECODER`` (local files), else the cache, else a
-    download (each checked against its checksum)."""
+def resolve(spec: SamSpec, weights: str | None = None) -> tuple[Path, Path | None]:
+    """The encoder and decoder files: ``weights`` as ``ENCODER,DECODER`` (local files; for a ``one_graph`` model
+    also one file holding both, the decoder then None), else the cache, else a download (each checked against its
+    checksum)."""
     from maskcli.cnn import weights as store
 
     if weights is not None:
         parts = [part.strip() for part in str(weights).split(",")]
+        if spec.one_graph and len(parts) == 1 and parts[0]:
+            return store.resolve(spec.encoder, parts[0]), None
         if len(parts) != 2 or not all(parts):
-            raise OptionError("weights", f"a Segment Anything model is two files: give them as ENCODER,DECODER, "
-                                         f"not {weights!r}")
+            alone = " (or one file holding both)" if spec.one_graph else ""
+            raise OptionError("weights", f"a Segment Anything model is two files: give them as ENCODER,DECODER"
+                                         f"{alone}, not {weights!r}")
         return store.resolve(spec.encoder, parts[0]), store.resolve(spec.decoder, parts[1])
     return store.resolve(spec.encoder), store.resolve(spec.decoder)
+
+
+def open_model(encoder: str | Path, decoder: str | Path | None, name: str = "sam", device: str = "cpu") -> Any:
+    """The runtime for a model's files, chosen by the encoder graph's input: EfficientSAM's exports take
+    ``batched_images`` (:class:`~maskcli.cnn.efficient_sam.EfficientSamModel`), the others an image tensor
+    (:class:`SamModel`). Both have ``embed(image)`` and ``decode_many(embedding, prompts)``."""
+    from maskcli.cnn.efficient_sam import INPUT, EfficientSamModel
+    from maskcli.cnn.onnxrt import session
+
+    opened = session(encoder, f"{name} encoder", device, cpu_fallback=True)
+    if opened.get_inputs()[0].name == INPUT:
+        return EfficientSamModel(opened, decoder, name=name, device=device)
+    if decoder is None:
+        raise WeightsUnavailable(f"{name}: {encoder} takes {opened.get_inputs()[0].name}, not a whole "
+                                 "EfficientSAM graph; give the encoder and the decoder as ENCODER,DECODER")
+    return SamModel(opened, decoder, name=name, device=device)
 
 
 def point_prompts(box: Sequence[float] | None, points: Sequence[tuple[float, float, int]]
@@ -131,12 +208,13 @@ class SamModel:
     every candidate mask (logits at the image's size) with its predicted IoU.
     """
 
-    def __init__(self, encoder: str | Path, decoder: str | Path, name: str = "sam",
+    def __init__(self, encoder: str | Path | Any, decoder: str | Path, name: str = "sam",
                  device: str = "cpu") -> None:
         from maskcli.cnn.onnxrt import session
 
         self.name = name
-        self.encoder = session(encoder, f"{name} encoder", device, cpu_fallback=True)
+        self.encoder = (session(encoder, f"{name} encoder", device, cpu_fallback=True)
+                        if isinstance(encoder, (str, Path)) else encoder)
         self.decoder = session(decoder, f"{name} decoder", device, cpu_fallback=True)
         source = self.encoder.get_inputs()[0]
         self._input = source.name
@@ -227,6 +305,12 @@ class SamModel:
         scores = np.asarray(result["iou_predictions"], np.float32).reshape(-1)
         return self._to_image(masks, embedding), scores
 
+    def decode_many(self, embedding: dict[str, Any], prompts: Sequence[tuple[Sequence[float] | None,
+                                                                             Sequence[tuple[float, float, int]]]]
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`decode` for each ``(box, points)`` of one image."""
+        return [self.decode(embedding, box, points) for box, points in prompts]
+
     def _to_image(self, masks: np.ndarray, embedding: dict[str, Any]) -> np.ndarray:
         """Masks from the decoder's frame back to the image: the scaled image's part of the frame, resized."""
         height, width = embedding["size"]
@@ -239,4 +323,5 @@ class SamModel:
                          for m in masks])
 
 
-__all__ = ["DEFAULT", "FRAME", "SPECS", "SamModel", "SamSpec", "get", "names", "point_prompts", "resolve"]
+__all__ = ["DEFAULT", "FRAME", "SPECS", "SamModel", "SamSpec", "get", "names", "open_model", "point_prompts",
+           "resolve"]

@@ -229,6 +229,9 @@ def download(spec: ModelSpec, *, progress: Optional[Progress] = None, fetch: Opt
                 f"the download of model {spec.name!r} from {spec.url} has checksum sha256:{sha256.hexdigest()}, "
                 f"expected {spec.checksum()}; it was discarded"
             )
+        if spec.size_bytes is not None and done != spec.size_bytes:  # the one check where no checksum is known
+            raise _unavailable(spec, f"the download from {spec.url} has {done} bytes, not the published "
+                                     f"{spec.size_bytes}; it was discarded")
         os.replace(temp_name, destination)
     except BaseException:
         try:

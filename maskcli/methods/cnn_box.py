@@ -21,7 +21,13 @@ from maskcli.cnn import specs
 from maskcli.errors import OptionError
 from maskcli.methods.base import Segmentation, methods
 from maskcli.methods.cnn import CNN, UNCERTAIN
-from maskcli.methods.prompted import PromptedMethod, crop_box, keep_pointed, paste
+from maskcli.methods.prompted import (
+    PromptedMethod,
+    crop_box,
+    keep_pointed,
+    paste,
+    settle_overlaps,
+)
 from maskcli.prompts import Prompt
 from maskcli.registry import option
 
@@ -45,6 +51,9 @@ class CNNBox(PromptedMethod):
     batch_size: int = option(0, "Crops per batch; 0: automatic (as the cnn method).")
     classes: str | None = option(None, "Semantic models: comma-separated class names kept inside the box.")
     margin: float = option(0.1, "Context around the box given to the model, as a fraction of its size per side.")
+    overlap: str = option("smaller", "Where boxes overlap, a pixel both masks claim goes to the smaller box's object "
+                                     "(usually the one in front), the higher score's, or to both (none).",
+                          choices=("smaller", "score", "none"))
 
     def __post_init__(self) -> None:
         if not 0 <= self.margin <= 2:
@@ -74,4 +83,6 @@ class CNNBox(PromptedMethod):
             sure = 1.0 - np.count_nonzero((box > UNCERTAIN[0]) & (box < UNCERTAIN[1])) / max(box.size, 1)
             facts = {k: v for k, v in found.facts.items() if k in ("model", "engine", "device")}
             results.append(Segmentation(inside, {**facts, "score": round(sure, 4), "confidence": round(sure, 4)}))
+        settle_overlaps([s.mask for s in results], [p.rect() for p in prompts], self.overlap,
+                        [s.facts["score"] for s in results])
         return results

@@ -6,8 +6,9 @@ contract), plus :meth:`PromptedMethod.compute_prompts`: the image and its prompt
 facts (higher is surer: the model's predicted IoU, GrabCut's stability). Called without prompts (``compute``),
 the whole image is the one box.
 
-Shared here: cutting a box out with a margin and pasting a mask back (:func:`crop_box`, :func:`paste`), and what
-points do to a mask made from a box (:func:`keep_pointed`).
+Shared here: cutting a box out with a margin and pasting a mask back (:func:`crop_box`, :func:`paste`), what
+points do to a mask made from a box (:func:`keep_pointed`), and who owns a pixel that overlapping boxes' masks
+both claim (:func:`settle_overlaps`).
 
 >>> import numpy as np
 >>> from maskcli.prompts import Prompt
@@ -87,4 +88,36 @@ def keep_pointed(mask: np.ndarray, points: Sequence[tuple[float, float, int]], l
     return np.where(np.isin(regions, sorted(keep)), mask, 0).astype(np.float32)
 
 
-__all__ = ["PromptedMethod", "crop_box", "keep_pointed", "paste"]
+def settle_overlaps(masks: list[np.ndarray], rects: Sequence[tuple[int, int, int, int]], rule: str = "smaller",
+                    scores: Sequence[float] | None = None, level: float = 0.5) -> list[np.ndarray]:
+    """Each pixel that several objects' masks claim (at or above ``level``) kept by one object only: the one with
+    the smaller box (``rule="smaller"``: where boxes overlap, the smaller object is usually the one in front, the
+    larger one's box holding it), or the higher score (``"score"``); ``"none"`` leaves the masks as they are.
+    ``rects`` are the boxes as ``(x, y, w, h)``. The masks are changed in place and returned.
+
+    >>> a = np.ones((4, 6), np.float32); b = np.zeros((4, 6), np.float32); b[1:3, 3:6] = 1
+    >>> a, b = settle_overlaps([a, b], [(0, 0, 6, 4), (3, 1, 3, 2)])
+    >>> int(a.sum()), int(b.sum())
+    (18, 6)
+    """
+    if rule == "none" or len(masks) < 2:
+        return masks
+    if rule == "score":
+        assert scores is not None
+        rank = [-float(score) for score in scores]
+    else:
+        rank = [float(w * h) for _, _, w, h in rects]
+    for i in range(len(masks)):
+        for j in range(i + 1, len(masks)):
+            (xi, yi, wi, hi), (xj, yj, wj, hj) = rects[i], rects[j]
+            x0, y0, x1, y1 = max(xi, xj), max(yi, yj), min(xi + wi, xj + wj), min(yi + hi, yj + hj)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            loser = masks[j] if rank[i] <= rank[j] else masks[i]
+            winner = masks[i] if loser is masks[j] else masks[j]
+            window = loser[y0:y1, x0:x1]
+            window[(window >= level) & (winner[y0:y1, x0:x1] >= level)] = 0
+    return masks
+
+
+__all__ = ["PromptedMethod", "crop_box", "keep_pointed", "paste", "settle_overlaps"]

@@ -37,8 +37,9 @@ class Sam(PromptedMethod):
 
     The mask is the decoder's probability (the sigmoid of its logits); the score its predicted IoU. With
     ``multimask``, every candidate of a prompt is an object, best first (each says its ``prompt``).
-    ``weights=ENCODER,DECODER`` runs local exports (segment-anything, MobileSAM, SAM 2 with the official input and
-    output names); the models' files are otherwise fetched into the cache and checked by their checksums.
+    ``weights=ENCODER,DECODER`` runs local exports (segment-anything, MobileSAM, SAM 2, EfficientSAM with the
+    official input and output names; EfficientSAM's whole graph is one file); the models' files are otherwise
+    fetched into the cache and checked by their checksums.
     """
 
     summary: ClassVar[str] = "Segment Anything (ONNX) from boxes and points: one soft mask per prompt."
@@ -47,7 +48,8 @@ class Sam(PromptedMethod):
     batched: ClassVar[bool] = True  # one process keeps the model; images go one at a time
     takes_points_alone: ClassVar[bool] = True
     model: str = option(zoo.DEFAULT, "The Segment Anything model.", choices=tuple(zoo.names()))
-    weights: str | None = option(None, "Local files ENCODER,DECODER (ONNX); default: the cache, else a download.")
+    weights: str | None = option(None, "Local files ENCODER,DECODER (ONNX; efficient-sam also takes its one-graph "
+                                            "export); default: the cache, else a download.")
     device: str = option("cpu", "cpu | cuda | cuda:N (onnxruntime's CUDA provider, from onnxruntime-gpu).")
     batch_size: int = option(1, "Images per batch (each image is encoded on its own).")
     multimask: bool = option(False, "Keep every candidate mask of a prompt as an object of its own (each with "
@@ -69,15 +71,15 @@ class Sam(PromptedMethod):
 
     def _sessions(self) -> Any:
         if self._model is None:
-            self._model = zoo.SamModel(*self._paths, name=self.model, device=self.device)
+            self._model = zoo.open_model(*self._paths, name=self.model, device=self.device)
         return self._model
 
     def compute_prompts(self, image: np.ndarray, prompts: Sequence[Prompt]) -> list[Segmentation]:
         model = self._sessions()
         embedding = model.embed(image)
         results = []
-        for number, prompt in enumerate(prompts, start=1):
-            logits, scores = model.decode(embedding, prompt.box, prompt.points)
+        answers = model.decode_many(embedding, [(prompt.box, prompt.points) for prompt in prompts])
+        for number, (logits, scores) in enumerate(answers, start=1):
             best = int(np.argmax(scores)) if scores.size else 0
             kept = sorted(range(len(logits)), key=lambda k: -float(scores[k])) if self.multimask else [best]
             for candidate in kept:
