@@ -10,7 +10,7 @@ which training never saw, beside the pretrained model on the same pairs. The tab
 epochs, why the run stopped, the settings the run measured from the data) goes to ``--out``
 (``benchmarks/results/train_defaults.md``)::
 
-    python benchmarks/bench_train.py --time 15m --out benchmarks/results/train_defaults.md
+    python -m benchmarks.bench_train --time 15m --out benchmarks/results/train_defaults.md
 
 ``--recipe tuned`` runs the flags chosen per set (below, ``RUNS``):
 

@@ -2,7 +2,7 @@
 
 A preset is one method with one set of options and refinement steps, applied to every image of a batch (no per-image
 tuning); options given on the command line override it. The quality figures quoted are mean IoU on
-``../shared/data`` (``python benchmarks/quality_classical.py``; ``isbi2012_em`` is scored on both classes).
+``../shared/data`` (``python -m benchmarks.quality_classical``; ``isbi2012_em`` is scored on both classes).
 
 >>> get_preset("nuclei").method
 'background'

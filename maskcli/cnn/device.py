@@ -6,13 +6,13 @@ it is a :class:`~maskcli.errors.DeviceUnavailable` (exit status 3), never a sile
 Precision policy:
 
 * **GPU:** fp32 with ``channels_last``. Half precision does not keep U²-Net-P's masks: on an NVIDIA H200 (torch
-  2.11, ``python benchmarks/bench_cnn.py --sections gpu``), the IoU of the fp16-autocast mask against the fp32
+  2.11, ``python -m benchmarks.bench_cnn --sections gpu``), the IoU of the fp16-autocast mask against the fp32
   mask averaged 0.9936 over the 100 horses (0.934 at worst) and bf16's 0.955 (0.418 at worst), below the 0.995
   the policy asks. fp32 costs no throughput that shows: the GPU was busy 13 % of the time at fp16, the host's
   decoding and encoding being the limit. ``precision=`` still asks for fp16 or bf16 (benchmarks compare them).
 * **CPU:** fp32 with ``channels_last``: oneDNN's convolutions then run without layout reorders. Measured on the
   development machine (2 shared cores, torch 2.14.1, U²-Net-P at 320×320, batch 1, interleaved runs;
-  ``python benchmarks/bench_cnn.py --sections cpu-model,bf16``, figures in ``benchmarks/results/cnn.md``):
+  ``python -m benchmarks.bench_cnn --sections cpu-model,bf16``, figures in ``benchmarks/results/cnn.md``):
   0.277 s per image with channels_last against 0.365 s without, outputs equal to 2e-5. bf16 autocast was
   slower (0.420 s; 0.364 s with channels_last) *and* changed the masks: IoU of the bf16 mask against the fp32
   mask 0.963 on average over the 100 horses, 0.378 at worst, below the 0.99 the policy asks. So the CPU runs

@@ -26,7 +26,7 @@ POLARITIES = ("bright", "dark", "auto")
 # Auto polarity rule (see ``choose_polarity``): each side of the threshold scores its share of the image plus ¾ of its
 # share of the image border; the side with the smaller score is the foreground (an object is the smaller part and
 # stands inside its background, which runs off the frame). Mean IoU on ../shared/data, reproduced by
-# ``python benchmarks/quality_classical.py --polarity``:
+# ``python -m benchmarks.quality_classical --polarity``:
 #
 #   rule (weight of the border share)    Otsu: nuclei  horses     Li: nuclei  horses
 #   bright (fixed)                             0.443    0.150         0.573    0.162
