@@ -139,9 +139,9 @@ def _empty_window(image: np.ndarray, truth: np.ndarray) -> np.ndarray:
     background with no subject of its own for the CNN to find."""
     height, width = truth.shape
     side = int(min(height, width) * 0.6)
-    best = min(((truth[y:y + side, x:x + side].mean(), y, x)
+    best = min((truth[y:y + side, x:x + side].mean(), y, x)
                 for y in np.linspace(0, height - side, 3).astype(int)
-                for x in np.linspace(0, width - side, 3).astype(int)))
+                for x in np.linspace(0, width - side, 3).astype(int))
     _, y, x = best
     return _cover(image[y:y + side, x:x + side], SIZE)
 

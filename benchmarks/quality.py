@@ -25,8 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from maskcli.errors import MaskcliError
 from maskcli.compare import MethodSpec, compare_methods, parse_method_specs
+from maskcli.errors import MaskcliError
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

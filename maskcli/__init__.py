@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from maskcli.io.decode import Image
 
 
-def read_image(path: str, **options: Any) -> "Image":
+def read_image(path: str, **options: Any) -> Image:
     """Read an image file into the image convention (see :func:`maskcli.io.decode.read_image`).
 
     Parameters
@@ -50,7 +50,7 @@ def read_image(path: str, **options: Any) -> "Image":
     return _read(path, **options)
 
 
-def read_mask(path: str) -> "np.ndarray":
+def read_mask(path: str) -> np.ndarray:
     """Read a mask file into the mask convention (see :func:`maskcli.io.masks.read_mask`).
 
     Parameters
@@ -68,7 +68,7 @@ def read_mask(path: str) -> "np.ndarray":
     return _read(path)
 
 
-def write_mask(path: str, mask: "np.ndarray", *, bits: int = 8) -> None:
+def write_mask(path: str, mask: np.ndarray, *, bits: int = 8) -> None:
     """Write a mask as PNG, atomically (hard masks 1-bit, soft 8- or 16-bit).
 
     Parameters
@@ -86,7 +86,7 @@ def write_mask(path: str, mask: "np.ndarray", *, bits: int = 8) -> None:
     write_atomic(path, encode_mask(mask, bits=bits))
 
 
-def segment(image: "np.ndarray", method: str = "otsu", **options: Any) -> "np.ndarray":
+def segment(image: np.ndarray, method: str = "otsu", **options: Any) -> np.ndarray:
     """The mask of ``image`` made by the named method with its options.
 
     Parameters
@@ -111,7 +111,7 @@ def segment(image: "np.ndarray", method: str = "otsu", **options: Any) -> "np.nd
     return methods.create(method, options)(image)
 
 
-def apply(image: "np.ndarray", mask: "np.ndarray", mode: str = "cutout", **options: Any) -> "np.ndarray":
+def apply(image: np.ndarray, mask: np.ndarray, mode: str = "cutout", **options: Any) -> np.ndarray:
     """Composite ``image`` with ``mask`` in the named mode (``cutout``, ``color``, ``blur`` ...).
 
     Parameters

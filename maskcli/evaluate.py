@@ -24,7 +24,6 @@ from maskcli.io.pairing import Pair, Pairing, pair_files
 from maskcli.masksources.sets import open_mask_sets
 from maskcli.masksources.truths import pair_sets, set_reader
 from maskcli.metrics import SCORE_KEYS, score
-from maskcli.work import JobBase
 
 __all__ = [
     "ImageScore",

@@ -38,12 +38,11 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from maskcli.cores import cores_for
+from maskcli.engines.local import choose
 from maskcli.errors import Interrupted
 from maskcli.io.files import WriteGate
 from maskcli.io.sources import Item, guard_inputs
 from maskcli.work import Feed, Job, Result, check_job
-
-from maskcli.engines.local import choose
 
 if TYPE_CHECKING:
     from maskcli.engines import Executor

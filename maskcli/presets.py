@@ -15,8 +15,9 @@ maskcli.errors.OptionError: preset: unknown preset 'nucleus'; did you mean 'nucl
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from maskcli.errors import OptionError, did_you_mean
 

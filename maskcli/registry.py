@@ -12,8 +12,8 @@ import importlib.util
 import re
 import threading
 import typing
-from pathlib import Path
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from maskcli.errors import OptionError, did_you_mean

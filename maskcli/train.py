@@ -243,8 +243,8 @@ def _load_pairs(images: Union[str, os.PathLike[str]], masks: Union[str, os.PathL
     """Read every pair (images as the image convention, masks as the mask convention), applying the data policy."""
     import cv2
 
-    from maskcli.masksources.truths import pair_truths
     from maskcli.io.decode import read_image
+    from maskcli.masksources.truths import pair_truths
 
     pairing, read_truth = pair_truths(images, masks, classes)
     for name in pairing.unpaired_sources:
@@ -365,7 +365,6 @@ def fine_tune(
         mask = maskcli.segment(image, "cnn", weights="cells.pt")
     """
     from maskcli import train_defaults
-    from maskcli._version import __version__
     from maskcli.cnn import device, specs, weights
 
     began = time.monotonic()  # the time budget counts reading the data too

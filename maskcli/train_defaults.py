@@ -70,10 +70,10 @@ class Decision:
 
 
 def package_version() -> str:
-    """The installed package's version, read where the package defines it (imported late: no import circle)."""
-    import maskcli
+    """The installed package's version."""
+    from maskcli._version import __version__
 
-    return str(maskcli.__version__)
+    return str(__version__)
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}

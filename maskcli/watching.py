@@ -14,8 +14,8 @@ from typing import Any
 from maskcli.errors import Interrupted
 from maskcli.io.sources import Item, Source
 from maskcli.io.watch import FolderWatch
-from maskcli.work import Result
 from maskcli.video.runner import run_media
+from maskcli.work import Result
 
 
 def run_watched(items: Iterable[Item], job: Any, watch: FolderWatch, plan: Callable[[list[Source]], Iterable[Item]],

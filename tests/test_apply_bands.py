@@ -9,9 +9,9 @@ import maskcli.jobs.apply as apply_job
 from maskcli.composite import modes
 from maskcli.imageops import to_unit_float
 from maskcli.io.decode import Image, image_from_array
+from maskcli.io.encode import quantise, sample_type
 from maskcli.io.sinks import OutputPlan
 from maskcli.masksources import AlphaMasks
-from maskcli.io.encode import quantise, sample_type
 
 CASES = [("dim", {}), ("desaturate", {"amount": "0.7"}), ("cutout", {}), ("color", {"background": "#00ff00"}),
          ("highlight", {"outline": "3"}), ("cutout", {"background": "#ff000080"}), ("blur", {}),

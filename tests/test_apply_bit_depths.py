@@ -12,10 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import run_main
 from PIL import Image as PILImage
 
 from maskcli.composite import modes
+
+from conftest import run_main
 
 HEIGHT, WIDTH = 12, 16
 BOX = (slice(3, 9), slice(4, 12))  # the mask's foreground

@@ -11,10 +11,18 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO
-from maskcli.batch import (ApplySettings, BatchSettings, ExportSettings, SegmentSettings, apply_batch, export_batch,
-                           segment_batch)
+from maskcli.batch import (
+    ApplySettings,
+    BatchSettings,
+    ExportSettings,
+    SegmentSettings,
+    apply_batch,
+    export_batch,
+    segment_batch,
+)
 from maskcli.errors import OptionError, SetupError
+
+from conftest import REPO
 
 SAMPLES = REPO / "samples"
 NAMES = ["camera.png", "coins.png"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import pty
@@ -15,7 +14,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image as PILImage
 
 from conftest import REPO, SAMPLES, run_cli
 

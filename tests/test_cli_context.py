@@ -11,9 +11,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from conftest import SAMPLES
 from maskcli.cli import common as c
 from maskcli.cli.context import Exit, IOContext
+
+from conftest import SAMPLES
 
 
 def _main(args: list[str], stdin: bytes = b"") -> tuple[int, bytes, str]:

@@ -49,9 +49,9 @@ def _iou(mask: np.ndarray, truth: np.ndarray) -> float:
 
 @needs_u2netp
 def test_u2netp_port_matches_the_onnx_graph() -> None:
-    from onnx_reference import run_onnx
-
     from maskcli.cnn.models.u2net import load_onnx_weights, u2netp
+
+    from onnx_reference import run_onnx
 
     x = np.random.default_rng(0).normal(size=(1, 3, 72, 56)).astype(np.float32)  # odd sizes: ceil pooling
     reference = run_onnx(str(U2NETP), x)

@@ -13,10 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, REPO, SAMPLES, U2NETP, needs_data, needs_u2netp
 
 from maskcli.cnn import device, onnxrt, prepare, specs, weights
 from maskcli.methods import methods
+
+from conftest import DATA, REPO, SAMPLES, U2NETP, needs_data, needs_u2netp
 
 pytestmark = [needs_u2netp, pytest.mark.skipif(not onnxrt.available(), reason="onnxruntime is not installed")]
 HORSES = DATA / "weizmann_horses"

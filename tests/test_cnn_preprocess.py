@@ -11,12 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import SAMPLES, U2NETP, needs_u2netp
-
 from maskcli.cnn import specs
 from maskcli.cnn.device import DevicePlan
 from maskcli.cnn.infer import ModelCache, Segmenter
 from maskcli.imageops import to_rgb, to_unit_float
+
+from conftest import SAMPLES, U2NETP, needs_u2netp
 
 MODELS = ("u2netp", "isnet-general-use", "lraspp-mobilenet-v3")  # Lanczos square + max scaling; area, aspect kept
 PICTURES = ("astronaut.png", "camera.png", "coffee.png")  # colour and grey, portrait and landscape crops below

@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DATA, REPO, U2NETP, needs_data, needs_u2netp
-
 from maskcli.cnn import device, onnxrt, specs
 from maskcli.errors import OptionError, SetupError
 from maskcli.methods import methods
+
+from conftest import DATA, REPO, U2NETP, needs_data, needs_u2netp
 
 HORSES = DATA / "weizmann_horses"
 needs_ort = pytest.mark.skipif(not onnxrt.available(), reason="onnxruntime (a dependency) is not installed")

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from maskcli.composite import modes
-from maskcli.composite.blend import (as_rgb, blend, estimate_foreground, gaussian_blur, masked_blur,
-                                     with_alpha)
+from maskcli.composite.blend import as_rgb, blend, estimate_foreground, gaussian_blur, masked_blur, with_alpha
 from maskcli.composite.colors import parse_color
 from maskcli.composite.crop import crop_box
 from maskcli.composite.enhance import Adjustment, adjust

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DATA, needs_data, run_cli
-from maskcli.errors import OptionError, SetupError
 from maskcli.compare import MethodSpec, compare_methods, parse_method_specs
+from maskcli.errors import OptionError, SetupError
 from maskcli.evaluate import ImageScore, evaluate_folders, worst_first
-from maskcli.io.pairing import pair_files
 from maskcli.io.files import write_atomic
 from maskcli.io.masks import encode_mask
+from maskcli.io.pairing import pair_files
+
+from conftest import DATA, needs_data, run_cli
 
 
 def put(root: Path, name: str, mask: np.ndarray) -> Path:

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, run_cli
 from maskcli.cli.flags import FLAGS, NAMED, Wording, flag_table
 from maskcli.errors import OptionError, ShapeMismatch
+
+from conftest import REPO, run_cli
 
 PACKAGE = REPO / "maskcli"
 _REFERENCE = re.compile(r"(?<![`:\w])`([a-z_]+)(?:=[^`]*)?`(?!`)")

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLES, run_cli
 from PIL import Image, ImageCms
+
+from conftest import SAMPLES, run_cli
 
 pillow_heif = pytest.importorskip("pillow_heif")
 

@@ -11,9 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import SAMPLES, run_cli
 from maskcli.errors import InputError
 from maskcli.io.decode import read_image
+
+from conftest import SAMPLES, run_cli
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and device files are POSIX")
 
@@ -327,9 +328,9 @@ def test_an_output_folder_that_takes_no_file_stops_the_batch(tmp_path, monkeypat
     import errno
     import tempfile
 
-    from synth_for_tests import write_many
-
     from maskcli.cli.app import main
+
+    from synth_for_tests import write_many
 
     folder = write_many(tmp_path / "in", count=30)
     out = tmp_path / "out"
@@ -766,10 +767,10 @@ def test_a_folder_that_fills_part_way_reports_every_file_it_holds(tmp_path, monk
     import errno
     import json
 
-    from synth_for_tests import write_many
-
     from maskcli.cli.app import main
     from maskcli.io import files
+
+    from synth_for_tests import write_many
 
     folder = write_many(tmp_path / "in", count=40)
     out = tmp_path / "out"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import os
-import zlib
 import struct
+import zlib
 
 import cv2
 import numpy as np

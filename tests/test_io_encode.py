@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from conftest import SAMPLES
 from maskcli.errors import OptionError
 from maskcli.io.decode import decode_image
 from maskcli.io.encode import encode_image
 from maskcli.io.masks import encode_mask, mask_from_array
+
+from conftest import SAMPLES
 
 
 def test_hard_mask_is_one_bit_png_reading_back_as_0_and_255():

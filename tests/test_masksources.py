@@ -11,14 +11,23 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DATA, SAMPLES, needs_data, run_cli
+from maskcli.batch import ApplySettings, BatchSettings, apply_batch
 from maskcli.errors import InputError, OptionError
 from maskcli.io.files import WriteGate
 from maskcli.io.sinks import FileSink, OutputPlan, StreamSink
 from maskcli.io.sources import Item, Source
-from maskcli.batch import ApplySettings, BatchSettings, apply_batch
-from maskcli.masksources import (AlphaMasks, MaskFolder, MethodMasks, SegmentRecords, StaticMask, mask_sources,
-                                 open_masks, paired)
+from maskcli.masksources import (
+    AlphaMasks,
+    MaskFolder,
+    MethodMasks,
+    SegmentRecords,
+    StaticMask,
+    mask_sources,
+    open_masks,
+    paired,
+)
+
+from conftest import DATA, SAMPLES, needs_data, run_cli
 
 
 def _source(rel: str) -> Source:

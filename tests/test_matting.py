@@ -11,12 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import SAMPLES, run_cli
-
 from maskcli import matting
 from maskcli.composite.blend import estimate_foreground
 from maskcli.errors import OptionError
 from maskcli.refine import Refinement
+
+from conftest import SAMPLES, run_cli
 
 pymatting = pytest.importorskip("pymatting", reason="pymatting (the [matting] extra) is not installed")
 

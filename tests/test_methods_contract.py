@@ -13,10 +13,11 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import run_cli
 from maskcli.errors import OptionError
 from maskcli.methods import methods
 from maskcli.registry import options_of
+
+from conftest import run_cli
 
 #: Options a method needs to run at all (everything else at its defaults).
 REQUIRED = {"color_range": {"key": "green"}}

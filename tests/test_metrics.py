@@ -8,8 +8,8 @@ import pytest
 from maskcli.errors import ShapeMismatch
 from maskcli.metrics import (
     SCORE_KEYS,
-    boundary_f,
     both_class_iou,
+    boundary_f,
     dice,
     foreground_fraction,
     iou,

@@ -154,8 +154,8 @@ def test_a_huge_batch_size_holds_a_bounded_number_of_items():
     from pathlib import PurePosixPath
 
     from maskcli.engines.threads import MAX_BATCH_SIZE, InProcess
-    from maskcli.io.sources import Item, Source
     from maskcli.io.files import WriteGate
+    from maskcli.io.sources import Item, Source
     from maskcli.work import JobBase, Result
 
     class Counting(JobBase):

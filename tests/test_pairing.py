@@ -10,7 +10,6 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pytest
 
-from conftest import SAMPLES
 from maskcli.errors import InputError
 from maskcli.evaluate import evaluate_folders
 from maskcli.io.files import write_atomic
@@ -20,6 +19,8 @@ from maskcli.io.sources import Destinations, Source, walk_folder
 from maskcli.jobs.export import ImageIndex
 from maskcli.masksources import CocoMasks, MaskFolder, find_mask
 from maskcli.masksources.truths import pair_truths
+
+from conftest import SAMPLES
 
 
 def mask_file(path: Path, rows: int = 4, cols: int = 6, top: int = 2) -> Path:

@@ -9,8 +9,8 @@ import pytest
 
 from maskcli.errors import InputError, OptionError
 from maskcli.io.sources import Item, Source
-from maskcli.work import JobBase, Result
 from maskcli.pipeline import run
+from maskcli.work import JobBase, Result
 
 
 @dataclasses.dataclass

@@ -9,12 +9,13 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import run_cli
 from maskcli.errors import OptionError, SetupError
 from maskcli.io.encode import encode_image
 from maskcli.io.files import write_atomic
 from maskcli.io.masks import encode_mask
 from maskcli.preview import BACKGROUND, SheetLayout, contact_sheet, overlay_image, thumbnail, write_previews
+
+from conftest import run_cli
 
 
 @pytest.mark.parametrize("count, columns", [(1, 6), (5, 2), (6, 3), (7, 3), (10, 4), (3, 8)])

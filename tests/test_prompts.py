@@ -11,7 +11,6 @@ from pathlib import PurePosixPath
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, SAMPLES, needs_data, run_cli
 
 from maskcli.errors import InputError, OptionError
 from maskcli.io.sources import Source
@@ -24,6 +23,8 @@ from maskcli.promptsources import (
     YoloPrompts,
     open_prompts,
 )
+
+from conftest import DATA, SAMPLES, needs_data, run_cli
 
 HORSES = DATA / "weizmann_horses"
 NAMES = ["horse001", "horse007", "horse021", "horse039"]

@@ -10,12 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import DATA, needs_data
 from maskcli.io.decode import read_image
 from maskcli.jobs.segment import segment_image
 from maskcli.methods import methods
 from maskcli.presets import get_preset
 from maskcli.refine import Refinement
+
+from conftest import DATA, needs_data
 
 pytestmark = needs_data
 

@@ -8,12 +8,12 @@ import re
 import shlex
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import tomllib
 
 from conftest import REPO, SAMPLES
 

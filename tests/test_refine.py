@@ -5,10 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import DATA, needs_data
 from maskcli.errors import OptionError
-from maskcli.refine import (Refinement, feather, fill_holes, grabcut_refine, guided_filter, keep_largest,
-                            morphology, remove_small)
+from maskcli.refine import (
+    Refinement,
+    feather,
+    fill_holes,
+    grabcut_refine,
+    guided_filter,
+    keep_largest,
+    morphology,
+    remove_small,
+)
+
+from conftest import DATA, needs_data
 
 BLANK = np.zeros((9, 9), np.float32)
 

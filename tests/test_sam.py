@@ -17,12 +17,13 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-from conftest import run_cli
 from onnx import TensorProto, helper
 
 from maskcli.errors import WeightsUnavailable
 from maskcli.methods import methods
 from maskcli.prompts import Prompt
+
+from conftest import run_cli
 
 FLOAT = TensorProto.FLOAT
 

@@ -24,10 +24,10 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
+import maskcli
+
 from conftest import SAMPLES, needs_u2netp
 from serving import running
-
-import maskcli
 
 pytestmark = [needs_u2netp, pytest.mark.slow]
 

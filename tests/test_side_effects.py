@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from conftest import REPO
 from maskcli.errors import InputError
 from maskcli.io.decode import decode_image
 from maskcli.io.encode import encode_image
 from maskcli.io.files import write_atomic
+
+from conftest import REPO
 
 
 def test_importing_and_decoding_leave_pillow_and_opencv_as_they_were():

@@ -8,10 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA, SAMPLES, needs_data, needs_u2netp, run_cli
 
 from maskcli.metrics import iou
 from maskcli.video.temporal import TemporalSmoother, flicker
+
+from conftest import DATA, SAMPLES, needs_data, needs_u2netp, run_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 

@@ -6,13 +6,23 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import SAMPLES
-
 from maskcli.methods import methods
 from maskcli.methods.histogram import histogram
-from maskcli.methods.thresholding import (HISTOGRAM_LEVELS, NoLevel, isodata_level, li_level, mean_level,
-                                          minimum_level, multiotsu_levels, otsu_level, percentile_level,
-                                          triangle_level, yen_level)
+from maskcli.methods.thresholding import (
+    HISTOGRAM_LEVELS,
+    NoLevel,
+    isodata_level,
+    li_level,
+    mean_level,
+    minimum_level,
+    multiotsu_levels,
+    otsu_level,
+    percentile_level,
+    triangle_level,
+    yen_level,
+)
+
+from conftest import SAMPLES
 
 filters = pytest.importorskip("skimage.filters")
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DATA, needs_data
 from skimage import filters
 
 from maskcli.io.decode import image_from_array, read_image
 from maskcli.methods import methods
+
+from conftest import DATA, needs_data
 
 SKIMAGE = {"otsu": filters.threshold_otsu, "li": filters.threshold_li, "yen": filters.threshold_yen,
            "isodata": filters.threshold_isodata, "triangle": filters.threshold_triangle,

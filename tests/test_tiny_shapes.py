@@ -8,11 +8,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import run_main
 
 from maskcli.composite import modes
 from maskcli.io.masks import encode_mask
 from maskcli.methods import methods
+
+from conftest import run_main
 
 SHAPES = [(1, 1), (1, 7), (7, 1), (2, 2)]
 #: Options a method needs to run at all (the CNN needs weights and is tested with them elsewhere).

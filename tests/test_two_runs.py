@@ -74,9 +74,9 @@ def test_two_runs_into_one_folder_never_replace_each_others_files(tmp_path, skip
 
 def test_an_output_that_appears_after_planning_is_not_replaced(tmp_path, monkeypatch):
     """The same, deterministic, in one process: the file appears between the plan and the write."""
-    from maskcli.jobs.segment import SegmentJob
     from maskcli.io.sinks import FolderSink
     from maskcli.io.sources import expand_inputs
+    from maskcli.jobs.segment import SegmentJob
     from maskcli.methods import methods
     from maskcli.pipeline import run
 

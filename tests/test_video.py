@@ -4,14 +4,15 @@ rotation and audio, lossless mask videos, alpha only where a codec carries it, t
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 import tracemalloc
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import pytest
+
 from conftest import SAMPLES, run_cli
 from video_clips import make_clip, panned, probe
 

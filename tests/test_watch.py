@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
+
 from conftest import REPO, SAMPLES
 
 WRITER = textwrap.dedent("""

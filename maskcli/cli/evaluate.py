@@ -347,7 +347,7 @@ class _Progress:
         self.enabled = enabled and current().stderr_isatty
         self._progress: Any = None
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         if self.enabled:
             self._progress = progress_bar(current().stderr, "steps")
             self._task = self._progress.add_task("scoring", total=None)

@@ -168,7 +168,7 @@ class Wording:
 _current: contextvars.ContextVar[Wording | None] = contextvars.ContextVar("maskcli_wording", default=None)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _flags_of(function: Callable[..., Any]) -> frozenset[str]:
     """The long flags (``--hard``, ``--no-soft``) of the options a Typer command function declares."""
     found: set[str] = set()

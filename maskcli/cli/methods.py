@@ -7,7 +7,6 @@ from typing import Annotated, Any, Optional
 import typer
 
 from maskcli.cli.context import current
-
 from maskcli.registry import Registry, options_of
 
 

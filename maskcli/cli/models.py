@@ -22,7 +22,7 @@ def _size(spec: object) -> str:
     size_bytes = getattr(spec, "size_bytes", None)
     if size_bytes:
         return f"{size_bytes / 1e6:.1f} MB"
-    return f"~{getattr(spec, 'size_mb'):.0f} MB"
+    return f"~{spec.size_mb:.0f} MB"
 
 
 @app.callback()

@@ -115,7 +115,7 @@ class Reporter:
         else:
             print(text, file=self.stderr, flush=True)
 
-    def result(self, result: "Result") -> None:
+    def result(self, result: Result) -> None:
         """Count and report one result, once: a stopping run offers again the result whose report a signal may
         have cut short, so one already reported is skipped."""
         with interrupts_held():
@@ -124,7 +124,7 @@ class Reporter:
             self._report(result)
             self._reported.add(result.index)
 
-    def _report(self, result: "Result") -> None:
+    def _report(self, result: Result) -> None:
         self.counts[result.status] += 1
         if result.status == "failed":
             self._echo_err(f"maskcli: error: {result.input}: {self.wording.text(str(result.error))}")
@@ -186,11 +186,11 @@ class BatchReport:
         # An image on stdout is the whole output: the summary stays off stderr too.
         self.reporter = Reporter(json_records=self.json_records, quiet=self.quiet or image_on_stdout, verb=self.verb)
 
-    def result(self, result: "Result") -> None:
+    def result(self, result: Result) -> None:
         assert self.reporter is not None
         self.reporter.result(result)
 
-    def finish(self, outcome: "BatchOutcome") -> Exit:
+    def finish(self, outcome: BatchOutcome) -> Exit:
         """The summary, after the line that says why the run stopped or what it could not write."""
         assert self.reporter is not None
         if outcome.stopped is not None:

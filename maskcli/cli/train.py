@@ -166,7 +166,7 @@ class _View:
         self._bar: Any = None
         self._task: Any = None
 
-    def __enter__(self) -> "_View":
+    def __enter__(self) -> _View:
         if not self.quiet and current().stderr_isatty:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from maskcli.cnn.sam import point_prompts
+from maskcli.cnn.sam_prompts import point_prompts
 from maskcli.errors import WeightsUnavailable
 
 #: The image input's name in EfficientSAM's exports (whole graph and encoder alike).

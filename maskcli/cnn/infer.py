@@ -121,7 +121,7 @@ class Segmenter:
 
     # --- the model ----------------------------------------------------------------------------------------
 
-    def _forward(self, batch: "torch.Tensor", labels: bool = False) -> "torch.Tensor":
+    def _forward(self, batch: torch.Tensor, labels: bool = False) -> torch.Tensor:
         """torch: model-resolution probability maps N×h×w (float32) for a normalised batch N×3×h×w; with
         ``labels`` (semantic models), N×(1+k)×h×w: the rest (background and classes not chosen), then each chosen
         class."""

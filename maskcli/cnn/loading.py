@@ -59,20 +59,20 @@ def engine_for(spec: ModelSpec, path: Union[str, Path], plan: DevicePlan, engine
     return engine
 
 
-def new_model(spec: ModelSpec) -> "nn.Module":
+def new_model(spec: ModelSpec) -> nn.Module:
     """An untrained module of ``spec``'s architecture (the module inference runs and training fine-tunes)."""
     from maskcli.cnn.models import new_module
 
     return new_module(spec)
 
 
-def model_from_checkpoint(spec: ModelSpec, checkpoint: dict, path: Union[str, Path]) -> "nn.Module":
+def model_from_checkpoint(spec: ModelSpec, checkpoint: dict, path: Union[str, Path]) -> nn.Module:
     """The fine-tuned model a checkpoint of ``maskcli train`` holds, checked against ``spec``'s architecture."""
     check_architecture(spec, checkpoint.get("meta", {}), path)
     return load_state(new_model(spec), checkpoint.get("model"), path, f"{spec.name} ({spec.builder})")
 
 
-def build_model(spec: ModelSpec, path: Union[str, Path]) -> "nn.Module":
+def build_model(spec: ModelSpec, path: Union[str, Path]) -> nn.Module:
     """The spec's architecture with the weights of ``path`` loaded, on the CPU, in eval mode: a published file or
     a fine-tuned checkpoint.
 

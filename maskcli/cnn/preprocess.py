@@ -101,7 +101,7 @@ class Transforms:
         """The model's C×h×w float32 input for one image, on the host."""
         return self.normalise(self.resize(image))
 
-    def to(self, device: Any) -> "DeviceTransforms":
+    def to(self, device: Any) -> DeviceTransforms:
         """These transforms as tensor operations on ``device`` (a torch device or its name)."""
         return DeviceTransforms(self, device)
 
@@ -163,7 +163,7 @@ class DeviceTransforms:
         self.std = torch.tensor(transforms.std, device=self.device).view(3, 1, 1)
         self._matrices: dict[tuple[int, int], torch.Tensor] = {}
 
-    def __call__(self, image: "torch.Tensor") -> "torch.Tensor":
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """One image (H×W×3 or H×W: a float tensor in [0, 1], or uint8 samples, on this device) as the model's
         normalised 3×h×w input."""
         chw = image[None].expand(3, -1, -1) if image.ndim == 2 else image[..., :3].permute(2, 0, 1)
@@ -177,7 +177,7 @@ class DeviceTransforms:
             resized = resized / resized.max().clamp(min=1e-6)
         return (resized - self.mean) / self.std
 
-    def _matrix(self, source: int, target: int) -> "torch.Tensor":
+    def _matrix(self, source: int, target: int) -> torch.Tensor:
         import torch
 
         matrix = self._matrices.get((source, target))

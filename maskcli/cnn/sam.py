@@ -37,6 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from maskcli.cnn.sam_prompts import point_prompts
 from maskcli.cnn.specs import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from maskcli.errors import OptionError, WeightsUnavailable, did_you_mean
 
@@ -184,21 +185,6 @@ def open_model(encoder: str | Path, decoder: str | Path | None, name: str = "sam
         raise WeightsUnavailable(f"{name}: {encoder} takes {opened.get_inputs()[0].name}, not a whole "
                                  "EfficientSAM graph; give the encoder and the decoder as ENCODER,DECODER")
     return SamModel(opened, decoder, name=name, device=device)
-
-
-def point_prompts(box: Sequence[float] | None, points: Sequence[tuple[float, float, int]]
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """A prompt as SAM's decoder takes it, in image pixels: the points (label 1 on the object, 0 off it), then
-    the box's corners (labels 2 and 3); without a box, a padding point (label -1) as the official export needs."""
-    coords = [(x, y) for x, y, _ in points]
-    labels = [float(sign) for *_, sign in points]
-    if box is not None:
-        coords += [(box[0], box[1]), (box[2], box[3])]
-        labels += [2.0, 3.0]
-    else:
-        coords.append((0.0, 0.0))
-        labels.append(-1.0)
-    return np.asarray(coords, np.float32), np.asarray(labels, np.float32)
 
 
 class SamModel:

@@ -124,7 +124,7 @@ class ModelSpec:
         """True when torchvision's own hub cache may already hold this file."""
         return self.url.startswith(_TORCHVISION)
 
-    def transforms(self, size: Optional[int] = None) -> "Transforms":
+    def transforms(self, size: Optional[int] = None) -> Transforms:
         """How an image is prepared for this model (resize, scaling, normalisation), as torchvision's weights
         carry their transforms; ``size`` replaces :attr:`input_size` (fine-tuning at another size).
 

@@ -32,7 +32,7 @@ import datetime
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import cv2
 import numpy as np
@@ -356,7 +356,7 @@ def run(loop: Loop) -> dict[str, Any]:
             "seconds": round(spent(), 1)}
 
 
-def _autocast_dtype(plan: DevicePlan) -> "torch.dtype | None":
+def _autocast_dtype(plan: DevicePlan) -> torch.dtype | None:
     """Mixed precision for training: bf16 on a GPU that has it, else fp16; none on the CPU (where bf16 changed
     U²-Net-P's masks and was slower, see :mod:`maskcli.cnn.device`)."""
     if not plan.is_cuda:

@@ -76,7 +76,7 @@ class Mode:
         estimator: ForegroundEstimator = self.__dict__.get("_foreground") or estimate_foreground
         return estimator(pixels, mask)
 
-    def with_foreground(self, estimator: ForegroundEstimator | None) -> "Mode":
+    def with_foreground(self, estimator: ForegroundEstimator | None) -> Mode:
         """A copy of this mode whose soft-edge colour comes from ``estimator`` (None: the default), as apply does
         with pymatting's estimate when the mask is an alpha matte (``refine="matting"``)."""
         mode = copy.copy(self)

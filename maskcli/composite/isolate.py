@@ -15,8 +15,7 @@ import cv2
 import numpy as np
 
 from maskcli.composite.base import Mode, modes
-from maskcli.composite.blend import (as_rgb, blend, blur_reach, has_soft_band, luminance, masked_blur,
-                                     with_alpha)
+from maskcli.composite.blend import as_rgb, blend, blur_reach, has_soft_band, luminance, masked_blur, with_alpha
 from maskcli.composite.colors import parse_color
 from maskcli.errors import InputError, OptionError
 from maskcli.registry import option

@@ -10,8 +10,8 @@ import numpy as np
 
 from maskcli.composite.base import Mode, modes
 from maskcli.composite.blend import as_rgb, blend
-from maskcli.masks import binary
 from maskcli.errors import OptionError
+from maskcli.masks import binary
 from maskcli.registry import option
 
 __all__ = ["overlay", "outline_of", "Highlight"]

@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 class Executor(Protocol):
     """Carries out a job over items; see the module's contract."""
 
-    def execute(self, job: "Job", items: "Iterable[Item]", *, ordered: bool,
-                gate: "WriteGate | None" = None) -> "Iterator[Result]": ...
+    def execute(self, job: Job, items: Iterable[Item], *, ordered: bool,
+                gate: WriteGate | None = None) -> Iterator[Result]: ...
 
 
 __all__ = ["Executor"]

@@ -21,7 +21,6 @@ from maskcli.errors import OptionError
 from maskcli.io.sources import Item
 from maskcli.work import Job
 
-
 #: The most cores a job whose stages release the GIL is given as threads of this process (see :func:`choose`).
 THREADED_CORES = 4
 #: Past :data:`THREADED_CORES`, such a job starts worker processes only for at least this many items per worker:

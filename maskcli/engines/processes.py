@@ -21,12 +21,24 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from maskcli.cores import one_core_per_worker
-from maskcli.engines.window import fill, finished as _done
+from maskcli.engines.window import fill
+from maskcli.engines.window import finished as _done
 from maskcli.errors import Interrupted, OptionError, SetupError
 from maskcli.io.files import WriteGate, remove_temp_files
 from maskcli.io.sources import Item
-from maskcli.work import (FATAL, GRACE_S, Feed, Job, Result, failed, file_identity, finished_results, needs_work,
-                          process_item, written_meanwhile)
+from maskcli.work import (
+    FATAL,
+    GRACE_S,
+    Feed,
+    Job,
+    Result,
+    failed,
+    file_identity,
+    finished_results,
+    needs_work,
+    process_item,
+    written_meanwhile,
+)
 
 
 class ProcessPool:

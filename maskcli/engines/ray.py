@@ -42,8 +42,18 @@ from maskcli.cores import cpu_count, one_core_per_worker
 from maskcli.errors import Interrupted, OptionError, SetupError
 from maskcli.io.files import WriteGate, remove_temp_files_of_dead_processes
 from maskcli.io.sources import Item
-from maskcli.work import (FATAL, Job, Result, compute_isolated, describe, failed, file_identity, needs_work,
-                          process_item, save_or_fail)
+from maskcli.work import (
+    FATAL,
+    Job,
+    Result,
+    compute_isolated,
+    describe,
+    failed,
+    file_identity,
+    needs_work,
+    process_item,
+    save_or_fail,
+)
 
 INSTALL_HINT = "the Ray engine needs Ray, an optional extra: pip install 'maskcli[ray]'"
 

@@ -16,13 +16,26 @@ import concurrent.futures as futures
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from maskcli.engines.window import fill, finished as _done
+from maskcli.engines.window import fill
+from maskcli.engines.window import finished as _done
 from maskcli.errors import Interrupted, OptionError, SetupError
 from maskcli.io.files import WriteGate
 from maskcli.io.sources import Item
-from maskcli.work import (FATAL, GRACE_S, Feed, Job, Result, compute_isolated, failed, file_identity, finished_results,
-                          needs_work, process_item, save_or_fail, written_meanwhile)
-
+from maskcli.work import (
+    FATAL,
+    GRACE_S,
+    Feed,
+    Job,
+    Result,
+    compute_isolated,
+    failed,
+    file_identity,
+    finished_results,
+    needs_work,
+    process_item,
+    save_or_fail,
+    written_meanwhile,
+)
 
 #: The most items one batch of a batched job holds: what the automatic choice of a CNN's batch size goes up to
 #: (:meth:`maskcli.cnn.infer.Segmenter.probe_batch_size`). A larger batch is taken this many at a time: the items

@@ -188,7 +188,7 @@ class CocoAnnotations:
     problems: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "CocoAnnotations":
+    def load(cls, path: str | os.PathLike[str]) -> CocoAnnotations:
         name = str(path)
         from maskcli.io.files import read_regular_file
 

@@ -252,7 +252,7 @@ class LabelFolder:
     legend: Legend
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str]) -> "LabelFolder":
+    def open(cls, root: str | os.PathLike[str]) -> LabelFolder:
         return cls(Path(root), read_legend(root))
 
     def check_classes(self, classes: Sequence[str] | None) -> set[str] | None:

@@ -3,24 +3,13 @@
 and outputs to folders or streams (:mod:`.sinks`). Conversions between file encodings and the float32 conventions
 happen here and nowhere else.
 
-Importing this package is cheap (the command line reads the default limit from it): the decoders load when first
-used.
+Importing this package is cheap (the command line reads the default limit from it): no decoder loads with it.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 #: Default pixel limit: 200 megapixels (a 14 142 × 14 142 image, about 2.4 GB as float32 RGB).
 DEFAULT_MAX_PIXELS = 200_000_000
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("Image", "decode_image", "read_image"):
-        from maskcli.io import decode
-
-        return getattr(decode, name)
-    raise AttributeError(name)
-
-
-__all__ = ["DEFAULT_MAX_PIXELS", "Image", "decode_image", "read_image"]
+__all__ = ["DEFAULT_MAX_PIXELS"]

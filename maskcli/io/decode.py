@@ -28,9 +28,8 @@ from PIL import ImageOps, UnidentifiedImageError
 
 from maskcli.errors import InputError, PixelLimit
 from maskcli.imageops import to_unit_float
-from maskcli.io.files import file_kind, read_regular_file  # noqa: F401 (both also imported from here)
-
 from maskcli.io import DEFAULT_MAX_PIXELS  # noqa: E402 (defined there so that reading it costs no decoder)
+from maskcli.io.files import file_kind, read_regular_file  # noqa: F401 (both also imported from here)
 
 #: Formats maskcli reads, as Pillow names them.
 READABLE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "AVIF", "HEIF")  # JPEG also opens MPO
@@ -153,7 +152,7 @@ def max_encoded_bytes(max_pixels: int) -> int:
 def read_bounded(stream: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
     """All of a stream (stdin) that can hold one image within ``max_pixels``; more is refused, not read on."""
     limit = max_encoded_bytes(max_pixels)
-    read = getattr(stream, "read")
+    read = stream.read
     data = read(limit + 1)
     if len(data) > limit:
         raise InputError(

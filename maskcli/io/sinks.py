@@ -22,9 +22,9 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 
 from maskcli.errors import OptionError, OutputTaken
+from maskcli.io.decode import IMAGE_SUFFIXES
 from maskcli.io.encode import FORMATS, SUFFIX_OF
 from maskcli.io.files import WriteGate, write_atomic
-from maskcli.io.decode import IMAGE_SUFFIXES
 from maskcli.io.sources import STDIN, TEMPLATE_FIELDS, Destinations, Existing, Item, Source, check_template
 
 #: Formats that hold an alpha channel.

@@ -64,7 +64,7 @@ class ExportJob(JobBase):
     level: float = 0.5
     labels: LabelFolder | None = None
     output: Path | None = None
-    images: "ImageIndex | None" = None
+    images: ImageIndex | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
@@ -127,7 +127,7 @@ class ImageIndex:
     images: Mapping[str, Source] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def of(cls, folder: Path) -> "ImageIndex":
+    def of(cls, folder: Path) -> ImageIndex:
         if not folder.is_dir():
             raise OptionError("images", f"{folder} is not a folder")
         return cls(folder, index_files(folder))

@@ -42,8 +42,15 @@ Examples
 from maskcli.masksources.base import MaskSource, mask_sources, paired
 from maskcli.masksources.files import MaskFolder, SegmentRecords, StaticMask, find_mask, read_mask_file
 from maskcli.masksources.image import AlphaMasks, MethodMasks
-from maskcli.masksources.sets import (CocoMasks, LabelMasks, classes_for, is_coco_file, open_mask_set, open_mask_sets,
-                                      open_masks)
+from maskcli.masksources.sets import (
+                                      CocoMasks,
+                                      LabelMasks,
+                                      classes_for,
+                                      is_coco_file,
+                                      open_mask_set,
+                                      open_mask_sets,
+                                      open_masks,
+)
 
 __all__ = ["AlphaMasks", "CocoMasks", "LabelMasks", "MaskFolder", "MaskSource", "MethodMasks", "SegmentRecords",
            "StaticMask", "classes_for", "find_mask", "is_coco_file", "mask_sources", "open_mask_set",

@@ -21,7 +21,6 @@ Adding a method is adding one file to ``maskcli/methods/`` that registers a clas
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar
 

@@ -36,8 +36,16 @@ from maskcli.imageops import to_unit_float
 from maskcli.methods.base import Method, Segmentation, methods
 from maskcli.methods.compare import POLARITIES, above_level, binary_of, polarity_of, split_above
 from maskcli.methods.histogram import Histogram, histogram, prepare, separability
-from maskcli.methods.thresholding import (HISTOGRAM_LEVELS, NoLevel, fixed_level, mean_level, multiotsu_levels,
-                                          otsu_level, percentile_level, relative_level)
+from maskcli.methods.thresholding import (
+    HISTOGRAM_LEVELS,
+    NoLevel,
+    fixed_level,
+    mean_level,
+    multiotsu_levels,
+    otsu_level,
+    percentile_level,
+    relative_level,
+)
 from maskcli.registry import option
 
 __all__ = ["PlaneMethod", "ThresholdMethod"]

@@ -21,9 +21,9 @@ from maskcli.errors import OptionError
 from maskcli.imageops import to_bgr8
 from maskcli.masks import fill_binary_holes
 from maskcli.methods.base import Segmentation, methods
-from maskcli.refine.grabcut import GRABCUT_MAX_SIDE
 from maskcli.methods.prompted import PromptedMethod, crop_box, keep_pointed, paste
 from maskcli.prompts import Prompt
+from maskcli.refine.grabcut import GRABCUT_MAX_SIDE
 from maskcli.registry import option
 
 

@@ -24,9 +24,8 @@ import cv2
 import numpy as np
 
 from maskcli.errors import OptionError
-from maskcli.imageops import from_uint8
+from maskcli.imageops import BAND_PIXELS, bands, from_uint8
 from maskcli.methods.base import Segmentation, methods
-from maskcli.imageops import BAND_PIXELS, bands
 from maskcli.methods.compare import binary_of, compare_above, polarity_of
 from maskcli.methods.global_threshold import PlaneMethod
 from maskcli.methods.histogram import prepare

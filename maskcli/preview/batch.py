@@ -15,8 +15,8 @@ import numpy as np
 
 from maskcli.errors import InputError, OptionError, OutputExists, SetupError
 from maskcli.io.pairing import Pair, Pairing
-from maskcli.work import JobBase
 from maskcli.preview.drawing import SheetLayout, draw_prompts, overlay_image, place_tile, scaled_to, stretch_levels
+from maskcli.work import JobBase
 
 __all__ = ["PreviewReport", "PreviewResult", "write_previews"]
 

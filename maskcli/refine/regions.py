@@ -6,7 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from maskcli.masks import binary as binarised, fill_binary_holes
+from maskcli.masks import binary as binarised
+from maskcli.masks import fill_binary_holes
 
 __all__ = ["fill_holes", "keep_largest", "remove_small"]
 

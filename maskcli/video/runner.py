@@ -29,18 +29,27 @@ import cv2
 import numpy as np
 
 from maskcli.errors import Interrupted, MaskcliError, OptionError, OutputTaken
-from maskcli.io.decode import Image
 from maskcli.imageops import to_unit_float
+from maskcli.io.decode import Image
 from maskcli.io.encode import quantise
 from maskcli.io.files import WriteGate, write_atomic
 from maskcli.io.masks import encode_binary_mask, encode_mask
 from maskcli.io.sources import Destinations, Item, Source, guard_inputs
-from maskcli.io.video import (ANIMATION_SUFFIXES, VIDEO_SUFFIXES, Frame, VideoInfo, VideoReader, VideoWriter,
-                              check_output, container_alpha, is_video_path)
+from maskcli.io.video import (
+    ANIMATION_SUFFIXES,
+    VIDEO_SUFFIXES,
+    Frame,
+    VideoInfo,
+    VideoReader,
+    VideoWriter,
+    check_output,
+    container_alpha,
+    is_video_path,
+)
 from maskcli.masks import is_hard
-from maskcli.work import JobBase, Result, Timer, check_job, failed
 from maskcli.pipeline import run
 from maskcli.video.temporal import TemporalSmoother
+from maskcli.work import JobBase, Result, Timer, check_job, failed
 
 
 @dataclasses.dataclass

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 
-def new_module(spec: ModelSpec) -> "nn.Module":
+def new_module(spec: ModelSpec) -> nn.Module:
     """An untrained torch module of ``spec``'s architecture: a U²-Net of :mod:`.u2net`, or a torchvision
     segmentation model with one output channel per category of the spec (no auxiliary head: it only helps
     training from scratch, and the published files' copy of it is dropped on loading)."""
