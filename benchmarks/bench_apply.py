@@ -108,7 +108,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1,
                         help="processes for every row (maskcli --jobs); CPU time is only counted with 1, since "
                              "maskcli's workers start from a fork server whose children it cannot account for")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder, kept for the next run (default: a temp folder, removed at the end)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="scratch folder, kept for the next run (default: a temp folder, removed at the end)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     parser.add_argument("--repeat", type=int, default=2, help="best of N runs per row")
     args = parser.parse_args()

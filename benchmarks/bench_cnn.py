@@ -283,7 +283,8 @@ def gpu(lines: list[str], count: int, repeats: int) -> None:
         make_jpegs(photos, count, seed=0)
         files = _files(photos)
         floor = count / min(_floor(files, folder / "floor", workers) for _ in range(repeats))
-        for name, weights in (("u2netp", U2NETP), ("lraspp-mobilenet-v3", _random_weights(folder, "lraspp-mobilenet-v3"))):
+        for name, weights in (("u2netp", U2NETP),
+                              ("lraspp-mobilenet-v3", _random_weights(folder, "lraspp-mobilenet-v3"))):
             from maskcli.methods import methods
 
             method = methods.create("cnn", {"model": name, "weights": str(weights), "device": device})

@@ -1,16 +1,15 @@
 """Alpha matting against ground truth: ``--refine matting`` beside the CNN's raw mask, ``--refine guided``,
 ``--feather`` and rembg's alpha matting.
 
-The matting set is made here, reproducibly (fixed seeds), never committed: three foregrounds with known alpha and
-colour (a furry body with a few hundred anti-aliased hairs of partial opacity; a blob whose edge is out of focus by different
-amounts; a
-feathery shape with a soft, wispy edge) composited as ``I = αF + (1 − α)B`` over real photographs (the
-weizmann_horses images from ``../shared/data`` when present, else the sample photos). Each method starts from the
-same U²-Net-P soft mask of the composite and is scored on alpha by SAD (sum of absolute differences / 1000),
-MSE (mean over the image, ×10³) and gradient error (Rhemann et al. 2009: Gaussian derivatives with σ = 1.4, sum of
-squared differences / 1000), the three usual matting metrics; the estimated foreground colour is scored too (mean
-absolute error where the truth's alpha > 0.05, weighted by alpha). Then ``--refine matting`` and the raw mask are
-scored by IoU at 0.5 on the horse photos against their hand-made masks.
+The matting set is made here, reproducibly (fixed seeds), never committed: three foregrounds with known alpha and colour
+(a furry body with a few hundred anti-aliased hairs of partial opacity; a blob whose edge is out of focus by different
+amounts; a feathery shape with a soft, wispy edge) composited as ``I = αF + (1 − α)B`` over real photographs (the
+weizmann_horses images from ``../shared/data`` when present, else the sample photos). Each method starts from the same
+U²-Net-P soft mask of the composite and is scored on alpha by SAD (sum of absolute differences / 1000), MSE (mean over
+the image, ×10³) and gradient error (Rhemann et al. 2009: Gaussian derivatives with σ = 1.4, sum of squared differences
+/ 1000), the three usual matting metrics; the estimated foreground colour is scored too (mean absolute error where the
+truth's alpha > 0.05, weighted by alpha). Then ``--refine matting`` and the raw mask are scored by IoU at 0.5 on the
+horse photos against their hand-made masks.
 
 rembg runs in its own virtual environment (``benchmarks/work/venv-rembg``, made on first use) with its alpha
 matting (pymatting's closed-form solver, its default trimap thresholds 240/10 and erosion 10) on the same model

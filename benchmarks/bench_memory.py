@@ -71,7 +71,8 @@ def make_inputs(folder: Path, megapixels: float) -> tuple[Path, Path, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--megapixels", type=float, default=100.0)
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder, kept for the next run (default: a temp folder, removed at the end)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="scratch folder, kept for the next run (default: a temp folder, removed at the end)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     parser.add_argument("--only", nargs="*", default=None, help="run only these methods/modes")
     parser.add_argument("--folder", type=Path, default=None,

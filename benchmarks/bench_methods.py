@@ -99,7 +99,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--im-count", type=int, default=40, help="files for ImageMagick's slow operators")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder, kept for the next run (default: a temp folder, removed at the end)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="scratch folder, kept for the next run (default: a temp folder, removed at the end)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     parser.add_argument("--repeat", type=int, default=2, help="best of N runs per row")
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
@@ -121,20 +122,22 @@ def main() -> None:
              "| method | maskcli img/s | × floor | ImageMagick operator | IM img/s (files) | maskcli × IM |",
              "| --- | ---: | ---: | --- | ---: | ---: |"]
     for method in args.methods:
-        rate = best(lambda: maskcli_rate(images, work / f"m_{method}", method, len(paths)))
+        rate = best(lambda method=method: maskcli_rate(images, work / f"m_{method}", method, len(paths)))
         operator = METHODS.get(method)
         im_cells = ["—", "—", "—"]
         if operator and mogrify:
             subset = paths[: args.im_count] if operator[0] in SLOW_IM else paths
             try:
-                im = best(lambda: imagemagick_rate(mogrify, subset, work / f"im_{method}", operator))
+                im = best(lambda subset=subset, method=method, operator=operator:
+                          imagemagick_rate(mogrify, subset, work / f"im_{method}", operator))
                 im_cells = [f"`{' '.join(operator)}`", f"{im:.1f} ({len(subset)})", f"{rate / im:.1f}"]
             except subprocess.CalledProcessError:  # e.g. -auto-threshold is ImageMagick 7 only
                 im_cells = [f"`{' '.join(operator)}`", "unsupported by this ImageMagick", "—"]
         lines.append(f"| {method} | {rate:.1f} | {rate / floor:.2f} | " + " | ".join(im_cells) + " |")
         print(lines[-1], flush=True)
     lines += ["", "Where maskcli's time goes (median ms per image, --jobs 1, from --json records); the floor decodes "
-              "straight to 8-bit grey, maskcli to float32 grey (colour when a method or refinement needs it); the stages of one image overlap those of its neighbours in three threads:", "",
+              "straight to 8-bit grey, maskcli to float32 grey (colour when a method or refinement needs it); the "
+              "stages of one image overlap those of its neighbours in three threads:", "",
               "| method | decode | compute | encode | write |", "| --- | ---: | ---: | ---: | ---: |"]
     for method in [m for m in ("fixed", "otsu", "canny", "local") if m in args.methods]:
         times = stage_times(images, work / f"t_{method}", method)

@@ -94,9 +94,9 @@ def measure(args: argparse.Namespace) -> list[str]:
     base = statistics.median(seconds[labels[1]])
     lines = ["# U²-Net-P's CPU graphs: published, prepared, a fine-tuned checkpoint's export", "",
              f"{platform.machine()}, {os.cpu_count()} cores, one thread per image; {len(images)} weizmann_horses "
-             f"photos × {args.rounds} rounds, interleaved. CPU seconds of the running thread per image (pre-processing, "
-             f"model, resize back), medians. Command: `python -m benchmarks.bench_prepared --count {args.count} "
-             f"--rounds {args.rounds}`.", "",
+             f"photos × {args.rounds} rounds, interleaved. CPU seconds of the running thread per image "
+             f"(pre-processing, model, resize back), medians. Command: "
+             f"`python -m benchmarks.bench_prepared --count {args.count} --rounds {args.rounds}`.", "",
              "| graph | file | CPU s / image | against the prepared bundled graph | min IoU against the published "
              "graph's masks |", "| --- | --- | ---: | ---: | ---: |"]
     for label in labels:

@@ -77,7 +77,8 @@ def main() -> None:
     parser.add_argument("--cnn-count", type=int, default=None, help="images for u2netp (default: --count)")
     parser.add_argument("--weights", type=Path, default=None, help="u2netp.onnx; without it the CNN rows are skipped")
     parser.add_argument("--repeat", type=int, default=2, help="rounds; each row keeps its best")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder, kept for the next run (default: a temp folder, removed at the end)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="scratch folder, kept for the next run (default: a temp folder, removed at the end)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown report here")
     args = parser.parse_args()
 

@@ -135,7 +135,8 @@ def busy_process() -> subprocess.Popen[bytes]:
 
 def summary(runs: list[dict[str, float]], key: str, digits: int = 1) -> str:
     values = [run[key] for run in runs]
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f}, n={len(values)})"
+    return (f"{statistics.median(values):.{digits}f} "
+            f"({min(values):.{digits}f}–{max(values):.{digits}f}, n={len(values)})")
 
 
 def versions(maskcli: Path, rembg: Path) -> str:
@@ -164,7 +165,8 @@ def report(results: dict[tuple[str, str, str], list[dict[str, float]]], loads: l
              f"--loads {args.loads} --tasks {args.tasks}`.", ""]
     for load in loads:
         title = "quiet machine" if load == "quiet" else "one CPU-bound process running beside both tools"
-        lines += [f"## {title}", "", "| task | rembg | maskcli | maskcli / rembg speed |", "| --- | ---: | ---: | ---: |"]
+        lines += [f"## {title}", "", "| task | rembg | maskcli | maskcli / rembg speed |",
+                  "| --- | ---: | ---: | ---: |"]
         for task in [t for t in tasks if t in ("masks", "cutouts")]:
             if (load, task, "rembg") not in results or (load, task, "maskcli") not in results:
                 continue

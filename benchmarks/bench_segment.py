@@ -77,7 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; rows are medians")
-    parser.add_argument("--work", type=Path, default=None, help="scratch folder, kept for the next run (default: a temp folder, removed at the end)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="scratch folder, kept for the next run (default: a temp folder, removed at the end)")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown table here")
     parser.add_argument("--programs", default="", help="run only the rows whose names contain one of these "
                         "comma-separated words (e.g. 'floor,otsu' on a many-core machine); ratios need both rows")

@@ -225,7 +225,8 @@ def report(results: dict[tuple[str, int], list[dict]], levels: list[int], args: 
         lines.append(f"| {clients} | {rate:.2f}× | {p99:.2f}× |")
     command = "python -m benchmarks.bench_serve " + " ".join(
         f"--{key} {value}" for key, value in (("duration", f"{args.duration:g}"), ("clients", args.clients),
-                                              ("repeats", args.repeats))) + (" --decontaminate" if args.decontaminate else "")
+                                              ("repeats", args.repeats))
+    ) + (" --decontaminate" if args.decontaminate else "")
     lines += ["", f"Command: `{command}`"]
     return lines
 

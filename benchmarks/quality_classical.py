@@ -118,7 +118,8 @@ def main() -> None:
         return
     lines = ["# Mean IoU of the classical methods and presets on ../shared/data", "",
              "One set of options per row for the whole set; isbi2012_em is the mean of the IoU of the mask and of "
-             "its inverse (membranes: against the membrane truth); plain methods use auto polarity.", "", "| set | method / preset | settings | mean IoU | s/img |", "| --- | --- | --- | ---: | ---: |"]
+             "its inverse (membranes: against the membrane truth); plain methods use auto polarity.", "",
+             "| set | method / preset | settings | mean IoU | s/img |", "| --- | --- | --- | ---: | ---: |"]
     for set_name in args.sets:
         pairs = load_set(set_name)
         both = set_name in BOTH_CLASSES

@@ -212,21 +212,21 @@ def compare_methods(
     from maskcli.pipeline import run
 
     check_level(level, tolerance)
-    specs = [spec if isinstance(spec, MethodSpec) else MethodSpec(*spec) for spec in specs]
-    if not specs:
+    contenders = [spec if isinstance(spec, MethodSpec) else MethodSpec(*spec) for spec in specs]
+    if not contenders:
         raise OptionError("methods", "give at least one method")
-    built = [build_method(spec) for spec in specs]
+    built = [build_method(spec) for spec in contenders]
     pairing, read_truth = pair_truths(images, truths, classes)
     pairs = pairing.pairs[:limit] if limit is not None else pairing.pairs
     if not pairs:
         raise SetupError(f"no image in {images} has a truth of the same name in {truths}")
     job = _CompareJob(pairs, built, level, tolerance, read_truth)
     rank_key = "iou_both" if both_classes else "iou"
-    results = [MethodResult(spec, [], rank_key) for spec in specs]
+    results = [MethodResult(spec, [], rank_key) for spec in contenders]
     for outcome in run(_pair_items(pairs), job, executor=executor, jobs=jobs, fail_fast=fail_fast):
         pair = pairs[outcome.index]
         entries = outcome.facts.get("scores") or [
-            ImageScore(pair.key, pair.source, pair.truth, error=outcome.error) for _ in specs]
+            ImageScore(pair.key, pair.source, pair.truth, error=outcome.error) for _ in contenders]
         for result, entry in zip(results, entries):
             result.images.append(entry)
             if progress is not None:

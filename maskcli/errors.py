@@ -15,6 +15,8 @@ their own words.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 def did_you_mean(name: str, choices: object) -> str:
     """The hint for an unknown name: ``"; did you mean 'x'?"`` for the closest of ``choices``, else ``""``.
@@ -125,7 +127,7 @@ class Interrupted(KeyboardInterrupt):
     """The run was stopped (Ctrl-C, SIGTERM); ``finished`` holds the results of items that completed meanwhile,
     so every file left on disk can be reported."""
 
-    def __init__(self, finished: list[object] | None = None) -> None:
+    def __init__(self, finished: Sequence[object] | None = None) -> None:
         super().__init__()
         self.finished = list(finished or [])
 

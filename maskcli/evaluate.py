@@ -124,8 +124,9 @@ def evaluate_folders(
 ) -> Evaluation:
     """Pair and score a folder of predicted masks against a folder of true masks.
 
-    Either side may instead be a COCO file or a folder of label images (with ``labels.json``): its masks are
-    the union of ``classes`` (default: every class), paired by file name. Raises :class:`~maskcli.errors.SetupError` when a folder is missing or nothing pairs.
+    Either side may instead be a COCO file or a folder of label images (with ``labels.json``): its masks are the union
+    of ``classes`` (default: every class), paired by file name. Raises :class:`~maskcli.errors.SetupError` when a folder
+    is missing or nothing pairs.
 
     Examples
     --------

@@ -84,7 +84,7 @@ def fill_binary_holes(binary: np.ndarray, value: int = 1) -> np.ndarray:
     inside = padded[1:-1, 1:-1]
     if value == 1 or inside.size <= 4:  # OpenCV would take an array of up to 4 values for a scalar
         return np.multiply(inside != outside, np.uint8(value), dtype=np.uint8)
-    return cv2.compare(inside, outside, cv2.CMP_NE)  # 0/255 in one pass
+    return cv2.compare(inside, outside, cv2.CMP_NE)  # type: ignore[call-overload]  # 0/255 in one pass; stubs want an array
 
 
 def invert(mask: np.ndarray) -> np.ndarray:

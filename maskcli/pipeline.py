@@ -1,9 +1,9 @@
 """The streaming batch runner.
 
-A command is a :class:`~maskcli.work.Job`: ``load`` decodes an item's inputs, ``compute`` turns a list of loaded
-items into results (a batch for the CNN, one item otherwise) and ``save`` encodes and writes. :func:`run` feeds
-items through a job and yields one :class:`~maskcli.work.Result` per item; it never prints, and one failing item never stops the others
-(unless ``fail_fast``).
+A command is a :class:`~maskcli.work.Job`: ``load`` decodes an item's inputs, ``compute`` turns a list of loaded items
+into results (a batch for the CNN, one item otherwise) and ``save`` encodes and writes. :func:`run` feeds items through
+a job and yields one :class:`~maskcli.work.Result` per item; it never prints, and one failing item never stops the
+others (unless ``fail_fast``).
 
 Where the work runs is an engine's business (:mod:`maskcli.engines`); by default a local one is chosen:
 
@@ -24,11 +24,10 @@ items itself is read in full before the first write, so that no output can land 
 (:func:`maskcli.io.sources.guard_inputs`). Results come in input order by default (``ordered=False``: as they
 finish).
 
-Ctrl-C (a ``KeyboardInterrupt`` in the caller's thread) stops the run within a second: no file is renamed into
-place after it, workers are told to stop and killed if still busy after a short grace (:data:`~maskcli.work.GRACE_S`), and
-:class:`~maskcli.errors.Interrupted` is raised carrying the results of items that finished meanwhile, so every
-file left on disk can be reported. No partial file is left, since every write goes through a temp file and a
-rename.
+Ctrl-C (a ``KeyboardInterrupt`` in the caller's thread) stops the run within a second: no file is renamed into place
+after it, workers are told to stop and killed if still busy after a short grace (:data:`~maskcli.work.GRACE_S`), and
+:class:`~maskcli.errors.Interrupted` is raised carrying the results of items that finished meanwhile, so every file left
+on disk can be reported. No partial file is left, since every write goes through a temp file and a rename.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ tuning); options given on the command line override it. The quality figures quot
 >>> get_preset("nucleus")
 Traceback (most recent call last):
 ...
-maskcli.errors.OptionError: preset: unknown preset 'nucleus'; did you mean 'nuclei'? Valid: document, em, greenscreen, horse, membranes, nuclei, photo, subject
+maskcli.errors.OptionError: preset: unknown preset 'nucleus'; did you mean 'nuclei'? Valid: document, em, ...
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Fine-tuning a segmentation CNN on the user's own image/mask pairs.
 
 :func:`fine_tune` pairs images with masks the way ``maskcli eval`` does (relative path and stem, see
-:func:`maskcli.masksources.truths.pair_truths`), checks the data, splits off a validation set, trains (the loop itself is in
-:mod:`maskcli.cnn.training`) and writes the best model as a checkpoint that loads wherever a model does::
+:func:`maskcli.masksources.truths.pair_truths`), checks the data, splits off a validation set, trains (the loop itself
+is in :mod:`maskcli.cnn.training`) and writes the best model as a checkpoint that loads wherever a model does::
 
     maskcli segment new/ -o masks/ --model u2netp --weights model.pt
 
@@ -387,7 +387,7 @@ def fine_tune(
     start = weights.resolve(spec, settings.weights)
     start_spec = weights.spec_for_weights(spec, start)  # an earlier checkpoint brings its own size
     # A semantic model's head is what fine-tuning is for; its backbone stays as published unless asked.
-    default_freeze = 1 if spec.kind == "semantic" else defaults["freeze"]
+    default_freeze = 1 if spec.kind == "semantic" else int(defaults["freeze"] or 0)
     freeze = default_freeze if settings.freeze is None else settings.freeze
 
     notices: list[Notice] = []

@@ -8,7 +8,7 @@ Ctrl-C (:class:`~maskcli.errors.Interrupted`, as any run).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 from maskcli.errors import Interrupted
@@ -19,7 +19,8 @@ from maskcli.work import Result
 
 
 def run_watched(items: Iterable[Item], job: Any, watch: FolderWatch, plan: Callable[[list[Source]], Iterable[Item]],
-                *, until: Callable[[], bool] | None = None, poll: float = 0.2, **options: Any) -> Iterator[Result]:
+                *, until: Callable[[], bool] | None = None, poll: float = 0.2,
+                **options: Any) -> Generator[Result, None, None]:
     """Results of the batch ``items``, then of each new complete file, as they finish.
 
     Parameters

@@ -24,7 +24,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from maskcli.errors import MaskcliError, OutputTaken, SetupError, WriteStopped
 from maskcli.io.files import WriteGate
@@ -80,10 +80,18 @@ class Job(Protocol):
     :class:`JobBase` gives the usual values of the attributes.
     """
 
-    batched: bool
-    batch_size: int
-    releases_gil: bool
-    reads: Iterable[str | os.PathLike[str] | int]
+    # Read-only to the runner: a job may give each as a class attribute, a dataclass field or a property.
+    @property
+    def batched(self) -> bool: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def releases_gil(self) -> bool: ...
+
+    @property
+    def reads(self) -> Iterable[str | os.PathLike[str] | int]: ...
 
     def load(self, item: Item) -> Any: ...
 
@@ -100,10 +108,21 @@ class JobBase:
     stops.
     """
 
-    batched: ClassVar[bool] = False
-    batch_size: ClassVar[int] = 1
-    releases_gil: ClassVar[bool] = False
-    reads: ClassVar[Iterable[str | os.PathLike[str] | int]] = ()
+    @property
+    def batched(self) -> bool:
+        return False
+
+    @property
+    def batch_size(self) -> int:
+        return 1
+
+    @property
+    def releases_gil(self) -> bool:
+        return False
+
+    @property
+    def reads(self) -> Iterable[str | os.PathLike[str] | int]:
+        return ()
 
 
 def check_job(job: object) -> Job:
@@ -112,7 +131,7 @@ def check_job(job: object) -> Job:
     >>> check_job(object())
     Traceback (most recent call last):
     ...
-    TypeError: object is not a Job: it lacks batched, batch_size, releases_gil, reads, load, compute, save (derive it from maskcli.work.JobBase for the usual values)
+    TypeError: object is not a Job: it lacks batched, batch_size, releases_gil, reads, load, compute, save (derive ...
     """
     if isinstance(job, Job):
         return job
@@ -278,10 +297,11 @@ class Feed:
         self.stopped = True
 
 
-def finished_results(entries: Iterable[tuple[Item, Any]]) -> list[Result]:
+def finished_results(entries: Iterable[tuple[Item | None, Any]]) -> list[Result]:
     """Results of the futures in ``(item, future)`` pairs that completed: what a stopping executor reports.
 
-    A write abandoned because the run is stopping left no file and is no result.
+    A write abandoned because the run is stopping left no file and is no result; an entry without an item holds a
+    result known at once.
     """
     results = []
     for item, future in entries:
@@ -290,7 +310,7 @@ def finished_results(entries: Iterable[tuple[Item, Any]]) -> list[Result]:
         error = future.exception()
         if error is None:
             results.append(future.result())
-        elif isinstance(error, MaskcliError) and not isinstance(error, (SetupError, WriteStopped)):
+        elif item is not None and isinstance(error, MaskcliError) and not isinstance(error, (SetupError, WriteStopped)):
             results.append(failed(item, error))
     return results
 

@@ -141,7 +141,7 @@ def test_existing_outputs_error_skip_overwrite(images, tmp_path):
     assert again.returncode == 1 and again.stderr.decode().count("exists (use --overwrite") == 3
     resumed = run_cli("segment", str(images), "-o", str(out), "--skip-existing", "--json")
     assert resumed.returncode == 0
-    assert [json.loads(l)["status"] for l in lines(resumed.stdout)] == ["skipped"] * 3
+    assert [json.loads(line)["status"] for line in lines(resumed.stdout)] == ["skipped"] * 3
     assert run_cli("segment", str(images), "-o", str(out), "--overwrite").returncode == 0
 
 

@@ -146,7 +146,7 @@ def test_a_fine_tuned_checkpoint_runs_on_onnxruntime_with_the_torch_paths_masks(
 def test_a_fine_tuned_checkpoint_of_another_architecture_is_still_refused(tuned: Path) -> None:
     from maskcli.errors import WeightsUnavailable
 
-    for attempt in range(2):  # before and after the export is cached
+    for _attempt in range(2):  # before and after the export is cached
         with pytest.raises(WeightsUnavailable, match="fine-tuned from u2netp"):
             prepare.runnable(specs.get("u2net"), tuned, device.resolve("cpu"))
         prepare.runnable(specs.get("u2netp"), tuned, device.resolve("cpu"))

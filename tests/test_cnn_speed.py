@@ -57,7 +57,7 @@ def test_onnxruntime_engine_matches_the_torch_port(monkeypatch: pytest.MonkeyPat
     port = methods.create("cnn", {"weights": str(U2NETP), "device": "cpu", "engine": "torch"})
     fast, reference = ort.compute_batch(images), port.compute_batch(images)
     assert fast[0].facts["engine"] == "onnxruntime" and reference[0].facts["engine"] == "torch"
-    for a, b, (image, truth) in zip(fast, reference, pairs):
+    for a, b, (image, _truth) in zip(fast, reference, pairs):
         assert a.mask.shape == image.shape[:2] and a.mask.dtype == np.float32
         assert np.abs(a.mask - b.mask).max() < 1e-3  # the same graph: float rounding only
         assert _iou(a.mask, b.mask) >= 0.999
@@ -68,7 +68,8 @@ def test_onnxruntime_engine_matches_the_torch_port(monkeypatch: pytest.MonkeyPat
 def test_engine_choice_and_its_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from maskcli.cnn.loading import engine_for
 
-    spec, cpu, gpu = specs.get("u2netp"), device.DevicePlan("cpu", "fp32", True), device.DevicePlan("cuda:0", "fp32", True)
+    spec = specs.get("u2netp")
+    cpu, gpu = device.DevicePlan("cpu", "fp32", True), device.DevicePlan("cuda:0", "fp32", True)
     assert engine_for(spec, "w.onnx", cpu) == "onnxruntime"
     assert engine_for(spec, "w.onnx", gpu) == "torch"  # the GPU path (device-side pre-processing) is torch's
     assert engine_for(spec, "w.onnx", cpu, "torch") == "torch"
@@ -195,7 +196,7 @@ def test_device_side_preprocessing_agrees_with_the_host_path() -> None:
     images = [image for image, _ in pairs]
     host = seg.predict(images)
     on_device = seg._predict_on_device(images)  # the GPU code path, on CPU tensors
-    for a, b, (image, truth) in zip(on_device, host, pairs):
+    for a, b, (image, _truth) in zip(on_device, host, pairs):
         assert a.shape == image.shape[:2] and a.dtype == np.float32 and 0 <= a.min() and a.max() <= 1
         assert np.abs(a - b).max() < 1e-3  # the same resize as OpenCV's, as matrix products
         assert _iou(a, b) >= 0.999

@@ -108,7 +108,8 @@ def test_stream_and_file_sinks(tmp_path):
     (refused,) = FileSink(target).items([Source("-", PurePosixPath("stdin"))])
     assert "exists" in refused.error
     (allowed,) = FileSink(target, "overwrite").items([Source("-", PurePosixPath("stdin"))])
-    assert FileSink(target, "overwrite").write(allowed, b"new", WriteGate()) == str(target) and target.read_bytes() == b"new"
+    assert FileSink(target, "overwrite").write(allowed, b"new", WriteGate()) == str(target)
+    assert target.read_bytes() == b"new"
 
 
 def _apply(inputs, masks, output, **options):

@@ -184,7 +184,7 @@ def test_guided_refinement_raises_boundary_quality_of_coarse_soft_masks():
         coarse = cv2.resize(truth.astype(np.float32), (w // 8, h // 8), interpolation=cv2.INTER_AREA)
         soft = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
         refined = Refinement(refine="guided").apply(soft, image)
-        iou = lambda m: (m & truth).sum() / (m | truth).sum()  # noqa: E731
+        iou = lambda m, truth=truth: (m & truth).sum() / (m | truth).sum()  # noqa: E731
         before.append(iou(soft >= 0.5))
         after.append(iou(refined >= 0.5))
     assert np.mean(after) > np.mean(before)

@@ -15,15 +15,15 @@ import cv2
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper
-
 from maskcli.errors import WeightsUnavailable
 from maskcli.methods import methods
 from maskcli.prompts import Prompt
 
 from conftest import run_cli
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper  # noqa: E402  (only once the skip above has found onnx)
 
 FLOAT = TensorProto.FLOAT
 
@@ -238,7 +238,8 @@ def _efficient_logits(nodes: list, height: str, width: str, ious: list[float]) -
     pixels), -10 outside, then the inverse, then the box again; iou_predictions (1×Q×3): ``ious`` for every query."""
     nodes += [
         _const("zero", 0.0), _const("one", 1.0), _const("half", 0.5),
-        helper.make_node("Range", ["zero", width, "one"], ["xr"]), helper.make_node("Range", ["zero", height, "one"], ["yr"]),
+        helper.make_node("Range", ["zero", width, "one"], ["xr"]),
+        helper.make_node("Range", ["zero", height, "one"], ["yr"]),
         helper.make_node("Add", ["xr", "half"], ["xc"]), helper.make_node("Add", ["yr", "half"], ["yc"]),
         _const("xshape", [1, 1, 1, 1, -1], np.int64), _const("yshape", [1, 1, 1, -1, 1], np.int64),
         helper.make_node("Reshape", ["xc", "xshape"], ["xs"]), helper.make_node("Reshape", ["yc", "yshape"], ["ys"]),
@@ -288,8 +289,10 @@ def efficient_whole(path: Path, ious: list[float]) -> str:
     """``efficient_sam_vitt.onnx``: the image (its own size) and the prompts in, masks at the image's size out."""
     nodes = [helper.make_node("Shape", ["batched_images"], ["image_shape"]),
              _const("ih", 2, np.int64), _const("iw", 3, np.int64),
-             helper.make_node("Gather", ["image_shape", "ih"], ["h64"]), helper.make_node("Gather", ["image_shape", "iw"], ["w64"]),
-             helper.make_node("Cast", ["h64"], ["height"], to=FLOAT), helper.make_node("Cast", ["w64"], ["width"], to=FLOAT)]
+             helper.make_node("Gather", ["image_shape", "ih"], ["h64"]),
+             helper.make_node("Gather", ["image_shape", "iw"], ["w64"]),
+             helper.make_node("Cast", ["h64"], ["height"], to=FLOAT),
+             helper.make_node("Cast", ["w64"], ["width"], to=FLOAT)]
     _embedding(nodes, "batched_images", 256, 64, "embedding", "e")
     _efficient_logits(nodes, "height", "width", ious)
     inputs, outputs = _efficient_io([IMAGES])
@@ -304,12 +307,14 @@ def efficient_pair(folder: Path, ious: list[float]) -> tuple[str, str]:
     nodes = [_const("i0", 0, np.int64), _const("i1", 1, np.int64),
              helper.make_node("Gather", ["orig_im_size", "i0"], ["h64"]),
              helper.make_node("Gather", ["orig_im_size", "i1"], ["w64"]),
-             helper.make_node("Cast", ["h64"], ["height"], to=FLOAT), helper.make_node("Cast", ["w64"], ["width"], to=FLOAT),
+             helper.make_node("Cast", ["h64"], ["height"], to=FLOAT),
+             helper.make_node("Cast", ["w64"], ["width"], to=FLOAT),
              helper.make_node("ReduceMean", ["image_embeddings"], ["unused"], keepdims=0)]
     _efficient_logits(nodes, "height", "width", ious)
     inputs, outputs = _efficient_io([helper.make_tensor_value_info("image_embeddings", FLOAT, [1, 256, 64, 64])])
     inputs.append(helper.make_tensor_value_info("orig_im_size", TensorProto.INT64, [2]))
-    decoder = _save(helper.make_graph(nodes, "efficient_sam_decoder", inputs, outputs), folder / "efficient.decoder.onnx")
+    decoder = _save(helper.make_graph(nodes, "efficient_sam_decoder", inputs, outputs),
+                    folder / "efficient.decoder.onnx")
     return encoder, decoder
 
 
@@ -365,7 +370,8 @@ def test_every_model_names_its_files_checksums_and_licence():
     for name in zoo.names():
         spec = zoo.get(name)
         for part in spec.parts:
-            assert part.url.startswith("https://") and part.url.endswith(part.filename) and part.filename.endswith(".onnx")
+            assert part.url.startswith("https://") and part.url.endswith(part.filename)
+            assert part.filename.endswith(".onnx")
             assert part.checksum() != "unknown", part.name
         assert spec.licence and spec.takes and spec.size_mb > 10
     assert zoo.get("efficient-sam").encoder.checksum() == (

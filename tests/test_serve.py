@@ -20,14 +20,15 @@ import cv2
 import numpy as np
 import pytest
 
+import maskcli
+
+from conftest import SAMPLES, needs_u2netp
+
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-import maskcli
-
-from conftest import SAMPLES, needs_u2netp
-from serving import running
+from serving import running  # noqa: E402  (serving imports httpx: only once the skips above pass)
 
 pytestmark = [needs_u2netp, pytest.mark.slow]
 

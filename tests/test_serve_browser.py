@@ -10,13 +10,14 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import SAMPLES, needs_u2netp, run_cli
+
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 pytest.importorskip("httpx")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from conftest import SAMPLES, needs_u2netp, run_cli
-from serving import running
+from serving import running  # noqa: E402  (serving imports httpx: only once the skips above pass)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

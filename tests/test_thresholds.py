@@ -156,7 +156,8 @@ def test_local_thresholds_follow_uneven_light():
     truth = np.zeros_like(image, bool)
     truth[15:25, 5:12] = truth[15:25, 45:52] = True
     assert not (methods.create("otsu").compute(image).mask.astype(bool) == truth).all()
-    for name, options in [("local", {"block_size": 21, "offset": 0.05}), ("background", {"radius": 15, "estimate": "median"}),
+    for name, options in [("local", {"block_size": 21, "offset": 0.05}),
+                          ("background", {"radius": 15, "estimate": "median"}),
                           ("local", {"block_size": 21, "offset": 0.05, "kind": "mean"})]:
         mask = methods.create(name, options).compute(image).mask.astype(bool)
         assert (mask == truth).mean() > 0.97, (name, options)

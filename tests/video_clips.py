@@ -10,7 +10,9 @@ import av
 import numpy as np
 
 
-def panned(picture: np.ndarray, count: int, size: tuple[int, int], step: tuple[int, int] = (1, 2)) -> list[tuple[int, int]]:
+def panned(
+    picture: np.ndarray, count: int, size: tuple[int, int], step: tuple[int, int] = (1, 2)
+) -> list[tuple[int, int]]:
     """Top-left corners of ``count`` windows of ``size`` (height, width) moving ``step`` pixels a frame, bouncing
     inside ``picture``."""
     height, width = size

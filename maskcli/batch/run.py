@@ -158,6 +158,7 @@ def run_batch(items: Iterable[Item], job: Any, settings: BatchSettings, listener
                    "ordered": settings.ordered, "fail_fast": settings.fail_fast,
                    "reads": settings.planned_inputs.files_read()}
         if watch is not None:
+            assert plan is not None, "a watched batch plans the items of each new file"
             stack.enter_context(watch)  # before the first pass: a file landing meanwhile is not missed
             results = run_watched(items, job, watch, plan, **options)
         else:

@@ -37,7 +37,7 @@ def apply_command(
                                                   "relative path and stem; or a COCO file (.json) or a folder of "
                                                   "label images (with labels.json), matched by file name.",
                                                   rich_help_panel=MASKS, show_default=False)] = None,
-    classes_kept: MaskClasses = None,
+    classes_kept: MaskClasses = None,  # type: ignore[valid-type]  # an Annotated alias built by a call: Typer reads it, mypy cannot
     mask_name: Annotated[str, typer.Option("--mask-name", help="Mask file name template within --masks.",
                                            rich_help_panel=MASKS)] = "{stem}.png",
     mask: Annotated[Optional[Path], typer.Option("--mask", help="One static mask file for every image.",

@@ -43,7 +43,8 @@ Output = Annotated[
                  rich_help_panel=BATCH, show_default=False),
 ]
 Recursive = Annotated[
-    bool, typer.Option("--recursive", "-r", help="Descend into sub-folders; outputs mirror the tree.", rich_help_panel=BATCH)
+    bool, typer.Option("--recursive", "-r", help="Descend into sub-folders; outputs mirror the tree.",
+                       rich_help_panel=BATCH)
 ]
 FromFile = Annotated[
     Optional[str],
@@ -54,7 +55,8 @@ Null = Annotated[
     bool, typer.Option("--null", "-0", help="Paths in lists are NUL-separated (find -print0).", rich_help_panel=BATCH)
 ]
 SkipExisting = Annotated[
-    bool, typer.Option("--skip-existing", help="Skip items whose output exists (resume a batch).", rich_help_panel=BATCH)
+    bool, typer.Option("--skip-existing", help="Skip items whose output exists (resume a batch).",
+                       rich_help_panel=BATCH)
 ]
 Overwrite = Annotated[
     bool,
@@ -84,7 +86,8 @@ RayAddress = Annotated[
                  rich_help_panel=RUN, show_default=False),
 ]
 Unordered = Annotated[
-    bool, typer.Option("--unordered", help="Report results as they finish instead of in input order.", rich_help_panel=RUN)
+    bool, typer.Option("--unordered", help="Report results as they finish instead of in input order.",
+                       rich_help_panel=RUN)
 ]
 FailFast = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed item.", rich_help_panel=RUN)]
 Temporal = Annotated[Optional[float], typer.Option(

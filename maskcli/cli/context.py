@@ -74,12 +74,12 @@ class IOContext:
     @property
     def stdin_bytes(self) -> BinaryIO:
         """stdin as bytes (an image, or paths that need not be text)."""
-        return self.stdin.buffer  # type: ignore[attr-defined,no-any-return]
+        return self.stdin.buffer  # type: ignore[attr-defined]  # IO[str] declares none; text streams have one
 
     @property
     def stdout_bytes(self) -> BinaryIO:
         """stdout as bytes (an image)."""
-        return self.stdout.buffer  # type: ignore[attr-defined,no-any-return]
+        return self.stdout.buffer  # type: ignore[attr-defined]  # as above
 
     def binary_stdout(self) -> BinaryIO:
         """stdout for image bytes; refuses a terminal, where binary would garble the screen."""

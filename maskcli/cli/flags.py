@@ -1,12 +1,12 @@
 """The library's words turned into the command line's: one table from parameter names to the flags that set them.
 
-The library never names a flag. Its errors carry parameter names (:attr:`maskcli.errors.OptionError.option`) and
-its messages write a parameter in single backquotes, alone or with a value (`` `resize_mask=True` ``,
-`` `existing='overwrite'` ``). :class:`Wording` rewrites both for the command that runs, by the rule ``--`` + name with dashes for the names of
-:data:`NAMED` and by :data:`FLAGS` for the exceptions, so a
-user reads ``--resize-mask`` and ``--overwrite``. An error's parameter the running command has no flag for stays as it is (a
-method option such as ``level`` is given with ``-p level=...``, whatever another command's ``--level`` means); a
-parameter a message refers to is always written as its flag, since a message names it to point at that flag.
+The library never names a flag. Its errors carry parameter names (:attr:`maskcli.errors.OptionError.option`) and its
+messages write a parameter in single backquotes, alone or with a value (`` `resize_mask=True` ``, ``
+`existing='overwrite'` ``). :class:`Wording` rewrites both for the command that runs, by the rule ``--`` + name with
+dashes for the names of :data:`NAMED` and by :data:`FLAGS` for the exceptions, so a user reads ``--resize-mask`` and
+``--overwrite``. An error's parameter the running command has no flag for stays as it is (a method option such as
+``level`` is given with ``-p level=...``, whatever another command's ``--level`` means); a parameter a message refers to
+is always written as its flag, since a message names it to point at that flag.
 
 >>> print(Wording().text("mask is 4×2 but the image is 3×2 (use `resize_mask=True` to scale the mask)"))
 mask is 4×2 but the image is 3×2 (use --resize-mask to scale the mask)

@@ -1,10 +1,11 @@
-"""``maskcli models``: the CNN model zoo and the Segment Anything models, whether each model's weights are cached, downloading and details."""
+"""``maskcli models``: the CNN model zoo and the Segment Anything models, whether each model's weights are cached,
+downloading and details."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,7 +19,7 @@ app = typer.Typer(
 )
 
 
-def _size(spec: object) -> str:
+def _size(spec: Any) -> str:
     size_bytes = getattr(spec, "size_bytes", None)
     if size_bytes:
         return f"{size_bytes / 1e6:.1f} MB"
@@ -41,7 +42,8 @@ def models_command(ctx: typer.Context) -> None:
     for name, spec in specs.SPECS.items():
         cached = weights.find_cached(spec)
         label = f"{name} (default)" if name == specs.DEFAULT_MODEL else name
-        input_size = f"{spec.input_size}×{spec.input_size}" if spec.kind == "salient" else f"short side {spec.input_size}"
+        input_size = (f"{spec.input_size}×{spec.input_size}" if spec.kind == "salient"
+                      else f"short side {spec.input_size}")
         where = "shipped in the package" if weights.bundled_path(spec) else f"yes: {cached}" if cached else "no"
         table.add_row(label, spec.kind, _size(spec), spec.licence.split(";")[0], input_size, where)
     console = current().console()

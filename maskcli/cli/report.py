@@ -152,7 +152,8 @@ class Reporter:
         elapsed = time.perf_counter() - self.started
         rate = f", {self.total / elapsed:.1f} img/s" if elapsed > 0 and self.total > 1 else ""
         c = self.counts
-        return f"maskcli: {c['written']} {self.verb}, {c['skipped']} skipped, {c['failed']} failed in {elapsed:.1f} s{rate}"
+        return (f"maskcli: {c['written']} {self.verb}, {c['skipped']} skipped, {c['failed']} failed "
+                f"in {elapsed:.1f} s{rate}")
 
     def finish(self, *, interrupted: bool = False, stopped: bool = False) -> Exit:
         """Print the summary (also with ``quiet`` for a run that did not end by itself) and return the status."""

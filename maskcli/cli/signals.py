@@ -79,7 +79,7 @@ def interrupts_held() -> Iterator[None]:
 def install(*, ready: bool) -> dict[int, Any]:
     """Take SIGINT and SIGTERM; returns the handlers they had. ``ready``: start-up is over."""
     _state.update(signals=0, ready=ready, holding=0, held=False)
-    previous = {}
+    previous: dict[int, Any] = {}
     for number in _SIGNALS:
         previous[number] = signal.getsignal(number)
         if previous[number] is not signal.SIG_IGN:  # ignored (nohup, a shell's background job): stays ignored

@@ -119,7 +119,7 @@ def resolve(name: str = "auto", precision: Optional[Precision] = None) -> Device
     return DevicePlan(f"cuda:{index}", precision or "fp32", True)
 
 
-def autocast_dtype(plan: DevicePlan):  # type: ignore[no-untyped-def]
+def autocast_dtype(plan: DevicePlan):
     """The torch dtype to autocast to, or None for plain fp32."""
     import torch
 

@@ -68,6 +68,7 @@ class EfficientSamModel:
                                          f"EfficientSAM graph takes {INPUT} and {', '.join(_PROMPTS)} (or give "
                                          "ENCODER,DECODER)")
         else:
+            assert decoder is not None
             self.decoder = session(decoder, f"{name} decoder", device, cpu_fallback=True)
             needed = {"image_embeddings", *_PROMPTS, "orig_im_size"}
             missing = sorted(needed - {i.name for i in self.decoder.get_inputs()})

@@ -121,7 +121,8 @@ def _export(spec: ModelSpec, path: Path) -> bytes:
     with warnings.catch_warnings():
         # The TorchScript exporter warns that it is the older one; the newer needs onnxscript, not a dependency.
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (sample,), buffer, input_names=["input"], output_names=["mask"],
+        # A file object works where the stubs say a path.
+        torch.onnx.export(model, (sample,), buffer, input_names=["input"], output_names=["mask"],  # type: ignore[arg-type]
                           opset_version=17, dynamo=False)
     return buffer.getvalue()
 

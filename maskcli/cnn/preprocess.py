@@ -85,7 +85,7 @@ class Transforms:
         rgb = np.ascontiguousarray(to_rgb(unit_floats(image)))
         height, width = self.input_shape(*rgb.shape[:2])
         flag = cv2.INTER_LANCZOS4 if self.interpolation == "lanczos" else cv2.INTER_AREA
-        resized = cv2.resize(rgb, (width, height), interpolation=flag)
+        resized: np.ndarray = cv2.resize(rgb, (width, height), interpolation=flag)
         if clip:
             resized = np.clip(resized, 0.0, 1.0)
         if self.scale_by_max:

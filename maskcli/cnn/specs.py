@@ -282,8 +282,9 @@ def parse_classes(spec: ModelSpec, classes: Optional[str]) -> tuple[int, ...]:
     if spec.kind != "semantic":
         if classes is None:
             return ()
+        semantic = ", ".join(n for n, s in SPECS.items() if s.kind == "semantic")
         raise OptionError("classes", f"{spec.name} is a salient-object model with no classes; `classes` works "
-                                     f"with semantic models ({', '.join(n for n, s in SPECS.items() if s.kind == 'semantic')})")
+                                     f"with semantic models ({semantic})")
     if classes is None:
         return tuple(spec.categories.index(c) for c in spec.foreground_classes)
     chosen: list[int] = []

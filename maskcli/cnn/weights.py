@@ -357,7 +357,7 @@ def with_preprocessing(spec: ModelSpec, meta: dict) -> ModelSpec:
     """
     import dataclasses
 
-    changes = {key: tuple(meta[key]) if isinstance(meta[key], list) else meta[key]
+    changes: dict[str, Any] = {key: tuple(meta[key]) if isinstance(meta[key], list) else meta[key]
                for key in PREPROCESSING if key in meta}
     return dataclasses.replace(spec, **changes)
 

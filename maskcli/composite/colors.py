@@ -36,7 +36,7 @@ def parse_color(text: str, *, option: str = "background") -> tuple[float, float,
     >>> parse_color("blurple")
     Traceback (most recent call last):
     ...
-    maskcli.errors.OptionError: background: not a colour: 'blurple' (e.g. white, #00ff00, #00ff0080, 0,255,0, 0.2,0.5,1.0, rgb(0,255,0) or transparent)
+    maskcli.errors.OptionError: background: not a colour: 'blurple' (e.g. white, #00ff00, ...)
     """
     raw = str(text).strip()
     lowered = raw.lower().replace(" ", "")

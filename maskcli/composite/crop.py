@@ -106,7 +106,7 @@ class Crop(Mode):
         return self._rgba[3] < 1.0
 
     @property
-    def padding(self) -> Any:  # type: ignore[override]
+    def padding(self) -> Any:
         r, g, b, _ = self._rgba
         if self.output_alpha:
             return self._rgba

@@ -155,7 +155,7 @@ class InProcess:
             futures.wait([future for _, future in entries], timeout=GRACE_S)
             finished = finished_results(entries)
             stop.finished = sorted(finished + written_meanwhile(started.values(), finished),  # type: ignore[attr-defined]
-                                   key=lambda result: result.index)
+                                   key=_by_index)
             raise
         except KeyboardInterrupt:
             interrupted = True
@@ -167,8 +167,8 @@ class InProcess:
             gate.discard_temp_files()
             finished = finished_results(entries)
             finished += [result for result in handed if result.index not in {r.index for r in finished}]
-            raise Interrupted(sorted(finished + written_meanwhile(started.values(), finished),
-                                     key=lambda result: result.index)) from None
+            done = sorted(finished + written_meanwhile(started.values(), finished), key=_by_index)
+            raise Interrupted(done) from None
         finally:
             for _, loading in ahead:
                 if loading is not None:
@@ -178,6 +178,10 @@ class InProcess:
             decoders.shutdown(wait=not interrupted, cancel_futures=True)
             computer.shutdown(wait=not interrupted, cancel_futures=True)
             savers.shutdown(wait=not interrupted)
+
+
+def _by_index(result: Result) -> int:
+    return result.index
 
 
 def _compute_batch(

@@ -1,13 +1,13 @@
 """Shapes of hard masks: connected components, bounding boxes, and polygons that rasterise back to the same pixels.
 
-Polygons follow the pixel edges, not the pixel centres. A contour through the centres of the boundary pixels
-(what ``cv2.findContours`` gives) loses half of every boundary pixel when it is filled again: on the evaluation
-sets' 158 masks such polygons came back with a mean IoU of 0.94 to 0.96 per set (0.81 at worst), against 1.0 for
-every mask here (``benchmarks/roundtrips.py``, results in ``benchmarks/results/roundtrips.md``). Here the mask is traced at twice its
+Polygons follow the pixel edges, not the pixel centres. A contour through the centres of the boundary pixels (what
+``cv2.findContours`` gives) loses half of every boundary pixel when it is filled again: on the evaluation sets' 158
+masks such polygons came back with a mean IoU of 0.94 to 0.96 per set (0.81 at worst), against 1.0 for every mask here
+(``benchmarks/roundtrips.py``, results in ``benchmarks/results/roundtrips.md``). Here the mask is traced at twice its
 resolution and each contour point ``u`` maps back to ``(u + 0.5) / 2``, a quarter pixel inside the edge, which
-rasterises (pycocotools, OpenCV's ``fillPoly``) to exactly the pixels it came from. Holes cannot be separate
-polygons (COCO and YOLO read several polygons as a union), so each hole is joined to its outline by a zero-width
-cut: filled by crossings, the cut's two edges cancel and the hole stays empty.
+rasterises (pycocotools, OpenCV's ``fillPoly``) to exactly the pixels it came from. Holes cannot be separate polygons
+(COCO and YOLO read several polygons as a union), so each hole is joined to its outline by a zero-width cut: filled by
+crossings, the cut's two edges cancel and the hole stays empty.
 
 >>> mask = np.zeros((6, 6), bool); mask[1:5, 1:5] = True; mask[2:4, 2:4] = False
 >>> polygons = mask_to_polygons(mask)

@@ -8,10 +8,10 @@ Pixels are decoded by OpenCV where it is exact and fastest (8- and 16-bit grey, 
 and by Pillow otherwise (palette, CMYK, 1-bit, LA, float TIFF ...). Pillow always reads the header first: it
 identifies the format, guards the pixel limit before any pixel is decoded, and carries the metadata.
 
-8-bit and 16-bit grey PNGs go through Pillow too (same samples): libpng inside OpenCV prints its errors ("libpng error: Not enough image data")
-straight to the terminal, with no file name, and Pillow decodes these PNGs within a few per cent of OpenCV's time
-(18.7 against 18.0 ms for a 1200×900 photo, equal for masks). 16-bit colour PNGs need OpenCV (Pillow reduces them
-to 8 bits): their compressed data is checked for completeness first, so libpng never meets a short stream.
+8-bit and 16-bit grey PNGs go through Pillow too (same samples): libpng inside OpenCV prints its errors ("libpng error:
+Not enough image data") straight to the terminal, with no file name, and Pillow decodes these PNGs within a few per cent
+of OpenCV's time (18.7 against 18.0 ms for a 1200×900 photo, equal for masks). 16-bit colour PNGs need OpenCV (Pillow
+reduces them to 8 bits): their compressed data is checked for completeness first, so libpng never meets a short stream.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import io
 import os
 import warnings
 import zlib
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
@@ -28,8 +29,8 @@ from PIL import ImageOps, UnidentifiedImageError
 
 from maskcli.errors import InputError, PixelLimit
 from maskcli.imageops import to_unit_float
-from maskcli.io import DEFAULT_MAX_PIXELS  # noqa: E402 (defined there so that reading it costs no decoder)
-from maskcli.io.files import file_kind, read_regular_file  # noqa: F401 (both also imported from here)
+from maskcli.io import DEFAULT_MAX_PIXELS  # defined there so that reading it costs no decoder
+from maskcli.io.files import read_regular_file
 
 #: Formats maskcli reads, as Pillow names them.
 READABLE_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "AVIF", "HEIF")  # JPEG also opens MPO
@@ -149,7 +150,7 @@ def max_encoded_bytes(max_pixels: int) -> int:
     return max_pixels * 16 + (16 << 20)
 
 
-def read_bounded(stream: object, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+def read_bounded(stream: BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
     """All of a stream (stdin) that can hold one image within ``max_pixels``; more is refused, not read on."""
     limit = max_encoded_bytes(max_pixels)
     read = stream.read
@@ -240,7 +241,7 @@ def _keep_descriptive_tags(exif: PILImage.Exif) -> None:
         del exif[tag]
 
 
-def _open_past_pillows_limit(data: bytes) -> PILImage.Image:
+def _open_past_pillows_limit(data: bytes) -> Any:
     """The header of an image Pillow's own bomb guard refused, opened by its format's plugin as ``Image.open``
     would (the caller checks the size against maskcli's limit)."""
     PILImage.init()
@@ -302,14 +303,14 @@ def _is_complete(data: bytes, fmt: str | None) -> bool:
     return True
 
 
-def _sample_bits(header: PILImage.Image) -> int:
+def _sample_bits(header: Any) -> int:
     if header.mode.startswith("I;16"):
         return 16
     if header.format == "PNG" and header.mode in ("RGB", "RGBA"):
         # Pillow reduces 16-bit colour PNGs to 8 bits; the IHDR's bit depth byte tells the truth.
-        return int(header.fp.getvalue()[24]) if hasattr(header.fp, "getvalue") else 8  # type: ignore[union-attr]
+        return int(header.fp.getvalue()[24]) if hasattr(header.fp, "getvalue") else 8
     if header.format == "TIFF" and header.mode in ("RGB", "RGBA"):
-        bits = header.tag_v2.get(258, (8,))  # type: ignore[attr-defined]
+        bits = header.tag_v2.get(258, (8,))
         return int(bits[0] if isinstance(bits, tuple) else bits)
     return 8
 

@@ -1,4 +1,5 @@
-"""Which file goes with which: the one pairing rule of ``eval``, ``train``, ``preview``, ``export`` and the mask sources.
+"""Which file goes with which: the one pairing rule of ``eval``, ``train``, ``preview``, ``export`` and the mask
+sources.
 
 Files pair by **key**, the relative path without its suffix: ``sub/a.jpg`` (an image) and ``sub/a.png`` (its mask
 or its truth) share the key ``sub/a``. Where a side may be laid out differently (a COCO file naming ``a.jpg`` for

@@ -69,6 +69,12 @@ class Inputs:
     def _stdin_bytes(self) -> BinaryIO | None:
         return None if self.stdin is None else self.stdin.buffer  # type: ignore[attr-defined]
 
+    def _stdin_required(self) -> BinaryIO:
+        stdin = self._stdin_bytes()
+        if stdin is None:
+            raise SetupError("- reads stdin, and this run has none")
+        return stdin
+
     def gather(self, *, allow_records: bool = False, exclude: Sequence[Path | None] = (),
                warn: Callable[[str], None] = _ignore) -> tuple[Iterator[Source], str]:
         """The sources, and what they came from: "args", "paths" (a list), "image" (one on stdin), or "records"
@@ -92,12 +98,12 @@ class Inputs:
             if paths.count(STDIN) and len(paths) > 1:
                 raise OptionError("inputs", "- (one image on stdin) cannot be mixed with other inputs")
             if paths == [STDIN]:
-                return iter([stream_source(stdin, self.max_pixels)]), "image"
+                return iter([stream_source(self._stdin_required(), self.max_pixels)]), "image"
             streams.append(expand_inputs(paths, recursive=self.recursive, exclude=left_out))
             kind = "args"
         if self.from_file is not None:
             if self.from_file == STDIN:
-                stream = stdin
+                stream = self._stdin_required()
             else:
                 from maskcli.io.files import regular_file_problem
 
@@ -114,9 +120,9 @@ class Inputs:
         if not streams:
             kind = stdin_kind(stdin) if stdin is not None else "none"
             if kind == "paths":
-                streams.append(listed_files(read_path_list(stdin, null=self.null)))
+                streams.append(listed_files(read_path_list(self._stdin_required(), null=self.null)))
             elif kind == "image":
-                return iter([stream_source(stdin, self.max_pixels)]), kind
+                return iter([stream_source(self._stdin_required(), self.max_pixels)]), kind
             elif kind == "records" and allow_records:
                 return iter(()), kind
             elif kind == "records":

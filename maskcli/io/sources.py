@@ -328,7 +328,7 @@ def check_template(template: str) -> None:
     >>> check_template("{stem.__class__}.png")
     Traceback (most recent call last):
     ...
-    maskcli.errors.OptionError: template: unknown field {stem.__class__} in the name template; use {stem}, {name}, {ext}, {relpath}, {index} or {frame}, with a format spec if need be ({index:05d})
+    maskcli.errors.OptionError: template: unknown field {stem.__class__} in the name template; use {stem}, {name}, ...
     """
     fields = ", ".join(f"{{{field}}}" for field in list(TEMPLATE_FIELDS)[:-1]) + f" or {{{list(TEMPLATE_FIELDS)[-1]}}}"
     try:

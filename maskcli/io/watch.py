@@ -83,7 +83,7 @@ class FolderWatch:
             raise SetupError("watching folders needs watchdog: pip install 'maskcli[watch]'") from None
         events = self._events
 
-        class Handler(FileSystemEventHandler):  # type: ignore[misc]
+        class Handler(FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:
                 if event.is_directory:
                     return

@@ -212,7 +212,8 @@ class ApplyJob(JobBase):
             return mask
         if not self.resize_mask:
             require_same_size(mask, image.shape)
-        return resize_mask(_unit(mask), image.shape[:2])
+        height, width = image.shape[:2]
+        return resize_mask(_unit(mask), (height, width))
 
 
 def _stretched(mask_shape: tuple[int, ...], image_shape: tuple[int, ...]) -> bool:

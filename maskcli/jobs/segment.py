@@ -163,6 +163,7 @@ class SegmentJob(JobBase):
             if self.labels:
                 from maskcli.formats.labels import encode_labels
 
+                assert segmentation.labels is not None  # a labels job's methods give labels
                 data = encode_labels(segmentation.labels)
             elif segmentation.binary is not None:
                 data = encode_binary_mask(segmentation.binary)

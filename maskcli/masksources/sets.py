@@ -34,9 +34,10 @@ class _MaskSet(abc.ABC):
     def mask(self, relpath: str | PurePosixPath, shape: tuple[int, int] | None = None) -> np.ndarray:
         """The mask of the image at ``relpath`` (``shape``: the image's height and width, where known)."""
 
-    def pair(self, source: Any) -> None:
+    def pair(self, source: Any) -> Path | None:
         """No mask file of its own per image: an image the set does not name fails now, with the reason."""
         self.mask_entry(source.relpath)
+        return None
 
     def load(self, item: Any, image: Any, *, max_pixels: int = 0) -> np.ndarray:
         """The mask of a decoded image (its size checked where the set records one)."""
@@ -165,7 +166,7 @@ def classes_for(paths: Sequence[str | os.PathLike[str]],
     return [classes if is_set else None for is_set in sets]
 
 
-def open_masks(path: str | Path, template: str = "{stem}.png", classes: Iterable[str] | None = None) -> Any:
+def open_masks(path: str | os.PathLike[str], template: str = "{stem}.png", classes: Iterable[str] | None = None) -> Any:
     """The mask source a path given as "the masks" names: a COCO file (``*.json``), a folder of label images (with
     ``labels.json``), or else a folder of per-image masks named by ``template``.
 

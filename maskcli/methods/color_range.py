@@ -43,7 +43,7 @@ def _pair(name: str, value: tuple[float, ...] | None, low: float, high: float) -
         raise OptionError(name, f"must be two numbers LOW,HIGH, got {value}")
     if not all(low <= v <= high for v in value):
         raise OptionError(name, f"values must lie in [{low:g}, {high:g}], got {value}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 @methods.register("color_range")
@@ -103,7 +103,7 @@ class ColorRange(Method):
             part = image[rows]
             inside[rows] = self._inside(to_unit_float(part) if part.dtype != np.float32 else part)
         if self.invert:
-            inside = cv2.bitwise_not(inside) if inside.size > 1 else 255 - inside
+            inside = np.asarray(cv2.bitwise_not(inside) if inside.size > 1 else 255 - inside, np.uint8)
         kept = cv2.countNonZero(inside) / inside.size if inside.size else 0.0
         return Segmentation(binary=inside, facts={"space": self.space, "in_range_fraction": round(
             kept if not self.invert else 1 - kept, 6)})

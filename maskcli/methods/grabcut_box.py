@@ -100,6 +100,7 @@ class GrabCutBox(PromptedMethod):
                 if self.fill_range[0] <= _box_fill(part, prompt, x0, y0) <= self.fill_range[1]:
                     break
             else:
+                assert first is not None  # attempts is never empty
                 part, score = first
             results.append(Segmentation(paste(part, window, height, width),
                                         {"score": round(score, 4), "confidence": round(score, 4),
@@ -153,12 +154,12 @@ class GrabCutBox(PromptedMethod):
         model_bg, model_fg = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         try:
             if self.iterations > 1:
-                cv2.grabCut(small, labels, None, model_bg, model_fg, self.iterations - 1, cv2.GC_INIT_WITH_MASK)
+                cv2.grabCut(small, labels, (0, 0, 0, 0), model_bg, model_fg, self.iterations - 1, cv2.GC_INIT_WITH_MASK)
                 before = _foreground(labels)
-                cv2.grabCut(small, labels, None, model_bg, model_fg, 1, cv2.GC_EVAL)
+                cv2.grabCut(small, labels, (0, 0, 0, 0), model_bg, model_fg, 1, cv2.GC_EVAL)
             else:
                 before = _foreground(labels)
-                cv2.grabCut(small, labels, None, model_bg, model_fg, 1, cv2.GC_INIT_WITH_MASK)
+                cv2.grabCut(small, labels, (0, 0, 0, 0), model_bg, model_fg, 1, cv2.GC_INIT_WITH_MASK)
         except cv2.error:  # too few distinct colours on one side to model: the box itself
             return (_foreground(labels) if factor == 1 else np.ones((height, width), bool)).astype(np.float32), 0.0
         result = _foreground(labels)

@@ -136,6 +136,7 @@ def histogram(plane: np.ndarray, bins: int = 256) -> Histogram:
         index = np.clip(np.arange(top + 1, dtype=np.int64) - first, 0, count)
         return Histogram(levels[first:first + count], values[0, first:first + count].astype(np.float64), lo, hi,
                          index)
+    counts: np.ndarray
     if integer:
         index = _bin_index(values, lo, hi, bins).ravel()
         counts = np.bincount(index, weights=levels, minlength=bins + 1)

@@ -88,8 +88,8 @@ class LocalMethod(PlaneMethod):
         if self.window_field is not None:
             window = getattr(self, self.window_field)
             if fitted_window(window, plane.shape) != window:
-                return dataclasses.replace(self, **{self.window_field: fitted_window(window, plane.shape)})._levels(
-                    plane)
+                fitted: dict[str, Any] = {self.window_field: fitted_window(window, plane.shape)}
+                return dataclasses.replace(self, **fitted)._levels(plane)
         return self._levels(plane)
 
     def _levels(self, plane: np.ndarray) -> Segmentation:

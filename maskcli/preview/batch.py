@@ -109,11 +109,11 @@ class _OverlayJob(JobBase):
         return pixels, self.read_mask(self.pairs[item.index]), asked
 
     def compute(self, loaded: list[tuple[np.ndarray, np.ndarray, list[Any]]]
-                ) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+                ) -> list[tuple[np.ndarray, np.ndarray | None]]:
         from maskcli.masks import resize_mask
 
         style = dataclasses.asdict(self.style)
-        made = []
+        made: list[tuple[np.ndarray, np.ndarray | None]] = []
         for pixels, mask, asked in loaded:
             picture = draw_prompts(overlay_image(pixels, mask, **style), asked)
             tile = None
@@ -161,14 +161,14 @@ def write_previews(
     """Overlays of each image with its mask (``output/<relpath>.png``) and a contact sheet of them (``sheet``).
 
     Images and masks pair by relative path and stem, as in ``maskcli eval``
-    (:func:`maskcli.masksources.truths.pair_truths`): the masks (and the truths) may be a folder of mask files, a
-    COCO file or label images, whose ``classes`` (default all) make the mask. With ``truths``, each mask is scored against its image's truth, the sheet lists
-    images worst IoU first, and the labels show the IoU.
-    An existing overlay (or sheet) is an error unless ``overwrite``; an output never replaces an input.
-    ``stretch`` (None: 16-bit images only) spreads dim images over the full range for display. The images run
-    through :func:`maskcli.pipeline.run` on ``jobs`` cores (or ``executor``); ``fail_fast`` stops at the first
-    image that fails. ``prompts`` (a :mod:`maskcli.promptsources` source) draws each image's boxes and points
-    on its overlay and tile, so a reviewer sees what each mask was asked for.
+    (:func:`maskcli.masksources.truths.pair_truths`): the masks (and the truths) may be a folder of mask files, a COCO
+    file or label images, whose ``classes`` (default all) make the mask. With ``truths``, each mask is scored against
+    its image's truth, the sheet lists images worst IoU first, and the labels show the IoU. An existing overlay (or
+    sheet) is an error unless ``overwrite``; an output never replaces an input. ``stretch`` (None: 16-bit images only)
+    spreads dim images over the full range for display. The images run through :func:`maskcli.pipeline.run` on ``jobs``
+    cores (or ``executor``); ``fail_fast`` stops at the first image that fails. ``prompts`` (a
+    :mod:`maskcli.promptsources` source) draws each image's boxes and points on its overlay and tile, so a reviewer sees
+    what each mask was asked for.
 
     Returns
     -------
@@ -222,13 +222,13 @@ def write_previews(
         results.sort(key=lambda r: (r.error is None, r.iou is None, r.iou if r.iou is not None else 0.0, r.key))
     canvas = layout.canvas() if layout is not None else None
     planned = _plan_overlays(results, output, overwrite, inputs)
-    job = _OverlayJob([mask_pair[r.key] for r in results], read_mask, _Style(color, opacity, outline), stretch,
+    overlays = _OverlayJob([mask_pair[r.key] for r in results], read_mask, _Style(color, opacity, outline), stretch,
                       cell if canvas is not None else None, prompts)
-    for outcome in run(planned, job, executor=executor, jobs=jobs, fail_fast=fail_fast):
+    for outcome in run(planned, overlays, executor=executor, jobs=jobs, fail_fast=fail_fast):
         result = results[outcome.index]
         result.output = outcome.output if outcome.status == "written" else None
         result.error = result.error or outcome.error
-        if canvas is None:
+        if canvas is None or layout is None:
             continue
         label = result.key if result.iou is None else f"{result.key} {result.iou:.2f}"
         tile = outcome.facts.get("tile")

@@ -135,7 +135,8 @@ def draw_prompts(picture: np.ndarray, prompts: Sequence[Any], scale: float = 1.0
             x0, y0, x1, y1 = (round(v * scale) for v in prompt.box)
             cv2.rectangle(picture, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), _bytes(BOX_COLOR), thick)
             if max(height, width) >= 64:  # no room for words on a thumbnail this small
-                cv2.putText(picture, f"{number} {prompt.label}", (x0 + 2, y0 - 3 if y0 >= 12 * thick else y0 + 12 * thick), cv2.FONT_HERSHEY_SIMPLEX,
+                baseline = y0 - 3 if y0 >= 12 * thick else y0 + 12 * thick
+                cv2.putText(picture, f"{number} {prompt.label}", (x0 + 2, baseline), cv2.FONT_HERSHEY_SIMPLEX,
                             0.35 * thick, _bytes(BOX_COLOR), thick, cv2.LINE_AA)
         for x, y, sign in prompt.points:
             cv2.circle(picture, (round(x * scale), round(y * scale)), 2 * thick + 1,

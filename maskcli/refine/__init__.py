@@ -39,6 +39,7 @@ in the mask itself, so they also keep soft values soft.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -181,7 +182,7 @@ class Refinement:
         for operation in ("open", "close", "erode", "dilate"):
             radius = getattr(self, operation)
             if radius:
-                chain.append((operation, lambda m, _, op=operation, r=radius: morphology(m, op, r)))
+                chain.append((operation, functools.partial(_morphology_step, operation=operation, radius=radius)))
         if self.fill_holes:
             chain.append(("fill_holes", lambda m, _: fill_holes(m, self.max_hole, level)))
         if self.min_size:
@@ -215,6 +216,10 @@ class Refinement:
         return np.ascontiguousarray(out, dtype=np.float32)
 
 
+def _morphology_step(mask: np.ndarray, image: np.ndarray, *, operation: str, radius: int) -> np.ndarray:
+    return morphology(mask, operation, radius)
+
+
 def _grabcut(mask: np.ndarray, image: np.ndarray, level: float) -> np.ndarray:
     return grabcut_refine(mask, image, level=level)
 
@@ -234,7 +239,7 @@ def refinement(settings: Mapping[str, Any] | None) -> Refinement | None:
     >>> refinement({"blur": 1})
     Traceback (most recent call last):
     ...
-    maskcli.errors.OptionError: refinement: no setting 'blur' (settings: open, close, erode, dilate, fill_holes, max_hole, min_size, keep_largest, refine, matting_solver, matting_band, matting_max_side, invert, feather, hard, soft)
+    maskcli.errors.OptionError: refinement: no setting 'blur' (settings: open, close, erode, dilate, ...)
     """
     if not settings:
         return None

@@ -73,7 +73,7 @@ def grabcut_refine(mask: np.ndarray | None, image: np.ndarray, *, rect: tuple[in
         if not (labels == cv2.GC_BGD).any() and not (labels == cv2.GC_PR_BGD).any():
             return (seed > 0).astype(np.float32)
         try:
-            cv2.grabCut(small, labels, None, model_bg, model_fg, iterations, cv2.GC_INIT_WITH_MASK)
+            cv2.grabCut(small, labels, (0, 0, 0, 0), model_bg, model_fg, iterations, cv2.GC_INIT_WITH_MASK)
         except cv2.error:  # a seed GrabCut cannot model (e.g. one class has too few distinct colours)
             return cv2.resize(seed, (width, height), interpolation=cv2.INTER_NEAREST).astype(np.float32)
     result = ((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)).astype(np.float32)

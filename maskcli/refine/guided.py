@@ -68,11 +68,12 @@ def guided_filter(mask: np.ndarray, image: np.ndarray, radius: int = 8, eps: flo
     height, width = mask.shape
     if scale is None:
         scale = max(1, int(max(height, width) // 1024))
-    full_guide, src = guide, mask.astype(np.float32)
+    full_guide, src = guide, np.asarray(mask, np.float32)
+    guide = np.asarray(guide)
     if scale > 1:
         size = (max(1, width // scale), max(1, height // scale))
         guide = cv2.resize(guide, size, interpolation=cv2.INTER_AREA)
-        src = cv2.resize(src, size, interpolation=cv2.INTER_AREA)
+        src = np.asarray(cv2.resize(src, size, interpolation=cv2.INTER_AREA), np.float32)
         radius = max(1, radius // scale)
     box = lambda x: cv2.boxFilter(x, -1, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT)  # noqa
     mean_p = box(src)
@@ -89,21 +90,21 @@ def guided_filter(mask: np.ndarray, image: np.ndarray, radius: int = 8, eps: flo
         out = mean_a * full_guide + mean_b
     else:
         channels = [np.ascontiguousarray(guide[..., c]) for c in range(3)]
-        mean_i = [box(c) for c in channels]
-        cov_ip = [box(c * src) - m * mean_p for c, m in zip(channels, mean_i)]
+        means_i = [box(c) for c in channels]
+        covs_ip = [box(c * src) - m * mean_p for c, m in zip(channels, means_i)]
         var = {}
         for i in range(3):
             for j in range(i, 3):
-                var[i, j] = box(channels[i] * channels[j]) - mean_i[i] * mean_i[j] + (eps if i == j else 0.0)
+                var[i, j] = box(channels[i] * channels[j]) - means_i[i] * means_i[j] + (eps if i == j else 0.0)
         rr, rg, rb, gg, gb, bb = var[0, 0], var[0, 1], var[0, 2], var[1, 1], var[1, 2], var[2, 2]
         # The inverse of the symmetric 3×3 covariance, by cofactors, for every pixel at once.
         inv_rr, inv_rg, inv_rb = gg * bb - gb * gb, gb * rb - rg * bb, rg * gb - gg * rb
         inv_gg, inv_gb, inv_bb = rr * bb - rb * rb, rb * rg - rr * gb, rr * gg - rg * rg
         det = rr * inv_rr + rg * inv_rg + rb * inv_rb
-        a_r = (inv_rr * cov_ip[0] + inv_rg * cov_ip[1] + inv_rb * cov_ip[2]) / det
-        a_g = (inv_rg * cov_ip[0] + inv_gg * cov_ip[1] + inv_gb * cov_ip[2]) / det
-        a_b = (inv_rb * cov_ip[0] + inv_gb * cov_ip[1] + inv_bb * cov_ip[2]) / det
-        b = mean_p - a_r * mean_i[0] - a_g * mean_i[1] - a_b * mean_i[2]
+        a_r = (inv_rr * covs_ip[0] + inv_rg * covs_ip[1] + inv_rb * covs_ip[2]) / det
+        a_g = (inv_rg * covs_ip[0] + inv_gg * covs_ip[1] + inv_gb * covs_ip[2]) / det
+        a_b = (inv_rb * covs_ip[0] + inv_gb * covs_ip[1] + inv_bb * covs_ip[2]) / det
+        b = mean_p - a_r * means_i[0] - a_g * means_i[1] - a_b * means_i[2]
         coefficients = [box(a_r), box(a_g), box(a_b), box(b)]
         if scale > 1:
             coefficients = [cv2.resize(c, (width, height), interpolation=cv2.INTER_LINEAR) for c in coefficients]

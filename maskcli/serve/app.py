@@ -274,13 +274,13 @@ def create_app(settings: ServeSettings | None = None, *,
         finally:
             await service.stop()
 
-    middleware = [Middleware(BodyLimit, limit=settings.max_body)]  # type: ignore[arg-type]
+    middleware = [Middleware(BodyLimit, limit=settings.max_body)]
     if settings.token:
-        middleware.append(Middleware(BearerToken, token=settings.token))  # type: ignore[arg-type]
+        middleware.append(Middleware(BearerToken, token=settings.token))
     if settings.cors:
         from starlette.middleware.cors import CORSMiddleware
 
-        middleware.insert(0, Middleware(CORSMiddleware, allow_origins=list(settings.cors),  # type: ignore[arg-type]
+        middleware.insert(0, Middleware(CORSMiddleware, allow_origins=list(settings.cors),
                                         allow_methods=["GET", "POST"],
                                         allow_headers=["Authorization", "Content-Type", "Accept"],
                                         expose_headers=["X-Maskcli-Record", "Content-Disposition"]))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ def is_video_item(item: Item) -> bool:
 
 def run_media(items: Iterable[Item], job: Any, *, temporal: float | None = None, executor: Any = None,
               jobs: int | None = None, ordered: bool = True, fail_fast: bool = False,
-              reads: Iterable[Any] = ()) -> Iterator[Result]:
+              reads: Iterable[Any] = ()) -> Generator[Result, None, None]:
     """:func:`maskcli.pipeline.run` for a batch of images and videos, one result per input.
 
     Parameters
@@ -143,6 +143,7 @@ def run_video(item: Item, job: Any, *, temporal: float | None = None, jobs: int 
                 for result in engine.execute(stage, frames, ordered=True, gate=gate):
                     if result.status == "failed" or not isinstance(result, FrameResult):
                         raise _FrameFailed(f"frame {count + 1}: {result.error}")
+                    assert result.frame is not None  # every frame's result carries its frame
                     payload = result.payload
                     if smoother is not None:  # in frame order, here: each mask depends on the one before
                         assert result.image is not None and result.mask is not None
@@ -198,8 +199,16 @@ class _FrameStage(JobBase):
 
     def __init__(self, job: Any, render: Any = None) -> None:
         self.job, self.render = job, render
-        self.batched, self.batch_size = job.batched, job.batch_size
+        self._batched, self._batch_size = bool(job.batched), int(job.batch_size)
         self.apply = hasattr(job, "masks_of")
+
+    @property
+    def batched(self) -> bool:
+        return self._batched
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
 
     def load(self, item: Item) -> Any:
         frame = item.source.frame  # type: ignore[attr-defined]
@@ -279,7 +288,7 @@ class _VideoOutput:
             raise OptionError("output", "a video's masks go to a folder or a mask video (.mkv, .mov)")
         if "{frame" not in template:
             template = str(Path(template).with_suffix("")) + "/{frame:06d}.png"
-        existing = getattr(sink, "existing", "error")
+        existing: Any = getattr(sink, "existing", "error")
         frames = Destinations(Path(folder), template, existing, suffix=".png")
         return cls(destination.with_suffix(""), "frames", template=frames, facts=method, source=item.source,
                    gate=gate)

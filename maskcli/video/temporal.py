@@ -82,8 +82,9 @@ class TemporalSmoother:
     def _carry(self, state: np.ndarray, previous: np.ndarray, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The running average and the previous picture, moved to where the current frame shows them."""
         if self._flow is None:
-            self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-        flow = self._flow.calc(grey, previous, None)  # for each pixel now, where it was in the previous frame
+            self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)  # type: ignore[attr-defined]  # not in the stubs
+        # For each pixel now, where it was in the previous frame.
+        flow = self._flow.calc(grey, previous, None)  # type: ignore[call-overload]  # OpenCV's stubs want an output array where None asks for a new one
         height, width = grey.shape
         columns, rows = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
         map_x, map_y = columns + flow[..., 0], rows + flow[..., 1]

@@ -244,7 +244,7 @@ def load_onnx_weights(module: nn.Module, path: Union[str, Path]) -> nn.Module:
             expected = {
                 "weight": tuple(conv.weight.shape), "bias": (conv.out_channels,),
                 "kernel_shape": tuple(conv.kernel_size), "dilations": tuple(conv.dilation),
-                "strides": tuple(conv.stride), "pads": tuple(conv.padding) * 2,  # type: ignore[operator]
+                "strides": tuple(conv.stride), "pads": tuple(conv.padding) * 2,
             }
             found = {"weight": weight.shape, "bias": bias.shape, **attributes}
             if not attributes["kernel_shape"]:
