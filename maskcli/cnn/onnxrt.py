@@ -2,7 +2,7 @@
 
 A dependency of maskcli: the CPU path of a model whose weights are an ONNX file, and of a fine-tuned U²-Net
 (exported once, :mod:`.prepare`), runs here by default: the graph is the same file the torch port loads its
-weights from, so the masks agree (IoU ≥ 0.999 on the horses, ``tests/test_cnn_speed.py``), a run never imports
+weights from, so the masks agree (IoU ≥ 0.999 on the horses, ``tests/cnn/test_speed.py``), a run never imports
 torch (2.5 s of a one-image run), and it costs less per image than torch (below). Against rembg on the same
 weights: ``benchmarks/results/rembg.md``.
 

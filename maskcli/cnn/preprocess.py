@@ -111,7 +111,7 @@ def resample_matrix(source: int, target: int, interpolation: str) -> np.ndarray:
     """The target×source matrix that resizes one axis exactly as OpenCV does on the host: ``lanczos`` as
     ``cv2.INTER_LANCZOS4`` (8 taps, edges replicated), ``area`` as ``cv2.INTER_AREA`` (pixel-area averages when
     shrinking, OpenCV's own linear variant when enlarging). Resizing is then two matrix products, which a GPU does
-    in microseconds, with the host's result to float rounding (``tests/test_cnn_speed.py``).
+    in microseconds, with the host's result to float rounding (``tests/cnn/test_speed.py``).
 
     >>> resample_matrix(4, 2, "area").tolist()
     [[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5]]

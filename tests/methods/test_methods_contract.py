@@ -41,7 +41,7 @@ BAD = {
     "cnn-box": {"margin": 5},
 }
 
-#: The CNN has its own tests, and so has ``sam`` (its weights are tiny graphs made in tests/test_sam.py).
+#: The CNN has its own tests, and so has ``sam`` (its weights are tiny graphs made in tests/cnn/test_sam.py).
 NAMES = [name for name in methods.names() if name not in ("cnn", "sam")]
 #: Methods that take prompts; without one, the whole image is their box.
 PROMPTED = [name for name in NAMES if hasattr(methods.get(name), "compute_prompts")]

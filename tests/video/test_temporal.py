@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
@@ -14,14 +13,11 @@ from maskcli.video.temporal import TemporalSmoother, flicker
 
 from conftest import DATA, SAMPLES, needs_data, needs_u2netp, run_cli
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
 
 @needs_data
 @needs_u2netp
 def test_smoothing_cuts_flicker_without_losing_iou() -> None:
-    from bench_temporal import clip
-
+    from benchmarks.bench_temporal import clip
     from maskcli.methods import methods
 
     method = methods.create("cnn")
