@@ -131,9 +131,9 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture
 def many(tmp_path):
-    from synth_for_tests import write_many
+    from benchmarks.synth import make_discs
 
-    return write_many(tmp_path / "many", count=120, size=(600, 800))
+    return make_discs(tmp_path / "many", count=120, size=(600, 800))
 
 
 #: A method that runs in worker processes with --jobs 2 (its local statistics are NumPy work that holds the GIL),
@@ -328,11 +328,10 @@ def test_an_output_folder_that_takes_no_file_stops_the_batch(tmp_path, monkeypat
     import errno
     import tempfile
 
+    from benchmarks.synth import make_discs
     from maskcli.cli.app import main
 
-    from synth_for_tests import write_many
-
-    folder = write_many(tmp_path / "in", count=30)
+    folder = make_discs(tmp_path / "in", count=30)
     out = tmp_path / "out"
     attempts = []
     real_mkstemp, real_replace = tempfile.mkstemp, os.replace
@@ -767,12 +766,11 @@ def test_a_folder_that_fills_part_way_reports_every_file_it_holds(tmp_path, monk
     import errno
     import json
 
+    from benchmarks.synth import make_discs
     from maskcli.cli.app import main
     from maskcli.io import files
 
-    from synth_for_tests import write_many
-
-    folder = write_many(tmp_path / "in", count=40)
+    folder = make_discs(tmp_path / "in", count=40)
     out = tmp_path / "out"
     real = files._rename_exclusive
     calls = []

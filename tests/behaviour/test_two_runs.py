@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.synth import make_discs
+
 from conftest import REPO
-from synth_for_tests import write_many
 
 COUNT = 120
 
@@ -29,7 +30,7 @@ def _start(args, tmp_path):
 @pytest.mark.parametrize("skip", [False, True], ids=["error", "skip-existing"])
 @pytest.mark.parametrize("first", ["bright", "dark"])
 def test_two_runs_into_one_folder_never_replace_each_others_files(tmp_path, skip, first):
-    images = write_many(tmp_path / "images", count=COUNT)
+    images = make_discs(tmp_path / "images", count=COUNT)
     masks = tmp_path / "masks"
     listing = "".join(f"{images / name}\n" for name in sorted(os.listdir(images))).encode()
     policy = ["--skip-existing"] if skip else []
@@ -80,7 +81,7 @@ def test_an_output_that_appears_after_planning_is_not_replaced(tmp_path, monkeyp
     from maskcli.methods import methods
     from maskcli.pipeline import run
 
-    images = write_many(tmp_path / "images", count=2)
+    images = make_discs(tmp_path / "images", count=2)
     masks = tmp_path / "masks"
     results = {}
     for existing in ("error", "skip", "overwrite"):

@@ -219,9 +219,9 @@ def test_missing_inputs_are_reported_per_item(tmp_path, images):
 
 
 def test_ctrl_c_stops_cleanly(tmp_path):
-    from synth_for_tests import write_many
+    from benchmarks.synth import make_discs
 
-    folder = write_many(tmp_path / "many", count=400, size=(700, 900))
+    folder = make_discs(tmp_path / "many", count=400, size=(700, 900))
     out = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "maskcli", "segment", str(folder), "-o", str(out),
                                 "--jobs", "2", "--quiet"], cwd=REPO, stderr=subprocess.PIPE)

@@ -60,6 +60,20 @@ def sam1_encoder(path: Path, frame: tuple[int, int] | None) -> str:
     return _save(graph, path)
 
 
+def _inside_box_logits() -> list:
+    """Nodes from pixel grids xs, ys and box sides x0..y1 to logits of +10 inside the box, -10 outside
+    (``box_logits``) and the reverse (``inverse_logits``)."""
+    return [
+        helper.make_node("GreaterOrEqual", ["xs", "x0"], ["gx"]), helper.make_node("LessOrEqual", ["xs", "x1"], ["lx"]),
+        helper.make_node("GreaterOrEqual", ["ys", "y0"], ["gy"]), helper.make_node("LessOrEqual", ["ys", "y1"], ["ly"]),
+        helper.make_node("And", ["gx", "lx"], ["inx"]), helper.make_node("And", ["gy", "ly"], ["iny"]),
+        helper.make_node("And", ["inx", "iny"], ["inside"]),
+        _const("pos", 10.0), _const("neg", -10.0),
+        helper.make_node("Where", ["inside", "pos", "neg"], ["box_logits"]),
+        helper.make_node("Neg", ["box_logits"], ["inverse_logits"]),
+    ]
+
+
 def _box_logits(nodes: list, height: str, width: str, ious: list[float], candidates: int) -> None:
     """masks (1×candidates×H×W): +10 inside the prompt's box, -10 outside (then alternately inverted);
     iou_predictions (1×candidates): ``ious``; low_res_masks: zeros."""
@@ -80,13 +94,7 @@ def _box_logits(nodes: list, height: str, width: str, ious: list[float], candida
     for index, name in enumerate(("x0", "y0", "x1", "y1")):
         nodes += [_const(f"i{name}", index, np.int64), helper.make_node("Gather", ["c4", f"i{name}"], [name])]
     nodes += [
-        helper.make_node("GreaterOrEqual", ["xs", "x0"], ["gx"]), helper.make_node("LessOrEqual", ["xs", "x1"], ["lx"]),
-        helper.make_node("GreaterOrEqual", ["ys", "y0"], ["gy"]), helper.make_node("LessOrEqual", ["ys", "y1"], ["ly"]),
-        helper.make_node("And", ["gx", "lx"], ["inx"]), helper.make_node("And", ["gy", "ly"], ["iny"]),
-        helper.make_node("And", ["inx", "iny"], ["inside"]),
-        _const("pos", 10.0), _const("neg", -10.0),
-        helper.make_node("Where", ["inside", "pos", "neg"], ["box_logits"]),
-        helper.make_node("Neg", ["box_logits"], ["inverse_logits"]),
+        *_inside_box_logits(),
         helper.make_node("Concat", [("box_logits" if k % 2 == 0 else "inverse_logits") for k in range(candidates)],
                          ["masks"], axis=1),
         _const("iou_predictions", [ious]),
@@ -257,13 +265,7 @@ def _efficient_logits(nodes: list, height: str, width: str, ious: list[float]) -
                                        keepdims=0),
                       helper.make_node("Unsqueeze", [f"{letter}{name}q", "tail"], [f"{letter}{name}"])]
     nodes += [
-        helper.make_node("GreaterOrEqual", ["xs", "x0"], ["gx"]), helper.make_node("LessOrEqual", ["xs", "x1"], ["lx"]),
-        helper.make_node("GreaterOrEqual", ["ys", "y0"], ["gy"]), helper.make_node("LessOrEqual", ["ys", "y1"], ["ly"]),
-        helper.make_node("And", ["gx", "lx"], ["inx"]), helper.make_node("And", ["gy", "ly"], ["iny"]),
-        helper.make_node("And", ["inx", "iny"], ["inside"]),
-        _const("pos", 10.0), _const("neg", -10.0),
-        helper.make_node("Where", ["inside", "pos", "neg"], ["box_logits"]),
-        helper.make_node("Neg", ["box_logits"], ["inverse_logits"]),
+        *_inside_box_logits(),
         helper.make_node("Concat", ["box_logits", "inverse_logits", "box_logits"], ["output_masks"], axis=2),
         helper.make_node("Shape", ["batched_point_labels"], ["label_shape"]),
         _const("s0", [0], np.int64), _const("s2", [2], np.int64),

@@ -203,9 +203,9 @@ def test_a_bad_file_fails_alone_resume_and_fail_fast(cluster, tmp_path):
 
     # Fail fast: the first item is the bad one. Items already in flight finish and are reported (every file
     # written is named); the rest never start.
-    from synth_for_tests import write_many
+    from benchmarks.synth import make_discs
 
-    many = write_many(tmp_path / "many", count=40, size=(60, 80))
+    many = make_discs(tmp_path / "many", count=40, size=(60, 80))
     (many / "0-bad.png").write_bytes(b"not an image")  # sorts first
     done = _ray_cli(cluster, "segment", str(many), "-o", str(tmp_path / "ff"), "--fail-fast", "--json")
     assert done.returncode == 1
@@ -261,9 +261,9 @@ def test_the_library_streams_results_in_order_or_as_they_finish(cluster, tmp_pat
 @needs_ray
 @pytest.mark.slow
 def test_ctrl_c_cancels_the_cluster_work_and_leaves_nothing_behind(tmp_path, tmp_path_factory):
-    from synth_for_tests import write_many
+    from benchmarks.synth import make_discs
 
-    folder = write_many(tmp_path / "many", count=300, size=(700, 900))
+    folder = make_discs(tmp_path / "many", count=300, size=(700, 900))
     out = tmp_path / "out"
     temp = _short_temp(tmp_path_factory, "rayi")
     env = {**os.environ, **RAY_ENV, "RAY_TMPDIR": str(temp)}
@@ -299,7 +299,7 @@ def test_ctrl_c_cancels_the_cluster_work_and_leaves_nothing_behind(tmp_path, tmp
 @needs_ray
 @pytest.mark.slow
 def test_a_two_node_cluster_gives_the_same_results(tmp_path, tmp_path_factory):
-    from synth_for_tests import write_many
+    from benchmarks.synth import make_discs
 
     temp = _short_temp(tmp_path_factory, "ray2")
     env = {**os.environ, **RAY_ENV}
@@ -314,7 +314,7 @@ def test_a_two_node_cluster_gives_the_same_results(tmp_path, tmp_path_factory):
         subprocess.run([*ray_cli, "--address", f"127.0.0.1:{port}", "--num-gpus", "1", "--resources",
                         '{"second_node": 1}'], env=env, check=True, capture_output=True, timeout=120)
         address = f"127.0.0.1:{port}"
-        folder = write_many(tmp_path / "in", count=24, size=(240, 320))
+        folder = make_discs(tmp_path / "in", count=24, size=(240, 320))
         done = run_cli("segment", str(folder), "-o", str(tmp_path / "local"), "--min-size", "20")
         assert done.returncode == 0, done.stderr.decode()
         done = _ray_cli(address, "segment", str(folder), "-o", str(tmp_path / "ray"), "--min-size", "20", "--json")
