@@ -14,8 +14,8 @@ def _opening_commands() -> list[str]:
 
 def test_ci_runs_the_readme_test_command_exactly():
     demo, tests = _opening_commands()
-    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
-    assert ci == tests
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert tests in ci  # the very line, whatever CI checks besides
     assert demo.startswith("python3 -m venv .venv && ") and "maskcli segment samples/" in demo
     assert "maskcli apply samples/" in demo
 

@@ -84,9 +84,9 @@ def test_bad_inputs_each_give_one_line_and_the_batch_goes_on(tmp_path, blob_imag
     (folder / "e_random.jpg").write_bytes(np.random.default_rng(0).bytes(4096))
     (folder / "f_loop.png").symlink_to(folder / "f_loop2.png")
     (folder / "f_loop2.png").symlink_to(folder / "f_loop.png")
-    from test_io_decode import _png_declaring
+    from conftest import png_declaring
 
-    (folder / "g_bomb.png").write_bytes(_png_declaring(60_000, 60_000))
+    (folder / "g_bomb.png").write_bytes(png_declaring(60_000, 60_000))
     (folder / "h_folder.png").mkdir()
     (folder / "z_good.png").write_bytes(good)
     listing = "\n".join(str(p) for p in sorted(folder.iterdir())) + "\n"

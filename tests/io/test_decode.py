@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import struct
-import zlib
 
 import cv2
 import numpy as np
@@ -15,6 +13,8 @@ from PIL import ImageOps
 
 from maskcli.errors import InputError
 from maskcli.io.decode import decode_image, read_image
+
+from conftest import png_declaring
 
 
 def _encode(picture: PILImage.Image, format: str, **options) -> bytes:
@@ -189,19 +189,9 @@ def test_unreadable_file(tmp_path, monkeypatch):
         read_image(path)
 
 
-def _png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares a huge size (a decompression bomb's calling card)."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
-
-
 def test_huge_declared_size_is_refused_before_decoding():
     with pytest.raises(InputError, match=r"100000×100000 = 10,000,000,000 pixels, over the limit.*`max_pixels`"):
-        decode_image(_png_declaring(100_000, 100_000))
+        decode_image(png_declaring(100_000, 100_000))
 
 
 def test_pixel_limit_can_be_raised():
