@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import cv2
 
-from conftest import REPO, SAMPLES
+from conftest import REPO, SAMPLES, interrupt
 
 WRITER = textwrap.dedent("""
     import os, sys, time
@@ -69,12 +68,8 @@ def test_watch_masks_each_complete_file_once(tmp_path: Path) -> None:
         assert writer.returncode == 0, writer.stderr
         records = first + _records(process, 4, time.monotonic() + 60)
         time.sleep(1.5)  # time for a wrong second round (an output or a file seen twice) to show up
-        process.send_signal(signal.SIGINT)
-        rest, errors = process.communicate(timeout=30)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        rest, errors = interrupt(process, 30)
     records += [json.loads(line) for line in rest.splitlines() if line.strip()]
     assert process.returncode == 130, errors
     names = sorted(Path(record["input"]).name for record in records)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +16,23 @@ from conftest import REPO
 PACKAGE = REPO / "maskcli"
 
 
-def _imports(path: Path) -> set[str]:
-    """Every module a file imports, at any depth (lazy imports inside functions count too)."""
+def _import_statements(path: Path) -> Iterator[tuple[str, list[str]]]:
+    """(module, names) for every absolute import in a file, at any depth (lazy imports inside functions and
+    TYPE_CHECKING imports count too); names is empty for ``import module``."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+            yield from ((alias.name, []) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+            yield node.module, [alias.name for alias in node.names]
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, and every name it takes from one as ``module.name``."""
+    found: set[str] = set()
+    for module, names in _import_statements(path):
+        found.add(module)
+        found.update(f"{module}.{name}" for name in names)
     return found
 
 
@@ -121,17 +129,14 @@ def _module_name(path: Path, root: Path = REPO) -> str:
 
 
 def _module_imports(path: Path, modules: set[str]) -> set[str]:
-    """The modules among ``modules`` that a file imports, at any depth (lazy and TYPE_CHECKING imports count):
-    ``from a import b`` is an import of ``a.b`` where that is a module, else of ``a``."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    """The modules among ``modules`` that a file imports: ``from a import b`` is an import of ``a.b`` where that is
+    a module, else of ``a``."""
     found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            for alias in node.names:
-                inner = f"{node.module}.{alias.name}"
-                found.add(inner if inner in modules else node.module)
+    for module, names in _import_statements(path):
+        inner = {f"{module}.{name}" for name in names} & modules
+        found.update(inner)
+        if not names or len(inner) < len(names):
+            found.add(module)
     resolved = set()
     for name in found:  # a name inside a module (maskcli.io.files.write_atomic) is that module
         while name and name not in modules:

@@ -120,21 +120,16 @@ def _clip(path: Path) -> None:
 
 def _watch(line: str, root: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     """A --watch line runs until Ctrl-C: let it take the folder's files, then interrupt it (exit 130)."""
-    import signal
     import time
+
+    from conftest import interrupt
 
     process = subprocess.Popen(["bash", "-c", "exec " + line], cwd=root, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not list((root / "masks").glob("*.png")):
-            time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((root / "masks").glob("*.png")) and process.poll() is None:
+        time.sleep(0.2)
+    stdout, stderr = interrupt(process, 60)
     return subprocess.CompletedProcess(line, 0 if process.returncode == 130 else process.returncode, stdout, stderr)
 
 
