@@ -26,6 +26,7 @@ def did_you_mean(name: str, choices: object) -> str:
     """
     import difflib
 
+    # The ignore below: the choices are strings; typeshed's overloads want a Sequence[str].
     close = difflib.get_close_matches(name, list(choices), n=1)  # type: ignore[call-overload]
     return f"; did you mean {close[0]!r}?" if close else ""
 

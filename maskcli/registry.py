@@ -114,7 +114,7 @@ class Registry(Generic[T]):
         def decorate(cls: type[T]) -> type[T]:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
-            cls.name = name  # type: ignore[attr-defined]
+            cls.name = name  # type: ignore[attr-defined]  # every registered class gets its name here
             self._entries[name] = cls
             return cls
 

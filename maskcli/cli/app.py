@@ -86,6 +86,7 @@ def _register() -> None:
     app.command("methods")(_interruptible(methods.methods_command))
     app.command("modes")(_interruptible(methods.modes_command))
     for command in models.app.registered_commands:
+        # The ignore below: Typer's callback type is narrower than the wrapper it runs.
         command.callback = _interruptible(command.callback)  # type: ignore[arg-type]
     app.add_typer(models.app, name="models")
     app.command("eval")(_interruptible(evaluate.eval_command))

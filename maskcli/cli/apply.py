@@ -47,6 +47,7 @@ def apply_command(
     method: c.ApplyMethodName = None,
     *,
     method_settings: c.MethodOptions,
+    # The ignore below: an Annotated alias built by a call: Typer reads it, mypy cannot.
     refine: c.refine_option(MASKS) = None,  # type: ignore[valid-type]
     matting: c.MattingOptions,
     hard: Annotated[Optional[float], typer.Option("--hard", help="Binarise the mask at this level in (0, 1].",

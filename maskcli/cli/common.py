@@ -293,6 +293,7 @@ def grouped(command: Callable[..., Any]) -> Callable[..., Any]:
             kwargs[name] = group(**{key: kwargs.pop(key) for key in names})
         return command(**kwargs)
 
+    # The ignore below: Typer reads the signature a function says it has.
     with_groups.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     with_groups.__annotations__ = {p.name: p.annotation for p in parameters}
     return with_groups

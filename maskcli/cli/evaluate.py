@@ -59,6 +59,7 @@ def eval_command(
     both_classes: Annotated[bool, typer.Option("--both-classes", help="Rank and summarise by the mean IoU of "
                                                "foreground and background (for sets where the foreground covers "
                                                "most of each image).", rich_help_panel=SCORING)] = False,
+    # The ignore below: an Annotated alias built by a call: Typer reads it, mypy cannot.
     classes: c.class_option(SCORING) = None,  # type: ignore[valid-type]
     instances: Annotated[bool, typer.Option("--instances", help="Score per object: each predicted object (an "
                                             "annotation, a label value, or a region of a plain mask) matched to a "

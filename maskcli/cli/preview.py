@@ -40,6 +40,7 @@ def preview_command(
     gt: Annotated[Optional[Path], typer.Option("--gt", help="Ground-truth masks: order the sheet worst IoU first "
                                                "and show each IoU in its label (a folder, a COCO file or "
                                                "label images).", rich_help_panel=SHEET, show_default=False)] = None,
+    # The ignore below: an Annotated alias built by a call: Typer reads it, mypy cannot.
     classes: c.class_option() = None,  # type: ignore[valid-type]
     color: Annotated[str, typer.Option("--color", help="Tint and outline colour.", rich_help_panel=LOOK)
                      ] = "#ff4040",

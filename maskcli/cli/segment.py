@@ -43,6 +43,7 @@ def segment_command(
     keep_largest: Annotated[Optional[int], typer.Option("--keep-largest", help="Keep only the K largest "
                                                         "regions.", rich_help_panel=REFINE, min=1,
                                                         show_default=False)] = None,
+    # The ignore below: an Annotated alias built by a call: Typer reads it, mypy cannot.
     refine: c.refine_option(REFINE) = None,  # type: ignore[valid-type]
     matting: c.MattingOptions,
     invert: Annotated[Optional[bool], typer.Option("--invert/--no-invert", help="Swap foreground and background.",

@@ -38,6 +38,7 @@ def train_command(
                                                        show_default=False)] = None,
     val_masks: Annotated[Optional[Path], typer.Option("--val-masks", help="The validation masks.",
                                                       rich_help_panel=DATA, show_default=False)] = None,
+    # The ignore below: an Annotated alias built by a call: Typer reads it, mypy cannot.
     classes: class_option(DATA) = None,  # type: ignore[valid-type]
     time_budget: Annotated[Optional[str], typer.Option("--time", help="Time the run may take, e.g. 90s, 15m, "
                                                        "1h (0: no limit; default: 15m on the CPU, no limit on a "

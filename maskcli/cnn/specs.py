@@ -153,7 +153,7 @@ def _u2(name: str, filename: str, builder: str, **fields: object) -> ModelSpec:
                      filename=filename, input_size=320, scale_by_max=True, interpolation="lanczos",
                      licence="Apache-2.0",
                      source="Qin et al., U²-Net, Pattern Recognition 106 (2020); ONNX export published by rembg",
-                     **fields)  # type: ignore[arg-type]
+                     **fields)  # type: ignore[arg-type]  # fields holds the remaining spec fields, each of its own type
 
 
 def _tv(name: str, filename: str, builder: str, **fields: object) -> ModelSpec:
@@ -163,6 +163,7 @@ def _tv(name: str, filename: str, builder: str, **fields: object) -> ModelSpec:
                      url=_TORCHVISION + filename, filename=filename, sha256=prefix, md5=None, size_bytes=None,
                      licence="BSD-3-Clause (torchvision); trained on COCO (subset of the 20 VOC classes)",
                      input_size=520, categories=VOC_CATEGORIES,
+                     # The ignore below: fields holds the remaining spec fields, each of its own type.
                      source=f"torchvision.models.segmentation.{builder}, COCO_WITH_VOC_LABELS_V1", **fields)  # type: ignore[arg-type]
 
 
@@ -172,6 +173,7 @@ def _graph(name: str, filename: str, **fields: object) -> ModelSpec:
     # divided by the image's maximum, then the spec's mean and std.
     return ModelSpec(name=name, kind="salient", builder="onnx-graph", weights_format="onnx", url=_REMBG + filename,
                      filename=filename, sha256=None, size_bytes=None, input_size=1024, scale_by_max=True,
+                     # The ignore below: fields holds the remaining spec fields, each of its own type.
                      interpolation="lanczos", **fields)  # type: ignore[arg-type]
 
 

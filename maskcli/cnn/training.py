@@ -140,7 +140,9 @@ def _frozen(model: nn.Module, stages: int) -> list[nn.Module]:
     """The parts kept fixed: U²-Net's first ``stages`` encoder stages; a torchvision model's backbone when
     ``stages`` is 1 (its head trains)."""
     if hasattr(model, "backbone"):
+        # The ignore below: torchvision models are untyped: their attributes read as Tensor.
         return [model.backbone] if stages else []  # type: ignore[list-item]
+    # The ignore below: torchvision models are untyped: their attributes read as Tensor.
     return list(model.encoder[:stages])  # type: ignore[index]
 
 

@@ -214,6 +214,7 @@ class ImageBackground(Mode):
             from maskcli.io.decode import read_image
 
             try:
+                # The ignore below: checked in __post_init__: a background is given.
                 self._cache_image = read_image(self.background).pixels  # type: ignore[arg-type]
             except InputError as error:
                 raise InputError(f"background {self.background}: {error}") from None

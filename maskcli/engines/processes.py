@@ -68,6 +68,7 @@ class ProcessPool:
             if not needs_work(item):  # nothing to compute: answer without a round trip
                 return item, _done(process_item(job, item, gate))
             future = _submit(pool, _worker_process, item)
+            # The ignore below: the future or the exception carries what the stop must report.
             future.destination_before = file_identity(item.destination)  # type: ignore[attr-defined]
             return item, future
 
@@ -93,6 +94,7 @@ class ProcessPool:
                             yield _outcome(*entry)
         except SetupError as stop:  # as above: what the other workers wrote is reported
             interrupted = True
+            # The ignore below: the future or the exception carries what the stop must report.
             stop.finished = _stop_workers(pool, pending, gate)  # type: ignore[attr-defined]
             raise
         except KeyboardInterrupt:
@@ -120,6 +122,7 @@ def _submit(pool: futures.ProcessPoolExecutor, function: Any, *args: Any) -> fut
         with contextlib.suppress(futures.InvalidStateError):
             set_exception(exception)
 
+    # The ignore below: CPython's own broken-pool path calls it (see the docstring).
     future.set_exception = set_exception_unless_cancelled  # type: ignore[method-assign]
     return future
 

@@ -154,6 +154,7 @@ class InProcess:
             entries = list(behind)
             futures.wait([future for _, future in entries], timeout=GRACE_S)
             finished = finished_results(entries)
+            # The ignore below: the report of what finished rides on the exception.
             stop.finished = sorted(finished + written_meanwhile(started.values(), finished),  # type: ignore[attr-defined]
                                    key=_by_index)
             raise

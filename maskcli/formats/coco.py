@@ -227,6 +227,7 @@ class CocoAnnotations:
                 coco.problems.append(f"annotations[{number}]: not an object; ignored")
                 continue
             label = f"annotation {annotation.get('id', f'[{number}]')}"
+            # The ignore below: a missing image_id finds no image: reported below.
             target = by_id.get(annotation.get("image_id"))  # type: ignore[arg-type]
             if target is None:
                 coco.problems.append(f"{label}: image id {annotation.get('image_id')} is not in images; ignored")

@@ -67,6 +67,7 @@ class Inputs:
     stdin: IO[str] | None = None
 
     def _stdin_bytes(self) -> BinaryIO | None:
+        # The ignore below: IO[str] declares no buffer; text streams have one.
         return None if self.stdin is None else self.stdin.buffer  # type: ignore[attr-defined]
 
     def _stdin_required(self) -> BinaryIO:

@@ -34,6 +34,7 @@ def stdin_kind(stream: BinaryIO) -> StdinKind:
 def isatty(stream: object) -> bool:
     """Whether ``stream`` is a terminal (False for a closed stream or one that is not a real file)."""
     try:
+        # The ignore below: any object may be given; one without isatty is not a terminal.
         return bool(stream.isatty())  # type: ignore[attr-defined]
     except (AttributeError, ValueError, OSError):  # closed, or not a real stream
         return False

@@ -119,7 +119,7 @@ class ApplyJob(JobBase):
                 facts[index] = {"method": method.name, **segmentation.facts}
                 loaded[index].timer.timings["segment"] = timer.timings["segment"] / len(loaded)
         assert all(mask is not None for mask in masks)
-        return masks, facts  # type: ignore[return-value]
+        return masks, facts  # type: ignore[return-value]  # checked just above: no mask is None
 
     def adjust(self, mask: np.ndarray, image: Image) -> np.ndarray:
         """The mask fitted to its image and through the refinement chain (without one, integer levels stay

@@ -118,6 +118,7 @@ class SegmentJob(JobBase):
             if self.refiner is not None:
                 raise OptionError("labels", "refinement works on one mask, not on label images; drop the "
                                             "refinement options or `labels`")
+            # The ignore below: a labels method has them (checked when the job is made).
             self.class_names = list(self.method.class_names)  # type: ignore[attr-defined]
         check_bits(self.mask_bits)  # now, not at the first item's encoding
 
@@ -146,6 +147,7 @@ class SegmentJob(JobBase):
         with timer("compute"):
             if self.labels:
                 pixels = [image.pixels for image, _ in loaded]
+                # The ignore below: a labels method has them (checked when the job is made).
                 segmentations = self.method.compute_labels(pixels)  # type: ignore[attr-defined]
             else:
                 segmentations = segment_images([method_input(image, self.method, self.refiner)

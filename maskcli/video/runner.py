@@ -211,7 +211,7 @@ class _FrameStage(JobBase):
         return self._batch_size
 
     def load(self, item: Item) -> Any:
-        frame = item.source.frame  # type: ignore[attr-defined]
+        frame = item.source.frame  # type: ignore[attr-defined]  # a frame item's source is a FrameSource
         image = Image(samples=frame.pixels[..., :3], alpha=None)
         if self.apply:
             from maskcli.jobs.apply import Loaded
@@ -329,6 +329,7 @@ class _VideoOutput:
             height, width = payload.shape[:2]
             kind = "mask" if self.kind == "mask" else ("alpha" if payload.ndim == 3 and payload.shape[2] == 4
                                                        else "image")
+            # The ignore below: kind is one of the writer's literals, chosen just above.
             self.writer = VideoWriter(self.destination, width=width, height=height, kind=kind,  # type: ignore[arg-type]
                                       like=self.like, quality=self.quality, replace=self.replace)
         self.writer.write(payload, pts=frame.pts, time_base=frame.time_base)

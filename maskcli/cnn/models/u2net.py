@@ -189,6 +189,7 @@ def u2net() -> U2Net:
 def _conv_attributes(node: object) -> dict[str, tuple[int, ...]]:
     import onnx
 
+    # The ignore below: onnx.helper's stubs lack it.
     attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}  # type: ignore[attr-defined]
     return {key: tuple(attributes.get(key, default)) for key, default in
             (("dilations", (1, 1)), ("pads", (0, 0, 0, 0)), ("strides", (1, 1)), ("kernel_shape", ()))}
