@@ -20,6 +20,8 @@ import numpy as np
 
 from maskcli.errors import MaskcliError, OptionError, SetupError
 from maskcli.evaluate import ImageScore, check_level, mean_scores
+from maskcli.io.decode import Image
+from maskcli.io.frames import FrameReader, read_paired_image
 from maskcli.io.pairing import Pair, Pairing
 from maskcli.io.sources import Source
 from maskcli.masksources.truths import pair_truths, read_truth_file
@@ -240,7 +242,7 @@ def _pair_items(pairs: Sequence[Pair]) -> Iterator[Any]:
     from maskcli.io.sources import Item
 
     for index, pair in enumerate(pairs):
-        yield Item(index, Source(pair.source, PurePosixPath(pair.key)))
+        yield Item(index, Source(pair.source, PurePosixPath(pair.key), part=pair.frame))
 
 
 @dataclasses.dataclass
@@ -253,6 +255,8 @@ class _CompareJob(JobBase):
     tolerance: float
     #: Reads a pair's truth when it is not a mask file (a COCO file's or label images' mask).
     read_truth: Callable[[Pair], np.ndarray] | None = None
+    #: The frames of the videos among the images (their pairs name a frame).
+    frames: FrameReader = dataclasses.field(default_factory=FrameReader)
 
     @property
     def batched(self) -> bool:
@@ -262,14 +266,12 @@ class _CompareJob(JobBase):
     def batch_size(self) -> int:
         return max(method.batch_size for method, _ in self.built) if self.batched else 1
 
-    def load(self, item: Any) -> tuple[Pair, np.ndarray, np.ndarray]:
-        from maskcli.io.decode import read_image
-
+    def load(self, item: Any) -> tuple[Pair, Image, np.ndarray]:
         pair = self.pairs[item.index]
         truth = self.read_truth(pair) if self.read_truth is not None else read_truth_file(pair)
-        return pair, read_image(pair.source).pixels, truth
+        return pair, read_paired_image(pair, self.frames), truth
 
-    def compute(self, loaded: list[tuple[Pair, np.ndarray, np.ndarray]]) -> list[list[ImageScore]]:
+    def compute(self, loaded: list[tuple[Pair, Image, np.ndarray]]) -> list[list[ImageScore]]:
         scores: list[list[ImageScore]] = [[] for _ in loaded]
         for method, refiner in self.built:
             for index, entry in enumerate(self._method_on(method, refiner, loaded)):
@@ -277,12 +279,15 @@ class _CompareJob(JobBase):
         return scores
 
     def _method_on(self, method: Any, refiner: Any, loaded: list[Any]) -> list[ImageScore]:
-        from maskcli.jobs.segment import segment_images
+        from maskcli.jobs.segment import method_input, segment_images
 
         entries = [ImageScore(pair.key, pair.source, pair.truth) for pair, _, _ in loaded]
         try:
             started = time.perf_counter()
-            segmentations = segment_images([image for _, image, _ in loaded], method, refiner)
+            # What segment gives the method (its integer samples where it works on them), so eval ranks the masks
+            # segment makes.
+            segmentations = segment_images([method_input(image, method, refiner) for _, image, _ in loaded], method,
+                                           refiner)
             seconds = (time.perf_counter() - started) / len(loaded)
             for entry, segmentation, (_, _, truth) in zip(entries, segmentations, loaded):
                 entry.seconds = seconds

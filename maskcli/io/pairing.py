@@ -116,6 +116,9 @@ class Pair:
     key: str
     source: str
     truth: str
+    #: The frame of a video ``source`` this pair holds, counted from 1 (:mod:`maskcli.io.frames` reads it); None
+    #: for a still image.
+    frame: int | None = None
 
 
 @dataclasses.dataclass
@@ -192,10 +195,37 @@ def pair_files(sources: str | os.PathLike[str], truths: str | os.PathLike[str]) 
     source_index = index_files(sources, problems)
     pairs = [Pair(key, source.path, truth_index[key].path) for key, source in source_index.items()
              if key in truth_index]
-    unpaired_sources = [str(source.relpath) for key, source in source_index.items() if key not in truth_index]
-    unpaired_truths = sorted(str(truth.relpath) for key, truth in truth_index.items() if key not in source_index)
+    frames = _video_frame_pairs(source_index, truth_index)
+    pairs += frames
+    taken = {pair.key for pair in pairs}
+    videos = {PurePosixPath(pair.key).parent.as_posix() for pair in frames}
+    unpaired_sources = [str(source.relpath) for key, source in source_index.items()
+                        if key not in truth_index and key not in videos]
+    unpaired_truths = sorted(str(truth.relpath) for key, truth in truth_index.items() if key not in taken)
     pairs.sort(key=lambda pair: pair.key)
     return Pairing(pairs, unpaired_sources, unpaired_truths, problems)
+
+
+def _video_frame_pairs(sources: KeyIndex[Source], truths: KeyIndex[Source]) -> list[Pair]:
+    """A video ``clip.mp4`` paired with the per-frame files ``clip/000001.png`` … (the names ``maskcli segment``
+    gives a video's frames): one pair per numbered file, the frame being its number."""
+    by_parent: dict[str, list[tuple[str, int]]] = {}
+    for key in truths:
+        parent, _, name = key.rpartition("/")
+        if name.isdigit() and int(name) >= 1:
+            by_parent.setdefault(parent, []).append((key, int(name)))
+    if not by_parent:
+        return []
+    if "" in by_parent and len(sources) == 1:  # one video, and its frames' folder itself
+        by_parent[next(iter(sources))] = by_parent.pop("")
+    from maskcli.io.video import is_video_path
+
+    pairs = []
+    for key, source in sources.items():
+        numbered = by_parent.get(key)
+        if numbered and key not in truths and is_video_path(source.path):
+            pairs += [Pair(frame_key, source.path, truths[frame_key].path, frame) for frame_key, frame in numbered]
+    return pairs
 
 
 def pair_indexes(left: Mapping[str, str], right: KeyIndex[str],

@@ -40,6 +40,8 @@ class Source:
     error: str | None = None
     #: The input's bytes, when it was read from a stream (``-``: one image on stdin) rather than a file.
     data: bytes | None = dataclasses.field(default=None, repr=False)
+    #: The part of the file this input is, when not the whole file: a video's frame, numbered from 1.
+    part: int | None = None
 
 
 @dataclasses.dataclass
@@ -136,7 +138,7 @@ def guard_inputs(items: Iterable[Item], also: Iterable[str | os.PathLike[str] | 
             if inode is not None:
                 inodes.setdefault(inode, path)
             if number == 0 and not item.source.error:
-                key = inode or real
+                key = (inode or real, item.source.part)  # a video's frames are inputs each
                 if key in seen:
                     break  # the same input again: once is enough
                 seen.add(key)

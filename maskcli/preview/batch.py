@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from maskcli.errors import InputError, OptionError, OutputExists, SetupError
+from maskcli.io.frames import FrameReader, read_paired_image
 from maskcli.io.pairing import Pair, Pairing
 from maskcli.preview.drawing import SheetLayout, draw_prompts, overlay_image, place_tile, scaled_to, stretch_levels
 from maskcli.work import JobBase
@@ -47,10 +48,8 @@ class PreviewReport:
         return [r for r in self.results if r.error]
 
 
-def _load(path: str, stretch: bool | None) -> np.ndarray:
-    from maskcli.io.decode import read_image
-
-    image = read_image(path)
+def _load(pair: Pair, stretch: bool | None, frames: FrameReader) -> np.ndarray:
+    image = read_paired_image(pair, frames)
     pixels = image.pixels
     # 16-bit scientific images often use a sliver of their range (the hela_* nuclei: under 2 %): show them stretched.
     if stretch or (stretch is None and image.bit_depth >= 16):
@@ -102,11 +101,13 @@ class _OverlayJob(JobBase):
     stretch: bool | None
     cell: int | None  # the sheet's cell side; None: no sheet
     prompts: Any = None  # a prompt source (maskcli.promptsources): its boxes and points are drawn
+    frames: FrameReader = dataclasses.field(default_factory=FrameReader)  # the videos' among the images
 
     def load(self, item: Any) -> tuple[np.ndarray, np.ndarray, list[Any]]:
-        pixels = _load(item.source.path, self.stretch)
+        pair = self.pairs[item.index]
+        pixels = _load(pair, self.stretch, self.frames)
         asked = self.prompts.prompts(item.source, pixels.shape[1], pixels.shape[0]) if self.prompts else []
-        return pixels, self.read_mask(self.pairs[item.index]), asked
+        return pixels, self.read_mask(pair), asked
 
     def compute(self, loaded: list[tuple[np.ndarray, np.ndarray, list[Any]]]
                 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
@@ -221,7 +222,7 @@ def write_previews(
         # Worst first: failures, then ascending IoU, then images without a truth.
         results.sort(key=lambda r: (r.error is None, r.iou is None, r.iou if r.iou is not None else 0.0, r.key))
     canvas = layout.canvas() if layout is not None else None
-    planned = _plan_overlays(results, output, overwrite, inputs)
+    planned = _plan_overlays(results, [mask_pair[r.key].frame for r in results], output, overwrite, inputs)
     overlays = _OverlayJob([mask_pair[r.key] for r in results], read_mask, _Style(color, opacity, outline), stretch,
                       cell if canvas is not None else None, prompts)
     for outcome in run(planned, overlays, executor=executor, jobs=jobs, fail_fast=fail_fast):
@@ -243,14 +244,16 @@ def write_previews(
     return report
 
 
-def _plan_overlays(results: list[PreviewResult], output: str | os.PathLike[str] | None, overwrite: bool,
-                   inputs: set[str]) -> Iterator[Any]:
-    """Items in sheet order, each with its overlay's checked destination (none without an output folder)."""
+def _plan_overlays(results: list[PreviewResult], frames: list[int | None], output: str | os.PathLike[str] | None,
+                   overwrite: bool, inputs: set[str]) -> Iterator[Any]:
+    """Items in sheet order, each with its overlay's checked destination (none without an output folder);
+    ``frames``: each result's frame of a video (None for an image)."""
     from maskcli.io.sources import Destinations, Item, Source
 
     destinations = Destinations(Path(output), "{relpath}.png", "overwrite") if output is not None else None
     for index, result in enumerate(results):
-        item = Item(index, Source(result.image, PurePosixPath(result.key + ".png")), error=result.error)
+        item = Item(index, Source(result.image, PurePosixPath(result.key + ".png"), part=frames[index]),
+                    error=result.error)
         if destinations is not None and not item.error:
             destination, item.error = destinations.check(item.source, PurePosixPath(f"{result.key}.png"))
             if destination is not None and os.path.realpath(destination) in inputs:

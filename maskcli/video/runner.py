@@ -30,6 +30,7 @@ import numpy as np
 
 from maskcli.errors import Interrupted, MaskcliError, OptionError, OutputTaken
 from maskcli.imageops import to_unit_float
+from maskcli.io.ahead import ReadAhead
 from maskcli.io.decode import Image
 from maskcli.io.encode import quantise
 from maskcli.io.files import WriteGate, write_atomic
@@ -136,27 +137,13 @@ def run_video(item: Item, job: Any, *, temporal: float | None = None, jobs: int 
             # Without smoothing, each frame's output is made in the engine's threads, side by side; with it, in
             # frame order here.
             stage = _FrameStage(job, None if smoother is not None else output.render)
-            frames = _frame_items(item, reader)
             count = 0
             try:
                 engine = InProcess(threads=max(1, cores_for(jobs)))
-                for result in engine.execute(stage, frames, ordered=True, gate=gate):
-                    if result.status == "failed" or not isinstance(result, FrameResult):
-                        raise _FrameFailed(f"frame {count + 1}: {result.error}")
-                    assert result.frame is not None  # every frame's result carries its frame
-                    payload = result.payload
-                    if smoother is not None:  # in frame order, here: each mask depends on the one before
-                        assert result.image is not None and result.mask is not None
-                        with timer("temporal"):
-                            mask = to_unit_float(result.mask) if result.mask.dtype == np.uint8 else result.mask
-                            hard = is_hard(mask)
-                            mask = smoother(mask, result.frame.pixels[..., :3])
-                            if hard:  # a hard method's masks stay hard: the average is a vote over time
-                                mask = (mask >= 0.5).astype(np.float32)
-                            payload = output.render(result.image, mask, job)
-                    with timer("write"):
-                        output.put(result.frame, payload)
-                    count += 1
+                # Frames are decoded on a thread of their own while this one encodes: FFmpeg releases the GIL.
+                with ReadAhead(reader.frames(), depth=4) as decoded:
+                    results = engine.execute(stage, _frame_items(item, decoded), ordered=True, gate=gate)
+                    count = _write_frames(results, output, job, smoother, timer)
                 with timer("write"):
                     path = output.finish(reader)
             except BaseException:
@@ -177,6 +164,30 @@ def run_video(item: Item, job: Any, *, temporal: float | None = None, jobs: int 
     return result
 
 
+def _write_frames(results: Iterator[Result], output: _VideoOutput, job: Any, smoother: TemporalSmoother | None,
+                  timer: Timer) -> int:
+    """Write the frames' results in frame order (smoothed first, when asked); how many were written."""
+    count = 0
+    for result in results:
+        if result.status == "failed" or not isinstance(result, FrameResult):
+            raise _FrameFailed(f"frame {count + 1}: {result.error}")
+        assert result.frame is not None  # every frame's result carries its frame
+        payload = result.payload
+        if smoother is not None:  # in frame order, here: each mask depends on the one before
+            assert result.image is not None and result.mask is not None
+            with timer("temporal"):
+                mask = to_unit_float(result.mask) if result.mask.dtype == np.uint8 else result.mask
+                hard = is_hard(mask)
+                mask = smoother(mask, result.frame.pixels[..., :3])
+                if hard:  # a hard method's masks stay hard: the average is a vote over time
+                    mask = (mask >= 0.5).astype(np.float32)
+                payload = output.render(result.image, mask, job)
+        with timer("write"):
+            output.put(result.frame, payload)
+        count += 1
+    return count
+
+
 class _FrameFailed(Exception):
     pass
 
@@ -185,9 +196,9 @@ def _str(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
-def _frame_items(item: Item, reader: VideoReader) -> Iterator[Item]:
-    """A video's frames as items, decoded as the engine asks for them."""
-    for frame in reader.frames():
+def _frame_items(item: Item, frames: Iterable[Frame]) -> Iterator[Item]:
+    """A video's frames as items, as the engine asks for them."""
+    for frame in frames:
         source = FrameSource(item.source.path, item.source.relpath, frame=frame)
         yield Item(frame.index, source)
 
