@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, ClassVar
@@ -14,6 +15,7 @@ import numpy as np
 from maskcli.errors import InputError, OptionError
 from maskcli.io.decode import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, Image
 from maskcli.io.files import regular_file_problem
+from maskcli.io.frames import FrameReader
 from maskcli.io.sources import STDIN, Item, Source, render_name
 from maskcli.masksources.base import mask_sources
 
@@ -34,14 +36,55 @@ def read_mask_file(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
 
 
 class _FileMasks:
-    """Sources whose masks are files paired while planning."""
+    """Sources whose masks are files paired while planning.
+
+    A video's mask is a folder of per-frame files (``clip/000001.png`` …, what ``segment`` writes for a video) or a
+    mask video: each frame of the video reads its own (:func:`frame_mask`).
+    """
 
     method = None
 
     def load(self, item: Item, image: Image, *, max_pixels: int) -> np.ndarray | None:
         if item.mask is None:
             raise InputError("no mask for this image")
+        frame = getattr(item.source, "frame", None)  # a video frame's item (maskcli.video.runner.FrameSource)
+        if frame is not None:
+            frames = self.__dict__.setdefault("_frames", FrameReader(max_pixels))
+            return frame_mask(item.mask, frame.index + 1, frames, max_pixels)
         return read_mask_file(item.mask, max_pixels)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if key != "_frames"}
+
+
+def frame_mask(mask: Path, number: int, frames: FrameReader, max_pixels: int) -> np.ndarray:
+    """Frame ``number``'s mask (from 1): a file of the frames' folder ``mask``, or that frame of the mask video."""
+    if mask.is_dir():
+        return read_mask_file(mask / f"{number:06d}.png", max_pixels)
+    from maskcli.io.masks import mask_from_image
+
+    try:
+        return mask_from_image(frames.read(mask, number))
+    except InputError as error:
+        raise InputError(f"mask {mask}: {error}") from None
+
+
+def video_masks(folder: Path, source: Source) -> Path | None:
+    """Where a video's masks are in a mask folder: the folder of its frames' masks (``clip/``, as ``segment`` names
+    them), else a mask video with its stem (``clip.mkv``); None when it holds neither."""
+    from maskcli.io.video import ANIMATION_SUFFIXES, VIDEO_SUFFIXES, is_video_path
+
+    if not is_video_path(source.path):
+        return None
+    rel = PurePosixPath(source.relpath)
+    frames = folder / rel.parent / PurePosixPath(rel.name).stem
+    if frames.is_dir():
+        return frames
+    for suffix in sorted(VIDEO_SUFFIXES | ANIMATION_SUFFIXES):
+        video = folder / rel.parent / f"{PurePosixPath(rel.name).stem}{suffix}"
+        if video.is_file() and os.path.realpath(video) != os.path.realpath(source.path):
+            return video
+    return None
 
 
 @mask_sources.register("folder")
@@ -64,7 +107,7 @@ class MaskFolder(_FileMasks):
     def pair(self, source: Source) -> Path | None:
         if source.path == STDIN:
             raise InputError("`masks` pairs files by name; an image on stdin needs `mask=FILE`, `alpha` or `method`")
-        return find_mask(self.folder, source, self.template)
+        return video_masks(self.folder, source) or find_mask(self.folder, source, self.template)
 
 
 def find_mask(folder: Path, source: Source, template: str = "{stem}.png") -> Path:

@@ -200,7 +200,7 @@ def _frame_items(item: Item, frames: Iterable[Frame]) -> Iterator[Item]:
     """A video's frames as items, as the engine asks for them."""
     for frame in frames:
         source = FrameSource(item.source.path, item.source.relpath, frame=frame)
-        yield Item(frame.index, source)
+        yield Item(frame.index, source, mask=item.mask)  # a video's masks: each frame reads its own
 
 
 class _FrameStage(JobBase):
