@@ -49,6 +49,15 @@ class Mode:
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def on_samples(self, samples: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
+        """The result as 8-bit samples, from the image's 8-bit ``samples`` and a hard mask (``inside``: bool H×W),
+        where the mode has a way that gives exactly what the float path would after rounding; None: it has none.
+
+        A pixel-by-pixel mode on a hard mask only picks between values: no float copy of the image is needed (a
+        video's frames through ``--mode color`` spend their time in the codec, not in the composite).
+        """
+        return None
+
     def halo(self, mask: np.ndarray) -> int | None:
         """How many rows of context above and below a band of rows the mode needs to compute that band exactly as
         it would on the whole image (0 for a pixel-by-pixel mode); None when it needs the whole image.

@@ -103,6 +103,21 @@ class Color(Mode):
     def __call__(self, pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return _over_color(self.subject(pixels, mask), mask, self._rgba)
 
+    def on_samples(self, samples: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
+        """An opaque colour under a hard mask: each pixel is its sample or the colour (no edge to decontaminate).
+
+        >>> samples = np.array([[[10, 20, 30], [40, 50, 60]]], np.uint8); inside = np.array([[True, False]])
+        >>> Color(background="#ff8000").on_samples(samples, inside).tolist()
+        [[[10, 20, 30], [255, 128, 0]]]
+        """
+        r, g, b, a = self._rgba
+        if a < 1.0 or (samples.ndim == 2 and not r == g == b):
+            return None
+        colour = np.round(np.asarray((r, g, b), np.float64) * 255).astype(np.uint8)
+        if samples.ndim == 2:
+            return np.where(inside, samples, colour[0])
+        return np.where(inside[..., None], samples, colour)
+
 
 def _linear(source: np.ndarray, length: int, at: np.ndarray, axis: int) -> np.ndarray:
     """Samples ``at`` (indices) of ``source`` scaled to ``length`` along ``axis`` by linear interpolation, with

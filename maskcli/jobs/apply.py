@@ -27,7 +27,7 @@ from maskcli.io.files import WriteGate
 from maskcli.io.sinks import OutputPlan, Sink
 from maskcli.io.sources import Item
 from maskcli.jobs.segment import Refiner, load_item, method_input, segment_images, write_output
-from maskcli.masks import require_same_size, resize_mask
+from maskcli.masks import is_hard, require_same_size, resize_mask
 from maskcli.masksources import MaskSource, MethodMasks, StaticMask
 from maskcli.work import JobBase, Result, Timer
 
@@ -129,6 +129,16 @@ class ApplyJob(JobBase):
             fitted = self.refiner.apply(_unit(fitted), image.pixels)
         return fitted
 
+    def _on_samples(self, image: Image, mask: np.ndarray) -> np.ndarray | None:
+        """The mode's 8-bit result straight from the image's samples, for a hard mask where the mode has one
+        (:meth:`maskcli.composite.base.Mode.on_samples`); None otherwise."""
+        from maskcli.composite.base import Mode
+
+        if image.samples is None or image.samples.dtype != np.uint8 or type(self.mode).on_samples is Mode.on_samples:
+            return None
+        inside = _hard_inside(mask)
+        return None if inside is None else self.mode.on_samples(image.samples, inside)
+
     def composite(self, image: Image, mask: np.ndarray, format: str | None = None) -> np.ndarray:
         """The mode's result: float32 for a small image; for a large one, computed band by band (where the mode
         allows) straight into samples of the output's type, so that no float copy of the whole image is held.
@@ -138,6 +148,9 @@ class ApplyJob(JobBase):
         them from survey passes over the same bands first.
         """
         mode = self.mode
+        fast = self._on_samples(image, mask)
+        if fast is not None:
+            return fast
         height, width = image.height, image.width
         halo = mode.halo(mask) if height * width > BAND_PIXELS else None
         if halo is None:
@@ -224,6 +237,14 @@ def _stretched(mask_shape: tuple[int, ...], image_shape: tuple[int, ...]) -> boo
     """
     (mh, mw), (ih, iw) = mask_shape[:2], image_shape[:2]
     return abs(mw * ih / mh - iw) > max(1.0, iw / mw) + 0.5
+
+
+def _hard_inside(mask: np.ndarray) -> np.ndarray | None:
+    """Where a hard mask keeps the image (bool), or None for a soft mask."""
+    if mask.dtype == np.uint8:
+        inside = mask >= 128
+        return inside if np.array_equal(mask, inside.astype(np.uint8) * np.uint8(255)) else None
+    return mask >= 0.5 if is_hard(mask) else None
 
 
 def _unit(mask: np.ndarray) -> np.ndarray:
