@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, Protocol
 from maskcli.errors import OutputUnavailable
 from maskcli.io import DEFAULT_MAX_PIXELS
 from maskcli.io.planning import Inputs, Outputs
+from maskcli.io.shards import Shard
 
 if TYPE_CHECKING:  # the types alone: the runner loads the decoders, and a batch loads it when it runs
     from maskcli.io.sources import Existing, Item, Source
@@ -95,6 +96,9 @@ class BatchSettings:
         As in :func:`maskcli.video.runner.run_media`.
     watch : bool
         After the inputs, go on with each new file of the input folders until interrupted.
+    shard : Shard, optional
+        Only this share of the items (:class:`maskcli.io.shards.Shard`): N drivers with shards 1/N … N/N cover the
+        batch exactly once, and write what one run would.
     stdout, records_on_stdout
         As in :class:`maskcli.io.planning.Outputs`.
     """
@@ -116,6 +120,7 @@ class BatchSettings:
     stdin: IO[str] | None = None
     stdout: Callable[[], BinaryIO] | None = None
     records_on_stdout: bool = False
+    shard: Shard | None = None
 
     def __post_init__(self) -> None:
         if self.output is not None:
@@ -134,6 +139,19 @@ class BatchSettings:
         return self.planned_inputs.watch(self.output) if self.watch else None
 
 
+def _sharded(shard: Shard, items: Iterable[Item], plan: Callable[[list[Source]], Iterable[Item]] | None
+             ) -> tuple[Iterable[Item], Callable[[list[Source]], Iterable[Item]] | None]:
+    """The items of one share, and a plan that keeps a watched folder's new files to the same share."""
+    if plan is None:
+        return shard.select(items), None
+    whole = plan
+
+    def planned(sources: list[Source]) -> Iterable[Item]:
+        return shard.select(whole(sources))
+
+    return shard.select(items), planned
+
+
 def run_batch(items: Iterable[Item], job: Any, settings: BatchSettings, listener: Listener, *,
               image_on_stdout: bool = False, watch: Any = None,
               plan: Callable[[list[Source]], Iterable[Item]] | None = None,
@@ -147,6 +165,8 @@ def run_batch(items: Iterable[Item], job: Any, settings: BatchSettings, listener
     from maskcli.video.runner import run_media
     from maskcli.watching import run_watched
 
+    if settings.shard is not None:
+        items, plan = _sharded(settings.shard, items, plan)
     executor = settings.executor
     if executor is not None:
         executor.start()  # before the listener starts its clock: a cluster's start-up is not the batch's time

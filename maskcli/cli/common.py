@@ -96,6 +96,10 @@ Temporal = Annotated[Optional[float], typer.Option(
 Watch = Annotated[bool, typer.Option(
     "--watch", help="Process the input folders, then keep watching them and process each new file once it is "
     "complete; Ctrl-C stops.", rich_help_panel=RUN)]
+ShardOption = Annotated[Optional[str], typer.Option(
+    "--shard", help="K/N: only the K-th of N disjoint shares of the inputs (by a hash of each path), so that N "
+    "runs with 1/N … N/N cover a batch exactly once and write what one run would.", rich_help_panel=RUN,
+    show_default=False)]
 Json = Annotated[
     bool, typer.Option("--json", help="One JSON record per item on stdout (input, output, status, error, timings, "
                        "method facts).", rich_help_panel=REPORT)
@@ -203,6 +207,7 @@ class BatchOptions:
     fail_fast: FailFast = False
     temporal: Temporal = None
     watch: Watch = False
+    shard: ShardOption = None
     json_records: Json = False
     quiet: Quiet = False
 
@@ -217,12 +222,14 @@ class BatchOptions:
     def settings(self, inputs: list[str] | None, output: Path | None, name: str = "{stem}.png") -> BatchSettings:
         """The library's batch settings, with this command's streams."""
         from maskcli.batch import BatchSettings
+        from maskcli.io.shards import Shard
 
         io = current()
+        shard = Shard.parse(self.shard) if self.shard is not None else None
         executor = self.executor()
         return BatchSettings(inputs, output, name, self.recursive, self.from_file, self.null, self.existing(),
                              self.max_pixels, self.jobs, executor, not self.unordered, self.fail_fast,
-                             self.temporal, self.watch, io.stdin, io.binary_stdout, self.json_records)
+                             self.temporal, self.watch, io.stdin, io.binary_stdout, self.json_records, shard)
 
 
 @dataclasses.dataclass

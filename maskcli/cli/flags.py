@@ -41,7 +41,7 @@ NAMED: frozenset[str] = frozenset({
     # prompts
     "union", "boxes", "box", "point", "class_list",
     # videos and watched folders
-    "watch",
+    "watch", "shard",
     # the server
     "port", "token", "timeout", "batch_window",
     # the refinement chain
