@@ -166,6 +166,10 @@ def run_batch(items: Iterable[Item], job: Any, settings: BatchSettings, listener
     from maskcli.watching import run_watched
 
     if settings.shard is not None:
+        from maskcli.io.sources import guard_inputs
+
+        # The whole batch is checked first, as one run checks it: no share writes over another share's input.
+        items = guard_inputs(items, also=settings.planned_inputs.files_read())
         items, plan = _sharded(settings.shard, items, plan)
     executor = settings.executor
     if executor is not None:

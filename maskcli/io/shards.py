@@ -26,9 +26,12 @@ import dataclasses
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from maskcli.errors import OptionError
-from maskcli.io.sources import Item
+
+if TYPE_CHECKING:  # the type alone: the command line reads a shard before any decoder loads
+    from maskcli.io.sources import Item
 
 
 @dataclasses.dataclass(frozen=True)

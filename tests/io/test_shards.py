@@ -70,3 +70,20 @@ def test_a_bad_shard_is_a_usage_error(text, tmp_path):
         Shard.parse(text)
     done = run_cli("segment", str(SAMPLES / "coins.png"), "-o", str(tmp_path), "--shard", text)
     assert done.returncode == 2 and "--shard" in done.stderr.decode(), done.stderr
+
+
+def test_no_share_writes_over_another_shares_input(tmp_path):
+    """z.jpg, the first input, has its mask named 0.png: the second input. One run refuses it; so does every share,
+    though z.jpg and 0.png fall in different shares and a share alone would not know 0.png is an input."""
+    import cv2
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "z.jpg"), cv2.imread(str(SAMPLES / "coins.png")))
+    shutil.copyfile(SAMPLES / "camera.png", folder / "0.png")
+    assert Shard(1, 2).holds("photos/z.jpg") != Shard(1, 2).holds("photos/0.png")
+    before = (folder / "0.png").read_bytes()
+    for index in (1, 2):
+        done = run_cli("segment", "photos/z.jpg", "photos/0.png", "-o", "photos", "--overwrite", "--name",
+                       "{index}.png", "--shard", f"{index}/2", cwd=tmp_path)
+        assert (folder / "0.png").read_bytes() == before, done.stderr
