@@ -50,7 +50,8 @@ class Mode:
         raise NotImplementedError
 
     def on_samples(self, samples: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
-        """The result as 8-bit samples, from the image's 8-bit ``samples`` and a hard mask (``inside``: bool H×W),
+        """The result as 8-bit samples, from the image's 8-bit ``samples`` and a hard mask (``inside``: H×W, bool or
+        uint8, nonzero where the image is kept),
         where the mode has a way that gives exactly what the float path would after rounding; None: it has none.
 
         A pixel-by-pixel mode on a hard mask only picks between values: no float copy of the image is needed (a

@@ -326,33 +326,26 @@ class VideoWriter:
             self._audio = _AudioCopy(like.path, self._output)
 
     def _codec(self) -> tuple[str, str, dict[str, str]]:
-        suffix, kind = self.suffix, self.kind
-        if kind == "mask":
-            return ("png", "gray", {}) if suffix == ".mov" else ("ffv1", "gray", {})
-        if kind == "alpha":
-            if suffix == ".webm":
-                return "libvpx-vp9", "yuva420p", {"crf": str(_crf(self.quality, 63)), "b": "0"}
-            if suffix == ".mov":
-                return "prores_ks", "yuva444p10le", {"profile": "4444"}
-            return "ffv1", "bgra", {}
-        even = self.width % 2 == 0 and self.height % 2 == 0
-        if suffix == ".webm":
-            return "libvpx-vp9", "yuv420p" if even else "yuv444p", {"crf": str(_crf(self.quality, 63)), "b": "0"}
-        return "libx264", "yuv420p" if even else "yuv444p", {"crf": str(_crf(self.quality, 51)), "preset": "fast"}
+        return codec_for(self.suffix, self.kind, self.width, self.height, self.quality)
 
-    def write(self, pixels: np.ndarray, *, pts: int | None, time_base: Fraction) -> None:
-        """Add one frame: uint8 grey H×W (masks), RGB H×W×3 or RGBA H×W×4, with its source timestamp."""
+    def write(self, pixels: np.ndarray | Prepared, *, pts: int | None, time_base: Fraction) -> None:
+        """Add one frame: uint8 grey H×W (masks), RGB H×W×3 or RGBA H×W×4, or a frame already converted for this
+        writer (:func:`prepare_frame`), with its source timestamp."""
+        if isinstance(pixels, Prepared):
+            if (pixels.height, pixels.width) != (self.height, self.width):
+                raise OutputError(f"frame of {pixels.width}×{pixels.height} in a {self.width}×{self.height} video")
+            self._encode(pixels.frame, pts, time_base)
+            return
         if pixels.shape[:2] != (self.height, self.width):
             raise OutputError(f"frame of {pixels.shape[1]}×{pixels.shape[0]} in a {self.width}×{self.height} video")
         if self._animation is not None:
             self._add_picture(pixels, pts, time_base)
             return
+        self._encode(_converted(pixels, self._stream.pix_fmt, self.like), pts, time_base)
+
+    def _encode(self, frame: Any, pts: int | None, time_base: Fraction) -> None:
         av = _pyav()
 
-        layout = {2: "gray", 3: "rgb24", 4: "rgba"}[pixels.ndim if pixels.ndim == 2 else pixels.shape[2]]
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=layout)
-        frame = frame.reformat(format=self._stream.pix_fmt, dst_colorspace=_matrix(self.like),
-                               dst_color_range=self.like.color.get("color_range") if self.like else None)
         frame.pts = self._pts(pts, time_base)
         frame.time_base = self._time_base
         if self._audio is not None:
@@ -433,6 +426,54 @@ class VideoWriter:
             os.unlink(self._temp)
 
 
+def codec_for(suffix: str, kind: str, width: int, height: int, quality: int) -> tuple[str, str, dict[str, str]]:
+    """The encoder, its pixel format and options for a video of this suffix and kind (see the module's table)."""
+    if kind == "mask":
+        return ("png", "gray", {}) if suffix == ".mov" else ("ffv1", "gray", {})
+    if kind == "alpha":
+        if suffix == ".webm":
+            return "libvpx-vp9", "yuva420p", {"crf": str(_crf(quality, 63)), "b": "0"}
+        if suffix == ".mov":
+            return "prores_ks", "yuva444p10le", {"profile": "4444"}
+        return "ffv1", "bgra", {}
+    even = width % 2 == 0 and height % 2 == 0
+    if suffix == ".webm":
+        return "libvpx-vp9", "yuv420p" if even else "yuv444p", {"crf": str(_crf(quality, 63)), "b": "0"}
+    return "libx264", "yuv420p" if even else "yuv444p", {"crf": str(_crf(quality, 51)), "preset": "fast"}
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A frame converted to its writer's pixel format ahead of writing (:func:`prepare_frame`)."""
+
+    frame: Any
+    width: int
+    height: int
+    kind: str  # "image" or "alpha", as VideoWriter's kind
+
+
+def prepare_frame(pixels: np.ndarray, suffix: str, *, like: VideoInfo | None = None, quality: int = 92
+                  ) -> Prepared | np.ndarray:
+    """A composite's RGB or RGBA samples converted to the pixel format :class:`VideoWriter` encodes ``suffix``
+    with: the conversion, which would otherwise wait for the one thread that encodes, runs where this is called
+    (a frame's render, in the engine's threads). Animations (GIF, WebP) take the samples as they are."""
+    if suffix in ANIMATION_SUFFIXES:
+        return pixels
+    height, width = pixels.shape[:2]
+    kind = "alpha" if pixels.ndim == 3 and pixels.shape[2] == 4 else "image"
+    _, pixel_format, _ = codec_for(suffix, kind, width, height, quality)
+    return Prepared(_converted(pixels, pixel_format, like), width, height, kind)
+
+
+def _converted(pixels: np.ndarray, pixel_format: str, like: VideoInfo | None) -> Any:
+    av = _pyav()
+
+    layout = {2: "gray", 3: "rgb24", 4: "rgba"}[pixels.ndim if pixels.ndim == 2 else pixels.shape[2]]
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=layout)
+    return frame.reformat(format=pixel_format, dst_colorspace=_matrix(like),
+                          dst_color_range=like.color.get("color_range") if like else None)
+
+
 class _AudioCopy:
     """The source's audio packets, muxed unchanged into the output as the video reaches their time."""
 
@@ -476,5 +517,5 @@ def _matrix(like: VideoInfo | None) -> int | None:
     return like.color.get("colorspace") if like is not None else None
 
 
-__all__ = ["ANIMATION_SUFFIXES", "Frame", "VIDEO_SUFFIXES", "VideoInfo", "VideoReader", "VideoWriter",
-           "check_output", "container_alpha", "is_video_path"]
+__all__ = ["ANIMATION_SUFFIXES", "Frame", "Prepared", "VIDEO_SUFFIXES", "VideoInfo", "VideoReader", "VideoWriter",
+           "check_output", "codec_for", "container_alpha", "is_video_path", "prepare_frame"]

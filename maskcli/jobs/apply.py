@@ -18,6 +18,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from maskcli.imageops import BAND_PIXELS, bands, to_unit_float
@@ -240,10 +241,11 @@ def _stretched(mask_shape: tuple[int, ...], image_shape: tuple[int, ...]) -> boo
 
 
 def _hard_inside(mask: np.ndarray) -> np.ndarray | None:
-    """Where a hard mask keeps the image (bool), or None for a soft mask."""
+    """Where a hard mask keeps the image (nonzero: bool, or the 0/255 levels themselves), or None for a soft
+    mask."""
     if mask.dtype == np.uint8:
-        inside = mask >= 128
-        return inside if np.array_equal(mask, inside.astype(np.uint8) * np.uint8(255)) else None
+        between = cv2.inRange(mask, 1, 254)  # OpenCV: one pass, no temporary the size of the image in numpy
+        return mask if not cv2.countNonZero(between) else None
     return mask >= 0.5 if is_hard(mask) else None
 
 

@@ -40,12 +40,14 @@ from maskcli.io.video import (
     ANIMATION_SUFFIXES,
     VIDEO_SUFFIXES,
     Frame,
+    Prepared,
     VideoInfo,
     VideoReader,
     VideoWriter,
     check_output,
     container_alpha,
     is_video_path,
+    prepare_frame,
 )
 from maskcli.masks import is_hard
 from maskcli.pipeline import run
@@ -313,7 +315,10 @@ class _VideoOutput:
         if self.kind == "mask":
             return quantise(mask, np.uint8)
         pixels = quantise(job.composite(image, mask), np.uint8)
-        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB) if pixels.ndim == 2 else pixels
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB) if pixels.ndim == 2 else pixels
+        # Converted to the encoder's pixel format here, in the engine's threads: the one thread that encodes only
+        # encodes (a 640×360 frame's conversion is a fifth of its encoding).
+        return prepare_frame(pixels, self.destination.suffix.lower(), like=self.like, quality=self.quality)
 
     def put(self, frame: Frame, payload: Any) -> None:
         """Write one frame's output: its own file, or the next frame of the video."""
@@ -337,9 +342,12 @@ class _VideoOutput:
                     raise
             return
         if self.writer is None:
-            height, width = payload.shape[:2]
-            kind = "mask" if self.kind == "mask" else ("alpha" if payload.ndim == 3 and payload.shape[2] == 4
-                                                       else "image")
+            if isinstance(payload, Prepared):
+                height, width, kind = payload.height, payload.width, payload.kind
+            else:
+                height, width = payload.shape[:2]
+                kind = "mask" if self.kind == "mask" else ("alpha" if payload.ndim == 3 and payload.shape[2] == 4
+                                                           else "image")
             # The ignore below: kind is one of the writer's literals, chosen just above.
             self.writer = VideoWriter(self.destination, width=width, height=height, kind=kind,  # type: ignore[arg-type]
                                       like=self.like, quality=self.quality, replace=self.replace)
