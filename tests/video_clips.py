@@ -77,3 +77,12 @@ def probe(path: Path) -> dict:
             packets = [bytes(p) for p in container.demux(stream) if p.size]
             facts["audio"] = {"codec": stream.codec_context.name, "packets": packets}
     return facts
+
+
+def panned_clip(path: Path, picture: np.ndarray, count: int, size: tuple[int, int] = (96, 128),
+                step: tuple[int, int] = (4, 6)) -> Path:
+    """A lossless clip of ``count`` windows of ``size`` panned across ``picture`` (uint8 RGB): every frame differs."""
+    height, width = size
+    make_clip(path, [np.ascontiguousarray(picture[y:y + height, x:x + width])
+                     for y, x in panned(picture, count, size, step=step)])
+    return path

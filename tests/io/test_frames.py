@@ -16,7 +16,7 @@ from maskcli.io.frames import FrameReader
 from maskcli.io.pairing import pair_files
 
 from conftest import SAMPLES, run_cli
-from video_clips import make_clip, panned
+from video_clips import panned_clip
 
 FRAMES = 6
 
@@ -26,10 +26,8 @@ def clip(tmp_path_factory) -> Path:
     """clips/walk.mp4: six frames panned across the coins photo (lossless H.264), and its frames as PNG files."""
     root = tmp_path_factory.mktemp("frames")
     picture = cv2.cvtColor(cv2.imread(str(SAMPLES / "coins.png")), cv2.COLOR_BGR2RGB)
-    frames = [np.ascontiguousarray(picture[y:y + 96, x:x + 128]) for y, x in panned(picture, FRAMES, (96, 128),
-                                                                                      step=(3, 5))]
     (root / "clips").mkdir()
-    make_clip(root / "clips" / "walk.mp4", frames)
+    panned_clip(root / "clips" / "walk.mp4", picture, FRAMES, step=(3, 5))
     return root / "clips" / "walk.mp4"
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLES, run_cli
-from video_clips import make_clip, panned
+from video_clips import panned_clip
 
 FRAMES = 5
 
@@ -19,9 +19,7 @@ FRAMES = 5
 def clip(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("video-masks")
     picture = cv2.cvtColor(cv2.imread(str(SAMPLES / "coins.png")), cv2.COLOR_BGR2RGB)
-    frames = [np.ascontiguousarray(picture[y:y + 96, x:x + 128]) for y, x in panned(picture, FRAMES, (96, 128),
-                                                                                      step=(4, 6))]
-    make_clip(root / "walk.mp4", frames)
+    panned_clip(root / "walk.mp4", picture, FRAMES)
     return root / "walk.mp4"
 
 
