@@ -234,12 +234,17 @@ class MultiOtsu(ThresholdMethod):
 class Li(ThresholdMethod):
     """Li's minimum cross-entropy threshold, iterated on the histogram (:func:`.thresholding.li_level`).
 
-    >>> round(Li().compute(np.array([[0.1, 0.2, 0.3, 0.8, 0.9]], np.float32)).facts["threshold"], 2)
-    0.43
+    >>> round(Li().compute(np.array([[0.1, 0.2, 0.3, 0.8, 0.9]], np.float32)).facts["threshold"], 3)  # skimage: 0.423
+    0.423
     """
 
     summary: ClassVar[str] = "Li's minimum cross-entropy threshold (good for dim objects, e.g. nuclei)."
     example: ClassVar[str] = "maskcli segment nuclei/ -o masks/ -m li --sigma 2 --fill-holes"
+
+    # Li's iteration drifts on coarse bins of quantised levels: the float copy of an 8-bit 128-pixel cell image
+    # gave 0.438 on 256 bins against scikit-image's 0.266 (its own levels: 0.266); 4096 bins give 0.266 for a
+    # millisecond or two. An 8-bit image keeps one bin per level.
+    bins: int = option(4096, "Histogram bins over the image's own range (Li drifts on coarse bins: keep 4096).")
 
 
 @methods.register("yen")

@@ -38,6 +38,22 @@ def test_threshold_values_match_scikit_image(name, reference, image):
     assert got == pytest.approx(expected, abs=1e-5)
 
 
+def test_li_on_the_float_copy_of_an_8_bit_image_matches_its_levels_and_scikit_image():
+    """The float path (what a smoothed or refined image takes) once drifted to another class boundary: a small
+    cell image's Li level was 0.438 on its float copy and 0.266 on its 8-bit levels."""
+    import cv2
+
+    from conftest import SAMPLES
+
+    cell = cv2.imread(str(SAMPLES / "cell.png"), cv2.IMREAD_GRAYSCALE)
+    small = cv2.resize(cell, (107, 128), interpolation=cv2.INTER_AREA)
+    floats = small.astype(np.float32) / 255
+    on_levels = methods.create("li").compute(small).facts["threshold"]
+    on_floats = methods.create("li").compute(floats).facts["threshold"]
+    assert on_floats == pytest.approx(on_levels, abs=2e-3)
+    assert on_floats == pytest.approx(filters.threshold_li(floats), abs=2e-3)
+
+
 @pytest.mark.parametrize("image", IMAGES[:2])
 def test_li_and_multiotsu_and_percentile_match_scikit_image(image):
     width = float(image.max() - image.min()) / 256
