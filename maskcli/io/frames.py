@@ -77,10 +77,10 @@ class _Cursor:
         self.reader.close()
 
 
-def read_paired_image(pair: Pair, frames: FrameReader, max_pixels: int | None = None) -> Image:
+def read_paired_image(pair: Pair, frames: FrameReader) -> Image:
     """The image a pair's source holds: its file, or its frame of a video (``pair.frame``)."""
     if pair.frame is None:
-        return read_image(pair.source) if max_pixels is None else read_image(pair.source, max_pixels=max_pixels)
+        return read_image(pair.source)
     return frames.read(pair.source, pair.frame)
 
 

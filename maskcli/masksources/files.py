@@ -49,7 +49,9 @@ class _FileMasks:
             raise InputError("no mask for this image")
         frame = getattr(item.source, "frame", None)  # a video frame's item (maskcli.video.runner.FrameSource)
         if frame is not None:
-            frames = self.__dict__.setdefault("_frames", FrameReader(max_pixels))
+            frames = self.__dict__.get("_frames")
+            if frames is None:  # one reader for every frame of the run (its decoders stay open between frames)
+                frames = self.__dict__["_frames"] = FrameReader(max_pixels)
             return frame_mask(item.mask, frame.index + 1, frames, max_pixels)
         return read_mask_file(item.mask, max_pixels)
 
